@@ -1,0 +1,181 @@
+package kafkaio
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// ErrUnknownTopic means a topic does not exist on the brokers.
+var ErrUnknownTopic = errors.New("kafkaio: unknown topic")
+
+// eachBroker calls f with each bootstrap broker until one succeeds.
+func eachBroker(brokers []string, f func(addr string) error) error {
+	var errs []error
+	for _, b := range brokers {
+		err := f(b)
+		if err == nil {
+			return nil
+		}
+		if errors.Is(err, ErrUnknownTopic) {
+			return err
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", b, err))
+	}
+	return fmt.Errorf("kafkaio: no broker answered (is Kafka running at %v?): %w", brokers, errors.Join(errs...))
+}
+
+func lookupPartitions(ctx context.Context, d *kafka.Dialer, brokers []string, topic string) ([]kafka.Partition, error) {
+	var parts []kafka.Partition
+	err := eachBroker(brokers, func(addr string) error {
+		conn, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		ps, err := conn.ReadPartitions(topic)
+		if err != nil {
+			if errors.Is(err, kafka.UnknownTopicOrPartition) {
+				return fmt.Errorf("%w %q on %v", ErrUnknownTopic, topic, brokers)
+			}
+			return err
+		}
+		parts = ps
+		return nil
+	})
+	if err == nil && len(parts) == 0 {
+		err = fmt.Errorf("%w %q on %v", ErrUnknownTopic, topic, brokers)
+	}
+	return parts, err
+}
+
+func dialLeader(ctx context.Context, d *kafka.Dialer, brokers []string, topic string, partition int) (*kafka.Conn, error) {
+	var conn *kafka.Conn
+	err := eachBroker(brokers, func(addr string) error {
+		c, err := d.DialLeader(ctx, "tcp", addr, topic, partition)
+		if err != nil {
+			return err
+		}
+		conn = c
+		return nil
+	})
+	return conn, err
+}
+
+// partitionOffsets returns the earliest retained offset and the high
+// watermark of a partition.
+func partitionOffsets(ctx context.Context, d *kafka.Dialer, brokers []string, topic string, partition int) (first, last int64, err error) {
+	conn, err := dialLeader(ctx, d, brokers, topic, partition)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer conn.Close()
+	first, last, err = conn.ReadOffsets()
+	if err != nil {
+		return 0, 0, fmt.Errorf("kafkaio: offsets of %s/%d: %w", topic, partition, err)
+	}
+	return first, last, nil
+}
+
+func offsetForTime(ctx context.Context, d *kafka.Dialer, brokers []string, topic string, partition int, t time.Time) (int64, error) {
+	conn, err := dialLeader(ctx, d, brokers, topic, partition)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	off, err := conn.ReadOffset(t)
+	if err != nil {
+		return 0, fmt.Errorf("kafkaio: offset of %s/%d at %s: %w", topic, partition, t.Format(time.RFC3339), err)
+	}
+	if off < 0 { // no record at or after t: start at the end
+		_, last, err := conn.ReadOffsets()
+		return last, err
+	}
+	return off, nil
+}
+
+// EndOffsets returns the high watermark of every partition of topic.
+func EndOffsets(ctx context.Context, brokers []string, topic string) (map[int]int64, error) {
+	d := &kafka.Dialer{Timeout: DefaultDialTimeout}
+	parts, err := lookupPartitions(ctx, d, brokers, topic)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int]int64, len(parts))
+	for _, p := range parts {
+		_, last, err := partitionOffsets(ctx, d, brokers, topic, p.ID)
+		if err != nil {
+			return nil, err
+		}
+		out[p.ID] = last
+	}
+	return out, nil
+}
+
+// TopicSpec describes a topic to create.
+type TopicSpec struct {
+	Name       string
+	Partitions int
+	// Replication is the replication factor. Default 1.
+	Replication int
+}
+
+// EnsureTopics creates the topics that do not exist yet; existing topics
+// are left as they are.
+func EnsureTopics(ctx context.Context, brokers []string, topics ...TopicSpec) error {
+	if len(brokers) == 0 {
+		return ErrNoBrokers
+	}
+	d := &kafka.Dialer{Timeout: DefaultDialTimeout}
+	return eachBroker(brokers, func(addr string) error {
+		conn, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		ctrl, err := conn.Controller()
+		if err != nil {
+			return fmt.Errorf("find controller: %w", err)
+		}
+		cc, err := d.DialContext(ctx, "tcp", net.JoinHostPort(ctrl.Host, strconv.Itoa(ctrl.Port)))
+		if err != nil {
+			return fmt.Errorf("dial controller: %w", err)
+		}
+		defer cc.Close()
+		cfgs := make([]kafka.TopicConfig, 0, len(topics))
+		for _, t := range topics {
+			if t.Partitions <= 0 {
+				t.Partitions = 1
+			}
+			if t.Replication <= 0 {
+				t.Replication = 1
+			}
+			cfgs = append(cfgs, kafka.TopicConfig{Topic: t.Name, NumPartitions: t.Partitions, ReplicationFactor: t.Replication})
+		}
+		err = cc.CreateTopics(cfgs...)
+		if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
+			return fmt.Errorf("create topics: %w", err)
+		}
+		// Wait until every topic answers metadata requests, so that a read
+		// or write right after does not race topic creation.
+		deadline := time.Now().Add(10 * time.Second)
+		for _, t := range topics {
+			for {
+				ps, err := conn.ReadPartitions(t.Name)
+				if err == nil && len(ps) > 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					return fmt.Errorf("topic %q not ready after create: %v", t.Name, err)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+		return nil
+	})
+}

@@ -1,0 +1,533 @@
+package kafkaio
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"reflect"
+	"sync/atomic"
+	"time"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/graph/mtime"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/sdf"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/rtrackers/offsetrange"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+	"github.com/segmentio/kafka-go"
+)
+
+func init() {
+	beam.RegisterType(reflect.TypeOf((*partitionRange)(nil)).Elem())
+	register.DoFn3x1[context.Context, []byte, func(partitionRange), error](&resolveFn{})
+	register.Emitter1[partitionRange]()
+
+	register.DoFn4x1[context.Context, *sdf.LockRTracker, partitionRange, func(beam.EventTime, Record), error](&boundedReadFn{})
+	register.DoFn4x1[context.Context, *sdf.LockRTracker, partitionRange, func(beam.EventTime, Records), error](&boundedBatchReadFn{})
+	register.DoFn5x2[context.Context, *watermarkEstimator, *sdf.LockRTracker, partitionRange, func(beam.EventTime, Record), sdf.ProcessContinuation, error](&unboundedReadFn{})
+	register.DoFn5x2[context.Context, *watermarkEstimator, *sdf.LockRTracker, partitionRange, func(beam.EventTime, Records), sdf.ProcessContinuation, error](&unboundedBatchReadFn{})
+	register.Emitter2[beam.EventTime, Record]()
+	register.Emitter2[beam.EventTime, Records]()
+}
+
+// partitionRange is the element of the read: one partition and the offsets
+// resolved for it when the pipeline started. End is math.MaxInt64 for
+// unbounded reads.
+type partitionRange struct {
+	Topic     string
+	Partition int
+	Start     int64
+	End       int64
+}
+
+// Read reads Kafka records: PCollection<Record>, one element per record,
+// timestamped with the record's Kafka timestamp. It panics if p is invalid.
+func Read(s beam.Scope, p Params) beam.PCollection {
+	s = s.Scope("kafkaio.Read")
+	q := p.withDefaults()
+	if err := q.validate(); err != nil {
+		panic(fmt.Sprintf("kafkaio.Read: %v", err))
+	}
+	parts := resolve(s, q)
+	base := readBase{Params: q}
+	if q.Unbounded {
+		return beam.ParDo(s, &unboundedReadFn{unboundedBase{base}}, parts)
+	}
+	return beam.ParDo(s, &boundedReadFn{readBase: base}, parts)
+}
+
+// ReadBatches reads Kafka records as batches: PCollection<Records>, each
+// element at most Params.BatchRecords records of one partition in offset
+// order, timestamped with its first record's timestamp. Emitting a fetch as
+// one element removes the per-element cost of the runner from the hot path.
+func ReadBatches(s beam.Scope, p Params) beam.PCollection {
+	s = s.Scope("kafkaio.ReadBatches")
+	q := p.withDefaults()
+	if err := q.validate(); err != nil {
+		panic(fmt.Sprintf("kafkaio.ReadBatches: %v", err))
+	}
+	parts := resolve(s, q)
+	base := readBase{Params: q}
+	if q.Unbounded {
+		return beam.ParDo(s, &unboundedBatchReadFn{unboundedBase{base}}, parts)
+	}
+	return beam.ParDo(s, &boundedBatchReadFn{readBase: base}, parts)
+}
+
+func resolve(s beam.Scope, p Params) beam.PCollection {
+	return beam.ParDo(s.Scope("Partitions"), &resolveFn{Params: p}, beam.Impulse(s))
+}
+
+// resolveFn lists the partitions to read and resolves their start (and, for
+// bounded reads, end) offsets. It runs once, when the pipeline starts.
+type resolveFn struct {
+	Params Params
+}
+
+func (fn *resolveFn) ProcessElement(ctx context.Context, _ []byte, emit func(partitionRange)) error {
+	ranges, err := ResolveRanges(ctx, fn.Params)
+	if err != nil {
+		return err
+	}
+	for _, r := range ranges {
+		emit(partitionRange{Topic: r.Topic, Partition: r.Partition, Start: r.Start, End: r.End})
+	}
+	return nil
+}
+
+// PartitionRange is the offset range a read covers in one partition.
+type PartitionRange struct {
+	Topic     string
+	Partition int
+	// Start is the first offset to read.
+	Start int64
+	// End is one past the last offset for bounded reads, math.MaxInt64 for
+	// unbounded ones.
+	End int64
+}
+
+// ResolveRanges resolves the partitions and offset ranges p reads, as Read
+// does when the pipeline starts. Batch runs record them as lineage.
+func ResolveRanges(ctx context.Context, p Params) ([]PartitionRange, error) {
+	p = p.withDefaults()
+	if err := p.validate(); err != nil {
+		return nil, err
+	}
+	d := &kafka.Dialer{Timeout: p.DialTimeout}
+	var out []PartitionRange
+	for _, topic := range p.Topics {
+		parts, err := lookupPartitions(ctx, d, p.Brokers, topic)
+		if err != nil {
+			return nil, err
+		}
+		for _, part := range parts {
+			if len(p.Partitions) > 0 && !containsInt(p.Partitions, part.ID) {
+				continue
+			}
+			first, last, err := partitionOffsets(ctx, d, p.Brokers, topic, part.ID)
+			if err != nil {
+				return nil, err
+			}
+			start := first
+			switch p.Start.Kind {
+			case StartLatest:
+				start = last
+			case StartOffsets:
+				if off, ok := p.Start.Offsets[part.ID]; ok {
+					start = max(first, min(off, last))
+				}
+			case StartTime:
+				if start, err = offsetForTime(ctx, d, p.Brokers, topic, part.ID, p.Start.Time); err != nil {
+					return nil, err
+				}
+				start = max(first, min(start, last))
+			}
+			end := last
+			if p.Unbounded {
+				end = math.MaxInt64
+			}
+			out = append(out, PartitionRange{Topic: topic, Partition: part.ID, Start: start, End: max(start, end)})
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("kafkaio: topics %v on %v: no partitions matched %v", p.Topics, p.Brokers, p.Partitions)
+	}
+	return out, nil
+}
+
+func containsInt(xs []int, x int) bool {
+	for _, v := range xs {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+// readBase holds what all four read DoFns share: the parameters, the cached
+// connections and the partition state that lives in this worker.
+type readBase struct {
+	Params Params
+
+	conns map[string]*partitionConn
+	est   *endEstimator
+}
+
+// partitionConn is an open connection to a partition's leader and what this
+// worker last saw of the partition.
+type partitionConn struct {
+	conn *kafka.Conn
+	next int64 // the offset the connection is positioned at
+	// lastData is when a fetch last returned records; drives idle watermarks.
+	lastData time.Time
+}
+
+func (fn *readBase) Teardown() error {
+	var first error
+	for k, pc := range fn.conns {
+		if err := pc.conn.Close(); err != nil && first == nil {
+			first = err
+		}
+		delete(fn.conns, k)
+	}
+	return first
+}
+
+func (fn *readBase) CreateInitialRestriction(p partitionRange) offsetrange.Restriction {
+	return offsetrange.Restriction{Start: p.Start, End: p.End}
+}
+
+func (fn *readBase) SplitRestriction(_ partitionRange, rest offsetrange.Restriction) []offsetrange.Restriction {
+	return []offsetrange.Restriction{rest}
+}
+
+func (fn *readBase) RestrictionSize(_ partitionRange, rest offsetrange.Restriction) float64 {
+	if rest.End != math.MaxInt64 {
+		return float64(rest.End - rest.Start)
+	}
+	if fn.est != nil {
+		if hwm := fn.est.hwm.Load(); hwm > rest.Start {
+			return float64(hwm - rest.Start)
+		}
+	}
+	return 1
+}
+
+func (fn *readBase) CreateTracker(rest offsetrange.Restriction) *sdf.LockRTracker {
+	if rest.End != math.MaxInt64 {
+		return sdf.NewLockRTracker(offsetrange.NewTracker(rest))
+	}
+	est := &endEstimator{}
+	est.hwm.Store(rest.Start)
+	fn.est = est
+	rt, err := offsetrange.NewGrowableTracker(rest, est)
+	if err != nil {
+		panic(err) // only for a nil estimator
+	}
+	return sdf.NewLockRTracker(rt)
+}
+
+// TruncateRestriction ends an unbounded read at what has been claimed when
+// the runner drains the pipeline.
+func (fn *unboundedBase) TruncateRestriction(rt *sdf.LockRTracker, _ partitionRange) offsetrange.Restriction {
+	start := rt.GetRestriction().(offsetrange.Restriction).Start
+	return offsetrange.Restriction{Start: start, End: start}
+}
+
+// endEstimator estimates the end of a growable range from the high
+// watermark that fetches report.
+type endEstimator struct {
+	hwm atomic.Int64
+}
+
+func (e *endEstimator) Estimate() int64 { return e.hwm.Load() }
+
+// watermarkEstimator follows record timestamps and, on idle partitions, the
+// wall clock. Its state survives checkpoints.
+type watermarkEstimator struct {
+	wm time.Time
+}
+
+func (e *watermarkEstimator) CurrentWatermark() time.Time { return e.wm }
+
+func (e *watermarkEstimator) advance(t time.Time) {
+	if t.After(e.wm) {
+		e.wm = t
+	}
+}
+
+// connFor returns the cached connection to the partition's leader,
+// positioned at offset.
+func (fn *readBase) connFor(ctx context.Context, p partitionRange, offset int64) (*partitionConn, error) {
+	if fn.conns == nil {
+		fn.conns = make(map[string]*partitionConn)
+	}
+	key := fmt.Sprintf("%s/%d", p.Topic, p.Partition)
+	pc := fn.conns[key]
+	if pc == nil {
+		d := &kafka.Dialer{Timeout: fn.Params.DialTimeout}
+		conn, err := dialLeader(ctx, d, fn.Params.Brokers, p.Topic, p.Partition)
+		if err != nil {
+			return nil, err
+		}
+		pc = &partitionConn{conn: conn, next: -1, lastData: time.Now()}
+		fn.conns[key] = pc
+	}
+	if pc.next != offset {
+		if _, err := pc.conn.Seek(offset, kafka.SeekAbsolute); err != nil {
+			fn.drop(key)
+			return nil, fmt.Errorf("kafkaio: seek %s to %d: %w", key, offset, err)
+		}
+		pc.next = offset
+	}
+	return pc, nil
+}
+
+func (fn *readBase) drop(key string) {
+	if pc := fn.conns[key]; pc != nil {
+		_ = pc.conn.Close()
+		delete(fn.conns, key)
+	}
+}
+
+// fetch reads one fetch batch from pc into dst and returns the records
+// appended, the partition's high watermark and whether the fetch was empty.
+func (fn *readBase) fetch(p partitionRange, pc *partitionConn, maxWait time.Duration, dst []Record) ([]Record, int64, error) {
+	if err := pc.conn.SetReadDeadline(time.Now().Add(maxWait + fn.Params.DialTimeout)); err != nil {
+		return dst, 0, err
+	}
+	batch := pc.conn.ReadBatchWith(kafka.ReadBatchConfig{MinBytes: 1, MaxBytes: fn.Params.FetchMaxBytes, MaxWait: maxWait})
+	for {
+		m, err := batch.ReadMessage()
+		if err != nil {
+			hwm := batch.HighWaterMark()
+			cerr := batch.Close()
+			// kafka-go reports an empty fetch (nothing arrived within
+			// MaxWait) as RequestTimedOut; that is not a failure.
+			if errors.Is(err, io.EOF) || errors.Is(err, kafka.RequestTimedOut) {
+				err = cerr
+				if errors.Is(err, kafka.RequestTimedOut) {
+					err = nil
+				}
+			}
+			if err != nil {
+				fn.drop(fmt.Sprintf("%s/%d", p.Topic, p.Partition))
+				return dst, hwm, fmt.Errorf("kafkaio: fetch %s/%d at offset %d: %w", p.Topic, p.Partition, pc.next, err)
+			}
+			return dst, hwm, nil
+		}
+		r := Record{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: m.Key, Value: m.Value, Time: m.Time}
+		if r.Topic == "" {
+			r.Topic = p.Topic
+		}
+		if len(m.Headers) > 0 {
+			r.Headers = make([]Header, len(m.Headers))
+			for i, h := range m.Headers {
+				r.Headers[i] = Header{Key: h.Key, Value: h.Value}
+			}
+		}
+		pc.next = m.Offset + 1
+		dst = append(dst, r)
+	}
+}
+
+// emitter receives the records of one fetch that the tracker let the DoFn
+// claim.
+type emitter interface {
+	emit(rs []Record)
+	flush()
+}
+
+type recordEmitter struct {
+	out func(beam.EventTime, Record)
+}
+
+func (e recordEmitter) emit(rs []Record) {
+	for i := range rs {
+		e.out(mtime.FromTime(rs[i].Time), rs[i])
+	}
+}
+
+func (e recordEmitter) flush() {}
+
+type batchEmitter struct {
+	out  func(beam.EventTime, Records)
+	max  int
+	pend []Record
+}
+
+func (e *batchEmitter) emit(rs []Record) {
+	for len(rs) > 0 {
+		n := min(len(rs), e.max-len(e.pend))
+		e.pend = append(e.pend, rs[:n]...)
+		rs = rs[n:]
+		if len(e.pend) >= e.max {
+			e.flush()
+		}
+	}
+}
+
+func (e *batchEmitter) flush() {
+	if len(e.pend) == 0 {
+		return
+	}
+	e.out(mtime.FromTime(e.pend[0].Time), Records{Records: e.pend})
+	e.pend = make([]Record, 0, e.max)
+}
+
+// readBounded reads the restriction to its end.
+func (fn *readBase) readBounded(ctx context.Context, rt *sdf.LockRTracker, p partitionRange, em emitter) error {
+	rest := rt.GetRestriction().(offsetrange.Restriction)
+	defer em.flush()
+	next := rest.Start
+	var buf []Record
+	var hwm int64
+	for {
+		if next >= rest.End {
+			rt.TryClaim(rest.End)
+			return nil
+		}
+		pc, err := fn.connFor(ctx, p, next)
+		if err != nil {
+			return err
+		}
+		buf, hwm, err = fn.fetch(p, pc, fn.Params.FetchMaxWait, buf[:0])
+		if err != nil {
+			return err
+		}
+		claimed := 0
+		for i := range buf {
+			if !rt.TryClaim(buf[i].Offset) {
+				em.emit(buf[:claimed])
+				return rt.GetError()
+			}
+			claimed++
+		}
+		em.emit(buf)
+		if len(buf) > 0 {
+			next = buf[len(buf)-1].Offset + 1
+		} else if hwm >= rest.End || hwm <= next {
+			// Nothing but control records or compacted gaps remain below
+			// the end captured at start.
+			rt.TryClaim(rest.End)
+			return rt.GetError()
+		}
+		buf = buf[:0]
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+}
+
+// readUnbounded reads until it is time to checkpoint, the restriction is
+// split, or the stream is told to stop.
+func (fn *readBase) readUnbounded(ctx context.Context, we *watermarkEstimator, rt *sdf.LockRTracker, p partitionRange, em emitter) (sdf.ProcessContinuation, error) {
+	defer em.flush()
+	rest := rt.GetRestriction().(offsetrange.Restriction)
+	next := rest.Start
+	began := time.Now()
+	n := 0
+	var buf []Record
+	for {
+		if fn.stopRequested() {
+			// Stop the source: keep what was claimed, drop the rest of the
+			// range, and release the watermark so the pipeline drains.
+			_, _, _ = rt.TrySplit(0)
+			we.advance(mtime.MaxTimestamp.ToTime())
+			return sdf.StopProcessing(), nil
+		}
+		pc, err := fn.connFor(ctx, p, next)
+		if err != nil {
+			return sdf.StopProcessing(), err
+		}
+		wait := min(fn.Params.FetchMaxWait, max(time.Millisecond, fn.Params.CheckpointInterval-time.Since(began)))
+		var hwm int64
+		buf, hwm, err = fn.fetch(p, pc, wait, buf[:0])
+		if err != nil {
+			return sdf.StopProcessing(), err
+		}
+		if fn.est != nil {
+			fn.est.hwm.Store(max(hwm, next))
+		}
+		for i := range buf {
+			if !rt.TryClaim(buf[i].Offset) {
+				em.emit(buf[:i])
+				return sdf.StopProcessing(), rt.GetError()
+			}
+			we.advance(buf[i].Time.Add(-fn.Params.MaxDelay))
+		}
+		em.emit(buf)
+		now := time.Now()
+		if len(buf) > 0 {
+			next = buf[len(buf)-1].Offset + 1
+			pc.lastData = now
+			n += len(buf)
+		} else if fn.Params.IdleTimeout > 0 && next >= hwm && now.Sub(pc.lastData) >= fn.Params.IdleTimeout {
+			we.advance(now.Add(-fn.Params.MaxDelay))
+		}
+		if n >= fn.Params.CheckpointRecords || now.Sub(began) >= fn.Params.CheckpointInterval {
+			if len(buf) == 0 {
+				return sdf.ResumeProcessingIn(fn.Params.FetchMaxWait / 4), nil
+			}
+			return sdf.ResumeProcessingIn(0), nil
+		}
+		buf = buf[:0]
+	}
+}
+
+// stopRequested reports whether the read has been told to stop: its Until
+// time has passed, or its StopFile exists.
+func (fn *readBase) stopRequested() bool {
+	if !fn.Params.Until.IsZero() && time.Now().After(fn.Params.Until) {
+		return true
+	}
+	if fn.Params.StopFile != "" {
+		if _, err := os.Stat(fn.Params.StopFile); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+type boundedReadFn struct{ readBase }
+
+func (fn *boundedReadFn) ProcessElement(ctx context.Context, rt *sdf.LockRTracker, p partitionRange, emit func(beam.EventTime, Record)) error {
+	return fn.readBounded(ctx, rt, p, recordEmitter{out: emit})
+}
+
+type boundedBatchReadFn struct{ readBase }
+
+func (fn *boundedBatchReadFn) ProcessElement(ctx context.Context, rt *sdf.LockRTracker, p partitionRange, emit func(beam.EventTime, Records)) error {
+	return fn.readBounded(ctx, rt, p, &batchEmitter{out: emit, max: fn.Params.BatchRecords})
+}
+
+// unboundedBase adds what unbounded reads need: the watermark estimator
+// with state that survives checkpoints, and truncation on drain.
+type unboundedBase struct{ readBase }
+
+func (fn *unboundedBase) InitialWatermarkEstimatorState(_ beam.EventTime, _ offsetrange.Restriction, _ partitionRange) int64 {
+	return int64(mtime.MinTimestamp)
+}
+
+func (fn *unboundedBase) CreateWatermarkEstimator(ms int64) *watermarkEstimator {
+	return &watermarkEstimator{wm: mtime.Time(ms).ToTime()}
+}
+
+func (fn *unboundedBase) WatermarkEstimatorState(we *watermarkEstimator) int64 {
+	return int64(mtime.FromTime(we.wm))
+}
+
+type unboundedReadFn struct{ unboundedBase }
+
+func (fn *unboundedReadFn) ProcessElement(ctx context.Context, we *watermarkEstimator, rt *sdf.LockRTracker, p partitionRange, emit func(beam.EventTime, Record)) (sdf.ProcessContinuation, error) {
+	return fn.readUnbounded(ctx, we, rt, p, recordEmitter{out: emit})
+}
+
+type unboundedBatchReadFn struct{ unboundedBase }
+
+func (fn *unboundedBatchReadFn) ProcessElement(ctx context.Context, we *watermarkEstimator, rt *sdf.LockRTracker, p partitionRange, emit func(beam.EventTime, Records)) (sdf.ProcessContinuation, error) {
+	return fn.readUnbounded(ctx, we, rt, p, &batchEmitter{out: emit, max: fn.Params.BatchRecords})
+}
+

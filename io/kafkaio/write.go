@@ -1,0 +1,252 @@
+package kafkaio
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+	"github.com/segmentio/kafka-go"
+)
+
+func init() {
+	register.DoFn2x1[context.Context, Record, error](&writeFn{})
+}
+
+// Acks is how many acknowledgements a write waits for.
+type Acks int
+
+const (
+	// AcksAll waits for all in-sync replicas (Kafka's acks=all).
+	AcksAll Acks = iota
+	// AcksLeader waits for the partition leader only (acks=1).
+	AcksLeader
+	// AcksNone does not wait (acks=0): records may be lost without an error.
+	AcksNone
+)
+
+// Defaults that WriteParams overrides.
+const (
+	// DefaultWriteBatch is how many records a write buffers before sending.
+	DefaultWriteBatch = 4096
+	// DefaultWriteBatchBytes caps the bytes of one produce request per partition.
+	DefaultWriteBatchBytes = 4 << 20
+	// DefaultWriteAttempts is how often a failed produce request is tried.
+	DefaultWriteAttempts = 10
+	// DefaultWriteTimeout bounds one produce request.
+	DefaultWriteTimeout = 30 * time.Second
+)
+
+// WriteParams configures Write.
+type WriteParams struct {
+	// Brokers are bootstrap addresses, host:port. Required.
+	Brokers []string
+	// Topic, when set, is where every record goes; otherwise each record's
+	// own Topic field names it (as dead letters do).
+	Topic string
+	// Acks is the acknowledgement level. Default AcksAll.
+	Acks Acks
+	// Batch is how many records are buffered before a produce. Default
+	// DefaultWriteBatch; the buffer is also flushed at the end of each bundle.
+	Batch int
+	// BatchBytes caps one produce request per partition. Default DefaultWriteBatchBytes.
+	BatchBytes int
+	// Attempts is how often a produce is tried before the bundle fails.
+	// Default DefaultWriteAttempts.
+	Attempts int
+	// Timeout bounds one produce request. Default DefaultWriteTimeout.
+	Timeout time.Duration
+	// KeepPartition writes each record to its Partition field instead of
+	// hashing its key. Default false: records with the same key go to the
+	// same partition, as Kafka's default partitioner does.
+	KeepPartition bool
+}
+
+func (p *WriteParams) withDefaults() WriteParams {
+	q := *p
+	if q.Batch == 0 {
+		q.Batch = DefaultWriteBatch
+	}
+	if q.BatchBytes == 0 {
+		q.BatchBytes = DefaultWriteBatchBytes
+	}
+	if q.Attempts == 0 {
+		q.Attempts = DefaultWriteAttempts
+	}
+	if q.Timeout == 0 {
+		q.Timeout = DefaultWriteTimeout
+	}
+	return q
+}
+
+func (p *WriteParams) validate() error {
+	if len(p.Brokers) == 0 {
+		return ErrNoBrokers
+	}
+	if p.Acks < AcksAll || p.Acks > AcksNone {
+		return fmt.Errorf("%w: acks %d", ErrBadParams, p.Acks)
+	}
+	if p.Batch < 0 || p.BatchBytes < 0 || p.Attempts < 0 || p.Timeout < 0 {
+		return fmt.Errorf("%w: negative write batch, attempts or timeout", ErrBadParams)
+	}
+	return nil
+}
+
+// Write produces every record of col (PCollection<Record>) to Kafka, keys
+// and headers preserved. A record whose Topic is empty and no
+// WriteParams.Topic is set fails the bundle. It panics if p is invalid.
+func Write(s beam.Scope, p WriteParams, col beam.PCollection) {
+	s = s.Scope("kafkaio.Write")
+	q := p.withDefaults()
+	if err := q.validate(); err != nil {
+		panic(fmt.Sprintf("kafkaio.Write: %v", err))
+	}
+	beam.ParDo0(s, &writeFn{Params: q}, col)
+}
+
+// NewWriter returns a kafka-go writer configured as Write configures its
+// own; producers outside pipelines (muon produce) use it.
+func NewWriter(p WriteParams) (*kafka.Writer, error) {
+	q := p.withDefaults()
+	if err := q.validate(); err != nil {
+		return nil, err
+	}
+	w := &kafka.Writer{
+		Addr:                   kafka.TCP(q.Brokers...),
+		Topic:                  q.Topic,
+		Balancer:               &kafka.Hash{},
+		MaxAttempts:            q.Attempts,
+		WriteBackoffMin:        10 * time.Millisecond,
+		WriteBackoffMax:        time.Second,
+		BatchSize:              q.Batch,
+		BatchBytes:             int64(q.BatchBytes),
+		BatchTimeout:           time.Millisecond,
+		WriteTimeout:           q.Timeout,
+		ReadTimeout:            q.Timeout,
+		AllowAutoTopicCreation: true,
+	}
+	switch q.Acks {
+	case AcksAll:
+		w.RequiredAcks = kafka.RequireAll
+	case AcksLeader:
+		w.RequiredAcks = kafka.RequireOne
+	case AcksNone:
+		w.RequiredAcks = kafka.RequireNone
+	}
+	if q.KeepPartition {
+		w.Balancer = partitionField{}
+	}
+	return w, nil
+}
+
+// partitionField sends each message to the partition it names; kafka-go
+// exposes the record's intended partition only through the balancer.
+type partitionField struct{}
+
+func (partitionField) Balance(m kafka.Message, partitions ...int) int {
+	for _, p := range partitions {
+		if p == m.Partition {
+			return p
+		}
+	}
+	return partitions[0]
+}
+
+// Message converts r to a kafka-go message.
+func (r *Record) Message() kafka.Message {
+	m := kafka.Message{Topic: r.Topic, Partition: r.Partition, Key: r.Key, Value: r.Value, Time: r.Time}
+	if len(r.Headers) > 0 {
+		m.Headers = make([]kafka.Header, len(r.Headers))
+		for i, h := range r.Headers {
+			m.Headers[i] = kafka.Header{Key: h.Key, Value: h.Value}
+		}
+	}
+	return m
+}
+
+// writeFn buffers records and produces them synchronously, so an error
+// fails the bundle and the runner retries it.
+type writeFn struct {
+	Params WriteParams
+
+	w       *kafka.Writer
+	pending []kafka.Message
+	written beam.Counter
+	bytes   beam.Counter
+}
+
+func (fn *writeFn) Setup() error {
+	w, err := NewWriter(fn.Params)
+	if err != nil {
+		return err
+	}
+	// Topic goes on each message so one writer serves records bound for
+	// several topics (data and dead letters).
+	w.Topic = ""
+	fn.w = w
+	fn.written = beam.NewCounter("kafkaio.Write", "records")
+	fn.bytes = beam.NewCounter("kafkaio.Write", "bytes")
+	return nil
+}
+
+func (fn *writeFn) ProcessElement(ctx context.Context, r Record) error {
+	m := r.Message()
+	if fn.Params.Topic != "" {
+		m.Topic = fn.Params.Topic
+	}
+	if m.Topic == "" {
+		return fmt.Errorf("kafkaio.Write: record %s has no topic and WriteParams.Topic is empty", r.ID())
+	}
+	if !fn.Params.KeepPartition {
+		m.Partition = 0
+	}
+	fn.pending = append(fn.pending, m)
+	if len(fn.pending) >= fn.Params.Batch {
+		return fn.flush(ctx)
+	}
+	return nil
+}
+
+func (fn *writeFn) FinishBundle(ctx context.Context) error {
+	return fn.flush(ctx)
+}
+
+func (fn *writeFn) flush(ctx context.Context) error {
+	if len(fn.pending) == 0 {
+		return nil
+	}
+	if err := fn.w.WriteMessages(ctx, fn.pending...); err != nil {
+		var werrs kafka.WriteErrors
+		if errors.As(err, &werrs) {
+			return fmt.Errorf("kafkaio.Write: %d of %d records failed: %w", werrs.Count(), len(fn.pending), firstError(werrs))
+		}
+		return fmt.Errorf("kafkaio.Write: %d records: %w", len(fn.pending), err)
+	}
+	n := 0
+	for i := range fn.pending {
+		n += len(fn.pending[i].Key) + len(fn.pending[i].Value)
+	}
+	fn.written.Inc(ctx, int64(len(fn.pending)))
+	fn.bytes.Inc(ctx, int64(n))
+	clear(fn.pending)
+	fn.pending = fn.pending[:0]
+	return nil
+}
+
+func firstError(errs kafka.WriteErrors) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+func (fn *writeFn) Teardown() error {
+	if fn.w == nil {
+		return nil
+	}
+	return fn.w.Close()
+}
