@@ -530,4 +530,3 @@ type unboundedBatchReadFn struct{ unboundedBase }
 func (fn *unboundedBatchReadFn) ProcessElement(ctx context.Context, we *watermarkEstimator, rt *sdf.LockRTracker, p partitionRange, emit func(beam.EventTime, Records)) (sdf.ProcessContinuation, error) {
 	return fn.readUnbounded(ctx, we, rt, p, &batchEmitter{out: emit, max: fn.Params.BatchRecords})
 }
-
