@@ -1,0 +1,136 @@
+package configs_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/muonml/muon/configs"
+)
+
+// Every example spec in this folder must load.
+func TestExamplesLoad(t *testing.T) {
+	files, err := filepath.Glob("*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no example specs found: %v", err)
+	}
+	for _, f := range files {
+		t.Run(f, func(t *testing.T) {
+			s, err := configs.Load(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Name == "" || len(s.Source.Topics) == 0 {
+				t.Errorf("%s loaded without name or topics: %+v", f, s)
+			}
+		})
+	}
+}
+
+const base = `name: t
+source:
+  topics: [a]
+  format: sensor
+`
+
+func TestErrors(t *testing.T) {
+	tests := []struct {
+		name      string
+		spec      string
+		overrides []string
+		want      error
+		line      int
+		path      string
+	}{
+		{"unknown top-level field", base + "sourse: {}\n", nil, configs.ErrUnknownField, 5, "sourse"},
+		{"unknown nested field", "name: t\nsource:\n  topics: [a]\n  format: sensor\n  strat: earliest\n", nil, configs.ErrUnknownField, 5, "source.strat"},
+		{"wrong type list", "name: t\nsource:\n  topics: {a: 1}\n  format: sensor\n", nil, configs.ErrType, 3, "source.topics"},
+		{"wrong type int", base + "kafka:\n  partitions: four\n", nil, configs.ErrType, 6, "kafka.partitions"},
+		{"wrong type duration", "name: t\nsource:\n  topics: [a]\n  format: sensor\n  bounded: false\n  for: 10 minutes\n", nil, configs.ErrType, 6, "source.for"},
+		{"missing required", "name: t\nsource:\n  topics: [a]\n", nil, configs.ErrRequired, 2, "source.format"},
+		{"missing section", "name: t\n", nil, configs.ErrRequired, 1, "source"},
+		{"bad enum", "name: t\nsource:\n  topics: [a]\n  format: video\n", nil, configs.ErrValue, 4, "source.format"},
+		{"below min", base + "kafka:\n  partitions: 0\n", nil, configs.ErrValue, 6, "kafka.partitions"},
+		{"offsets without map", base + "  start: offsets\n", nil, configs.ErrValue, 0, "source.offsets"},
+		{"for on bounded", base + "  for: 10s\n", nil, configs.ErrValue, 5, "source.for"},
+		{"bad override syntax", base, []string{"kafka.brokers"}, configs.ErrOverride, 0, ""},
+		{"override unknown field", base, []string{"kafka.brokerz=[x:1]"}, configs.ErrUnknownField, 0, "kafka.brokerz"},
+		{"override wrong type", base, []string{"kafka.partitions=lots"}, configs.ErrType, 0, "kafka.partitions"},
+		{"not yaml", "name: [\n", nil, nil, 0, ""},
+		{"not a mapping", "- a\n- b\n", nil, configs.ErrType, 1, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := configs.Parse("spec.yaml", []byte(tt.spec), tt.overrides...)
+			if err == nil {
+				t.Fatal("loaded, want an error")
+			}
+			var ce *configs.Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("error %v is not a *configs.Error", err)
+			}
+			if tt.want != nil && !errors.Is(err, tt.want) {
+				t.Errorf("error %q, want %v", err, tt.want)
+			}
+			if tt.line != 0 && ce.Line != tt.line {
+				t.Errorf("error %q at line %d, want line %d", err, ce.Line, tt.line)
+			}
+			if ce.Path != tt.path {
+				t.Errorf("error %q at path %q, want %q", err, ce.Path, tt.path)
+			}
+			if !strings.HasPrefix(err.Error(), "spec.yaml") {
+				t.Errorf("error %q does not name the file", err)
+			}
+		})
+	}
+}
+
+func TestDefaultsAndOverrides(t *testing.T) {
+	spec := base + "replay:\n  - path: x.ts\n"
+	s, err := configs.Parse("spec.yaml", []byte(spec),
+		"kafka.brokers=[127.0.0.1:9092, 127.0.0.1:9093]",
+		"replay.0.rate=250",
+		"source.bounded=false",
+		"source.for=30s",
+		"decode.max_bytes=2048",
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Kafka.Brokers; len(got) != 2 || got[1] != "127.0.0.1:9093" {
+		t.Errorf("brokers %v", got)
+	}
+	if s.Replay[0].Rate != 250 || s.Replay[0].Topic != "a" || s.Replay[0].Period.D() != configs.DefaultPeriod {
+		t.Errorf("replay %+v", s.Replay[0])
+	}
+	if s.Source.IsBounded() || s.Source.For.D() != 30*time.Second || s.Decode.MaxBytes != 2048 {
+		t.Errorf("source %+v decode %+v", s.Source, s.Decode)
+	}
+	if s.Runner != "edge" || s.Kafka.Partitions != configs.DefaultPartitions || s.Source.Start != "earliest" || s.Output.Dir != "out/t" {
+		t.Errorf("defaults not applied: %+v", s)
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := configs.Load(filepath.Join(t.TempDir(), "nope.yaml"))
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("got %v, want a not-exist error", err)
+	}
+}
+
+// FuzzParse: no spec, however malformed, panics the loader.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(base), "kafka.partitions=3")
+	f.Add([]byte("name: [\n"), "")
+	f.Add([]byte(base+"source:\n  offsets: {0: 5}\n"), "replay.0.rate=1")
+	f.Fuzz(func(t *testing.T, data []byte, override string) {
+		var ov []string
+		if override != "" {
+			ov = []string{override}
+		}
+		_, _ = configs.Parse("fuzz.yaml", data, ov...)
+	})
+}

@@ -1,0 +1,210 @@
+package configs
+
+import (
+	"fmt"
+	"time"
+)
+
+// Spec is a muon job spec.
+type Spec struct {
+	// Name names the job; it prefixes run ids and output files.
+	Name string `yaml:"name" required:"true"`
+	// Runner is edge (alias direct) or flink. Default edge; muon run
+	// --runner overrides it.
+	Runner string `yaml:"runner" enum:"edge,direct,flink"`
+	// Endpoint is the Flink job server, host:port, for runner flink.
+	Endpoint string `yaml:"endpoint"`
+	Kafka    Kafka  `yaml:"kafka"`
+	Source   Source `yaml:"source" required:"true"`
+	Decode   Decode `yaml:"decode"`
+	Output   Output `yaml:"output"`
+	// Replay lists recordings to produce into Kafka before the job reads:
+	// for the quick start and demos, usually with the embedded broker.
+	Replay []Replay `yaml:"replay"`
+}
+
+// Kafka says where the brokers are.
+type Kafka struct {
+	// Brokers are bootstrap addresses, host:port. Empty: muon starts an
+	// embedded broker inside its own process for the job.
+	Brokers []string `yaml:"brokers"`
+	// Partitions is the partition count of the topics the job creates
+	// (replay topics, dead-letter topics). Default 4.
+	Partitions int `yaml:"partitions" min:"1"`
+}
+
+// Source says what the job reads.
+type Source struct {
+	// Topics to read.
+	Topics []string `yaml:"topics" required:"true"`
+	// Format of the messages: sensor (JSON readings) or image.
+	Format string `yaml:"format" required:"true" enum:"sensor,image"`
+	// Start is earliest, latest, offsets or timestamp. Default earliest.
+	Start string `yaml:"start" enum:"earliest,latest,offsets,timestamp"`
+	// Offsets maps partition → first offset, for start: offsets.
+	Offsets map[int]int64 `yaml:"offsets"`
+	// Time is the start time for start: timestamp (RFC 3339).
+	Time time.Time `yaml:"time"`
+	// Bounded captures the end offsets when the job starts and ends there.
+	// Default true; false reads on until the job is stopped or For elapses.
+	Bounded *bool `yaml:"bounded"`
+	// For, on an unbounded read, stops the source after this long and
+	// drains the pipeline. Default: until stopped (SIGINT/SIGTERM).
+	For Duration `yaml:"for"`
+	// CheckpointRecords and CheckpointInterval: an unbounded read
+	// checkpoints itself after this many records or this long. Defaults
+	// 20000 and 1s.
+	CheckpointRecords  int      `yaml:"checkpoint_records" min:"0"`
+	CheckpointInterval Duration `yaml:"checkpoint_interval"`
+	// IdleTimeout: an idle, caught-up partition's watermark follows the
+	// wall clock after this long. Default 2s.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+	// BatchRecords is the most records per fetch batch element. Default 4096.
+	BatchRecords int `yaml:"batch_records" min:"0"`
+}
+
+// IsBounded reports whether the source is bounded (the default).
+func (s *Source) IsBounded() bool { return s.Bounded == nil || *s.Bounded }
+
+// Decode limits what the decode stage accepts.
+type Decode struct {
+	// MaxBytes is the largest message accepted; larger ones go to the dead
+	// letter. Default 1 MiB for sensor readings, 32 MiB for images.
+	MaxBytes int `yaml:"max_bytes" min:"0"`
+	// MaxWidth, MaxHeight and MaxPixels bound image dimensions, checked
+	// before any pixel is decoded. Defaults 8192, 8192, 16777216.
+	MaxWidth  int `yaml:"max_width" min:"0"`
+	MaxHeight int `yaml:"max_height" min:"0"`
+	MaxPixels int `yaml:"max_pixels" min:"0"`
+	// DeadLetterSuffix names each source topic's dead-letter topic.
+	// Default ".dlq".
+	DeadLetterSuffix string `yaml:"dead_letter_suffix"`
+}
+
+// Output says where results go.
+type Output struct {
+	// Dir receives the job's files (per-device counts, summary). Default
+	// out/<name>.
+	Dir string `yaml:"dir"`
+}
+
+// Replay is one recording to produce into Kafka before the job starts.
+type Replay struct {
+	// Path is a .ts or .csv file, or a folder of images.
+	Path string `yaml:"path" required:"true"`
+	// Topic to produce to. Default: the first source topic.
+	Topic string `yaml:"topic"`
+	// Rate is records per second; 0 is unlimited. Default 0.
+	Rate float64 `yaml:"rate" min:"0"`
+	// Start is the event time of the first sample for files without
+	// timestamps (and shifts files with them). Default 2024-01-01T00:00:00Z.
+	Start time.Time `yaml:"start"`
+	// Period between samples for files without timestamps. Default 100ms.
+	Period Duration `yaml:"period"`
+	// Exclude lists glob patterns of files to skip in image folders.
+	Exclude []string `yaml:"exclude"`
+	// Device overrides the device name.
+	Device string `yaml:"device"`
+}
+
+// Duration is a time.Duration written as "1.5s", "250ms", "2m".
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// String formats d like time.Duration.
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// Defaults applied by Load.
+const (
+	DefaultPartitions = 4
+	DefaultPeriod     = 100 * time.Millisecond
+)
+
+// DefaultReplayStart is the first event time of replayed files without timestamps.
+var DefaultReplayStart = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func (s *Spec) applyDefaults() {
+	if s.Runner == "" {
+		s.Runner = "edge"
+	}
+	if s.Kafka.Partitions == 0 {
+		s.Kafka.Partitions = DefaultPartitions
+	}
+	if s.Source.Start == "" {
+		s.Source.Start = "earliest"
+	}
+	if s.Decode.DeadLetterSuffix == "" {
+		s.Decode.DeadLetterSuffix = ".dlq"
+	}
+	if s.Output.Dir == "" {
+		s.Output.Dir = "out/" + s.Name
+	}
+	for i := range s.Replay {
+		r := &s.Replay[i]
+		if r.Topic == "" && len(s.Source.Topics) > 0 {
+			r.Topic = s.Source.Topics[0]
+		}
+		if r.Start.IsZero() {
+			r.Start = DefaultReplayStart
+		}
+		if r.Period == 0 {
+			r.Period = Duration(DefaultPeriod)
+		}
+	}
+}
+
+// check validates what field tags cannot express. It returns the dotted
+// path of the offending field and the problem.
+func (s *Spec) check() (string, error) {
+	src := &s.Source
+	switch src.Start {
+	case "offsets":
+		if len(src.Offsets) == 0 {
+			return "source.offsets", fmt.Errorf("start: offsets needs at least one partition: offset entry")
+		}
+		if len(src.Topics) != 1 {
+			return "source.topics", fmt.Errorf("start: offsets needs exactly one topic, have %d", len(src.Topics))
+		}
+	case "timestamp":
+		if src.Time.IsZero() {
+			return "source.time", fmt.Errorf("start: timestamp needs source.time (RFC 3339, e.g. 2024-01-01T00:00:00Z)")
+		}
+	}
+	for p, off := range src.Offsets {
+		if p < 0 || off < 0 {
+			return "source.offsets", fmt.Errorf("partition %d offset %d: both must be ≥ 0", p, off)
+		}
+	}
+	for i, t := range src.Topics {
+		if t == "" {
+			return fmt.Sprintf("source.topics[%d]", i), fmt.Errorf("empty topic name")
+		}
+	}
+	if src.IsBounded() && src.For != 0 {
+		return "source.for", fmt.Errorf("applies to unbounded sources only (set source.bounded: false)")
+	}
+	if s.Runner == "flink" && s.Endpoint == "" && len(s.Kafka.Brokers) == 0 {
+		return "kafka.brokers", fmt.Errorf("runner flink needs real brokers: the embedded broker lives in this process only")
+	}
+	for i, b := range s.Kafka.Brokers {
+		if b == "" {
+			return fmt.Sprintf("kafka.brokers[%d]", i), fmt.Errorf("empty broker address")
+		}
+	}
+	for _, d := range []struct {
+		path string
+		v    Duration
+	}{{"source.for", src.For}, {"source.checkpoint_interval", src.CheckpointInterval}, {"source.idle_timeout", src.IdleTimeout}} {
+		if d.v < 0 {
+			return d.path, fmt.Errorf("negative duration %s", d.v)
+		}
+	}
+	for i, r := range s.Replay {
+		if r.Period < 0 {
+			return fmt.Sprintf("replay[%d].period", i), fmt.Errorf("negative duration %s", r.Period)
+		}
+	}
+	return "", nil
+}

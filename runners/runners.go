@@ -1,0 +1,160 @@
+package runners
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	stdlog "log"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/metrics"
+	beamlog "github.com/apache/beam/sdks/v2/go/pkg/beam/log"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/options/jobopts"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners/prism"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners/universal"
+)
+
+// Kind names a runner.
+type Kind string
+
+const (
+	// Edge runs the pipeline on prism inside this process: no JVM, no
+	// Python, no Docker.
+	Edge Kind = "edge"
+	// Flink submits the pipeline to a Beam Flink job server.
+	Flink Kind = "flink"
+)
+
+// ErrUnknownRunner means a runner name is not one muon knows.
+var ErrUnknownRunner = errors.New("unknown runner")
+
+// Parse maps a runner name to its Kind. "direct" and "prism" are aliases of
+// "edge".
+func Parse(name string) (Kind, error) {
+	switch strings.ToLower(strings.TrimSpace(name)) {
+	case "edge", "direct", "prism", "":
+		return Edge, nil
+	case "flink":
+		return Flink, nil
+	}
+	return "", fmt.Errorf("%w %q: use edge (alias direct) or flink", ErrUnknownRunner, name)
+}
+
+// Options configures Run.
+type Options struct {
+	Kind Kind
+	// Endpoint is the Flink job server's host:port (required for Flink).
+	Endpoint string
+	// JobName names the job on the runner. Default: generated.
+	JobName string
+	// Parallelism is the Flink parallelism. Default: the job server's.
+	Parallelism int
+	// Verbose keeps Beam's and prism's own logging. Default: only errors
+	// returned by Run.
+	Verbose bool
+}
+
+// Result is what a finished job leaves.
+type Result struct {
+	JobID    string
+	Elapsed  time.Duration
+	Counters map[string]int64 // "namespace/name" → committed or attempted value
+	Dists    map[string]metrics.DistributionValue
+}
+
+// Counter returns a counter's value, 0 if it was never incremented.
+func (r *Result) Counter(namespace, name string) int64 {
+	return r.Counters[namespace+"/"+name]
+}
+
+// Run runs p to completion on the chosen runner.
+func Run(ctx context.Context, p *beam.Pipeline, o Options) (*Result, error) {
+	if !beam.Initialized() {
+		beam.Init()
+	}
+	quiet(o.Verbose)
+	if o.JobName != "" {
+		*jobopts.JobName = o.JobName
+	}
+	start := time.Now()
+	var (
+		pr  beam.PipelineResult
+		err error
+	)
+	switch o.Kind {
+	case Edge, "":
+		pr, err = prism.Execute(ctx, p)
+	case Flink:
+		if o.Endpoint == "" {
+			return nil, errors.New("the flink runner needs the job server's address: pass --endpoint host:port (see integration/flink/README.md to start one)")
+		}
+		*jobopts.Endpoint = o.Endpoint
+		*jobopts.EnvironmentType = "LOOPBACK"
+		if o.Parallelism > 0 {
+			*jobopts.Parallelism = o.Parallelism
+		}
+		pr, err = universal.Execute(ctx, p)
+	default:
+		return nil, fmt.Errorf("%w %q", ErrUnknownRunner, o.Kind)
+	}
+	res := &Result{Elapsed: time.Since(start), Counters: map[string]int64{}, Dists: map[string]metrics.DistributionValue{}}
+	if pr != nil {
+		res.JobID = pr.JobID()
+		collect(res, pr.Metrics())
+	}
+	if err != nil {
+		return res, fmt.Errorf("%s job: %w", o.Kind, err)
+	}
+	return res, nil
+}
+
+func collect(res *Result, m metrics.Results) {
+	all := m.AllMetrics()
+	for _, c := range all.Counters() {
+		k := c.Key.Namespace + "/" + c.Key.Name
+		v := c.Committed
+		if v == 0 {
+			v = c.Attempted
+		}
+		res.Counters[k] += v
+	}
+	for _, d := range all.Distributions() {
+		k := d.Key.Namespace + "/" + d.Key.Name
+		v := d.Committed
+		if v.Count == 0 {
+			v = d.Attempted
+		}
+		res.Dists[k] = v
+	}
+}
+
+// CounterNames lists the counters in r, sorted.
+func (r *Result) CounterNames() []string {
+	names := make([]string, 0, len(r.Counters))
+	for k := range r.Counters {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// quiet silences Beam's and prism's informational logging, which prints
+// whole pipeline protos; errors still come back from Run.
+func quiet(verbose bool) {
+	if verbose {
+		return
+	}
+	beamlog.SetLogger(discardLogger{})
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError + 4})))
+	stdlog.SetOutput(io.Discard)
+}
+
+type discardLogger struct{}
+
+func (discardLogger) Log(context.Context, beamlog.Severity, int, string) {}
