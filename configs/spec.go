@@ -185,9 +185,6 @@ func (s *Spec) check() (string, error) {
 	if src.IsBounded() && src.For != 0 {
 		return "source.for", fmt.Errorf("applies to unbounded sources only (set source.bounded: false)")
 	}
-	if s.Runner == "flink" && s.Endpoint == "" && len(s.Kafka.Brokers) == 0 {
-		return "kafka.brokers", fmt.Errorf("runner flink needs real brokers: the embedded broker lives in this process only")
-	}
 	for i, b := range s.Kafka.Brokers {
 		if b == "" {
 			return fmt.Sprintf("kafka.brokers[%d]", i), fmt.Errorf("empty broker address")

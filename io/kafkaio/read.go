@@ -32,6 +32,12 @@ func init() {
 	register.Emitter2[beam.EventTime, Records]()
 }
 
+// Metrics of the read, incremented once per fetch.
+var (
+	readRecords = beam.NewCounter("kafkaio.Read", "records")
+	readBytes   = beam.NewCounter("kafkaio.Read", "bytes")
+)
+
 // partitionRange is the element of the read: one partition and the offsets
 // resolved for it when the pipeline started. End is math.MaxInt64 for
 // unbounded reads.
@@ -333,6 +339,18 @@ func (fn *readBase) fetch(p partitionRange, pc *partitionConn, maxWait time.Dura
 	}
 }
 
+func countFetch(ctx context.Context, rs []Record) {
+	if len(rs) == 0 {
+		return
+	}
+	n := 0
+	for i := range rs {
+		n += len(rs[i].Key) + len(rs[i].Value)
+	}
+	readRecords.Inc(ctx, int64(len(rs)))
+	readBytes.Inc(ctx, int64(n))
+}
+
 // emitter receives the records of one fetch that the tracker let the DoFn
 // claim.
 type emitter interface {
@@ -397,14 +415,14 @@ func (fn *readBase) readBounded(ctx context.Context, rt *sdf.LockRTracker, p par
 		if err != nil {
 			return err
 		}
-		claimed := 0
 		for i := range buf {
 			if !rt.TryClaim(buf[i].Offset) {
-				em.emit(buf[:claimed])
+				countFetch(ctx, buf[:i])
+				em.emit(buf[:i])
 				return rt.GetError()
 			}
-			claimed++
 		}
+		countFetch(ctx, buf)
 		em.emit(buf)
 		if len(buf) > 0 {
 			next = buf[len(buf)-1].Offset + 1
@@ -453,11 +471,13 @@ func (fn *readBase) readUnbounded(ctx context.Context, we *watermarkEstimator, r
 		}
 		for i := range buf {
 			if !rt.TryClaim(buf[i].Offset) {
+				countFetch(ctx, buf[:i])
 				em.emit(buf[:i])
 				return sdf.StopProcessing(), rt.GetError()
 			}
 			we.advance(buf[i].Time.Add(-fn.Params.MaxDelay))
 		}
+		countFetch(ctx, buf)
 		em.emit(buf)
 		now := time.Now()
 		if len(buf) > 0 {

@@ -1,0 +1,290 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/muonml/muon/configs"
+	"github.com/muonml/muon/io/kafkaio"
+	"github.com/muonml/muon/io/kafkaio/embedded"
+	"github.com/muonml/muon/io/recording"
+	"github.com/muonml/muon/io/replay"
+	"github.com/muonml/muon/pipelines"
+	"github.com/muonml/muon/runners"
+)
+
+func runCmd() *command {
+	return &command{
+		name:  "run",
+		usage: "run --config FILE [--runner edge|flink] [--endpoint host:port] [--set path=value]...",
+		short: "run a job spec on the edge runner or on Flink",
+		long: `Runs the job a YAML spec describes (see configs/ for examples). The spec is
+loaded and validated before anything starts: an unknown field, a wrong type,
+a missing required field or a value out of range stops here, naming the
+file, line and field path.
+
+  --runner edge    prism, Beam's Go runner, inside this process (alias: direct)
+  --runner flink   Apache Flink through Beam's Flink job server at --endpoint
+                   (workers run in this process: LOOPBACK)
+
+With no kafka.brokers in the spec, muon starts an embedded Kafka broker in
+this process for the job. Before reading, the spec's replay section (if any)
+produces recordings into the source topics. A bounded job ends by itself and
+prints a summary; an unbounded one runs until source.for elapses or Ctrl-C,
+then stops its sources and drains the pipeline before the summary.`,
+		flags: func(fs *flag.FlagSet) func([]string) error {
+			config := fs.String("config", "", "job spec `file` (YAML; required)")
+			runner := fs.String("runner", "", "edge (alias direct) or flink (default: the spec's runner, else edge)")
+			endpoint := fs.String("endpoint", "", "Flink job server `host:port` (default: the spec's endpoint)")
+			var sets stringList
+			fs.Var(&sets, "set", "override a spec field, `path=value` (repeatable), e.g. --set kafka.brokers=[127.0.0.1:9092]")
+			verbose := fs.Bool("verbose", false, "show Beam's and the runner's own logs")
+			return func(args []string) error {
+				if len(args) > 0 {
+					return fmt.Errorf("%w: unexpected arguments %v", errUsage, args)
+				}
+				if *config == "" {
+					return fmt.Errorf("%w: --config is required", errUsage)
+				}
+				spec, err := configs.Load(*config, sets...)
+				if err != nil {
+					return err
+				}
+				if *runner != "" {
+					spec.Runner = *runner
+				}
+				if *endpoint != "" {
+					spec.Endpoint = *endpoint
+				}
+				kind, err := runners.Parse(spec.Runner)
+				if err != nil {
+					return fmt.Errorf("%w: %v", errUsage, err)
+				}
+				return runJob(spec, runners.Options{Kind: kind, Endpoint: spec.Endpoint, JobName: spec.Name, Verbose: *verbose}, os.Stdout, os.Stderr)
+			}
+		},
+	}
+}
+
+// jobSummary is what a finished job reports, printed and written to
+// <output.dir>/summary.json.
+type jobSummary struct {
+	Job         string           `json:"job"`
+	Runner      string           `json:"runner"`
+	Brokers     []string         `json:"brokers"`
+	Embedded    bool             `json:"embedded_broker"`
+	Topics      []string         `json:"topics"`
+	Replayed    int64            `json:"replayed_records,omitempty"`
+	Read        int64            `json:"records_read"`
+	Decoded     int64            `json:"records_decoded"`
+	DeadLetters int64            `json:"dead_letters"`
+	DLQTopics   []string         `json:"dead_letter_topics"`
+	Devices     int              `json:"devices"`
+	CountsFile  string           `json:"counts_file,omitempty"`
+	Seconds     float64          `json:"seconds"`
+	PerSecond   float64          `json:"records_per_second"`
+	Counters    map[string]int64 `json:"counters"`
+}
+
+func runJob(spec *configs.Spec, ro runners.Options, stdout, stderr io.Writer) error {
+	ctx := context.Background()
+	brokers := spec.Kafka.Brokers
+	embeddedBroker := len(brokers) == 0
+	if embeddedBroker {
+		b, err := embedded.Start(embedded.Options{Partitions: spec.Kafka.Partitions})
+		if err != nil {
+			return err
+		}
+		defer b.Close()
+		brokers = []string{b.Addr()}
+		fmt.Fprintf(stderr, "muon: embedded Kafka broker on %s\n", b.Addr())
+	}
+	topics := make([]kafkaio.TopicSpec, 0, 2*len(spec.Source.Topics))
+	var dlqs []string
+	for _, t := range spec.Source.Topics {
+		dlqs = append(dlqs, t+spec.Decode.DeadLetterSuffix)
+		topics = append(topics, kafkaio.TopicSpec{Name: t, Partitions: spec.Kafka.Partitions}, kafkaio.TopicSpec{Name: t + spec.Decode.DeadLetterSuffix, Partitions: spec.Kafka.Partitions})
+	}
+	if !spec.Source.IsBounded() {
+		topics = append(topics, kafkaio.TopicSpec{Name: pipelines.CountsTopic(spec), Partitions: spec.Kafka.Partitions})
+	}
+	if err := kafkaio.EnsureTopics(ctx, brokers, topics...); err != nil {
+		return err
+	}
+
+	sum := jobSummary{Job: spec.Name, Runner: string(ro.Kind), Brokers: brokers, Embedded: embeddedBroker, Topics: spec.Source.Topics, DLQTopics: dlqs}
+	for _, r := range spec.Replay {
+		o := replay.Options{
+			Brokers: brokers, Topic: r.Topic, Rate: r.Rate, Progress: stderr,
+			Recording: recording.Options{Start: r.Start, Period: r.Period.D(), Device: r.Device, Exclude: r.Exclude},
+		}
+		s, err := replay.Replay(ctx, []string{r.Path}, o)
+		if err != nil {
+			return fmt.Errorf("replay %s: %w", r.Path, err)
+		}
+		sum.Replayed += s.Records
+		fmt.Fprintf(stderr, "muon: replayed %s into %s: %s\n", r.Path, r.Topic, s)
+	}
+
+	if err := os.MkdirAll(spec.Output.Dir, 0o755); err != nil {
+		return fmt.Errorf("output dir: %w", err)
+	}
+	countsFile := pipelines.CountsFile(spec)
+	_ = os.Remove(countsFile)
+
+	opts := pipelines.IngestOptions{Brokers: brokers}
+	if !spec.Source.IsBounded() {
+		stopFile := filepath.Join(spec.Output.Dir, ".stop")
+		_ = os.Remove(stopFile)
+		defer os.Remove(stopFile)
+		opts.StopFile = stopFile
+		if spec.Source.For > 0 {
+			opts.Until = time.Now().Add(spec.Source.For.D())
+		}
+		sigs := make(chan os.Signal, 2)
+		signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+		defer signal.Stop(sigs)
+		go func() {
+			<-sigs
+			fmt.Fprintln(stderr, "muon: stopping sources and draining the pipeline (signal again to abort)")
+			_ = os.WriteFile(stopFile, nil, 0o644)
+			<-sigs
+			fmt.Fprintln(stderr, "muon: aborted")
+			os.Exit(130)
+		}()
+	}
+
+	p, s := beam.NewPipelineWithRoot()
+	pipelines.Ingest(s, spec, opts)
+
+	mode := "bounded"
+	if !spec.Source.IsBounded() {
+		mode = "unbounded"
+	}
+	fmt.Fprintf(stderr, "muon: running job %q (%s read of %s) on the %s runner\n", spec.Name, mode, strings.Join(spec.Source.Topics, ","), ro.Kind)
+	done := make(chan struct{})
+	go progress(stderr, done)
+	res, err := runners.Run(ctx, p, ro)
+	close(done)
+	if err != nil {
+		return err
+	}
+
+	sum.Read = res.Counter("kafkaio.Read", "records")
+	sum.Decoded = res.Counter("decode", "sensor.ok") + res.Counter("decode", "image.ok")
+	sum.DeadLetters = res.Counter("decode", "sensor.dead") + res.Counter("decode", "image.dead")
+	sum.Counters = res.Counters
+	sum.Seconds = res.Elapsed.Seconds()
+	if sum.Seconds > 0 {
+		sum.PerSecond = float64(sum.Read) / sum.Seconds
+	}
+	var devices [][]string
+	if spec.Source.IsBounded() {
+		devices, err = readCounts(countsFile)
+		if err != nil {
+			return err
+		}
+		sum.Devices = len(devices)
+		sum.CountsFile = countsFile
+	}
+	if err := writeJSON(filepath.Join(spec.Output.Dir, "summary.json"), sum); err != nil {
+		return err
+	}
+	printSummary(stdout, spec, &sum, devices)
+	return nil
+}
+
+func progress(w io.Writer, done <-chan struct{}) {
+	start := time.Now()
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+			fmt.Fprintf(w, "muon: job running, %s elapsed\n", time.Since(start).Round(time.Second))
+		}
+	}
+}
+
+// readCounts reads the per-device counts file; a job that decoded nothing
+// writes none.
+func readCounts(path string) ([][]string, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(rows) > 0 {
+		rows = rows[1:]
+	}
+	return rows, nil
+}
+
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+func printSummary(w io.Writer, spec *configs.Spec, s *jobSummary, devices [][]string) {
+	broker := strings.Join(s.Brokers, ",")
+	if s.Embedded {
+		broker += " (embedded)"
+	}
+	fmt.Fprintf(w, "\njob %s: done on the %s runner in %.1fs\n", s.Job, s.Runner, s.Seconds)
+	fmt.Fprintf(w, "  kafka          %s, topics %s\n", broker, strings.Join(s.Topics, ","))
+	if s.Replayed > 0 {
+		fmt.Fprintf(w, "  replayed       %d records\n", s.Replayed)
+	}
+	fmt.Fprintf(w, "  read           %d records (%.0f records/s)\n", s.Read, s.PerSecond)
+	fmt.Fprintf(w, "  decoded        %d %s\n", s.Decoded, map[string]string{"image": "images"}[spec.Source.Format]+map[bool]string{true: "readings"}[spec.Source.Format != "image"])
+	fmt.Fprintf(w, "  dead letters   %d → %s\n", s.DeadLetters, strings.Join(s.DLQTopics, ","))
+	if spec.Source.IsBounded() {
+		fmt.Fprintf(w, "  devices        %d → %s\n", s.Devices, s.CountsFile)
+		labels := map[string]int{}
+		for _, d := range devices {
+			if len(d) >= 5 && d[4] != "" {
+				labels[d[4]]++
+			}
+		}
+		if len(labels) > 0 {
+			names := make([]string, 0, len(labels))
+			for l := range labels {
+				names = append(names, l)
+			}
+			sort.Strings(names)
+			parts := make([]string, len(names))
+			for i, l := range names {
+				parts[i] = fmt.Sprintf("%s %d", l, labels[l])
+			}
+			fmt.Fprintf(w, "  devices/label  %s\n", strings.Join(parts, ", "))
+		}
+	} else {
+		fmt.Fprintf(w, "  counts         per device and minute → topic %s\n", pipelines.CountsTopic(spec))
+	}
+	fmt.Fprintf(w, "  summary        %s\n", filepath.Join(spec.Output.Dir, "summary.json"))
+}

@@ -1,0 +1,215 @@
+package decode
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+	"github.com/muonml/muon/io/kafkaio"
+	"github.com/muonml/muon/io/message"
+)
+
+func init() {
+	register.DoFn4x0[context.Context, kafkaio.Record, func(Reading), func(kafkaio.Record)](&sensorFn{})
+	register.DoFn4x0[context.Context, kafkaio.Records, func(Reading), func(kafkaio.Record)](&sensorBatchFn{})
+	register.DoFn4x0[context.Context, kafkaio.Record, func(Image), func(kafkaio.Record)](&imageFn{})
+	register.DoFn4x0[context.Context, kafkaio.Records, func(Image), func(kafkaio.Record)](&imageBatchFn{})
+	register.Emitter1[Reading]()
+	register.Emitter1[Image]()
+	register.Emitter1[kafkaio.Record]()
+}
+
+// Stage is the name dead letters from this package carry in their stage header.
+const Stage = "decode"
+
+// Params configures decoding. The zero value is usable.
+type Params struct {
+	// MaxBytes is the largest payload accepted. Default
+	// message.MaxReadingBytes (1 MiB) for readings and the image limits'
+	// MaxBytes (32 MiB) for images.
+	MaxBytes int
+	// Image bounds image dimensions; zero fields take
+	// message.DefaultImageLimits.
+	Image message.ImageLimits
+	// DeadLetterSuffix names dead-letter topics. Default kafkaio.DeadLetterSuffix.
+	DeadLetterSuffix string
+}
+
+func (p Params) validate(name string) {
+	if p.MaxBytes < 0 || p.Image.MaxWidth < 0 || p.Image.MaxHeight < 0 || p.Image.MaxPixels < 0 || p.Image.MaxBytes < 0 {
+		panic(fmt.Sprintf("%s: negative limit in %+v", name, p))
+	}
+}
+
+var (
+	recordType  = reflect.TypeOf((*kafkaio.Record)(nil)).Elem()
+	recordsType = reflect.TypeOf((*kafkaio.Records)(nil)).Elem()
+)
+
+// Sensors decodes sensor readings: PCollection<kafkaio.Record> or
+// PCollection<kafkaio.Records> → PCollection<Reading>, and the dead letters
+// as PCollection<kafkaio.Record>. A reading without its own ts takes the
+// Kafka timestamp.
+func Sensors(s beam.Scope, p Params, col beam.PCollection) (readings, dead beam.PCollection) {
+	s = s.Scope("decode.Sensors")
+	p.validate("decode.Sensors")
+	if p.MaxBytes == 0 {
+		p.MaxBytes = message.MaxReadingBytes
+	}
+	switch col.Type().Type() {
+	case recordType:
+		return beam.ParDo2(s, &sensorFn{Params: p}, col)
+	case recordsType:
+		return beam.ParDo2(s, &sensorBatchFn{sensorFn{Params: p}}, col)
+	}
+	panic(fmt.Sprintf("decode.Sensors: input is PCollection<%v>, want kafkaio.Record or kafkaio.Records", col.Type()))
+}
+
+// Images decodes images: PCollection<kafkaio.Record> or
+// PCollection<kafkaio.Records> → PCollection<Image> (8-bit grayscale), and
+// the dead letters. The device and label come from the record's headers;
+// image dimensions are checked before any pixel is decoded.
+func Images(s beam.Scope, p Params, col beam.PCollection) (images, dead beam.PCollection) {
+	s = s.Scope("decode.Images")
+	p.validate("decode.Images")
+	if p.MaxBytes > 0 {
+		p.Image.MaxBytes = p.MaxBytes
+	}
+	switch col.Type().Type() {
+	case recordType:
+		return beam.ParDo2(s, &imageFn{Params: p}, col)
+	case recordsType:
+		return beam.ParDo2(s, &imageBatchFn{imageFn{Params: p}}, col)
+	}
+	panic(fmt.Sprintf("decode.Images: input is PCollection<%v>, want kafkaio.Record or kafkaio.Records", col.Type()))
+}
+
+// counts accumulates per bundle and reaches Beam metrics once per bundle:
+// a metric update per element would cost more than the decoding.
+type counts struct {
+	okC, deadC beam.Counter
+	nOK, nDead int64
+}
+
+func newCounts(kind string) counts {
+	return counts{okC: beam.NewCounter("decode", kind+".ok"), deadC: beam.NewCounter("decode", kind+".dead")}
+}
+
+func (c *counts) flush(ctx context.Context) {
+	if c.nOK > 0 {
+		c.okC.Inc(ctx, c.nOK)
+	}
+	if c.nDead > 0 {
+		c.deadC.Inc(ctx, c.nDead)
+	}
+	c.nOK, c.nDead = 0, 0
+}
+
+type sensorFn struct {
+	Params Params
+	c      counts
+}
+
+func (fn *sensorFn) Setup() { fn.c = newCounts("sensor") }
+
+// FinishBundle takes the emitters because Beam requires a DoFn's
+// FinishBundle to declare the outputs its ProcessElement has.
+func (fn *sensorFn) FinishBundle(ctx context.Context, _ func(Reading), _ func(kafkaio.Record)) {
+	fn.c.flush(ctx)
+}
+
+func (fn *sensorFn) decode(r *kafkaio.Record, good func(Reading), bad func(kafkaio.Record)) {
+	var out Reading
+	err := fn.parse(r, &out)
+	if err != nil {
+		fn.c.nDead++
+		bad(kafkaio.DeadLetter(*r, Stage, err, fn.Params.DeadLetterSuffix))
+		return
+	}
+	fn.c.nOK++
+	good(out)
+}
+
+func (fn *sensorFn) parse(r *kafkaio.Record, out *Reading) error {
+	if len(r.Value) > fn.Params.MaxBytes {
+		return fmt.Errorf("%w: %d bytes, limit %d (decode.max_bytes)", message.ErrTooLarge, len(r.Value), fn.Params.MaxBytes)
+	}
+	var m message.Reading
+	if err := message.ParseReading(r.Value, r.Time, &m); err != nil {
+		return err
+	}
+	*out = Reading{Device: m.Device, Time: m.Time, Values: m.Values, Label: m.Label,
+		Source: Source{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}}
+	return nil
+}
+
+func (fn *sensorFn) ProcessElement(_ context.Context, r kafkaio.Record, good func(Reading), bad func(kafkaio.Record)) {
+	fn.decode(&r, good, bad)
+}
+
+type sensorBatchFn struct{ sensorFn }
+
+func (fn *sensorBatchFn) ProcessElement(_ context.Context, rs kafkaio.Records, good func(Reading), bad func(kafkaio.Record)) {
+	for i := range rs.Records {
+		fn.decode(&rs.Records[i], good, bad)
+	}
+}
+
+type imageFn struct {
+	Params Params
+	c      counts
+}
+
+func (fn *imageFn) Setup() { fn.c = newCounts("image") }
+
+func (fn *imageFn) FinishBundle(ctx context.Context, _ func(Image), _ func(kafkaio.Record)) {
+	fn.c.flush(ctx)
+}
+
+func (fn *imageFn) decode(r *kafkaio.Record, good func(Image), bad func(kafkaio.Record)) {
+	im, err := DecodeImage(r, fn.Params.Image)
+	if err != nil {
+		fn.c.nDead++
+		bad(kafkaio.DeadLetter(*r, Stage, err, fn.Params.DeadLetterSuffix))
+		return
+	}
+	fn.c.nOK++
+	good(im)
+}
+
+// DecodeImage decodes one image record within lim.
+func DecodeImage(r *kafkaio.Record, lim message.ImageLimits) (Image, error) {
+	dev, _ := r.Header(message.HeaderDevice)
+	if len(dev) == 0 {
+		return Image{}, fmt.Errorf("decode: image record has no %q header", message.HeaderDevice)
+	}
+	label, _ := r.Header(message.HeaderLabel)
+	g, err := message.DecodeImage(r.Value, lim)
+	if err != nil {
+		return Image{}, err
+	}
+	w, h := g.Rect.Dx(), g.Rect.Dy()
+	pix := g.Pix
+	if g.Stride != w || len(pix) != w*h {
+		pix = make([]byte, w*h)
+		for y := 0; y < h; y++ {
+			copy(pix[y*w:(y+1)*w], g.Pix[y*g.Stride:y*g.Stride+w])
+		}
+	}
+	return Image{Device: string(dev), Label: string(label), Time: r.Time, Width: w, Height: h, Pix: pix,
+		Source: Source{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}}, nil
+}
+
+func (fn *imageFn) ProcessElement(_ context.Context, r kafkaio.Record, good func(Image), bad func(kafkaio.Record)) {
+	fn.decode(&r, good, bad)
+}
+
+type imageBatchFn struct{ imageFn }
+
+func (fn *imageBatchFn) ProcessElement(_ context.Context, rs kafkaio.Records, good func(Image), bad func(kafkaio.Record)) {
+	for i := range rs.Records {
+		fn.decode(&rs.Records[i], good, bad)
+	}
+}
