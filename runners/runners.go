@@ -79,6 +79,9 @@ func Run(ctx context.Context, p *beam.Pipeline, o Options) (*Result, error) {
 		beam.Init()
 	}
 	quiet(o.Verbose)
+	if o.Kind == "" {
+		o.Kind = Edge
+	}
 	if o.JobName != "" {
 		*jobopts.JobName = o.JobName
 	}

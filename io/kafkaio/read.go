@@ -98,7 +98,7 @@ func (fn *resolveFn) ProcessElement(ctx context.Context, _ []byte, emit func(par
 		return err
 	}
 	for _, r := range ranges {
-		emit(partitionRange{Topic: r.Topic, Partition: r.Partition, Start: r.Start, End: r.End})
+		emit(partitionRange(r))
 	}
 	return nil
 }

@@ -1,0 +1,51 @@
+# muon — see README.md. `make run` is the quick start, `make test` the tests.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin/muon
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+# Apache Kafka for integration tests and benchmarks (integration/kafka/).
+KAFKA_PORT ?= 19092
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.PHONY: all build run test unit integration lint bench clean kafka-start kafka-stop
+
+all: build
+
+build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/muon
+
+# The main job on a real dataset through the embedded broker.
+run: build
+	$(BIN) run --config configs/ingest.yaml
+
+# Unit tests, lint, then the integration tests against Apache Kafka (started
+# and stopped here) and the embedded broker.
+test: lint unit integration
+
+unit:
+	$(GO) test -count=1 ./...
+
+lint:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) vet -tags integration ./integration/...
+	$(GO) run $(STATICCHECK) ./...
+
+integration:
+	set -euo pipefail; \
+	export "$$(integration/kafka/start.sh $(KAFKA_PORT))"; \
+	trap 'integration/kafka/stop.sh $(KAFKA_PORT)' EXIT; \
+	MUON_REQUIRE_KAFKA=1 $(GO) test -count=1 -tags integration -timeout 20m -v ./integration/... 2>&1 | \
+		grep -E --line-buffered '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go:' ; exit $${PIPESTATUS[0]}
+
+# Figures as `BENCH <name> <value> <unit>` lines, on the embedded broker and
+# on Apache Kafka (started and stopped here).
+bench: build
+	set -euo pipefail; \
+	export "$$(integration/kafka/start.sh $(KAFKA_PORT))"; \
+	trap 'integration/kafka/stop.sh $(KAFKA_PORT)' EXIT; \
+	$(GO) run ./integration/bench --muon $(BIN) --kafka "$$KAFKA_BROKERS"
+
+clean:
+	rm -rf bin out

@@ -1,0 +1,94 @@
+# shellcheck shell=bash disable=SC2034 # the variables are for the sourcing scripts
+# Settings and small helpers shared by fetch.sh, start.sh and stop.sh.
+# Sourced, never run. Every path a script uses is decided here, so the three
+# scripts always agree on where the jars and a broker's run dir are.
+
+kafka_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+kafka_pom=$kafka_dir/pom.xml
+
+# The Kafka version: MUON_KAFKA_VERSION, else the one pinned in pom.xml.
+kafka_version=${MUON_KAFKA_VERSION:-$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$kafka_pom")}
+if [[ -z $kafka_version ]]; then
+	echo "kafka: no <kafka.version> in $kafka_pom and MUON_KAFKA_VERSION is unset" >&2
+	exit 1
+fi
+
+muon_cache=${MUON_CACHE:-$HOME/.cache/muon}
+kafka_home=$muon_cache/kafka-$kafka_version
+kafka_libs=$kafka_home/libs
+
+java_bin=${JAVA_HOME:+$JAVA_HOME/bin/}java
+
+# kafka_check_port PORT: exits unless PORT can be the broker port (PORT+1 is the controller's).
+kafka_check_port() {
+	if ! [[ $1 =~ ^[0-9]+$ ]] || (($1 < 1 || $1 > 65534)); then
+		echo "kafka: bad port '$1': want a number from 1 to 65534 (the controller takes PORT+1)" >&2
+		exit 2
+	fi
+}
+
+# kafka_run_dir PORT: the broker's config, data, logs and pid file live here.
+kafka_run_dir() {
+	printf '%s/kafka-run-%s' "$muon_cache" "$1"
+}
+
+# kafka_broker_pids RUN_DIR: pids of kafka.Kafka processes started with
+# RUN_DIR/server.properties. Matching on the config path, not on a process
+# name, means a broker of another port or another user's Kafka is never touched.
+kafka_broker_pids() {
+	local want="kafka.Kafka $1/server.properties" f pid
+	local -a args
+	for f in /proc/[0-9]*/cmdline; do
+		pid=${f#/proc/}
+		pid=${pid%/cmdline}
+		# A builtin read, no fork per process: this runs in wait loops.
+		mapfile -d '' args 2>/dev/null <"$f" || continue
+		if [[ " ${args[*]} " == *" $want "* ]]; then
+			echo "$pid"
+		fi
+	done
+}
+
+# kafka_any_alive PID...: true if any PID is still running (a zombie, dead but
+# not yet reaped by whoever inherited it, does not count).
+kafka_any_alive() {
+	local pid state
+	for pid in "$@"; do
+		state=$(sed -n 's/^[0-9]* (.*) \([A-Z]\).*/\1/p' "/proc/$pid/stat" 2>/dev/null) || continue
+		if [[ -n $state && $state != Z && $state != X ]]; then
+			return 0
+		fi
+	done
+	return 1
+}
+
+# kafka_port_open PORT: true if something accepts TCP connections on 127.0.0.1:PORT.
+kafka_port_open() {
+	# shellcheck disable=SC2016 # $0 is expanded by the inner bash
+	timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$0"' "$1" 2>/dev/null
+}
+
+# kafka_live_brokers PORT: sends a Metadata request (v12, all topics, no
+# auto-creation) to 127.0.0.1:PORT and succeeds if the answer lists at least
+# one live broker. A KRaft broker lists itself only once it has caught up with
+# the metadata log and been unfenced, so this means "ready for clients", which
+# an open port alone does not.
+kafka_live_brokers() {
+	local bytes
+	# Request: int32 size 19 | api_key 3 | api_version 12 | correlation_id 1 |
+	# client_id "muon" | no tagged fields | topics null | allow_auto_topic_creation
+	# false | include_topic_authorized_operations false | no tagged fields.
+	# shellcheck disable=SC2016 # $0 is expanded by the inner bash
+	bytes=$(timeout 2 bash -c '
+		exec 3<>"/dev/tcp/127.0.0.1/$0" || exit 1
+		printf "\x00\x00\x00\x13\x00\x03\x00\x0c\x00\x00\x00\x01\x00\x04muon\x00\x00\x00\x00\x00" >&3
+		head -c 14 <&3 | od -An -v -tu1
+	' "$1" 2>/dev/null) || return 1
+	# Response: int32 size | correlation_id | no tagged fields | throttle_time_ms |
+	# brokers as a compact array, whose first byte is count+1 (a varint).
+	local -a b
+	read -r -a b <<<"$bytes"
+	((${#b[@]} == 14)) || return 1
+	[[ "${b[4]} ${b[5]} ${b[6]} ${b[7]}" == "0 0 0 1" ]] || return 1
+	((b[13] >= 2))
+}

@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# start.sh [PORT] — start one real Apache Kafka node (KRaft, broker and
+# controller in one JVM) on 127.0.0.1:PORT, its controller on PORT+1, in a
+# fresh run dir ${MUON_CACHE:-$HOME/.cache/muon}/kafka-run-PORT, and wait
+# until it answers a Metadata request listing itself.
+#
+# Progress goes to stderr; the only stdout line, printed last, is
+#   KAFKA_BROKERS=127.0.0.1:PORT
+# so `export "$(integration/kafka/start.sh)"` works. A broker left running
+# on PORT by an earlier start.sh is stopped first. Stop with stop.sh PORT.
+#
+# Env: MUON_KAFKA_PORT (default 19092; the argument wins),
+# MUON_KAFKA_START_TIMEOUT (seconds, default 60), MUON_KAFKA_HEAP_OPTS
+# (default "-Xms256m -Xmx1g"), MUON_KAFKA_JVM_OPTS (extra JVM flags),
+# JAVA_HOME, and those of fetch.sh.
+set -euo pipefail
+
+# shellcheck source-path=SCRIPTDIR source=settings.sh
+source "$(dirname "${BASH_SOURCE[0]}")/settings.sh"
+
+port=${1:-${MUON_KAFKA_PORT:-19092}}
+kafka_check_port "$port"
+controller_port=$((port + 1))
+run=$(kafka_run_dir "$port")
+timeout_s=${MUON_KAFKA_START_TIMEOUT:-60}
+
+"$kafka_dir/fetch.sh" >&2
+
+if ! command -v "$java_bin" >/dev/null; then
+	echo "kafka: no java found ($java_bin): install Java 17 or newer, or set JAVA_HOME" >&2
+	exit 1
+fi
+
+if [[ -f $run/kafka.pid || -n $(kafka_broker_pids "$run") ]]; then
+	echo "kafka: stopping the broker an earlier start.sh left on port $port" >&2
+	"$kafka_dir/stop.sh" "$port" >&2
+fi
+for p in "$port" "$controller_port"; do
+	if kafka_port_open "$p"; then
+		echo "kafka: port $p on 127.0.0.1 is taken by another process; choose another PORT (the controller uses PORT+1)" >&2
+		exit 1
+	fi
+done
+
+rm -rf "$run"
+mkdir -p "$run/data" "$run/logs"
+
+cat >"$run/server.properties" <<EOF
+# Written by integration/kafka/start.sh: one KRaft node, broker and controller.
+process.roles=broker,controller
+node.id=1
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
+advertised.listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+controller.listener.names=CONTROLLER
+# A dynamic quorum (KIP-853) of one voter, set up by "format --standalone".
+controller.quorum.bootstrap.servers=127.0.0.1:$controller_port
+log.dirs=$run/data
+
+num.partitions=4
+default.replication.factor=1
+min.insync.replicas=1
+auto.create.topics.enable=true
+group.initial.rebalance.delay.ms=0
+
+# One node: every internal topic has one replica. Fewer partitions than the
+# defaults (50) so the first consumer group or transaction does not wait for
+# fifty partitions to be created.
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=4
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=4
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+EOF
+
+log_opts=(-Dkafka.logs.dir="$run/logs" -Dlog4j2.configurationFile="$kafka_dir/log4j2.properties")
+
+# A Kafka cluster id is 16 random bytes in unpadded URL-safe base64.
+cluster_id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+
+started=$SECONDS
+if ! "$java_bin" -Xmx256m -XX:TieredStopAtLevel=1 "${log_opts[@]}" -cp "$kafka_libs/*" \
+	kafka.tools.StorageTool format --standalone -t "$cluster_id" -c "$run/server.properties" \
+	</dev/null >"$run/logs/format.out" 2>&1; then
+	echo "kafka: formatting the storage in $run/data failed:" >&2
+	cat "$run/logs/format.out" >&2
+	exit 1
+fi
+
+# The broker runs in its own session (setsid), detached from this script's
+# stdin/stdout/stderr, so it outlives start.sh, a Ctrl-C in the terminal that
+# ran it, and a caller reading start.sh's output through a pipe.
+# The inner bash writes its own pid, closes every inherited descriptor above 2
+# (a caller's pipe held open by the broker would make that caller wait for it),
+# then becomes java: the pid file is the JVM's.
+read -r -a heap_opts <<<"${MUON_KAFKA_HEAP_OPTS:--Xms256m -Xmx1g}"
+read -r -a extra_opts <<<"${MUON_KAFKA_JVM_OPTS:-}"
+setsid_cmd=()
+if command -v setsid >/dev/null; then
+	setsid_cmd=(setsid)
+fi
+# shellcheck disable=SC2016 # $$, $0 and $@ are the inner bash's
+"${setsid_cmd[@]}" bash -c '
+	echo $$ >"$0"
+	for fd in /proc/$$/fd/*; do
+		fd=${fd##*/}
+		if ((fd > 2)); then eval "exec $fd>&-" 2>/dev/null || true; fi
+	done
+	exec "$@"' "$run/kafka.pid" \
+	"$java_bin" "${heap_opts[@]}" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+	-XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true "${log_opts[@]}" "${extra_opts[@]}" \
+	-cp "$kafka_libs/*" kafka.Kafka "$run/server.properties" \
+	</dev/null >"$run/logs/kafka.out" 2>&1 &
+
+ready=false
+# fail_start: show why, stop what was started, keep the run dir for inspection.
+fail_start() {
+	echo "kafka: $1" >&2
+	for f in "$run/logs/kafka.out" "$run/logs/server.log"; do
+		if [[ -s $f ]]; then
+			echo "---- last lines of $f" >&2
+			tail -n 40 "$f" >&2
+		fi
+	done
+	local pid
+	for pid in $(kafka_broker_pids "$run"); do
+		kill -KILL "$pid" 2>/dev/null || true
+	done
+	rm -f "$run/kafka.pid"
+	echo "kafka: logs kept in $run/logs" >&2
+	exit 1
+}
+trap '$ready || fail_start "start.sh was interrupted"' INT TERM
+
+deadline=$((SECONDS + timeout_s))
+while :; do
+	if kafka_live_brokers "$port"; then
+		ready=true
+		break
+	fi
+	pid=$(cat "$run/kafka.pid" 2>/dev/null || true)
+	if [[ -n $pid ]] && ! kafka_any_alive "$pid"; then
+		fail_start "the broker exited during startup"
+	fi
+	if ((SECONDS >= deadline)); then
+		fail_start "the broker did not answer a Metadata request on 127.0.0.1:$port within ${timeout_s} s (MUON_KAFKA_START_TIMEOUT)"
+	fi
+	sleep 0.5
+done
+trap - INT TERM
+
+echo "kafka: Kafka $kafka_version ready on 127.0.0.1:$port in $((SECONDS - started)) s (pid $(cat "$run/kafka.pid"), logs in $run/logs)" >&2
+echo "KAFKA_BROKERS=127.0.0.1:$port"
