@@ -1,0 +1,244 @@
+package message
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// MaxReadingBytes is the largest encoded reading ParseReading accepts.
+const MaxReadingBytes = 1 << 20
+
+// Value is one named measurement of a reading.
+type Value struct {
+	Name  string
+	Value float64
+}
+
+// Reading is one sensor reading: the values one device measured at one time.
+type Reading struct {
+	Device string
+	// Time is the event time. A zero Time is not encoded, so that the Kafka
+	// record timestamp stands in for it.
+	Time   time.Time
+	Values []Value // in the order they were measured or received
+	Label  string  // empty when unlabelled
+}
+
+// Validate reports whether r can be encoded as a reading that ParseReading
+// accepts: a non-empty device, at least one value, non-empty unique names,
+// finite values, valid UTF-8 strings and a time (if set) within the years
+// 0000–9999 in UTC.
+func (r *Reading) Validate() error {
+	if r.Device == "" {
+		return fmt.Errorf("%w: device is empty", ErrMissingDevice)
+	}
+	if !utf8.ValidString(r.Device) {
+		return fmt.Errorf("%w: device %s is not valid UTF-8", ErrSyntax, quoteForError(r.Device))
+	}
+	if !utf8.ValidString(r.Label) {
+		return fmt.Errorf("%w: label %s is not valid UTF-8", ErrSyntax, quoteForError(r.Label))
+	}
+	if !r.Time.IsZero() {
+		if y := r.Time.UTC().Year(); y < 0 || y > 9999 {
+			return fmt.Errorf("%w: year %d is outside 0000–9999", ErrBadTimestamp, y)
+		}
+	}
+	if len(r.Values) == 0 {
+		return fmt.Errorf("%w: no values", ErrMissingValues)
+	}
+	if i, j, ok := findDuplicate(r.Values); ok {
+		return fmt.Errorf("%w: %s at positions %d and %d", ErrDuplicateValue, quoteForError(r.Values[i].Name), i, j)
+	}
+	for i, v := range r.Values {
+		if v.Name == "" {
+			return fmt.Errorf("%w: value at position %d", ErrValueName, i)
+		}
+		if !utf8.ValidString(v.Name) {
+			return fmt.Errorf("%w: value name %s is not valid UTF-8", ErrSyntax, quoteForError(v.Name))
+		}
+		if math.IsNaN(v.Value) || math.IsInf(v.Value, 0) {
+			return fmt.Errorf("%w: value %s is %v, which JSON cannot represent", ErrNonNumeric, quoteForError(v.Name), v.Value)
+		}
+	}
+	return nil
+}
+
+// EncodeReading returns the JSON encoding of r after checking it with
+// [Reading.Validate]. Use it where r comes from outside the program: NaN and
+// ±Inf, for example, have no JSON form and are refused with [ErrNonNumeric]
+// here, whereas AppendReading would write null for them.
+func EncodeReading(r Reading) ([]byte, error) {
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	return AppendReading(make([]byte, 0, encodedSizeHint(&r)), r), nil
+}
+
+// AppendReading appends the JSON encoding of r to dst and returns the
+// extended buffer. Fields come in the order device, ts, values, label; ts is
+// RFC 3339 in UTC with milliseconds (nanoseconds when the time has them) and
+// is left out when r.Time is zero; values keep their order; label is left out
+// when empty.
+//
+// AppendReading does not validate r and always produces valid JSON: invalid
+// UTF-8 becomes U+FFFD and a NaN or infinite value becomes null, which
+// ParseReading then rejects. Call [EncodeReading] or [Reading.Validate] when r
+// may be invalid.
+func AppendReading(dst []byte, r Reading) []byte {
+	dst = append(dst, `{"device":`...)
+	dst = appendString(dst, r.Device)
+	if !r.Time.IsZero() {
+		dst = append(dst, `,"ts":"`...)
+		dst = appendTime(dst, r.Time)
+		dst = append(dst, '"')
+	}
+	dst = append(dst, `,"values":{`...)
+	for i, v := range r.Values {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendString(dst, v.Name)
+		dst = append(dst, ':')
+		dst = appendFloat(dst, v.Value)
+	}
+	dst = append(dst, '}')
+	if r.Label != "" {
+		dst = append(dst, `,"label":`...)
+		dst = appendString(dst, r.Label)
+	}
+	return append(dst, '}')
+}
+
+func encodedSizeHint(r *Reading) int {
+	n := 64 + len(r.Device) + len(r.Label)
+	for _, v := range r.Values {
+		n += len(v.Name) + 24
+	}
+	return n
+}
+
+// appendTime writes t in UTC with exactly three fractional digits when t is a
+// whole millisecond (the common case, and easy to read) and nine otherwise.
+func appendTime(dst []byte, t time.Time) []byte {
+	t = t.UTC()
+	if t.Nanosecond()%int(time.Millisecond) == 0 {
+		return t.AppendFormat(dst, "2006-01-02T15:04:05.000Z07:00")
+	}
+	return t.AppendFormat(dst, "2006-01-02T15:04:05.000000000Z07:00")
+}
+
+// appendFloat formats like encoding/json: shortest representation that
+// round-trips, exponent only for very small or very large magnitudes.
+func appendFloat(dst []byte, f float64) []byte {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return append(dst, "null"...)
+	}
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	dst = strconv.AppendFloat(dst, f, format, -1, 64)
+	if format == 'e' {
+		// e-07 → e-7, as encoding/json does.
+		n := len(dst)
+		if n >= 4 && dst[n-4] == 'e' && dst[n-3] == '-' && dst[n-2] == '0' {
+			dst[n-2] = dst[n-1]
+			dst = dst[:n-1]
+		}
+	}
+	return dst
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString writes s as a JSON string. Control characters are escaped,
+// and so are U+2028 and U+2029 so that the output is also valid JavaScript.
+func appendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// findDuplicate returns the positions of two values with the same name.
+// Readings usually have a handful of values, so a quadratic scan is fastest;
+// long lists go through a map so that a hostile message with many thousands
+// of values cannot make the check quadratic.
+func findDuplicate(vals []Value) (int, int, bool) {
+	if len(vals) <= 32 {
+		for j := 1; j < len(vals); j++ {
+			for i := 0; i < j; i++ {
+				if vals[i].Name == vals[j].Name {
+					return i, j, true
+				}
+			}
+		}
+		return 0, 0, false
+	}
+	seen := make(map[string]int, len(vals))
+	for j, v := range vals {
+		if i, ok := seen[v.Name]; ok {
+			return i, j, true
+		}
+		seen[v.Name] = j
+	}
+	return 0, 0, false
+}
+
+// quoteForError quotes s for an error message, shortened so that a hostile
+// message cannot produce a megabyte-long dead-letter header.
+func quoteForError(s string) string {
+	const max = 64
+	if len(s) > max {
+		cut := max
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		return strconv.Quote(s[:cut]) + "…"
+	}
+	return strconv.Quote(s)
+}
