@@ -132,7 +132,7 @@ func TestImagesFolder(t *testing.T) {
 		{name: "no Start", opt: Options{Period: time.Second}, files: map[string][]byte{"a.png": pngData.Bytes()},
 			wantErr: ErrOptions, errText: "Options.Start"},
 		{name: "bad pattern", opt: Options{Start: start, Period: time.Second, Exclude: []string{"[x"}}, files: map[string][]byte{"a.png": pngData.Bytes()},
-			wantErr: ErrOptions, errText: `Exclude pattern "[x"`},
+			wantErr: ErrOptions, errText: `exclude pattern "[x"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
