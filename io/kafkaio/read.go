@@ -356,6 +356,9 @@ func countFetch(ctx context.Context, rs []Record) {
 type emitter interface {
 	emit(rs []Record)
 	flush()
+	// keeps reports whether emitted elements may alias rs, so that the
+	// caller must not reuse its buffer.
+	keeps() bool
 }
 
 type recordEmitter struct {
@@ -370,13 +373,24 @@ func (e recordEmitter) emit(rs []Record) {
 
 func (e recordEmitter) flush() {}
 
+// keeps is false: each Record is copied into its element.
+func (e recordEmitter) keeps() bool { return false }
+
 type batchEmitter struct {
 	out  func(beam.EventTime, Records)
 	max  int
 	pend []Record
 }
 
+func (e *batchEmitter) keeps() bool { return true }
+
 func (e *batchEmitter) emit(rs []Record) {
+	// Whole batches go out as sub-slices of the fetch buffer, without a
+	// copy; only a tail shorter than a batch waits in pend.
+	for len(e.pend) == 0 && len(rs) >= e.max {
+		e.out(mtime.FromTime(rs[0].Time), Records{Records: rs[:e.max:e.max]})
+		rs = rs[e.max:]
+	}
 	for len(rs) > 0 {
 		n := min(len(rs), e.max-len(e.pend))
 		e.pend = append(e.pend, rs[:n]...)
@@ -395,47 +409,104 @@ func (e *batchEmitter) flush() {
 	e.pend = make([]Record, 0, e.max)
 }
 
-// readBounded reads the restriction to its end.
+// fetched is one fetch handed from the prefetcher to the emitting loop.
+type fetched struct {
+	recs []Record
+	hwm  int64
+	next int64 // the offset this fetch started at
+	err  error
+}
+
+// readBounded reads the restriction to its end. A prefetching goroutine
+// fetches and decodes the next batch from Kafka while this one claims and
+// emits the current batch downstream, so the two halves of the work run on
+// two cores.
 func (fn *readBase) readBounded(ctx context.Context, rt *sdf.LockRTracker, p partitionRange, em emitter) error {
 	rest := rt.GetRestriction().(offsetrange.Restriction)
 	defer em.flush()
-	next := rest.Start
-	var buf []Record
-	var hwm int64
-	for {
-		if next >= rest.End {
-			rt.TryClaim(rest.End)
-			return nil
+	if rest.Start >= rest.End {
+		rt.TryClaim(rest.End)
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	batches := make(chan fetched, 1)
+	free := make(chan []Record, 2)
+	done := make(chan struct{})
+	go fn.prefetch(ctx, p, rest, batches, free, done)
+	defer func() {
+		cancel()
+		for range batches { // let the prefetcher finish with the connection
 		}
-		pc, err := fn.connFor(ctx, p, next)
-		if err != nil {
-			return err
+		<-done
+	}()
+	for f := range batches {
+		if f.err != nil {
+			return f.err
 		}
-		buf, hwm, err = fn.fetch(p, pc, fn.Params.FetchMaxWait, buf[:0])
-		if err != nil {
-			return err
-		}
-		for i := range buf {
-			if !rt.TryClaim(buf[i].Offset) {
-				countFetch(ctx, buf[:i])
-				em.emit(buf[:i])
-				return rt.GetError()
-			}
-		}
-		countFetch(ctx, buf)
-		em.emit(buf)
-		if len(buf) > 0 {
-			next = buf[len(buf)-1].Offset + 1
-		} else if hwm >= rest.End || hwm <= next {
-			// Nothing but control records or compacted gaps remain below
-			// the end captured at start.
+		if len(f.recs) == 0 {
+			// The prefetcher found nothing but control records or compacted
+			// gaps below the end captured at start: the range is done.
 			rt.TryClaim(rest.End)
 			return rt.GetError()
 		}
-		buf = buf[:0]
-		if err := ctx.Err(); err != nil {
-			return err
+		for i := range f.recs {
+			if !rt.TryClaim(f.recs[i].Offset) {
+				countFetch(ctx, f.recs[:i])
+				em.emit(f.recs[:i])
+				return rt.GetError()
+			}
 		}
+		countFetch(ctx, f.recs)
+		em.emit(f.recs)
+		if f.recs[len(f.recs)-1].Offset+1 >= rest.End {
+			rt.TryClaim(rest.End)
+			return nil
+		}
+		if !em.keeps() {
+			select {
+			case free <- f.recs[:0]:
+			default:
+			}
+		}
+	}
+	return ctx.Err()
+}
+
+// prefetch fetches [rest.Start, rest.End) batch by batch into batches, and
+// closes it when the range is read, on error, or when ctx is cancelled. An
+// empty batch means no more records exist below rest.End.
+func (fn *readBase) prefetch(ctx context.Context, p partitionRange, rest offsetrange.Restriction, batches chan<- fetched, free <-chan []Record, done chan<- struct{}) {
+	defer close(done)
+	defer close(batches)
+	next := rest.Start
+	sizeHint := 1024
+	for next < rest.End {
+		pc, err := fn.connFor(ctx, p, next)
+		if err != nil {
+			batches <- fetched{err: err}
+			return
+		}
+		var buf []Record
+		select {
+		case buf = <-free:
+		default:
+			buf = make([]Record, 0, sizeHint)
+		}
+		f := fetched{next: next}
+		f.recs, f.hwm, f.err = fn.fetch(p, pc, fn.Params.FetchMaxWait, buf)
+		if f.err == nil && len(f.recs) == 0 && f.hwm > next && f.hwm < rest.End {
+			continue // an empty fetch with data still to come: try again
+		}
+		select {
+		case batches <- f:
+		case <-ctx.Done():
+			return
+		}
+		if f.err != nil || len(f.recs) == 0 {
+			return
+		}
+		next = f.recs[len(f.recs)-1].Offset + 1
+		sizeHint = max(sizeHint, len(f.recs))
 	}
 }
 

@@ -1,0 +1,364 @@
+// Command bench measures muon's Kafka figures and prints each as a line
+// `BENCH <name> <value> <unit>`: produce, raw kafka-go batch reads,
+// kafkaio.Read and kafkaio.ReadBatches on the edge runner, and
+// kafkaio.Write, on the embedded broker and (with --kafka) on Apache Kafka,
+// all over the same 1,000,000 sensor readings in the same run.
+//
+// `make bench` starts Apache Kafka, runs this, and stops Kafka.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/passert"
+	"github.com/muonml/muon/io/kafkaio"
+	"github.com/muonml/muon/io/kafkaio/embedded"
+	"github.com/muonml/muon/io/recording"
+	"github.com/muonml/muon/runners"
+	"github.com/segmentio/kafka-go"
+)
+
+func init() {
+	register.DoFn3x0[context.Context, kafkaio.Record, func(int)](&countFn{})
+	register.DoFn3x0[context.Context, kafkaio.Records, func(int)](&countBatchFn{})
+	register.Emitter1[int]()
+	register.DoFn3x1[context.Context, int, func(kafkaio.Record), error](&genFn{})
+	register.Emitter1[kafkaio.Record]()
+}
+
+func main() {
+	datasets := flag.String("datasets", "../shared/datasets", "the shared datasets folder")
+	muon := flag.String("muon", "bin/muon", "the muon binary, for produce")
+	kafkaAddr := flag.String("kafka", "", "Apache Kafka bootstrap host:port (empty: embedded broker only)")
+	n := flag.Int("records", 1_000_000, "sensor readings to produce and read")
+	partitions := flag.Int("partitions", 4, "partitions of the bench topics")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the pipeline reads to `file`")
+	flag.Parse()
+	cpuProfile = *cpuprofile
+	beam.Init()
+
+	work, err := os.MkdirTemp("", "muon-bench-")
+	must(err)
+	defer os.RemoveAll(work)
+	csvPath := filepath.Join(work, "machine_temperature_fleet.csv")
+	size, err := buildFleetCSV(*datasets, csvPath, *n)
+	must(err)
+	fmt.Fprintf(os.Stderr, "bench: %d readings (%d bytes of CSV) from NAB machine_temperature, replicated across devices\n", *n, size)
+
+	b, err := embedded.Start(embedded.Options{Partitions: *partitions})
+	must(err)
+	defer b.Close()
+	targets := []struct{ name, addr string }{{"embedded", b.Addr()}}
+	if *kafkaAddr != "" {
+		targets = append(targets, struct{ name, addr string }{"kafka", *kafkaAddr})
+	}
+	for _, t := range targets {
+		benchBroker(t.name, []string{t.addr}, *muon, csvPath, *n, *partitions)
+	}
+}
+
+func must(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func bench(name string, value float64, unit string) {
+	fmt.Printf("BENCH %s %.4g %s\n", name, value, unit)
+}
+
+func benchBroker(name string, brokers []string, muon, csvPath string, n, partitions int) {
+	ctx := context.Background()
+	suffix := strconv.FormatInt(time.Now().UnixNano()%1e9, 10)
+	topic := "bench-readings-" + suffix
+	out := "bench-write-" + suffix
+	must(kafkaio.EnsureTopics(ctx, brokers, kafkaio.TopicSpec{Name: topic, Partitions: partitions}, kafkaio.TopicSpec{Name: out, Partitions: partitions}))
+
+	// muon produce, as a user runs it.
+	fmt.Fprintf(os.Stderr, "bench %s: muon produce %d readings\n", name, n)
+	produced, rate := runProduce(muon, brokers, topic, csvPath)
+	if produced != int64(n) {
+		must(fmt.Errorf("muon produce wrote %d records, want %d", produced, n))
+	}
+	bench("produce."+name, rate, "records/s")
+
+	// A plain kafka-go batch-read loop over the partitions one after the
+	// other, and the same with one goroutine per partition.
+	fmt.Fprintf(os.Stderr, "bench %s: raw kafka-go batch reads\n", name)
+	rawRate := func(parallel bool) float64 {
+		got, d := rawRead(brokers, topic, parallel)
+		if got != int64(n) {
+			must(fmt.Errorf("raw read %d records, want %d", got, n))
+		}
+		return float64(got) / d.Seconds()
+	}
+	raw := best(3, func() float64 { return rawRate(false) })
+	rawPar := best(3, func() float64 { return rawRate(true) })
+	bench("kafka.read.raw."+name, raw, "records/s")
+	bench("kafka.read.raw_parallel."+name, rawPar, "records/s")
+
+	// kafkaio.Read (one element per record) and ReadBatches (one element per
+	// fetch) on the edge runner, into a counting DoFn.
+	fmt.Fprintf(os.Stderr, "bench %s: kafkaio.Read on the edge runner\n", name)
+	perRecord := best(3, func() float64 { return pipelineRead(brokers, topic, n, false) })
+	fmt.Fprintf(os.Stderr, "bench %s: kafkaio.ReadBatches on the edge runner\n", name)
+	batched := best(3, func() float64 { return pipelineRead(brokers, topic, n, true) })
+	bench("kafka.read.muon."+name, perRecord, "records/s")
+	bench("kafka.read.muon_batches."+name, batched, "records/s")
+	bench("kafka.read.ratio."+name, perRecord/raw, "x")
+	bench("kafka.read.ratio_batches."+name, batched/raw, "x")
+	bench("kafka.read.ratio_vs_parallel."+name, perRecord/rawPar, "x")
+	bench("kafka.read.ratio_batches_vs_parallel."+name, batched/rawPar, "x")
+
+	// kafkaio.Write of the same readings, acks=all.
+	fmt.Fprintf(os.Stderr, "bench %s: kafkaio.Write\n", name)
+	w := pipelineWrite(brokers, csvPath, out, n)
+	bench("kafka.write.muon."+name, w, "records/s")
+}
+
+// best runs f k times and returns the highest rate, which is the least
+// disturbed by whatever else the machine did.
+func best(k int, f func() float64) float64 {
+	var top float64
+	for i := 0; i < k; i++ {
+		top = max(top, f())
+	}
+	return top
+}
+
+var producedRE = regexp.MustCompile(`produced (\d+) records.*: (\d+) records/s`)
+
+func runProduce(muon string, brokers []string, topic, path string) (int64, float64) {
+	cmd := exec.Command(muon, "produce", "--brokers", strings.Join(brokers, ","), "--topic", topic, "--quiet", path)
+	cmd.Stderr = os.Stderr
+	outb, err := cmd.Output()
+	must(err)
+	m := producedRE.FindStringSubmatch(string(outb))
+	if m == nil {
+		must(fmt.Errorf("unexpected muon produce output: %s", outb))
+	}
+	n, _ := strconv.ParseInt(m[1], 10, 64)
+	r, _ := strconv.ParseFloat(m[2], 64)
+	return n, r
+}
+
+func rawRead(brokers []string, topic string, parallel bool) (int64, time.Duration) {
+	ends, err := kafkaio.EndOffsets(context.Background(), brokers, topic)
+	must(err)
+	var total atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for part, end := range ends {
+		wg.Add(1)
+		read := func() {
+			defer wg.Done()
+			conn, err := kafka.DialLeader(context.Background(), "tcp", brokers[0], topic, part)
+			must(err)
+			defer conn.Close()
+			var n int64
+			for next := int64(0); next < end; {
+				must(conn.SetReadDeadline(time.Now().Add(30 * time.Second)))
+				batch := conn.ReadBatchWith(kafka.ReadBatchConfig{MinBytes: 1, MaxBytes: kafkaio.DefaultFetchMaxBytes, MaxWait: kafkaio.DefaultFetchMaxWait})
+				for {
+					m, err := batch.ReadMessage()
+					if err != nil {
+						break
+					}
+					n++
+					next = m.Offset + 1
+				}
+				if err := batch.Close(); err != nil && !errors.Is(err, kafka.RequestTimedOut) {
+					must(err)
+				}
+			}
+			total.Add(n)
+		}
+		if parallel {
+			go read()
+		} else {
+			read()
+		}
+	}
+	wg.Wait()
+	return total.Load(), time.Since(start)
+}
+
+var counted = beam.NewCounter("bench", "records")
+
+// countFn counts records and emits the count once per bundle, so the
+// read's stage has an output: prism 2.62 busy-waits on a core while a stage
+// without data outputs runs (see README, "Known runner issues").
+type countFn struct{ n int64 }
+
+func (fn *countFn) ProcessElement(_ context.Context, _ kafkaio.Record, _ func(int)) { fn.n++ }
+func (fn *countFn) FinishBundle(ctx context.Context, emit func(int)) {
+	counted.Inc(ctx, fn.n)
+	emit(int(fn.n))
+	fn.n = 0
+}
+
+type countBatchFn struct{ n int64 }
+
+func (fn *countBatchFn) ProcessElement(_ context.Context, rs kafkaio.Records, _ func(int)) {
+	fn.n += int64(len(rs.Records))
+}
+func (fn *countBatchFn) FinishBundle(ctx context.Context, emit func(int)) {
+	counted.Inc(ctx, fn.n)
+	emit(int(fn.n))
+	fn.n = 0
+}
+
+// cpuProfile, when set, names the file for a CPU profile of one read.
+var cpuProfile string
+
+func pipelineRead(brokers []string, topic string, n int, batches bool) float64 {
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		must(err)
+		must(pprof.StartCPUProfile(f))
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+			cpuProfile = ""
+		}()
+	}
+	p, s := beam.NewPipelineWithRoot()
+	params := kafkaio.Params{Brokers: brokers, Topics: []string{topic}}
+	var counts beam.PCollection
+	if batches {
+		counts = beam.ParDo(s, &countBatchFn{}, kafkaio.ReadBatches(s, params))
+	} else {
+		counts = beam.ParDo(s, &countFn{}, kafkaio.Read(s, params))
+	}
+	passert.Sum(s, counts, "records", 1, n)
+	res, err := runners.Run(context.Background(), p, runners.Options{Kind: runners.Edge})
+	must(err)
+	if got := res.Counter("bench", "records"); got != int64(n) {
+		must(fmt.Errorf("pipeline read %d records, want %d", got, n))
+	}
+	fmt.Fprintf(os.Stderr, "bench: pipeline read of %d records (batches %v) in %s\n", n, batches, res.Elapsed)
+	return float64(n) / res.Elapsed.Seconds()
+}
+
+// genFn emits the readings of a recording as records bound for Topic; it
+// loads them in Setup so the pipeline's time is the write's.
+type genFn struct {
+	Path  string
+	Topic string
+	msgs  []recording.Message
+}
+
+func (fn *genFn) Setup() error {
+	src, err := recording.Open(fn.Path, recording.Options{})
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	for {
+		m, err := src.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		fn.msgs = append(fn.msgs, m)
+	}
+}
+
+func (fn *genFn) ProcessElement(_ context.Context, _ int, emit func(kafkaio.Record)) error {
+	for _, m := range fn.msgs {
+		emit(kafkaio.Record{Topic: fn.Topic, Key: m.Key, Value: m.Value, Time: m.Time})
+	}
+	return nil
+}
+
+func pipelineWrite(brokers []string, path, topic string, n int) float64 {
+	// Load once outside the timed run to warm the page cache.
+	p, s := beam.NewPipelineWithRoot()
+	recs := beam.ParDo(s, &genFn{Path: path, Topic: topic}, beam.Create(s, 1))
+	kafkaio.Write(s, kafkaio.WriteParams{Brokers: brokers}, recs)
+	res, err := runners.Run(context.Background(), p, runners.Options{Kind: runners.Edge})
+	must(err)
+	if got := res.Counter("kafkaio.Write", "records"); got != int64(n) {
+		must(fmt.Errorf("wrote %d records, want %d", got, n))
+	}
+	return float64(n) / res.Elapsed.Seconds()
+}
+
+// buildFleetCSV writes n readings of NAB's machine temperature recording as
+// a fleet of machines: each device replays the real series, in time order
+// across devices, labelled anomaly inside NAB's labelled windows.
+func buildFleetCSV(datasets, dst string, n int) (int64, error) {
+	dir := filepath.Join(datasets, "nab_machine_temperature")
+	f, err := os.Open(filepath.Join(dir, "machine_temperature_system_failure.csv"))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		return 0, err
+	}
+	rows = rows[1:]
+	wb, err := os.ReadFile(filepath.Join(dir, "combined_windows.json"))
+	if err != nil {
+		return 0, err
+	}
+	var windows map[string][][2]string
+	if err := json.Unmarshal(wb, &windows); err != nil {
+		return 0, err
+	}
+	win := windows["realKnownCause/machine_temperature_system_failure.csv"]
+	label := func(ts string) string {
+		for _, w := range win {
+			if ts >= w[0][:19] && ts <= w[1][:19] {
+				return "anomaly"
+			}
+		}
+		return "normal"
+	}
+	out, err := os.Create(dst)
+	if err != nil {
+		return 0, err
+	}
+	w := bufio.NewWriterSize(out, 1<<20)
+	fmt.Fprintln(w, "timestamp,device,temperature,label")
+	devices := (n + len(rows) - 1) / len(rows)
+	written := 0
+	for _, r := range rows {
+		l := label(r[0])
+		for d := 0; d < devices && written < n; d++ {
+			fmt.Fprintf(w, "%s,machine-%03d,%s,%s\n", r[0], d, r[1], l)
+			written++
+		}
+	}
+	if written < n {
+		return 0, fmt.Errorf("only %d rows", written)
+	}
+	if err := w.Flush(); err != nil {
+		return 0, err
+	}
+	st, _ := out.Stat()
+	return st.Size(), out.Close()
+}
