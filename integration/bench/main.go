@@ -29,7 +29,7 @@ import (
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
-	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/passert"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/transforms/stats"
 	"github.com/muonml/muon/io/kafkaio"
 	"github.com/muonml/muon/io/kafkaio/embedded"
 	"github.com/muonml/muon/io/recording"
@@ -250,7 +250,7 @@ func pipelineRead(brokers []string, topic string, n int, batches bool) float64 {
 	} else {
 		counts = beam.ParDo(s, &countFn{}, kafkaio.Read(s, params))
 	}
-	passert.Sum(s, counts, "records", 1, n)
+	stats.Sum(s, counts) // gives the read stage a data output (see countFn)
 	res, err := runners.Run(context.Background(), p, runners.Options{Kind: runners.Edge})
 	must(err)
 	if got := res.Counter("bench", "records"); got != int64(n) {

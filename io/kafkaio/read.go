@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"reflect"
+	"sort"
 	"sync/atomic"
 	"time"
 
@@ -160,6 +161,12 @@ func ResolveRanges(ctx context.Context, p Params) ([]PartitionRange, error) {
 	if len(out) == 0 {
 		return nil, fmt.Errorf("kafkaio: topics %v on %v: no partitions matched %v", p.Topics, p.Brokers, p.Partitions)
 	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Topic != out[j].Topic {
+			return out[i].Topic < out[j].Topic
+		}
+		return out[i].Partition < out[j].Partition
+	})
 	return out, nil
 }
 
