@@ -134,3 +134,10 @@ func FuzzParse(f *testing.F) {
 		_, _ = configs.Parse("fuzz.yaml", data, ov...)
 	})
 }
+
+func TestOverrideErrorsPointAtSet(t *testing.T) {
+	_, err := configs.Parse("spec.yaml", []byte(base), "source.format=video")
+	if err == nil || !strings.Contains(err.Error(), "spec.yaml (--set): source.format") {
+		t.Errorf("error %v does not point at --set", err)
+	}
+}

@@ -16,15 +16,18 @@ import (
 // Error is a problem with a spec, at a field path and line.
 type Error struct {
 	File string
-	Line int    // 0 when the field is missing or came from an override
+	Line int    // 0 when the field is missing, -1 when it came from an override
 	Path string // dotted field path, e.g. source.topics[0]
 	Err  error
 }
 
 func (e *Error) Error() string {
 	loc := e.File
-	if e.Line > 0 {
+	switch {
+	case e.Line > 0:
 		loc = fmt.Sprintf("%s:%d", e.File, e.Line)
+	case e.Line < 0:
+		loc = e.File + " (--set)"
 	}
 	if e.Path == "" {
 		return fmt.Sprintf("%s: %v", loc, e.Err)
@@ -371,6 +374,7 @@ func applyOverride(root *yaml.Node, o string) error {
 	if val.Kind == yaml.DocumentNode && len(val.Content) == 1 {
 		newNode = val.Content[0]
 	}
+	markOverride(newNode)
 	parts := strings.Split(path, ".")
 	cur := root
 	for i, p := range parts {
@@ -408,4 +412,13 @@ func applyOverride(root *yaml.Node, o string) error {
 		}
 	}
 	return nil
+}
+
+// markOverride sets the line of n and everything under it to -1, so errors
+// point at --set rather than at a line of the file.
+func markOverride(n *yaml.Node) {
+	n.Line = -1
+	for _, c := range n.Content {
+		markOverride(c)
+	}
 }

@@ -271,7 +271,7 @@ func printSummary(w io.Writer, spec *configs.Spec, s *jobSummary, devices [][]st
 				labels[d[4]]++
 			}
 		}
-		if len(labels) > 0 {
+		if len(labels) > 0 && spec.Source.Format != "image" {
 			names := make([]string, 0, len(labels))
 			for l := range labels {
 				names = append(names, l)

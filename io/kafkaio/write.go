@@ -31,8 +31,10 @@ const (
 const (
 	// DefaultWriteBatch is how many records a write buffers before sending.
 	DefaultWriteBatch = 4096
-	// DefaultWriteBatchBytes caps the bytes of one produce request per partition.
-	DefaultWriteBatchBytes = 4 << 20
+	// DefaultWriteBatchBytes caps the bytes of one record batch per
+	// partition; it stays under the brokers' default message.max.bytes
+	// (1 MiB + 12 B), which limits a whole record batch, not one record.
+	DefaultWriteBatchBytes = 1_000_000
 	// DefaultWriteAttempts is how often a failed produce request is tried.
 	DefaultWriteAttempts = 10
 	// DefaultWriteTimeout bounds one produce request.
@@ -218,11 +220,7 @@ func (fn *writeFn) flush(ctx context.Context) error {
 		return nil
 	}
 	if err := fn.w.WriteMessages(ctx, fn.pending...); err != nil {
-		var werrs kafka.WriteErrors
-		if errors.As(err, &werrs) {
-			return fmt.Errorf("kafkaio.Write: %d of %d records failed: %w", werrs.Count(), len(fn.pending), firstError(werrs))
-		}
-		return fmt.Errorf("kafkaio.Write: %d records: %w", len(fn.pending), err)
+		return fmt.Errorf("kafkaio.Write: %w", WriteError(err, len(fn.pending)))
 	}
 	n := 0
 	for i := range fn.pending {
@@ -235,13 +233,20 @@ func (fn *writeFn) flush(ctx context.Context) error {
 	return nil
 }
 
-func firstError(errs kafka.WriteErrors) error {
-	for _, e := range errs {
+// WriteError condenses an error from kafka-go's Writer.WriteMessages of n
+// messages: a kafka.WriteErrors holds one error per message, which would
+// repeat the same cause n times.
+func WriteError(err error, n int) error {
+	var werrs kafka.WriteErrors
+	if !errors.As(err, &werrs) {
+		return fmt.Errorf("writing %d records: %w", n, err)
+	}
+	for _, e := range werrs {
 		if e != nil {
-			return e
+			return fmt.Errorf("%d of %d records failed: %w", werrs.Count(), n, e)
 		}
 	}
-	return nil
+	return fmt.Errorf("writing %d records: %w", n, err)
 }
 
 func (fn *writeFn) Teardown() error {

@@ -176,7 +176,7 @@ func (r *replayer) flush(ctx context.Context) error {
 		}
 	}
 	if err := r.w.WriteMessages(ctx, r.pending...); err != nil {
-		return fmt.Errorf("replay: writing %d records to %s on %v: %w", len(r.pending), r.o.Topic, r.o.Brokers, err)
+		return fmt.Errorf("replay: to %s on %v: %w", r.o.Topic, r.o.Brokers, kafkaio.WriteError(err, len(r.pending)))
 	}
 	r.sum.Records += int64(len(r.pending))
 	r.sum.Bytes += r.pendingBytes
