@@ -24,7 +24,7 @@ on first use with --partitions partitions. Data lives in memory unless
 
 It is meant for the quick start, demos, tests and small edge deployments;
 use Apache Kafka at scale (integration/kafka/ starts one locally).`,
-		flags: func(fs *flag.FlagSet) func([]string) error {
+		flags: func(fs *flag.FlagSet, out *streams) func([]string) error {
 			listen := fs.String("listen", "127.0.0.1:9092", "`host:port` to serve on; port 0 picks a free port")
 			parts := fs.Int("partitions", 4, "partitions of topics created automatically or with --topic")
 			dataDir := fs.String("data-dir", "", "`directory` to persist topics in (default: memory only)")
@@ -42,12 +42,12 @@ use Apache Kafka at scale (integration/kafka/ starts one locally).`,
 					return err
 				}
 				defer b.Close()
-				fmt.Fprintf(os.Stdout, "muon broker: serving Kafka on %s (partitions per new topic: %d)\n", b.Addr(), *parts)
-				fmt.Fprintf(os.Stdout, "BROKERS=%s\n", b.Addr())
+				fmt.Fprintf(out.stdout, "muon broker: serving Kafka on %s (partitions per new topic: %d)\n", b.Addr(), *parts)
+				fmt.Fprintf(out.stdout, "BROKERS=%s\n", b.Addr())
 				ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 				defer stop()
 				<-ctx.Done()
-				fmt.Fprintln(os.Stdout, "muon broker: stopped")
+				fmt.Fprintln(out.stdout, "muon broker: stopped")
 				return nil
 			}
 		},

@@ -22,7 +22,13 @@ type command struct {
 	usage string // the synopsis after "muon "
 	short string // one line for muon help
 	long  string // paragraph(s) for muon help <command>
-	flags func(fs *flag.FlagSet) func(args []string) error
+	flags func(fs *flag.FlagSet, out *streams) func(args []string) error
+}
+
+// streams are where a command writes: its result to stdout, progress and
+// diagnostics to stderr.
+type streams struct {
+	stdout, stderr io.Writer
 }
 
 func commands() []*command {
@@ -83,7 +89,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("muon "+c.name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { commandHelp(stderr, c) }
-	exec := c.flags(fs)
+	exec := c.flags(fs, &streams{stdout: stdout, stderr: stderr})
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -129,7 +135,7 @@ Run 'muon help <command>' or 'muon <command> --help' for a command's flags.
 func commandHelp(w io.Writer, c *command) {
 	fmt.Fprintf(w, "Usage: muon %s\n\n%s\n", c.usage, strings.TrimSpace(c.long))
 	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
-	c.flags(fs)
+	c.flags(fs, &streams{stdout: io.Discard, stderr: io.Discard})
 	n := 0
 	fs.VisitAll(func(*flag.Flag) { n++ })
 	if n > 0 {

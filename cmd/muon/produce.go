@@ -41,7 +41,7 @@ recordings with timestamps keep them unless --start is given, which shifts
 them so the first one equals it. Writes wait for all in-sync replicas unless
 --acks says otherwise. Progress goes to stderr; a summary (records, bytes,
 records/s) ends the run.`,
-		flags: func(fs *flag.FlagSet) func([]string) error {
+		flags: func(fs *flag.FlagSet, out *streams) func([]string) error {
 			var brokers brokerList
 			fs.Var(&brokers, "brokers", "Kafka bootstrap `host:port`[,host:port...] (required)")
 			topic := fs.String("topic", "", "`topic` to produce to (required)")
@@ -91,12 +91,12 @@ records/s) ends the run.`,
 					o.Recording.Start = t.UTC()
 				}
 				if !*quiet {
-					o.Progress = os.Stderr
+					o.Progress = out.stderr
 				}
 				ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 				defer stop()
 				sum, err := replay.Replay(ctx, paths, o)
-				fmt.Fprintf(os.Stdout, "produced %s to %s\n", sum, *topic)
+				fmt.Fprintf(out.stdout, "produced %s to %s\n", sum, *topic)
 				return err
 			}
 		},

@@ -45,7 +45,7 @@ this process for the job. Before reading, the spec's replay section (if any)
 produces recordings into the source topics. A bounded job ends by itself and
 prints a summary; an unbounded one runs until source.for elapses or Ctrl-C,
 then stops its sources and drains the pipeline before the summary.`,
-		flags: func(fs *flag.FlagSet) func([]string) error {
+		flags: func(fs *flag.FlagSet, out *streams) func([]string) error {
 			config := fs.String("config", "", "job spec `file` (YAML; required)")
 			runner := fs.String("runner", "", "edge (alias direct) or flink (default: the spec's runner, else edge)")
 			endpoint := fs.String("endpoint", "", "Flink job server `host:port` (default: the spec's endpoint)")
@@ -73,7 +73,7 @@ then stops its sources and drains the pipeline before the summary.`,
 				if err != nil {
 					return fmt.Errorf("%w: %v", errUsage, err)
 				}
-				return runJob(spec, runners.Options{Kind: kind, Endpoint: spec.Endpoint, JobName: spec.Name, Verbose: *verbose}, os.Stdout, os.Stderr)
+				return runJob(spec, runners.Options{Kind: kind, Endpoint: spec.Endpoint, JobName: spec.Name, Verbose: *verbose}, out.stdout, out.stderr)
 			}
 		},
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"flag"
 	"fmt"
-	"os"
 	"runtime"
 	"runtime/debug"
 )
@@ -43,12 +42,12 @@ func versionCmd() *command {
 		short: "print muon's version and the versions it is built with",
 		long: `Prints the muon version, the Apache Beam Go SDK version (the Flink job
 server must run the same Beam version), and the Go version.`,
-		flags: func(fs *flag.FlagSet) func([]string) error {
+		flags: func(fs *flag.FlagSet, out *streams) func([]string) error {
 			return func(args []string) error {
 				if len(args) > 0 {
 					return fmt.Errorf("%w: version takes no arguments", errUsage)
 				}
-				fmt.Fprintf(os.Stdout, "muon %s\nbeam go sdk %s\n%s %s/%s\n", muonVersion(), beamVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+				fmt.Fprintf(out.stdout, "muon %s\nbeam go sdk %s\n%s %s/%s\n", muonVersion(), beamVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 				return nil
 			}
 		},
