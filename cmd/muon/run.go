@@ -92,6 +92,7 @@ type jobSummary struct {
 	Decoded     int64            `json:"records_decoded"`
 	DeadLetters int64            `json:"dead_letters"`
 	DLQTopics   []string         `json:"dead_letter_topics"`
+	DLQReasons  []reason         `json:"dead_letter_reasons,omitempty"`
 	Devices     int              `json:"devices"`
 	CountsFile  string           `json:"counts_file,omitempty"`
 	Seconds     float64          `json:"seconds"`
@@ -191,6 +192,9 @@ func runJob(spec *configs.Spec, ro runners.Options, stdout, stderr io.Writer) er
 	if sum.Seconds > 0 {
 		sum.PerSecond = float64(sum.Read) / sum.Seconds
 	}
+	if sum.DeadLetters > 0 {
+		sum.DLQReasons = deadLetterReasons(ctx, brokers, dlqs)
+	}
 	var devices [][]string
 	if spec.Source.IsBounded() {
 		devices, err = readCounts(countsFile)
@@ -205,6 +209,50 @@ func runJob(spec *configs.Spec, ro runners.Options, stdout, stderr io.Writer) er
 	}
 	printSummary(stdout, spec, &sum, devices)
 	return nil
+}
+
+// reason is a kind of dead letter and how many there were.
+type reason struct {
+	Reason string `json:"reason"`
+	Count  int    `json:"count"`
+}
+
+// deadLetterReasons tallies the newest dead letters by the kind of error
+// their header names (the message up to its detail), most frequent first.
+func deadLetterReasons(ctx context.Context, brokers, topics []string) []reason {
+	counts := map[string]int{}
+	for _, t := range topics {
+		recs, err := kafkaio.Tail(ctx, brokers, t, 10000)
+		if err != nil {
+			continue
+		}
+		for _, r := range recs {
+			e, _ := r.Header(kafkaio.HeaderError)
+			stage, _ := r.Header(kafkaio.HeaderStage)
+			counts[string(stage)+": "+errorKind(string(e))]++
+		}
+	}
+	out := make([]reason, 0, len(counts))
+	for k, n := range counts {
+		out = append(out, reason{Reason: k, Count: n})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Count != out[j].Count {
+			return out[i].Count > out[j].Count
+		}
+		return out[i].Reason < out[j].Reason
+	})
+	return out
+}
+
+// errorKind keeps the first two parts of a wrapped error message
+// ("message: invalid JSON"), dropping per-record detail.
+func errorKind(msg string) string {
+	parts := strings.SplitN(msg, ": ", 3)
+	if len(parts) >= 2 {
+		return parts[0] + ": " + parts[1]
+	}
+	return msg
 }
 
 func progress(w io.Writer, done <-chan struct{}) {
@@ -263,6 +311,9 @@ func printSummary(w io.Writer, spec *configs.Spec, s *jobSummary, devices [][]st
 	fmt.Fprintf(w, "  read           %d records (%.0f records/s)\n", s.Read, s.PerSecond)
 	fmt.Fprintf(w, "  decoded        %d %s\n", s.Decoded, map[string]string{"image": "images"}[spec.Source.Format]+map[bool]string{true: "readings"}[spec.Source.Format != "image"])
 	fmt.Fprintf(w, "  dead letters   %d → %s\n", s.DeadLetters, strings.Join(s.DLQTopics, ","))
+	for _, r := range s.DLQReasons {
+		fmt.Fprintf(w, "                 %4d  %s\n", r.Count, r.Reason)
+	}
 	if spec.Source.IsBounded() {
 		fmt.Fprintf(w, "  devices        %d → %s\n", s.Devices, s.CountsFile)
 		labels := map[string]int{}

@@ -179,3 +179,53 @@ func EnsureTopics(ctx context.Context, brokers []string, topics ...TopicSpec) er
 		return nil
 	})
 }
+
+// Tail returns up to max of the newest records of each partition of topic,
+// read with a plain fetch loop: for summaries and inspection, not for
+// pipelines.
+func Tail(ctx context.Context, brokers []string, topic string, max int) ([]Record, error) {
+	d := &kafka.Dialer{Timeout: DefaultDialTimeout}
+	parts, err := lookupPartitions(ctx, d, brokers, topic)
+	if err != nil {
+		return nil, err
+	}
+	var out []Record
+	for _, p := range parts {
+		conn, err := dialLeader(ctx, d, brokers, topic, p.ID)
+		if err != nil {
+			return nil, err
+		}
+		first, last, err := conn.ReadOffsets()
+		if err == nil {
+			from := last - int64(max)
+			if from < first {
+				from = first
+			}
+			_, err = conn.Seek(from, kafka.SeekAbsolute)
+			for next := from; err == nil && next < last; {
+				_ = conn.SetReadDeadline(time.Now().Add(DefaultDialTimeout))
+				batch := conn.ReadBatch(1, DefaultFetchMaxBytes)
+				for {
+					m, rerr := batch.ReadMessage()
+					if rerr != nil {
+						break
+					}
+					r := Record{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: m.Key, Value: m.Value, Time: m.Time}
+					for _, h := range m.Headers {
+						r.Headers = append(r.Headers, Header{Key: h.Key, Value: h.Value})
+					}
+					out = append(out, r)
+					next = m.Offset + 1
+				}
+				if cerr := batch.Close(); cerr != nil && !errors.Is(cerr, kafka.RequestTimedOut) {
+					err = cerr
+				}
+			}
+		}
+		conn.Close()
+		if err != nil {
+			return nil, fmt.Errorf("kafkaio: reading %s/%d: %w", topic, p.ID, err)
+		}
+	}
+	return out, nil
+}

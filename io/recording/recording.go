@@ -117,6 +117,11 @@ type Source interface {
 //     directory's base name), label (the top-level sub-folder holding the
 //     file; none for files directly in the directory) and content-type. The
 //     i-th image is at Start + i×Period.
+//   - *.jsonl (or .ndjson): captured messages, one message value per line,
+//     produced as they are, well-formed or not (to replay what devices sent,
+//     or to exercise a dead-letter path). The key is the device a line names
+//     when it parses as a reading, else the file stem or Options.Device; the
+//     time is its ts, else Start + n×Period. Empty lines are skipped.
 //
 // Anything else fails with ErrUnsupported.
 func Open(path string, opt Options) (Source, error) {
@@ -138,6 +143,8 @@ func Open(path string, opt Options) (Source, error) {
 		}
 		defer f.Close()
 		return readTS(path, f, opt)
+	case ".jsonl", ".ndjson":
+		return openJSONL(path, opt)
 	case ".csv":
 		f, err := os.Open(path)
 		if err != nil {
@@ -151,7 +158,7 @@ func Open(path string, opt Options) (Source, error) {
 		src.file = f
 		return src, nil
 	default:
-		return nil, fmt.Errorf("%w: %s: want a .ts file, a .csv file or a folder of images", ErrUnsupported, path)
+		return nil, fmt.Errorf("%w: %s: want a .ts, .csv or .jsonl file or a folder of images", ErrUnsupported, path)
 	}
 }
 
