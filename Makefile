@@ -6,6 +6,8 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 # Apache Kafka for integration tests and benchmarks (integration/kafka/).
 KAFKA_PORT ?= 19092
+# Beam's Flink job server (integration/flink/), same Beam version as go.mod.
+FLINK_PORT ?= 18099
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: all build run test unit integration lint bench clean kafka-start kafka-stop
@@ -19,8 +21,9 @@ build:
 run: build
 	$(BIN) run --config configs/ingest.yaml
 
-# Unit tests, lint, then the integration tests against Apache Kafka (started
-# and stopped here) and the embedded broker.
+# Unit tests, lint, then the integration tests against Apache Kafka and
+# Beam's Flink job server (both started and stopped here) and the embedded
+# broker.
 test: lint unit integration
 
 unit:
@@ -34,9 +37,10 @@ lint:
 
 integration:
 	set -euo pipefail; \
+	trap 'integration/kafka/stop.sh $(KAFKA_PORT); integration/flink/stop.sh $(FLINK_PORT)' EXIT; \
 	export "$$(integration/kafka/start.sh $(KAFKA_PORT))"; \
-	trap 'integration/kafka/stop.sh $(KAFKA_PORT)' EXIT; \
-	MUON_REQUIRE_KAFKA=1 $(GO) test -count=1 -tags integration -timeout 20m -v ./integration/... 2>&1 | \
+	export "$$(integration/flink/start.sh $(FLINK_PORT))"; \
+	MUON_REQUIRE_KAFKA=1 MUON_REQUIRE_FLINK=1 $(GO) test -count=1 -tags integration -timeout 20m -v ./integration/... 2>&1 | \
 		grep -E --line-buffered '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go:' ; exit $${PIPESTATUS[0]}
 
 # Figures as `BENCH <name> <value> <unit>` lines, on the embedded broker and

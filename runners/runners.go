@@ -97,6 +97,10 @@ func Run(ctx context.Context, p *beam.Pipeline, o Options) (*Result, error) {
 		if o.Endpoint == "" {
 			return nil, errors.New("the flink runner needs the job server's address: pass --endpoint host:port (see integration/flink/README.md to start one)")
 		}
+		// Beam keeps the endpoint in a flag; prism keeps its in-process
+		// server's there too, so put it back for later edge runs.
+		prev := *jobopts.Endpoint
+		defer func() { *jobopts.Endpoint = prev }()
 		*jobopts.Endpoint = o.Endpoint
 		*jobopts.EnvironmentType = "LOOPBACK"
 		if o.Parallelism > 0 {

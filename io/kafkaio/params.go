@@ -163,7 +163,11 @@ func (p *Params) validate() error {
 		}
 	}
 	switch p.Start.Kind {
-	case StartEarliest, StartLatest, StartTime:
+	case StartEarliest, StartLatest:
+	case StartTime:
+		if p.Start.Time.IsZero() {
+			return fmt.Errorf("%w: start at a timestamp needs Start.Time", ErrBadParams)
+		}
 	case StartOffsets:
 		if len(p.Topics) != 1 {
 			return fmt.Errorf("%w: explicit start offsets need exactly one topic, have %d", ErrBadParams, len(p.Topics))

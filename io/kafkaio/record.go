@@ -58,6 +58,10 @@ type Records struct {
 // errCorruptRecord is returned by the coder for bytes it did not write.
 var errCorruptRecord = errors.New("kafkaio: corrupt record encoding")
 
+// minRecordBytes is the smallest encoding of a record: empty topic,
+// partition, offset, nil key, nil value, no headers, no time.
+const minRecordBytes = 7
+
 // maxCoderLen bounds every length prefix the coder reads (Kafka's own
 // message.max.bytes is far lower).
 const maxCoderLen = 1 << 30
@@ -74,11 +78,15 @@ func AppendRecord(dst []byte, r *Record) []byte {
 		dst = appendString(dst, h.Key)
 		dst = appendBytes(dst, h.Value)
 	}
+	// Seconds and nanoseconds rather than UnixNano: Kafka timestamps are
+	// int64 milliseconds, so a producer can send times (before 1678, after
+	// 2262) that int64 nanoseconds cannot hold.
 	if r.Time.IsZero() {
 		dst = append(dst, 0)
 	} else {
 		dst = append(dst, 1)
-		dst = binary.AppendVarint(dst, r.Time.UnixNano())
+		dst = binary.AppendVarint(dst, r.Time.Unix())
+		dst = binary.AppendUvarint(dst, uint64(r.Time.Nanosecond()))
 	}
 	return dst
 }
@@ -106,8 +114,16 @@ func ReadRecord(b []byte, r *Record) ([]byte, error) {
 		}
 	}
 	r.Time = time.Time{}
-	if d.byte() == 1 {
-		r.Time = time.Unix(0, d.varint()).UTC()
+	switch d.byte() {
+	case 0:
+	case 1:
+		sec, nsec := d.varint(), d.uvarint()
+		if nsec >= 1e9 {
+			d.err = errCorruptRecord
+		}
+		r.Time = time.Unix(sec, int64(nsec)).UTC()
+	default:
+		d.err = errCorruptRecord
 	}
 	if d.err != nil {
 		return nil, d.err
@@ -145,7 +161,9 @@ func encodeRecords(rs Records) ([]byte, error) {
 
 func decodeRecords(b []byte) (Records, error) {
 	n, k := binary.Uvarint(b)
-	if k <= 0 || n > uint64(len(b)) {
+	// Every encoded record takes at least minRecordBytes, which bounds what
+	// a corrupt count can make us allocate.
+	if k <= 0 || n > uint64(len(b)-k)/minRecordBytes {
 		return Records{}, errCorruptRecord
 	}
 	b = b[k:]

@@ -110,7 +110,17 @@ func (c *counts) flush(ctx context.Context) {
 type sensorFn struct {
 	Params Params
 	c      counts
+	// slab holds the values of the readings this instance emits, carved
+	// into one cap-limited sub-slice per reading: one allocation for many
+	// readings instead of a growing slice each.
+	slab []message.Value
+	// last is the previous reading; the parser reuses its strings (device,
+	// label, value names) when the next message repeats them.
+	last message.Reading
 }
+
+// slabValues is how many values a slab holds.
+const slabValues = 4096
 
 func (fn *sensorFn) Setup() { fn.c = newCounts("sensor") }
 
@@ -136,10 +146,24 @@ func (fn *sensorFn) parse(r *kafkaio.Record, out *Reading) error {
 	if len(r.Value) > fn.Params.MaxBytes {
 		return fmt.Errorf("%w: %d bytes, limit %d (decode.max_bytes)", message.ErrTooLarge, len(r.Value), fn.Params.MaxBytes)
 	}
-	var m message.Reading
+	n := max(len(fn.last.Values), 8)
+	if cap(fn.slab)-len(fn.slab) < n {
+		// The old slab stays alive as long as readings emitted from it do.
+		fn.slab = make([]message.Value, 0, max(slabValues, n))
+	}
+	start := len(fn.slab)
+	vals := fn.slab[start : start+len(fn.last.Values)]
+	copy(vals, fn.last.Values) // the names the parser may reuse
+	m := message.Reading{Device: fn.last.Device, Label: fn.last.Label, Values: vals}
 	if err := message.ParseReading(r.Value, r.Time, &m); err != nil {
 		return err
 	}
+	k := len(m.Values)
+	if k > 0 && start+k <= cap(fn.slab) && &m.Values[0] == &fn.slab[:start+1][start] {
+		fn.slab = fn.slab[:start+k] // parsed in place
+	}
+	m.Values = m.Values[:k:k]
+	fn.last = m
 	*out = Reading{Device: m.Device, Time: m.Time, Values: m.Values, Label: m.Label,
 		Source: Source{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}}
 	return nil

@@ -56,6 +56,19 @@ func appendStr(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
+// appendTime writes a flag (0: zero time) and then Unix seconds and
+// nanoseconds. UnixNano would do for today's timestamps, but a zero time
+// (a Kafka record without a timestamp) and the years 0000–9999 the message
+// contract accepts do not fit in int64 nanoseconds.
+func appendTime(b []byte, t time.Time) []byte {
+	if t.IsZero() {
+		return append(b, 0)
+	}
+	b = append(b, 1)
+	b = binary.AppendVarint(b, t.Unix())
+	return binary.AppendUvarint(b, uint64(t.Nanosecond()))
+}
+
 func appendSource(b []byte, s Source) []byte {
 	b = appendStr(b, s.Topic)
 	b = binary.AppendVarint(b, int64(s.Partition))
@@ -65,7 +78,7 @@ func appendSource(b []byte, s Source) []byte {
 func encodeReading(r Reading) ([]byte, error) {
 	b := make([]byte, 0, 48+len(r.Device)+len(r.Label)+len(r.Source.Topic)+len(r.Values)*16)
 	b = appendStr(b, r.Device)
-	b = binary.AppendVarint(b, r.Time.UnixNano())
+	b = appendTime(b, r.Time)
 	b = appendStr(b, r.Label)
 	b = binary.AppendUvarint(b, uint64(len(r.Values)))
 	for _, v := range r.Values {
@@ -118,6 +131,29 @@ func (r *reader) take(n uint64) []byte {
 
 func (r *reader) str() string { return string(r.take(r.uvarint())) }
 
+func (r *reader) float64() float64 {
+	b := r.take(8)
+	if r.err != nil {
+		return 0
+	}
+	return math.Float64frombits(binary.LittleEndian.Uint64(b))
+}
+
+func (r *reader) time() time.Time {
+	flag := r.take(1)
+	if r.err != nil || flag[0] == 0 {
+		return time.Time{}
+	}
+	sec, nsec := r.varint(), r.uvarint()
+	if flag[0] != 1 || nsec >= 1e9 {
+		r.err = errCorrupt
+	}
+	if r.err != nil {
+		return time.Time{}
+	}
+	return time.Unix(sec, int64(nsec)).UTC()
+}
+
 func (r *reader) source() Source {
 	return Source{Topic: r.str(), Partition: int(r.varint()), Offset: r.varint()}
 }
@@ -133,7 +169,7 @@ func decodeReading(b []byte) (Reading, error) {
 	r := reader{b: b}
 	var out Reading
 	out.Device = r.str()
-	out.Time = time.Unix(0, r.varint()).UTC()
+	out.Time = r.time()
 	out.Label = r.str()
 	n := r.uvarint()
 	if n > uint64(len(r.b)) {
@@ -143,7 +179,7 @@ func decodeReading(b []byte) (Reading, error) {
 		out.Values = make([]message.Value, n)
 		for i := range out.Values {
 			out.Values[i].Name = r.str()
-			out.Values[i].Value = math.Float64frombits(binary.LittleEndian.Uint64(r.take(8)))
+			out.Values[i].Value = r.float64()
 			if r.err != nil {
 				return Reading{}, r.err
 			}
@@ -157,7 +193,7 @@ func encodeImage(im Image) ([]byte, error) {
 	b := make([]byte, 0, 64+len(im.Pix)+len(im.Device)+len(im.Label))
 	b = appendStr(b, im.Device)
 	b = appendStr(b, im.Label)
-	b = binary.AppendVarint(b, im.Time.UnixNano())
+	b = appendTime(b, im.Time)
 	b = binary.AppendUvarint(b, uint64(im.Width))
 	b = binary.AppendUvarint(b, uint64(im.Height))
 	b = binary.AppendUvarint(b, uint64(len(im.Pix)))
@@ -170,7 +206,7 @@ func decodeImage(b []byte) (Image, error) {
 	var im Image
 	im.Device = r.str()
 	im.Label = r.str()
-	im.Time = time.Unix(0, r.varint()).UTC()
+	im.Time = r.time()
 	w, h := r.uvarint(), r.uvarint()
 	im.Pix = r.take(r.uvarint())
 	im.Source = r.source()

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# stop.sh [PORT] — stop the job server start.sh PORT started (SIGTERM, then
+# SIGKILL after MUON_FLINK_STOP_TIMEOUT seconds, default 20) and remove its
+# run dir ${MUON_CACHE:-$HOME/.cache/muon}/flink-run-PORT. Safe when nothing
+# runs. PORT defaults to MUON_FLINK_PORT, else 18099.
+set -euo pipefail
+
+# shellcheck source-path=SCRIPTDIR source=settings.sh
+source "$(dirname "${BASH_SOURCE[0]}")/settings.sh"
+
+port=${1:-${MUON_FLINK_PORT:-18099}}
+flink_check_port "$port"
+run=$(flink_run_dir "$port")
+timeout_s=${MUON_FLINK_STOP_TIMEOUT:-20}
+
+# Only processes whose command line names this run dir's artifacts dir are
+# signalled, so a pid file naming a reused pid cannot kill a stranger.
+mapfile -t pids < <(flink_server_pids "$run")
+
+if ((${#pids[@]} > 0)); then
+	kill -TERM "${pids[@]}" 2>/dev/null || true
+	deadline=$((SECONDS + timeout_s))
+	while flink_any_alive "${pids[@]}"; do
+		if ((SECONDS >= deadline)); then
+			echo "flink: job server on port $port still running after ${timeout_s} s; killing it" >&2
+			kill -KILL "${pids[@]}" 2>/dev/null || true
+			sleep 0.5
+			break
+		fi
+		sleep 0.2
+	done
+	echo "flink: stopped the job server on port $port" >&2
+fi
+
+if [[ -d $run && $run == */flink-run-"$port" ]]; then
+	rm -rf "$run"
+fi

@@ -1,0 +1,87 @@
+//go:build integration
+
+package integration
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/muonml/muon/configs"
+	"github.com/muonml/muon/io/recording"
+	"github.com/muonml/muon/io/replay"
+	"github.com/muonml/muon/pipelines"
+	"github.com/muonml/muon/runners"
+)
+
+// flinkEndpoint is Beam's Flink job server that integration/flink/start.sh
+// started, or skips (fails under MUON_REQUIRE_FLINK=1).
+func flinkEndpoint(t *testing.T) string {
+	t.Helper()
+	ep := os.Getenv("FLINK_ENDPOINT")
+	if ep == "" {
+		if os.Getenv("MUON_REQUIRE_FLINK") == "1" {
+			t.Fatal("MUON_REQUIRE_FLINK=1 but FLINK_ENDPOINT is not set: start the job server with integration/flink/start.sh")
+		}
+		t.Skip("FLINK_ENDPOINT not set (integration/flink/start.sh starts Beam's Flink job server)")
+	}
+	return ep
+}
+
+// The ingest job on real data gives the same counts, dead letters and
+// per-device file on the edge runner and on Flink.
+func TestIngestSameOnEdgeAndFlink(t *testing.T) {
+	ep := flinkEndpoint(t)
+	bs := brokers(t)
+	b := bs[len(bs)-1] // Apache Kafka when there is one
+	topic := topicName(t, b, "ingest")
+	ensure(t, b, topic, topic+".dlq")
+	files := []string{
+		filepath.Join("..", "..", "shared", "datasets", "basicmotions", "BasicMotions_TRAIN.ts"),
+		filepath.Join("..", "configs", "testdata", "malformed.jsonl"),
+	}
+	for _, f := range files {
+		_, err := replay.Replay(context.Background(), []string{f}, replay.Options{
+			Brokers: b.addrs, Topic: topic,
+			Recording: recording.Options{Start: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), Period: 100 * time.Millisecond},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	type outcome struct {
+		ok, dead, read int64
+		counts         string
+	}
+	run := func(kind runners.Kind) outcome {
+		dir := t.TempDir()
+		spec, err := configs.Parse("it.yaml", []byte(fmt.Sprintf("name: it\nsource:\n  topics: [%s]\n  format: sensor\noutput:\n  dir: %s\n", topic, dir)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, s := beam.NewPipelineWithRoot()
+		pipelines.Ingest(s, spec, pipelines.IngestOptions{Brokers: b.addrs})
+		res, err := runners.Run(context.Background(), p, runners.Options{Kind: kind, Endpoint: ep})
+		if err != nil {
+			t.Fatalf("%s: %v", kind, err)
+		}
+		counts, err := os.ReadFile(pipelines.CountsFile(spec))
+		if err != nil {
+			t.Fatalf("%s: %v", kind, err)
+		}
+		t.Logf("%s runner: %d decoded, %d dead letters in %s", kind, res.Counter("decode", "sensor.ok"), res.Counter("decode", "sensor.dead"), res.Elapsed)
+		return outcome{res.Counter("decode", "sensor.ok"), res.Counter("decode", "sensor.dead"), res.Counter("kafkaio.Read", "records"), string(counts)}
+	}
+	edge := run(runners.Edge)
+	flink := run(runners.Flink)
+	if edge.ok != 4001 || edge.dead != 6 || edge.read != 4007 {
+		t.Errorf("edge: %d read, %d decoded, %d dead, want 4007, 4001, 6", edge.read, edge.ok, edge.dead)
+	}
+	if flink != edge {
+		t.Errorf("flink and edge differ:\nflink %d/%d/%d\n%s\nedge %d/%d/%d\n%s", flink.read, flink.ok, flink.dead, flink.counts, edge.read, edge.ok, edge.dead, edge.counts)
+	}
+}
