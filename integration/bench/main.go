@@ -117,6 +117,19 @@ func benchBroker(name string, brokers []string, muon, csvPath string, n, partiti
 	bench("kafka.read.raw."+name, raw, "records/s")
 	bench("kafka.read.raw_parallel."+name, rawPar, "records/s")
 
+	// kafka-go's Reader.ReadMessage, one message per call, which DESIGN.md
+	// warns about: measured on the first records only, since it is slow.
+	fmt.Fprintf(os.Stderr, "bench %s: kafka-go Reader.ReadMessage loop\n", name)
+	reader := readerLoop(brokers, topic, min(n, 50_000), "")
+	bench("kafka.read.reader_loop."+name, reader, "records/s")
+	bench("kafka.read.raw_vs_reader_loop."+name, raw/reader, "x")
+	// The same in a consumer group, the usual way to use a Reader: with
+	// the default CommitInterval of 0, every ReadMessage commits
+	// synchronously.
+	group := readerLoop(brokers, topic, min(n, 5_000), "bench-"+topic)
+	bench("kafka.read.group_reader_loop."+name, group, "records/s")
+	bench("kafka.read.raw_vs_group_reader_loop."+name, raw/group, "x")
+
 	// kafkaio.Read (one element per record) and ReadBatches (one element per
 	// fetch) on the edge runner, into a counting DoFn.
 	fmt.Fprintf(os.Stderr, "bench %s: kafkaio.Read on the edge runner\n", name)
@@ -201,6 +214,31 @@ func rawRead(brokers []string, topic string, parallel bool) (int64, time.Duratio
 	}
 	wg.Wait()
 	return total.Load(), time.Since(start)
+}
+
+// readerLoop reads n records with kafka.Reader.ReadMessage, one call per
+// message, and returns records/s: from partition 0, or, with a group, from
+// the group's partitions with kafka-go's default reader settings.
+func readerLoop(brokers []string, topic string, n int, group string) float64 {
+	ends, err := kafkaio.EndOffsets(context.Background(), brokers, topic)
+	must(err)
+	cfg := kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: 0, MaxBytes: kafkaio.DefaultFetchMaxBytes}
+	want := min(int64(n), ends[0])
+	if group != "" {
+		cfg = kafka.ReaderConfig{Brokers: brokers, Topic: topic, GroupID: group, StartOffset: kafka.FirstOffset}
+		want = int64(n)
+	}
+	r := kafka.NewReader(cfg)
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	start := time.Now()
+	for i := int64(0); i < want; i++ {
+		if _, err := r.ReadMessage(ctx); err != nil {
+			must(fmt.Errorf("reader loop after %d of %d records: %w", i, want, err))
+		}
+	}
+	return float64(want) / time.Since(start).Seconds()
 }
 
 var counted = beam.NewCounter("bench", "records")
