@@ -199,13 +199,18 @@ func TestBoundedReadExactlyTheProducedSet(t *testing.T) {
 			produceIDs(t, b, topic, 0, n)
 			// Records produced after the end offsets are captured must not
 			// be read: the read is bounded by the offsets at start.
-			p, s := beam.NewPipelineWithRoot()
-			recs := kafkaio.Read(s, kafkaio.Params{Brokers: b.addrs, Topics: []string{topic}})
-			path := collectIDs(t, s, recs)
-			if _, err := runners.Run(context.Background(), p, runners.Options{Kind: runners.Edge}); err != nil {
-				t.Fatal(err)
+			for _, params := range []kafkaio.Params{
+				{Brokers: b.addrs, Topics: []string{topic}},
+				// Three connections per partition fetching chunks of 997.
+				{Brokers: b.addrs, Topics: []string{topic}, FetchConns: 3, ChunkRecords: 997},
+			} {
+				p, s := beam.NewPipelineWithRoot()
+				path := collectIDs(t, s, kafkaio.Read(s, params))
+				if _, err := runners.Run(context.Background(), p, runners.Options{Kind: runners.Edge}); err != nil {
+					t.Fatal(err)
+				}
+				checkExactlyOnce(t, loadIDs(t, path), n)
 			}
-			checkExactlyOnce(t, loadIDs(t, path), n)
 		})
 	}
 }

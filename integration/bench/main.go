@@ -52,6 +52,9 @@ func main() {
 	n := flag.Int("records", 1_000_000, "sensor readings to produce and read")
 	partitions := flag.Int("partitions", 4, "partitions of the bench topics")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the pipeline reads to `file`")
+	flag.IntVar(&fetchConns, "fetch-conns", 0, "kafkaio Params.FetchConns (0: its default)")
+	flag.IntVar(&chunkRecords, "chunk-records", 0, "kafkaio Params.ChunkRecords (0: its default)")
+	only := flag.String("only", "", "run only the broker with this name (embedded or kafka)")
 	flag.Parse()
 	cpuProfile = *cpuprofile
 	beam.Init()
@@ -72,6 +75,9 @@ func main() {
 		targets = append(targets, struct{ name, addr string }{"kafka", *kafkaAddr})
 	}
 	for _, t := range targets {
+		if *only != "" && t.name != *only {
+			continue
+		}
 		benchBroker(t.name, []string{t.addr}, *muon, csvPath, *n, *partitions)
 	}
 }
@@ -266,8 +272,13 @@ func (fn *countBatchFn) FinishBundle(ctx context.Context, emit func(int)) {
 	fn.n = 0
 }
 
-// cpuProfile, when set, names the file for a CPU profile of one read.
-var cpuProfile string
+// Settings from the command line, for the whole run.
+var (
+	// cpuProfile, when set, names the file for a CPU profile of one read.
+	cpuProfile   string
+	fetchConns   int
+	chunkRecords int
+)
 
 func pipelineRead(brokers []string, topic string, n int, batches bool) float64 {
 	if cpuProfile != "" {
@@ -281,7 +292,7 @@ func pipelineRead(brokers []string, topic string, n int, batches bool) float64 {
 		}()
 	}
 	p, s := beam.NewPipelineWithRoot()
-	params := kafkaio.Params{Brokers: brokers, Topics: []string{topic}}
+	params := kafkaio.Params{Brokers: brokers, Topics: []string{topic}, FetchConns: fetchConns, ChunkRecords: chunkRecords}
 	var counts beam.PCollection
 	if batches {
 		counts = beam.ParDo(s, &countBatchFn{}, kafkaio.ReadBatches(s, params))

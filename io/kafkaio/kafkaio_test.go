@@ -126,3 +126,24 @@ func TestReadUnboundedSeesNewRecords(t *testing.T) {
 	passert.Equals(s, vals, toAny(want)...)
 	ptest.RunAndValidate(t, p)
 }
+
+// Several connections fetching interleaved chunks of a partition still
+// yield every record once, from any start.
+func TestReadBoundedChunked(t *testing.T) {
+	const topic = "chunked"
+	addr := startBroker(t, topic)
+	want := produce(t, []string{addr}, topic, 0, 5000)
+	for _, tt := range []struct {
+		name        string
+		conns, size int
+	}{{"three conns, odd chunks", 3, 97}, {"one conn", 1, 50}, {"more conns than chunks", 8, 400}} {
+		t.Run(tt.name, func(t *testing.T) {
+			p, s := beam.NewPipelineWithRoot()
+			recs := kafkaio.Read(s, kafkaio.Params{Brokers: []string{addr}, Topics: []string{topic}, FetchConns: tt.conns, ChunkRecords: tt.size})
+			vals := beam.ParDo(s, recordValue, recs)
+			passert.Equals(s, vals, toAny(want)...)
+			passert.Count(s, stats.Count(s, vals), "distinct", len(want))
+			ptest.RunAndValidate(t, p)
+		})
+	}
+}

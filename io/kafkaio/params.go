@@ -67,6 +67,12 @@ const (
 	DefaultBatchRecords = 4096
 	// DefaultDialTimeout bounds connecting to a broker.
 	DefaultDialTimeout = 10 * time.Second
+	// DefaultFetchConns is how many connections fetch one partition in a
+	// bounded read.
+	DefaultFetchConns = 2
+	// DefaultChunkRecords is the chunk of offsets one connection fetches
+	// before moving to its next.
+	DefaultChunkRecords = 50_000
 )
 
 // Params configures Read and ReadBatches.
@@ -112,6 +118,14 @@ type Params struct {
 	BatchRecords int
 	// DialTimeout bounds connecting to a broker. Default DefaultDialTimeout.
 	DialTimeout time.Duration
+	// FetchConns is how many connections a bounded read fetches one
+	// partition with, each taking every FetchConns-th chunk of ChunkRecords
+	// offsets; records are still claimed and emitted in offset order.
+	// Default DefaultFetchConns.
+	FetchConns int
+	// ChunkRecords is the size, in offsets, of the chunks FetchConns
+	// connections share. Default DefaultChunkRecords.
+	ChunkRecords int
 }
 
 // Errors from parameter validation.
@@ -147,6 +161,12 @@ func (p *Params) withDefaults() Params {
 	if q.DialTimeout == 0 {
 		q.DialTimeout = DefaultDialTimeout
 	}
+	if q.FetchConns == 0 {
+		q.FetchConns = DefaultFetchConns
+	}
+	if q.ChunkRecords == 0 {
+		q.ChunkRecords = DefaultChunkRecords
+	}
 	return q
 }
 
@@ -179,6 +199,9 @@ func (p *Params) validate() error {
 		}
 	default:
 		return fmt.Errorf("%w: start kind %d", ErrBadParams, p.Start.Kind)
+	}
+	if p.FetchConns < 0 || p.ChunkRecords < 0 {
+		return fmt.Errorf("%w: negative FetchConns or ChunkRecords", ErrBadParams)
 	}
 	if p.CheckpointRecords < 0 || p.CheckpointInterval < 0 || p.FetchMaxBytes < 0 || p.FetchMaxWait < 0 || p.BatchRecords < 0 || p.DialTimeout < 0 || p.MaxDelay < 0 {
 		return fmt.Errorf("%w: negative size or duration", ErrBadParams)

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"reflect"
+	"sync"
 	"sort"
 	"sync/atomic"
 	"time"
@@ -306,14 +307,34 @@ func (fn *readBase) drop(key string) {
 }
 
 // fetch reads one fetch batch from pc into dst and returns the records
-// appended, the partition's high watermark and whether the fetch was empty.
+// appended and the partition's high watermark. On error the connection is
+// dropped from the cache.
 func (fn *readBase) fetch(p partitionRange, pc *partitionConn, maxWait time.Duration, dst []Record) ([]Record, int64, error) {
-	if err := pc.conn.SetReadDeadline(time.Now().Add(maxWait + fn.Params.DialTimeout)); err != nil {
+	n := len(dst)
+	dst, hwm, err := readBatch(p, pc.conn, fn.Params, maxWait, dst, math.MaxInt64)
+	if len(dst) > n {
+		pc.next = dst[len(dst)-1].Offset + 1
+	}
+	if err != nil {
+		fn.drop(fmt.Sprintf("%s/%d", p.Topic, p.Partition))
+		return dst, hwm, fmt.Errorf("kafkaio: fetch %s/%d at offset %d: %w", p.Topic, p.Partition, pc.next, err)
+	}
+	return dst, hwm, nil
+}
+
+// readBatch reads one fetch batch from conn, appending to dst the records
+// below stopAt; at the first record at or past stopAt it discards the rest
+// of the batch without decoding it.
+func readBatch(p partitionRange, conn *kafka.Conn, params Params, maxWait time.Duration, dst []Record, stopAt int64) ([]Record, int64, error) {
+	if err := conn.SetReadDeadline(time.Now().Add(maxWait + params.DialTimeout)); err != nil {
 		return dst, 0, err
 	}
-	batch := pc.conn.ReadBatchWith(kafka.ReadBatchConfig{MinBytes: 1, MaxBytes: fn.Params.FetchMaxBytes, MaxWait: maxWait})
+	batch := conn.ReadBatchWith(kafka.ReadBatchConfig{MinBytes: 1, MaxBytes: params.FetchMaxBytes, MaxWait: maxWait})
 	for {
 		m, err := batch.ReadMessage()
+		if err == nil && m.Offset >= stopAt {
+			err = io.EOF
+		}
 		if err != nil {
 			hwm := batch.HighWaterMark()
 			cerr := batch.Close()
@@ -325,11 +346,7 @@ func (fn *readBase) fetch(p partitionRange, pc *partitionConn, maxWait time.Dura
 					err = nil
 				}
 			}
-			if err != nil {
-				fn.drop(fmt.Sprintf("%s/%d", p.Topic, p.Partition))
-				return dst, hwm, fmt.Errorf("kafkaio: fetch %s/%d at offset %d: %w", p.Topic, p.Partition, pc.next, err)
-			}
-			return dst, hwm, nil
+			return dst, hwm, err
 		}
 		r := Record{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: m.Key, Value: m.Value, Time: m.Time}
 		if r.Topic == "" {
@@ -341,7 +358,6 @@ func (fn *readBase) fetch(p partitionRange, pc *partitionConn, maxWait time.Dura
 				r.Headers[i] = Header{Key: h.Key, Value: h.Value}
 			}
 		}
-		pc.next = m.Offset + 1
 		dst = append(dst, r)
 	}
 }
@@ -416,18 +432,19 @@ func (e *batchEmitter) flush() {
 	e.pend = make([]Record, 0, e.max)
 }
 
-// fetched is one fetch handed from the prefetcher to the emitting loop.
+// fetched is one fetch handed from a fetcher to the emitting loop. A
+// fetched with done set ends a chunk.
 type fetched struct {
 	recs []Record
-	hwm  int64
-	next int64 // the offset this fetch started at
 	err  error
+	done bool
 }
 
-// readBounded reads the restriction to its end. A prefetching goroutine
-// fetches and decodes the next batch from Kafka while this one claims and
-// emits the current batch downstream, so the two halves of the work run on
-// two cores.
+// readBounded reads the restriction to its end. The range is cut into
+// chunks of ChunkRecords offsets, fetched by FetchConns goroutines, each
+// with its own connection, while this goroutine claims and emits the
+// chunks in offset order: decoding Kafka's batches runs on several cores
+// and overlaps with the work downstream.
 func (fn *readBase) readBounded(ctx context.Context, rt *sdf.LockRTracker, p partitionRange, em emitter) error {
 	rest := rt.GetRestriction().(offsetrange.Restriction)
 	defer em.flush()
@@ -435,85 +452,137 @@ func (fn *readBase) readBounded(ctx context.Context, rt *sdf.LockRTracker, p par
 		rt.TryClaim(rest.End)
 		return nil
 	}
+	conns := fn.Params.FetchConns
+	chunk := int64(fn.Params.ChunkRecords)
+	if size := rest.End - rest.Start; size < 2*chunk {
+		conns, chunk = 1, size
+	}
+	nChunks := (rest.End - rest.Start + chunk - 1) / chunk
+	conns = int(min(int64(conns), nChunks))
+
 	ctx, cancel := context.WithCancel(ctx)
-	batches := make(chan fetched, 1)
-	free := make(chan []Record, 2)
-	done := make(chan struct{})
-	go fn.prefetch(ctx, p, rest, batches, free, done)
+	outs := make([]chan fetched, conns)
+	var wg sync.WaitGroup
+	for w := range outs {
+		outs[w] = make(chan fetched, 2)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(outs[w])
+			fn.fetchChunks(ctx, p, rest, chunk, w, conns, outs[w])
+		}()
+	}
 	defer func() {
 		cancel()
-		for range batches { // let the prefetcher finish with the connection
+		for _, ch := range outs { // let the fetchers finish
+			for range ch {
+			}
 		}
-		<-done
+		wg.Wait()
 	}()
-	for f := range batches {
-		if f.err != nil {
-			return f.err
-		}
-		if len(f.recs) == 0 {
-			// The prefetcher found nothing but control records or compacted
-			// gaps below the end captured at start: the range is done.
-			rt.TryClaim(rest.End)
-			return rt.GetError()
-		}
-		for i := range f.recs {
-			if !rt.TryClaim(f.recs[i].Offset) {
-				countFetch(ctx, f.recs[:i])
-				em.emit(f.recs[:i])
-				return rt.GetError()
+
+	for i := int64(0); i < nChunks; i++ {
+		ch := outs[i%int64(conns)]
+		for {
+			f, ok := <-ch
+			if !ok {
+				return ctx.Err()
 			}
-		}
-		countFetch(ctx, f.recs)
-		em.emit(f.recs)
-		if f.recs[len(f.recs)-1].Offset+1 >= rest.End {
-			rt.TryClaim(rest.End)
-			return nil
-		}
-		if !em.keeps() {
-			select {
-			case free <- f.recs[:0]:
-			default:
+			if f.err != nil {
+				return f.err
 			}
+			if f.done {
+				break
+			}
+			for j := range f.recs {
+				if !rt.TryClaim(f.recs[j].Offset) {
+					countFetch(ctx, f.recs[:j])
+					em.emit(f.recs[:j])
+					return rt.GetError()
+				}
+			}
+			countFetch(ctx, f.recs)
+			em.emit(f.recs)
 		}
 	}
-	return ctx.Err()
+	// Everything below the end has been read; offsets without records
+	// (compacted away, control records) belong to this restriction too.
+	rt.TryClaim(rest.End)
+	return rt.GetError()
 }
 
-// prefetch fetches [rest.Start, rest.End) batch by batch into batches, and
-// closes it when the range is read, on error, or when ctx is cancelled. An
-// empty batch means no more records exist below rest.End.
-func (fn *readBase) prefetch(ctx context.Context, p partitionRange, rest offsetrange.Restriction, batches chan<- fetched, free <-chan []Record, done chan<- struct{}) {
-	defer close(done)
-	defer close(batches)
-	next := rest.Start
-	sizeHint := 1024
-	for next < rest.End {
-		pc, err := fn.connFor(ctx, p, next)
-		if err != nil {
-			batches <- fetched{err: err}
-			return
-		}
-		var buf []Record
+// fetchChunks fetches chunks w, w+stride, w+2·stride, ... of rest, each
+// ended by a done marker, over a connection of its own.
+func (fn *readBase) fetchChunks(ctx context.Context, p partitionRange, rest offsetrange.Restriction, chunk int64, w, stride int, out chan<- fetched) {
+	send := func(f fetched) bool {
 		select {
-		case buf = <-free:
-		default:
-			buf = make([]Record, 0, sizeHint)
-		}
-		f := fetched{next: next}
-		f.recs, f.hwm, f.err = fn.fetch(p, pc, fn.Params.FetchMaxWait, buf)
-		if f.err == nil && len(f.recs) == 0 && f.hwm > next && f.hwm < rest.End {
-			continue // an empty fetch with data still to come: try again
-		}
-		select {
-		case batches <- f:
+		case out <- f:
+			return true
 		case <-ctx.Done():
+			return false
+		}
+	}
+	d := &kafka.Dialer{Timeout: fn.Params.DialTimeout}
+	conn, err := dialLeader(ctx, d, fn.Params.Brokers, p.Topic, p.Partition)
+	if err != nil {
+		send(fetched{err: err})
+		return
+	}
+	defer conn.Close()
+	sizeHint := 1024
+	for from := rest.Start + int64(w)*chunk; from < rest.End; from += int64(stride) * chunk {
+		to := min(from+chunk, rest.End)
+		if _, err := conn.Seek(from, kafka.SeekAbsolute); err != nil {
+			send(fetched{err: fmt.Errorf("kafkaio: seek %s/%d to %d: %w", p.Topic, p.Partition, from, err)})
 			return
 		}
-		if f.err != nil || len(f.recs) == 0 {
+		next, empties := from, 0
+		for next < to {
+			recs, hwm, err := readBatch(p, conn, fn.Params, fn.Params.FetchMaxWait, make([]Record, 0, sizeHint), to)
+			if err != nil {
+				send(fetched{err: fmt.Errorf("kafkaio: fetch %s/%d at offset %d: %w", p.Topic, p.Partition, next, err)})
+				return
+			}
+			if len(recs) == 0 {
+				pos, _ := conn.Offset()
+				switch {
+				case pos > next:
+					// kafka-go skipped control records: move on.
+					next = pos
+					continue
+				case hwm <= next:
+					// The partition ends before the chunk does.
+				case empties < 5:
+					empties++
+					continue
+				default:
+					// Never conclude there is nothing left where the
+					// broker says there is: that would lose records.
+					send(fetched{err: fmt.Errorf("kafkaio: %s/%d: %d empty fetches at offset %d below the high watermark %d", p.Topic, p.Partition, empties+1, next, hwm)})
+					return
+				}
+				break
+			}
+			empties = 0
+			sizeHint = max(sizeHint, len(recs))
+			next = recs[len(recs)-1].Offset + 1
+			if !send(fetched{recs: recs}) {
+				return
+			}
+			if len(recs) > 0 && next < to {
+				// readBatch stopped at the end of the fetch, not at to:
+				// keep the connection's position in step.
+				if pos, _ := conn.Offset(); pos != next {
+					if _, err := conn.Seek(next, kafka.SeekAbsolute); err != nil {
+						send(fetched{err: err})
+						return
+					}
+				}
+			}
+		}
+		if !send(fetched{done: true}) {
 			return
 		}
-		next = f.recs[len(f.recs)-1].Offset + 1
-		sizeHint = max(sizeHint, len(f.recs))
 	}
 }
 

@@ -548,6 +548,8 @@ func TestParamsWithDefaults(t *testing.T) {
 		FetchMaxWait:       DefaultFetchMaxWait,
 		BatchRecords:       DefaultBatchRecords,
 		DialTimeout:        DefaultDialTimeout,
+		FetchConns:         DefaultFetchConns,
+		ChunkRecords:       DefaultChunkRecords,
 	}
 	if !reflect.DeepEqual(q, want) {
 		t.Errorf("withDefaults:\n got  %+v\n want %+v", q, want)
@@ -555,7 +557,7 @@ func TestParamsWithDefaults(t *testing.T) {
 	if p.CheckpointRecords != 0 || p.DialTimeout != 0 {
 		t.Errorf("withDefaults changed its receiver: %+v", p)
 	}
-	set := Params{CheckpointRecords: 7, CheckpointInterval: 3, IdleTimeout: -1, FetchMaxBytes: 5, FetchMaxWait: 6, BatchRecords: 8, DialTimeout: 9}
+	set := Params{CheckpointRecords: 7, CheckpointInterval: 3, IdleTimeout: -1, FetchMaxBytes: 5, FetchMaxWait: 6, BatchRecords: 8, DialTimeout: 9, FetchConns: 3, ChunkRecords: 10}
 	if got := set.withDefaults(); !reflect.DeepEqual(got, set) {
 		t.Errorf("withDefaults overrode set values:\n got  %+v\n want %+v", got, set)
 	}
