@@ -8,8 +8,8 @@ import (
 	"math"
 	"os"
 	"reflect"
-	"sync"
 	"sort"
+	"sync"
 	"sync/atomic"
 	"time"
 
