@@ -1,0 +1,109 @@
+package kafkaio
+
+import (
+	"context"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/graph/mtime"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/rtrackers/offsetrange"
+	"github.com/muonml/muon/io/kafkaio/embedded"
+	"github.com/segmentio/kafka-go"
+)
+
+// collect is an emitter that keeps what it is given.
+type collect struct{ got []Record }
+
+func (c *collect) emit(rs []Record) { c.got = append(c.got, rs...) }
+func (c *collect) flush()           {}
+func (c *collect) keeps() bool      { return true }
+
+// The unbounded read's watermark follows record timestamps, advances with
+// the wall clock once a caught-up partition has been idle, checkpoints
+// after CheckpointRecords, and stops the source when told to.
+func TestUnboundedWatermarkAndCheckpoints(t *testing.T) {
+	b, err := embedded.Start(embedded.Options{Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	brokers := []string{b.Addr()}
+	if err := EnsureTopics(context.Background(), brokers, TopicSpec{Name: "wm", Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	w, err := NewWriter(WriteParams{Brokers: brokers, Topic: "wm"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	var msgs []kafka.Message
+	for i := 0; i < 30; i++ {
+		msgs = append(msgs, kafka.Message{Value: []byte("x"), Time: base.Add(time.Duration(i) * time.Second)})
+	}
+	if err := w.WriteMessages(context.Background(), msgs...); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+
+	raw := Params{Brokers: brokers, Topics: []string{"wm"}, Unbounded: true, CheckpointRecords: 10,
+		CheckpointInterval: 500 * time.Millisecond, IdleTimeout: 200 * time.Millisecond, MaxDelay: time.Second,
+		FetchMaxWait: 50 * time.Millisecond}
+	params := raw.withDefaults()
+	fn := &unboundedReadFn{unboundedBase{readBase{Params: params}}}
+	defer fn.Teardown()
+	p := partitionRange{Topic: "wm", Partition: 0, Start: 0, End: math.MaxInt64}
+	we := fn.CreateWatermarkEstimator(fn.InitialWatermarkEstimatorState(0, offsetrange.Restriction{}, p))
+	ctx := context.Background()
+
+	// Records within the first fetch are all claimed, then the read
+	// checkpoints itself because it passed CheckpointRecords.
+	rt := fn.CreateTracker(offsetrange.Restriction{Start: 0, End: math.MaxInt64})
+	var out collect
+	cont, err := fn.readUnbounded(ctx, we, rt, p, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cont.ShouldResume() || len(out.got) < 10 {
+		t.Fatalf("read %d records, resume %v: want ≥ 10 and a checkpoint", len(out.got), cont.ShouldResume())
+	}
+	last := out.got[len(out.got)-1]
+	if wm := we.CurrentWatermark(); !wm.Equal(last.Time.Add(-time.Second)) {
+		t.Errorf("watermark %s, want the last record's time minus MaxDelay %s", wm, last.Time.Add(-time.Second))
+	}
+	// The runner resumes the residual; read on until idle: the watermark
+	// then follows the wall clock.
+	next := last.Offset + 1
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) && we.CurrentWatermark().Before(time.Now().Add(-time.Minute)) {
+		rt = fn.CreateTracker(offsetrange.Restriction{Start: next, End: math.MaxInt64})
+		out = collect{}
+		if _, err := fn.readUnbounded(ctx, we, rt, p, &out); err != nil {
+			t.Fatal(err)
+		}
+		if len(out.got) > 0 {
+			next = out.got[len(out.got)-1].Offset + 1
+		}
+	}
+	if next != 30 {
+		t.Errorf("read up to offset %d, want 30", next)
+	}
+	if wm := we.CurrentWatermark(); wm.Before(time.Now().Add(-time.Minute)) {
+		t.Errorf("watermark %s did not advance on the idle partition", wm)
+	}
+
+	// Told to stop: the source keeps what it claimed, drops the rest of its
+	// range and releases the watermark.
+	fn.Params.Until = time.Now().Add(-time.Second)
+	rt = fn.CreateTracker(offsetrange.Restriction{Start: next, End: math.MaxInt64})
+	cont, err = fn.readUnbounded(ctx, we, rt, p, &collect{})
+	if err != nil || cont.ShouldResume() {
+		t.Fatalf("stop: resume %v, err %v", cont.ShouldResume(), err)
+	}
+	if !rt.IsDone() {
+		t.Errorf("stopped tracker %v is not done", rt.GetRestriction())
+	}
+	if wm := we.CurrentWatermark(); !wm.Equal(mtime.MaxTimestamp.ToTime()) {
+		t.Errorf("watermark after stop %s, want the end of time", wm)
+	}
+}
