@@ -23,73 +23,7 @@ if [[ -f $gomod ]]; then
 	fi
 fi
 
-stamp=$flink_home/libs.complete
 # The stamp names the pom (by hash) and versions the jars came from, then the jars.
 key="$(sha256sum <"$flink_pom" | cut -d' ' -f1) beam-$beam_version flink-$flink_version"
-runner_jar=beam-runners-flink-$flink_version-$beam_version.jar
-
-# cache_complete: the stamp matches this pom, and every jar it lists is there.
-cache_complete() {
-	[[ -f $stamp ]] || return 1
-	local first jar
-	{
-		IFS= read -r first || return 1
-		[[ $first == "$key" ]] || return 1
-		while IFS= read -r jar; do
-			[[ -f $flink_libs/$jar ]] || return 1
-		done
-	} <"$stamp"
-}
-
-summary() {
-	local n size
-	n=$(find "$flink_libs" -maxdepth 1 -name '*.jar' | wc -l)
-	size=$(du -sh "$flink_libs" | cut -f1)
-	echo "flink: Beam $beam_version Flink $flink_version job server: $n jars, $size in $flink_libs ($1)"
-}
-
-if cache_complete; then
-	summary cached
-	exit 0
-fi
-
-mkdir -p "$flink_home"
-# Two fetches at once must not both write libs/: the second waits here and
-# then finds the cache complete.
-exec 9>"$flink_home/fetch.lock"
-if command -v flock >/dev/null; then
-	flock 9
-fi
-if cache_complete; then
-	summary cached
-	exit 0
-fi
-
-started=$SECONDS
-tmp=$(mktemp -d "$flink_home/libs.tmp.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-
-echo "flink: resolving org.apache.beam:beam-runners-flink-$flink_version:$beam_version and its runtime dependencies with Maven (~150 MB the first time)..." >&2
-# Maven 3.8 prints bare colour resets even in batch mode; the sed drops them.
-if ! "${MVN:-mvn}" -B -q -f "$flink_pom" \
-	dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$tmp" 2>&1 |
-	sed -e 's/\x1b\[[0-9;]*m//g' -e '/^[[:space:]]*$/d' >&2; then
-	echo "flink: Maven could not resolve the Beam $beam_version Flink $flink_version runner (see its errors above)." >&2
-	echo "flink: check network access to the Maven repository, or your ~/.m2/settings.xml." >&2
-	exit 1
-fi
-if [[ ! -f $tmp/$runner_jar ]]; then
-	echo "flink: Maven succeeded but $runner_jar was not copied into $tmp" >&2
-	exit 1
-fi
-
-rm -rf "$flink_libs"
-mv "$tmp" "$flink_libs"
-trap - EXIT
-{
-	echo "$key"
-	(cd "$flink_libs" && find . -maxdepth 1 -name '*.jar' -printf '%f\n' | sort)
-} >"$stamp.tmp"
-mv "$stamp.tmp" "$stamp"
-
-summary "fetched in $((SECONDS - started)) s"
+jvm_fetch flink "$flink_home" "$flink_pom" "$key" "beam-runners-flink-$flink_version-$beam_version.jar" \
+	"Beam $beam_version's Flink $flink_version runner (~150 MB the first time)"

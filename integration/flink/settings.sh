@@ -4,6 +4,8 @@
 # scripts always agree on where the jars and a job server's run dir are.
 
 flink_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=../jvm.sh
+source "$flink_dir/../jvm.sh"
 flink_pom=$flink_dir/pom.xml
 
 # The Beam and Flink versions pinned in pom.xml. No environment override for
@@ -43,35 +45,9 @@ flink_run_dir() {
 # --artifacts-dir RUN_DIR/artifacts. Matching on the run dir, not on a process
 # name, means a job server of another port or another user's is never touched.
 flink_server_pids() {
-	local want="--artifacts-dir $1/artifacts" f pid line
-	local -a args
-	for f in /proc/[0-9]*/cmdline; do
-		pid=${f#/proc/}
-		pid=${pid%/cmdline}
-		# A builtin read, no fork per process: this runs in wait loops.
-		mapfile -d '' args 2>/dev/null <"$f" || continue
-		line=" ${args[*]} "
-		if [[ $line == *" $flink_driver "* && $line == *" $want "* ]]; then
-			echo "$pid"
-		fi
-	done
+	jvm_pids "$flink_driver" "--artifacts-dir $1/artifacts"
 }
 
-# flink_any_alive PID...: true if any PID is still running (a zombie, dead but
-# not yet reaped by whoever inherited it, does not count).
-flink_any_alive() {
-	local pid state
-	for pid in "$@"; do
-		state=$(sed -n 's/^[0-9]* (.*) \([A-Z]\).*/\1/p' "/proc/$pid/stat" 2>/dev/null) || continue
-		if [[ -n $state && $state != Z && $state != X ]]; then
-			return 0
-		fi
-	done
-	return 1
-}
+flink_any_alive() { jvm_any_alive "$@"; }
 
-# flink_port_open PORT: true if something accepts TCP connections on 127.0.0.1:PORT.
-flink_port_open() {
-	# shellcheck disable=SC2016 # $0 is expanded by the inner bash
-	timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$0"' "$1" 2>/dev/null
-}
+flink_port_open() { jvm_port_open "$@"; }

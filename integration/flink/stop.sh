@@ -17,20 +17,7 @@ timeout_s=${MUON_FLINK_STOP_TIMEOUT:-20}
 # signalled, so a pid file naming a reused pid cannot kill a stranger.
 mapfile -t pids < <(flink_server_pids "$run")
 
-if ((${#pids[@]} > 0)); then
-	kill -TERM "${pids[@]}" 2>/dev/null || true
-	deadline=$((SECONDS + timeout_s))
-	while flink_any_alive "${pids[@]}"; do
-		if ((SECONDS >= deadline)); then
-			echo "flink: job server on port $port still running after ${timeout_s} s; killing it" >&2
-			kill -KILL "${pids[@]}" 2>/dev/null || true
-			sleep 0.5
-			break
-		fi
-		sleep 0.2
-	done
-	echo "flink: stopped the job server on port $port" >&2
-fi
+jvm_stop flink "the job server on port $port" "$timeout_s" "${pids[@]}"
 
 if [[ -d $run && $run == */flink-run-"$port" ]]; then
 	rm -rf "$run"

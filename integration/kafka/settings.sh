@@ -4,6 +4,8 @@
 # scripts always agree on where the jars and a broker's run dir are.
 
 kafka_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=../jvm.sh
+source "$kafka_dir/../jvm.sh"
 kafka_pom=$kafka_dir/pom.xml
 
 # The Kafka version: MUON_KAFKA_VERSION, else the one pinned in pom.xml.
@@ -36,37 +38,12 @@ kafka_run_dir() {
 # RUN_DIR/server.properties. Matching on the config path, not on a process
 # name, means a broker of another port or another user's Kafka is never touched.
 kafka_broker_pids() {
-	local want="kafka.Kafka $1/server.properties" f pid
-	local -a args
-	for f in /proc/[0-9]*/cmdline; do
-		pid=${f#/proc/}
-		pid=${pid%/cmdline}
-		# A builtin read, no fork per process: this runs in wait loops.
-		mapfile -d '' args 2>/dev/null <"$f" || continue
-		if [[ " ${args[*]} " == *" $want "* ]]; then
-			echo "$pid"
-		fi
-	done
+	jvm_pids "kafka.Kafka $1/server.properties"
 }
 
-# kafka_any_alive PID...: true if any PID is still running (a zombie, dead but
-# not yet reaped by whoever inherited it, does not count).
-kafka_any_alive() {
-	local pid state
-	for pid in "$@"; do
-		state=$(sed -n 's/^[0-9]* (.*) \([A-Z]\).*/\1/p' "/proc/$pid/stat" 2>/dev/null) || continue
-		if [[ -n $state && $state != Z && $state != X ]]; then
-			return 0
-		fi
-	done
-	return 1
-}
+kafka_any_alive() { jvm_any_alive "$@"; }
 
-# kafka_port_open PORT: true if something accepts TCP connections on 127.0.0.1:PORT.
-kafka_port_open() {
-	# shellcheck disable=SC2016 # $0 is expanded by the inner bash
-	timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$0"' "$1" 2>/dev/null
-}
+kafka_port_open() { jvm_port_open "$@"; }
 
 # kafka_live_brokers PORT: sends a Metadata request (v12, all topics, no
 # auto-creation) to 127.0.0.1:PORT and succeeds if the answer lists at least

@@ -17,20 +17,7 @@ timeout_s=${MUON_KAFKA_STOP_TIMEOUT:-20}
 # are signalled, so a pid file naming a reused pid cannot kill a stranger.
 mapfile -t pids < <(kafka_broker_pids "$run")
 
-if ((${#pids[@]} > 0)); then
-	kill -TERM "${pids[@]}" 2>/dev/null || true
-	deadline=$((SECONDS + timeout_s))
-	while kafka_any_alive "${pids[@]}"; do
-		if ((SECONDS >= deadline)); then
-			echo "kafka: broker on port $port still running after ${timeout_s} s; killing it" >&2
-			kill -KILL "${pids[@]}" 2>/dev/null || true
-			sleep 0.5
-			break
-		fi
-		sleep 0.2
-	done
-	echo "kafka: stopped the broker on port $port" >&2
-fi
+jvm_stop kafka "the broker on port $port" "$timeout_s" "${pids[@]}"
 
 if [[ -d $run && $run == */kafka-run-"$port" ]]; then
 	rm -rf "$run"
