@@ -78,12 +78,14 @@ EOF
 
 log_opts=(-Dkafka.logs.dir="$run/logs" -Dlog4j2.configurationFile="$kafka_dir/log4j2.properties")
 
-# A Kafka cluster id is 16 random bytes in unpadded URL-safe base64.
+# A Kafka cluster id is 16 random bytes in unpadded URL-safe base64. It may
+# start with "-", so it goes after "=": as a separate argument the parser
+# would take it for an option.
 cluster_id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
 
 started=$SECONDS
 if ! "$java_bin" -Xmx256m -XX:TieredStopAtLevel=1 "${log_opts[@]}" -cp "$kafka_libs/*" \
-	kafka.tools.StorageTool format --standalone -t "$cluster_id" -c "$run/server.properties" \
+	kafka.tools.StorageTool format --standalone --cluster-id="$cluster_id" -c "$run/server.properties" \
 	</dev/null >"$run/logs/format.out" 2>&1; then
 	echo "kafka: formatting the storage in $run/data failed:" >&2
 	cat "$run/logs/format.out" >&2
