@@ -1,0 +1,96 @@
+package replay_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/muonml/muon/io/kafkaio"
+	"github.com/muonml/muon/io/kafkaio/embedded"
+	"github.com/muonml/muon/io/recording"
+	"github.com/muonml/muon/io/replay"
+)
+
+func TestReplay(t *testing.T) {
+	b, err := embedded.Start(embedded.Options{Partitions: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	dir := t.TempDir()
+	csvPath := filepath.Join(dir, "line.csv")
+	if err := os.WriteFile(csvPath, []byte("device,temp\nm1,20\nm2,21\nm1,22\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	brokers := []string{b.Addr()}
+	start := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+
+	tests := []struct {
+		name    string
+		paths   []string
+		o       replay.Options
+		records int64
+		wantErr string
+	}{
+		{"csv without a clock takes DefaultStart", []string{csvPath},
+			replay.Options{Brokers: brokers, Topic: "a", Recording: recording.Options{Period: time.Second}, DefaultStart: start}, 3, ""},
+		{"twice, rate limited", []string{csvPath, csvPath},
+			replay.Options{Brokers: brokers, Topic: "b", Rate: 1000, Recording: recording.Options{Start: start, Period: time.Second}}, 6, ""},
+		{"no clock at all", []string{csvPath}, replay.Options{Brokers: brokers, Topic: "c"}, 0, "Options.Start"},
+		{"no files", nil, replay.Options{Brokers: brokers, Topic: "c"}, 0, "no files"},
+		{"no topic", []string{csvPath}, replay.Options{Brokers: brokers}, 0, "no topics"},
+		{"negative rate", []string{csvPath}, replay.Options{Brokers: brokers, Topic: "c", Rate: -1}, 0, "rate"},
+		{"missing file", []string{filepath.Join(dir, "nope.csv")}, replay.Options{Brokers: brokers, Topic: "c", DefaultStart: start}, 0, "nope.csv"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sum, err := replay.Replay(context.Background(), tt.paths, tt.o)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want one mentioning %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sum.Records != tt.records || sum.Files != len(tt.paths) || sum.Bytes == 0 {
+				t.Errorf("summary %+v, want %d records from %d files", sum, tt.records, len(tt.paths))
+			}
+			ends, err := kafkaio.EndOffsets(context.Background(), brokers, tt.o.Topic)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var n int64
+			for _, e := range ends {
+				n += e
+			}
+			if n != tt.records {
+				t.Errorf("topic holds %d records, want %d", n, tt.records)
+			}
+		})
+	}
+}
+
+func TestReplayStopsWhenCancelled(t *testing.T) {
+	b, err := embedded.Start(embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	path := filepath.Join(t.TempDir(), "slow.csv")
+	if err := os.WriteFile(path, []byte("device,temp\nm1,1\nm1,2\nm1,3\nm1,4\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err = replay.Replay(ctx, []string{path}, replay.Options{Brokers: []string{b.Addr()}, Topic: "slow", Rate: 0.5,
+		Recording: recording.Options{Start: time.Unix(0, 0), Period: time.Second}})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled replay returned %v, want context.Canceled", err)
+	}
+}
