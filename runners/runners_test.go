@@ -1,0 +1,61 @@
+package runners
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+)
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		in   string
+		want Kind
+		err  bool
+	}{
+		{"edge", Edge, false},
+		{"direct", Edge, false},
+		{"prism", Edge, false},
+		{" Edge ", Edge, false},
+		{"", Edge, false},
+		{"flink", Flink, false},
+		{"FLINK", Flink, false},
+		{"spark", "", true},
+		{"dataflow", "", true},
+	}
+	for _, tt := range tests {
+		got, err := Parse(tt.in)
+		if (err != nil) != tt.err || got != tt.want {
+			t.Errorf("Parse(%q) = %q, %v; want %q, error %v", tt.in, got, err, tt.want, tt.err)
+		}
+		if err != nil && (!errors.Is(err, ErrUnknownRunner) || !strings.Contains(err.Error(), "edge")) {
+			t.Errorf("Parse(%q) error %q does not say what to use", tt.in, err)
+		}
+	}
+}
+
+func TestFlinkNeedsAnEndpoint(t *testing.T) {
+	p, s := beam.NewPipelineWithRoot()
+	_ = beam.Create(s, 1)
+	_, err := Run(context.Background(), p, Options{Kind: Flink})
+	if err == nil || !strings.Contains(err.Error(), "--endpoint") {
+		t.Errorf("flink without endpoint: %v, want an error naming --endpoint", err)
+	}
+}
+
+func TestEdgeRunCollectsCounters(t *testing.T) {
+	p, s := beam.NewPipelineWithRoot()
+	beam.ParDo0(s, &countFn{}, beam.Create(s, 1, 2, 3))
+	res, err := Run(context.Background(), p, Options{Kind: Edge})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.Counter("runners_test", "seen"); got != 3 {
+		t.Errorf("counter runners_test/seen = %d, want 3 (counters %v)", got, res.CounterNames())
+	}
+	if res.Elapsed <= 0 || res.JobID == "" {
+		t.Errorf("result %+v lacks a job id or elapsed time", res)
+	}
+}
