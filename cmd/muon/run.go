@@ -309,7 +309,11 @@ func printSummary(w io.Writer, spec *configs.Spec, s *jobSummary, devices [][]st
 		fmt.Fprintf(w, "  replayed       %d records\n", s.Replayed)
 	}
 	fmt.Fprintf(w, "  read           %d records (%.0f records/s)\n", s.Read, s.PerSecond)
-	fmt.Fprintf(w, "  decoded        %d %s\n", s.Decoded, map[string]string{"image": "images"}[spec.Source.Format]+map[bool]string{true: "readings"}[spec.Source.Format != "image"])
+	kind := "readings"
+	if spec.Source.Format == "image" {
+		kind = "images"
+	}
+	fmt.Fprintf(w, "  decoded        %d %s\n", s.Decoded, kind)
 	fmt.Fprintf(w, "  dead letters   %d → %s\n", s.DeadLetters, strings.Join(s.DLQTopics, ","))
 	for _, r := range s.DLQReasons {
 		fmt.Fprintf(w, "                 %4d  %s\n", r.Count, r.Reason)
