@@ -486,7 +486,10 @@ func (fn *readBase) readBounded(ctx context.Context, rt *sdf.LockRTracker, p par
 		for {
 			f, ok := <-ch
 			if !ok {
-				return ctx.Err()
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				return fmt.Errorf("kafkaio: %s/%d: a fetcher stopped before the end of its chunk", p.Topic, p.Partition)
 			}
 			if f.err != nil {
 				return f.err
