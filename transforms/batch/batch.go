@@ -1,0 +1,89 @@
+package batch
+
+import (
+	"fmt"
+	"hash/fnv"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+	"github.com/muonml/muon/io/arrowio"
+	"github.com/muonml/muon/transforms/featurize"
+)
+
+func init() {
+	register.Function2x2(shardOf)
+	register.DoFn3x1[int, func(*featurize.Row) bool, func(arrowio.Batch), error](&buildFn{})
+	register.Emitter1[arrowio.Batch]()
+	register.Iter1[featurize.Row]()
+}
+
+// Params configures Rows.
+type Params struct {
+	// Dim is the number of features per row. Required.
+	Dim int
+	// MaxRows is the most rows in one batch. Default DefaultMaxRows.
+	MaxRows int
+	// Shards is how many groups the rows are spread over before batching,
+	// so that several workers build batches at once. Default DefaultShards.
+	Shards int
+}
+
+// Defaults Params overrides.
+const (
+	// DefaultMaxRows is the most rows in one batch.
+	DefaultMaxRows = 4096
+	// DefaultShards is how many groups build batches in parallel.
+	DefaultShards = 8
+)
+
+// Rows groups rows into Arrow batches: PCollection<featurize.Row> →
+// PCollection<arrowio.Batch> with at most MaxRows rows each, per window of
+// the input (a bounded input has one). Rows of one key stay in one shard.
+// It panics if p is invalid.
+func Rows(s beam.Scope, p Params, rows beam.PCollection) beam.PCollection {
+	s = s.Scope("batch.Rows")
+	if p.MaxRows == 0 {
+		p.MaxRows = DefaultMaxRows
+	}
+	if p.Shards == 0 {
+		p.Shards = DefaultShards
+	}
+	if p.Dim <= 0 || p.MaxRows < 0 || p.Shards < 0 {
+		panic(fmt.Sprintf("batch.Rows: bad params %+v: Dim must be ≥ 1, MaxRows and Shards ≥ 0", p))
+	}
+	keyed := beam.ParDo(s, shardOf, rows, beam.SideInput{Input: beam.Create(s, p.Shards)})
+	return beam.ParDo(s, &buildFn{Dim: p.Dim, MaxRows: p.MaxRows}, beam.GroupByKey(s, keyed))
+}
+
+// shardOf keys a row by the hash of its key modulo the shard count.
+func shardOf(r featurize.Row, shards int) (int, featurize.Row) {
+	h := fnv.New32a()
+	h.Write([]byte(r.Key))
+	return int(h.Sum32() % uint32(shards)), r
+}
+
+// buildFn builds batches of at most MaxRows rows from one shard.
+type buildFn struct {
+	Dim     int
+	MaxRows int
+}
+
+func (fn *buildFn) ProcessElement(_ int, iter func(*featurize.Row) bool, emit func(arrowio.Batch)) error {
+	rb := arrowio.NewRowBuilder(memory.DefaultAllocator, fn.Dim)
+	defer rb.Release()
+	var r featurize.Row
+	for iter(&r) {
+		if len(r.Features) != fn.Dim {
+			return fmt.Errorf("batch.Rows: row %s of %s has %d features, want %d", r.ID, r.Key, len(r.Features), fn.Dim)
+		}
+		rb.Append(r.Key, r.Time, r.Features, r.Label, r.ID)
+		if rb.Len() >= fn.MaxRows {
+			emit(rb.NewBatch()) // the pipeline owns emitted batches
+		}
+	}
+	if rb.Len() > 0 {
+		emit(rb.NewBatch())
+	}
+	return nil
+}
