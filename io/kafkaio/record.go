@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/muonml/muon/io/wire"
 )
 
 func init() {
@@ -68,67 +69,46 @@ const maxCoderLen = 1 << 30
 
 // AppendRecord appends the coder encoding of r to dst.
 func AppendRecord(dst []byte, r *Record) []byte {
-	dst = appendString(dst, r.Topic)
+	dst = wire.AppendString(dst, r.Topic)
 	dst = binary.AppendVarint(dst, int64(r.Partition))
 	dst = binary.AppendVarint(dst, r.Offset)
-	dst = appendBytes(dst, r.Key)
-	dst = appendBytes(dst, r.Value)
+	dst = wire.AppendBytes(dst, r.Key)
+	dst = wire.AppendBytes(dst, r.Value)
 	dst = binary.AppendUvarint(dst, uint64(len(r.Headers)))
 	for _, h := range r.Headers {
-		dst = appendString(dst, h.Key)
-		dst = appendBytes(dst, h.Value)
+		dst = wire.AppendString(dst, h.Key)
+		dst = wire.AppendBytes(dst, h.Value)
 	}
-	// Seconds and nanoseconds rather than UnixNano: Kafka timestamps are
-	// int64 milliseconds, so a producer can send times (before 1678, after
-	// 2262) that int64 nanoseconds cannot hold.
-	if r.Time.IsZero() {
-		dst = append(dst, 0)
-	} else {
-		dst = append(dst, 1)
-		dst = binary.AppendVarint(dst, r.Time.Unix())
-		dst = binary.AppendUvarint(dst, uint64(r.Time.Nanosecond()))
-	}
-	return dst
+	return wire.AppendTime(dst, r.Time)
 }
 
 // ReadRecord decodes one record from the front of b and returns the rest.
 // Byte slices in r alias b.
 func ReadRecord(b []byte, r *Record) ([]byte, error) {
-	var d decoder
-	d.b = b
-	r.Topic = d.string()
-	r.Partition = int(d.varint())
-	r.Offset = d.varint()
-	r.Key = d.bytes()
-	r.Value = d.bytes()
-	n := d.uvarint()
-	if d.err == nil && n > uint64(len(d.b)) {
-		d.err = errCorruptRecord
+	d := wire.NewReader(b, errCorruptRecord)
+	d.MaxLen = maxCoderLen
+	r.Topic = d.String()
+	r.Partition = int(d.Varint())
+	r.Offset = d.Varint()
+	r.Key = d.Bytes()
+	r.Value = d.Bytes()
+	n := d.Uvarint()
+	if n > uint64(d.Len()) {
+		d.Fail()
 	}
 	r.Headers = nil
-	if n > 0 && d.err == nil {
+	if n > 0 && d.Err() == nil {
 		r.Headers = make([]Header, n)
 		for i := range r.Headers {
-			r.Headers[i].Key = d.string()
-			r.Headers[i].Value = d.bytes()
+			r.Headers[i].Key = d.String()
+			r.Headers[i].Value = d.Bytes()
 		}
 	}
-	r.Time = time.Time{}
-	switch d.byte() {
-	case 0:
-	case 1:
-		sec, nsec := d.varint(), d.uvarint()
-		if nsec >= 1e9 {
-			d.err = errCorruptRecord
-		}
-		r.Time = time.Unix(sec, int64(nsec)).UTC()
-	default:
-		d.err = errCorruptRecord
+	r.Time = d.Time()
+	if err := d.Err(); err != nil {
+		return nil, err
 	}
-	if d.err != nil {
-		return nil, d.err
-	}
-	return d.b, nil
+	return d.Rest(), nil
 }
 
 func encodeRecord(r Record) ([]byte, error) {
@@ -178,88 +158,4 @@ func decodeRecords(b []byte) (Records, error) {
 		return Records{}, fmt.Errorf("%w: %d trailing bytes", errCorruptRecord, len(b))
 	}
 	return rs, nil
-}
-
-func appendString(dst []byte, s string) []byte {
-	dst = binary.AppendUvarint(dst, uint64(len(s)))
-	return append(dst, s...)
-}
-
-// appendBytes distinguishes nil (length 0) from empty (length 1, no data)
-// because Kafka does: a nil key is not an empty key.
-func appendBytes(dst []byte, b []byte) []byte {
-	if b == nil {
-		return append(dst, 0)
-	}
-	dst = binary.AppendUvarint(dst, uint64(len(b))+1)
-	return append(dst, b...)
-}
-
-type decoder struct {
-	b   []byte
-	err error
-}
-
-func (d *decoder) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.err = errCorruptRecord
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) varint() int64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.err = errCorruptRecord
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) byte() byte {
-	if d.err != nil {
-		return 0
-	}
-	if len(d.b) == 0 {
-		d.err = errCorruptRecord
-		return 0
-	}
-	c := d.b[0]
-	d.b = d.b[1:]
-	return c
-}
-
-func (d *decoder) take(n uint64) []byte {
-	if d.err != nil {
-		return nil
-	}
-	if n > maxCoderLen || n > uint64(len(d.b)) {
-		d.err = errCorruptRecord
-		return nil
-	}
-	v := d.b[:n:n]
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) string() string {
-	return string(d.take(d.uvarint()))
-}
-
-func (d *decoder) bytes() []byte {
-	n := d.uvarint()
-	if n == 0 || d.err != nil {
-		return nil
-	}
-	return d.take(n - 1)
 }
