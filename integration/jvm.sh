@@ -136,3 +136,74 @@ jvm_fetch_summary() {
 	size=$(du -sh "$2" | cut -f1)
 	echo "$1: $n jars, $size in $2 ($3)"
 }
+
+# jvm_detach PIDFILE OUT CMD...: runs CMD in the background in its own
+# session (setsid), detached from this script's stdin/stdout/stderr (OUT
+# takes both), so that it outlives the script, a Ctrl-C in the terminal that
+# ran it, and a caller reading the script's output through a pipe. The inner
+# bash writes its own pid, closes every inherited descriptor above 2 (a
+# caller's pipe held open by the service would make that caller wait for
+# it), then becomes CMD: the pid file is CMD's.
+jvm_detach() {
+	local pidfile=$1 out=$2
+	shift 2
+	local -a setsid_cmd=()
+	if command -v setsid >/dev/null; then
+		setsid_cmd=(setsid)
+	fi
+	# shellcheck disable=SC2016 # $$, $0 and $@ are the inner bash's
+	"${setsid_cmd[@]}" bash -c '
+	echo $$ >"$0"
+	for fd in /proc/$$/fd/*; do
+		fd=${fd##*/}
+		if ((fd > 2)); then eval "exec $fd>&-" 2>/dev/null || true; fi
+	done
+	exec "$@"' "$pidfile" "$@" </dev/null >"$out" 2>&1 &
+}
+
+# jvm_fail_start LABEL RUN PIDFILE PIDS_FN MESSAGE LOG...: says why a start
+# failed, shows the last lines of each LOG, kills every process PIDS_FN RUN
+# lists, and exits 1, keeping the run dir for inspection.
+jvm_fail_start() {
+	local label=$1 run=$2 pidfile=$3 pids_fn=$4 msg=$5 f pid
+	shift 5
+	echo "$label: $msg" >&2
+	for f in "$@"; do
+		if [[ -s $f ]]; then
+			echo "---- last lines of $f" >&2
+			tail -n 40 "$f" >&2
+		fi
+	done
+	for pid in $("$pids_fn" "$run"); do
+		kill -KILL "$pid" 2>/dev/null || true
+	done
+	rm -f "$pidfile"
+	echo "$label: logs kept in $run/logs" >&2
+	exit 1
+}
+
+# jvm_wait_ready TIMEOUT_S PIDFILE WHAT READY_FN BROKEN_FN TIMEOUT_MSG:
+# polls every 0.5 s until READY_FN succeeds. It calls the sourcing script's
+# fail_start with the reason when BROKEN_FN prints one, when the process in
+# PIDFILE (WHAT, e.g. "the broker") exits, or after TIMEOUT_S seconds.
+jvm_wait_ready() {
+	local timeout_s=$1 pidfile=$2 what=$3 ready_fn=$4 broken_fn=$5 timeout_msg=$6
+	local deadline=$((SECONDS + timeout_s)) pid why
+	while :; do
+		if "$ready_fn"; then
+			return 0
+		fi
+		why=$("$broken_fn")
+		if [[ -n $why ]]; then
+			fail_start "$why"
+		fi
+		pid=$(cat "$pidfile" 2>/dev/null || true)
+		if [[ -n $pid ]] && ! jvm_any_alive "$pid"; then
+			fail_start "$what exited during startup"
+		fi
+		if ((SECONDS >= deadline)); then
+			fail_start "$timeout_msg"
+		fi
+		sleep 0.5
+	done
+}

@@ -47,7 +47,3 @@ flink_run_dir() {
 flink_server_pids() {
 	jvm_pids "$flink_driver" "--artifacts-dir $1/artifacts"
 }
-
-flink_any_alive() { jvm_any_alive "$@"; }
-
-flink_port_open() { jvm_port_open "$@"; }

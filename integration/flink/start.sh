@@ -47,7 +47,7 @@ if [[ -f $run/jobserver.pid || -n $(flink_server_pids "$run") ]]; then
 	"$flink_dir/stop.sh" "$port" >&2
 fi
 for p in "$port" "$artifact_port" "$expansion_port"; do
-	if flink_port_open "$p"; then
+	if jvm_port_open "$p"; then
 		echo "flink: port $p on 127.0.0.1 is taken by another process; choose another PORT (the job server uses PORT, PORT-1 and PORT-2)" >&2
 		exit 1
 	fi
@@ -102,69 +102,28 @@ if [[ -n ${MUON_FLINK_CONF_DIR:-} ]]; then
 fi
 
 started=$SECONDS
-# The job server runs in its own session (setsid), detached from this
-# script's stdin/stdout/stderr, so it outlives start.sh, a Ctrl-C in the
-# terminal that ran it, and a caller reading start.sh's output through a pipe.
-# The inner bash writes its own pid, closes every inherited descriptor above 2
-# (a caller's pipe held open by the server would make that caller wait for
-# it), then becomes java: the pid file is the JVM's.
-setsid_cmd=()
-if command -v setsid >/dev/null; then
-	setsid_cmd=(setsid)
-fi
-# shellcheck disable=SC2016 # $$, $0 and $@ are the inner bash's
-"${setsid_cmd[@]}" bash -c '
-	echo $$ >"$0"
-	for fd in /proc/$$/fd/*; do
-		fd=${fd##*/}
-		if ((fd > 2)); then eval "exec $fd>&-" 2>/dev/null || true; fi
-	done
-	exec "$@"' "$run/jobserver.pid" \
+jvm_detach "$run/jobserver.pid" "$run/logs/jobserver.out" \
 	"$java_bin" "${heap_opts[@]}" "${jvm_opts[@]}" "${extra_opts[@]}" \
-	-cp "$flink_libs/*" "$flink_driver" "${server_args[@]}" \
-	</dev/null >"$run/logs/jobserver.out" 2>&1 &
+	-cp "$flink_libs/*" "$flink_driver" "${server_args[@]}"
 
 ready=false
-# fail_start: show why, stop what was started, keep the run dir for inspection.
 fail_start() {
-	echo "flink: $1" >&2
-	for f in "$run/logs/jobserver.out" "$log"; do
-		if [[ -s $f ]]; then
-			echo "---- last lines of $f" >&2
-			tail -n 40 "$f" >&2
-		fi
-	done
-	local pid
-	for pid in $(flink_server_pids "$run"); do
-		kill -KILL "$pid" 2>/dev/null || true
-	done
-	rm -f "$run/jobserver.pid"
-	echo "flink: logs kept in $run/logs" >&2
-	exit 1
+	jvm_fail_start flink "$run" "$run/jobserver.pid" flink_server_pids "$1" "$run/logs/jobserver.out" "$log"
 }
 trap '$ready || fail_start "start.sh was interrupted"' INT TERM
 
 # Ready: JobServerDriver has logged "Job server now running", which it does
 # after the artifact, expansion and job services all listen, and the job port
 # accepts connections.
-deadline=$((SECONDS + timeout_s))
-while :; do
-	if grep -q 'Job server now running' "$log" 2>/dev/null && flink_port_open "$port"; then
-		ready=true
-		break
-	fi
+server_ready() { grep -q 'Job server now running' "$log" 2>/dev/null && jvm_port_open "$port"; }
+server_broken() {
 	if grep -q 'Exception during job server creation' "$log" 2>/dev/null; then
-		fail_start "the job server could not start its services"
+		echo "the job server could not start its services"
 	fi
-	pid=$(cat "$run/jobserver.pid" 2>/dev/null || true)
-	if [[ -n $pid ]] && ! flink_any_alive "$pid"; then
-		fail_start "the job server exited during startup"
-	fi
-	if ((SECONDS >= deadline)); then
-		fail_start "the job server was not ready on 127.0.0.1:$port within ${timeout_s} s (MUON_FLINK_START_TIMEOUT)"
-	fi
-	sleep 0.5
-done
+}
+jvm_wait_ready "$timeout_s" "$run/jobserver.pid" "the job server" server_ready server_broken \
+	"the job server was not ready on 127.0.0.1:$port within ${timeout_s} s (MUON_FLINK_START_TIMEOUT)"
+ready=true
 trap - INT TERM
 
 echo "flink: Beam $beam_version Flink $flink_version job server (--flink-master $master) ready on 127.0.0.1:$port in $((SECONDS - started)) s (pid $(cat "$run/jobserver.pid"), logs in $run/logs)" >&2

@@ -41,10 +41,6 @@ kafka_broker_pids() {
 	jvm_pids "kafka.Kafka $1/server.properties"
 }
 
-kafka_any_alive() { jvm_any_alive "$@"; }
-
-kafka_port_open() { jvm_port_open "$@"; }
-
 # kafka_live_brokers PORT: sends a Metadata request (v12, all topics, no
 # auto-creation) to 127.0.0.1:PORT and succeeds if the answer lists at least
 # one live broker. A KRaft broker lists itself only once it has caught up with

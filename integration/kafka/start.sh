@@ -36,7 +36,7 @@ if [[ -f $run/kafka.pid || -n $(kafka_broker_pids "$run") ]]; then
 	"$kafka_dir/stop.sh" "$port" >&2
 fi
 for p in "$port" "$controller_port"; do
-	if kafka_port_open "$p"; then
+	if jvm_port_open "$p"; then
 		echo "kafka: port $p on 127.0.0.1 is taken by another process; choose another PORT (the controller uses PORT+1)" >&2
 		exit 1
 	fi
@@ -92,66 +92,25 @@ if ! "$java_bin" -Xmx256m -XX:TieredStopAtLevel=1 "${log_opts[@]}" -cp "$kafka_l
 	exit 1
 fi
 
-# The broker runs in its own session (setsid), detached from this script's
-# stdin/stdout/stderr, so it outlives start.sh, a Ctrl-C in the terminal that
-# ran it, and a caller reading start.sh's output through a pipe.
-# The inner bash writes its own pid, closes every inherited descriptor above 2
-# (a caller's pipe held open by the broker would make that caller wait for it),
-# then becomes java: the pid file is the JVM's.
 read -r -a heap_opts <<<"${MUON_KAFKA_HEAP_OPTS:--Xms256m -Xmx1g}"
 read -r -a extra_opts <<<"${MUON_KAFKA_JVM_OPTS:-}"
-setsid_cmd=()
-if command -v setsid >/dev/null; then
-	setsid_cmd=(setsid)
-fi
-# shellcheck disable=SC2016 # $$, $0 and $@ are the inner bash's
-"${setsid_cmd[@]}" bash -c '
-	echo $$ >"$0"
-	for fd in /proc/$$/fd/*; do
-		fd=${fd##*/}
-		if ((fd > 2)); then eval "exec $fd>&-" 2>/dev/null || true; fi
-	done
-	exec "$@"' "$run/kafka.pid" \
+jvm_detach "$run/kafka.pid" "$run/logs/kafka.out" \
 	"$java_bin" "${heap_opts[@]}" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
 	-XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true "${log_opts[@]}" "${extra_opts[@]}" \
-	-cp "$kafka_libs/*" kafka.Kafka "$run/server.properties" \
-	</dev/null >"$run/logs/kafka.out" 2>&1 &
+	-cp "$kafka_libs/*" kafka.Kafka "$run/server.properties"
 
 ready=false
-# fail_start: show why, stop what was started, keep the run dir for inspection.
 fail_start() {
-	echo "kafka: $1" >&2
-	for f in "$run/logs/kafka.out" "$run/logs/server.log"; do
-		if [[ -s $f ]]; then
-			echo "---- last lines of $f" >&2
-			tail -n 40 "$f" >&2
-		fi
-	done
-	local pid
-	for pid in $(kafka_broker_pids "$run"); do
-		kill -KILL "$pid" 2>/dev/null || true
-	done
-	rm -f "$run/kafka.pid"
-	echo "kafka: logs kept in $run/logs" >&2
-	exit 1
+	jvm_fail_start kafka "$run" "$run/kafka.pid" kafka_broker_pids "$1" "$run/logs/kafka.out" "$run/logs/server.log"
 }
 trap '$ready || fail_start "start.sh was interrupted"' INT TERM
 
-deadline=$((SECONDS + timeout_s))
-while :; do
-	if kafka_live_brokers "$port"; then
-		ready=true
-		break
-	fi
-	pid=$(cat "$run/kafka.pid" 2>/dev/null || true)
-	if [[ -n $pid ]] && ! kafka_any_alive "$pid"; then
-		fail_start "the broker exited during startup"
-	fi
-	if ((SECONDS >= deadline)); then
-		fail_start "the broker did not answer a Metadata request on 127.0.0.1:$port within ${timeout_s} s (MUON_KAFKA_START_TIMEOUT)"
-	fi
-	sleep 0.5
-done
+# Ready: the broker answers a Metadata request listing itself.
+broker_ready() { kafka_live_brokers "$port"; }
+no_reason() { :; }
+jvm_wait_ready "$timeout_s" "$run/kafka.pid" "the broker" broker_ready no_reason \
+	"the broker did not answer a Metadata request on 127.0.0.1:$port within ${timeout_s} s (MUON_KAFKA_START_TIMEOUT)"
+ready=true
 trap - INT TERM
 
 echo "kafka: Kafka $kafka_version ready on 127.0.0.1:$port in $((SECONDS - started)) s (pid $(cat "$run/kafka.pid"), logs in $run/logs)" >&2
