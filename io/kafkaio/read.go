@@ -643,7 +643,11 @@ func (fn *readBase) readUnbounded(ctx context.Context, we *watermarkEstimator, r
 			}
 			return sdf.ResumeProcessingIn(0), nil
 		}
-		buf = buf[:0]
+		if em.keeps() {
+			buf = nil // emitted batches alias it: the next fetch gets a new one
+		} else {
+			buf = buf[:0]
+		}
 	}
 }
 

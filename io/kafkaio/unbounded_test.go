@@ -3,9 +3,11 @@ package kafkaio
 import (
 	"context"
 	"math"
+	"reflect"
 	"testing"
 	"time"
 
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/graph/mtime"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/rtrackers/offsetrange"
 	"github.com/muonml/muon/io/kafkaio/embedded"
@@ -105,5 +107,50 @@ func TestUnboundedWatermarkAndCheckpoints(t *testing.T) {
 	}
 	if wm := we.CurrentWatermark(); !wm.Equal(mtime.MaxTimestamp.ToTime()) {
 		t.Errorf("watermark after stop %s, want the end of time", wm)
+	}
+}
+
+// Batches an unbounded read emits alias its fetch buffer; the next fetch
+// must not write over them.
+func TestUnboundedBatchesAreNotOverwritten(t *testing.T) {
+	b, err := embedded.Start(embedded.Options{Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	brokers := []string{b.Addr()}
+	if err := EnsureTopics(context.Background(), brokers, TopicSpec{Name: "alias", Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	w, err := NewWriter(WriteParams{Brokers: brokers, Topic: "alias"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 6; i++ { // one record batch each, so one record per small fetch
+		if err := w.WriteMessages(context.Background(), kafka.Message{Value: []byte{byte('a' + i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Close()
+	raw := Params{Brokers: brokers, Topics: []string{"alias"}, Unbounded: true, CheckpointRecords: 6,
+		CheckpointInterval: 5 * time.Second, FetchMaxBytes: 1, FetchMaxWait: 50 * time.Millisecond}
+	params := raw.withDefaults()
+	fn := &unboundedBatchReadFn{unboundedBase{readBase{Params: params}}}
+	defer fn.Teardown()
+	p := partitionRange{Topic: "alias", Partition: 0, Start: 0, End: math.MaxInt64}
+	we := fn.CreateWatermarkEstimator(fn.InitialWatermarkEstimatorState(0, offsetrange.Restriction{}, p))
+	var got []Records
+	em := &batchEmitter{out: func(_ beam.EventTime, rs Records) { got = append(got, rs) }, max: 1}
+	if _, err := fn.readUnbounded(context.Background(), we, fn.CreateTracker(offsetrange.Restriction{Start: 0, End: math.MaxInt64}), p, em); err != nil {
+		t.Fatal(err)
+	}
+	var values []string
+	for _, rs := range got {
+		for _, r := range rs.Records {
+			values = append(values, string(r.Value))
+		}
+	}
+	if want := []string{"a", "b", "c", "d", "e", "f"}; !reflect.DeepEqual(values, want) {
+		t.Errorf("emitted batches hold %v, want %v", values, want)
 	}
 }
