@@ -63,7 +63,12 @@ func readSource(r *wire.Reader) Source {
 }
 
 func encodeReading(r Reading) ([]byte, error) {
-	b := make([]byte, 0, 48+len(r.Device)+len(r.Label)+len(r.Source.Topic)+len(r.Values)*16)
+	return AppendReadingBinary(make([]byte, 0, 48+len(r.Device)+len(r.Label)+len(r.Source.Topic)+len(r.Values)*16), r), nil
+}
+
+// AppendReadingBinary appends r in the binary encoding of its Beam coder,
+// for coders of types that hold readings.
+func AppendReadingBinary(b []byte, r Reading) []byte {
 	b = wire.AppendString(b, r.Device)
 	b = wire.AppendTime(b, r.Time)
 	b = wire.AppendString(b, r.Label)
@@ -72,31 +77,42 @@ func encodeReading(r Reading) ([]byte, error) {
 		b = wire.AppendString(b, v.Name)
 		b = wire.AppendFloat64(b, v.Value)
 	}
-	return appendSource(b, r.Source), nil
+	return appendSource(b, r.Source)
 }
 
 func decodeReading(b []byte) (Reading, error) {
 	r := wire.NewReader(b, errCorrupt)
+	out := ReadReadingBinary(r)
+	if err := r.Done(); err != nil {
+		return Reading{}, err
+	}
+	return out, nil
+}
+
+// ReadReadingBinary reads one reading written by AppendReadingBinary. A
+// failure is recorded in r (see wire.Reader.Err).
+func ReadReadingBinary(r *wire.Reader) Reading {
 	var out Reading
 	out.Device = r.String()
 	out.Time = r.Time()
 	out.Label = r.String()
 	n := r.Uvarint()
 	if n > uint64(r.Len()) {
-		return Reading{}, errCorrupt
+		r.Fail()
+		return Reading{}
 	}
 	if n > 0 && r.Err() == nil {
 		out.Values = make([]message.Value, n)
 		for i := range out.Values {
 			out.Values[i].Name = r.String()
 			out.Values[i].Value = r.Float64()
-			if err := r.Err(); err != nil {
-				return Reading{}, err
+			if r.Err() != nil {
+				return Reading{}
 			}
 		}
 	}
 	out.Source = readSource(r)
-	return out, r.Done()
+	return out
 }
 
 func encodeImage(im Image) ([]byte, error) {

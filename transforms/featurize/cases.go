@@ -1,10 +1,9 @@
 package featurize
 
 import (
+	"errors"
 	"fmt"
-	"math"
 	"reflect"
-	"sort"
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
@@ -38,20 +37,21 @@ type CaseParams struct {
 	Bands int
 }
 
-func (p CaseParams) validate() {
+func (p CaseParams) check() error {
 	if len(p.Channels) == 0 {
-		panic("featurize.Cases: no channels")
+		return errors.New("no channels")
 	}
 	if p.Bands < 0 {
-		panic(fmt.Sprintf("featurize.Cases: %d bands", p.Bands))
+		return fmt.Errorf("%d bands", p.Bands)
 	}
 	seen := map[string]bool{}
 	for _, c := range p.Channels {
 		if c == "" || seen[c] {
-			panic(fmt.Sprintf("featurize.Cases: empty or repeated channel %q", c))
+			return fmt.Errorf("empty or repeated channel %q", c)
 		}
 		seen[c] = true
 	}
+	return nil
 }
 
 // Cases makes one feature row per device from all its readings (a whole
@@ -61,7 +61,9 @@ func (p CaseParams) validate() {
 // gets NaN features. The input must be bounded.
 func Cases(s beam.Scope, p CaseParams, readings beam.PCollection) beam.PCollection {
 	s = s.Scope("featurize.Cases")
-	p.validate()
+	if err := p.check(); err != nil {
+		panic("featurize.Cases: " + err.Error())
+	}
 	return beam.ParDo(s, &caseFn{Channels: p.Channels, Bands: p.Bands}, beam.GroupByKey(s, beam.ParDo(s, byDevice, readings)))
 }
 
@@ -71,13 +73,12 @@ type caseFn struct {
 	Channels []string
 	Bands    int
 
-	ex *Extractor
+	rows *rowMaker
 }
 
+func (fn *caseFn) Setup() { fn.rows = newRowMaker(fn.Channels, fn.Bands) }
+
 func (fn *caseFn) ProcessElement(device string, iter func(*decode.Reading) bool, emit func(Row)) {
-	if fn.ex == nil {
-		fn.ex = NewExtractor(fn.Bands)
-	}
 	var all []decode.Reading
 	var r decode.Reading
 	for iter(&r) {
@@ -86,45 +87,7 @@ func (fn *caseFn) ProcessElement(device string, iter func(*decode.Reading) bool,
 	if len(all) == 0 {
 		return
 	}
-	sort.SliceStable(all, func(i, j int) bool { return all[i].Time.Before(all[j].Time) })
-	emit(fn.row(device, all))
-}
-
-// row computes the features of readings sorted by time.
-func (fn *caseFn) row(device string, all []decode.Reading) Row {
-	t0 := all[0].Time
-	index := make(map[string]int, len(fn.Channels))
-	for i, c := range fn.Channels {
-		index[c] = i
-	}
-	ts := make([][]float64, len(fn.Channels))
-	xs := make([][]float64, len(fn.Channels))
-	labels := map[string]int{}
-	for _, r := range all {
-		sec := r.Time.Sub(t0).Seconds()
-		for _, v := range r.Values {
-			if i, ok := index[v.Name]; ok && !math.IsNaN(v.Value) {
-				ts[i] = append(ts[i], sec)
-				xs[i] = append(xs[i], v.Value)
-			}
-		}
-		if r.Label != "" {
-			labels[r.Label]++
-		}
-	}
-	features := make([]float64, 0, len(fn.Channels)*Width(fn.Bands))
-	for i := range fn.Channels {
-		features = fn.ex.Channel(features, ts[i], xs[i])
-	}
-	return Row{Key: device, Time: all[len(all)-1].Time, Features: features, Label: majority(labels), ID: all[0].Source.ID()}
-}
-
-func majority(counts map[string]int) string {
-	best, n := "", 0
-	for l, c := range counts {
-		if c > n || (c == n && l < best) {
-			best, n = l, c
-		}
-	}
-	return best
+	sortReadings(all)
+	features, label := fn.rows.features(all, all[0].Time)
+	emit(Row{Key: device, Time: all[len(all)-1].Time, Features: features, Label: label, ID: all[0].Source.ID()})
 }

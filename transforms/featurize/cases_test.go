@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -28,14 +29,25 @@ func init() {
 	register.Iter1[featurize.Row]()
 }
 
-// writeRowsFn writes every row to a JSON file keyed by device.
-type writeRowsFn struct{ Path string }
+// writeRowsFn writes every row to a JSON file keyed by device, or by row
+// ID with ByID; a repeated key is an error.
+type writeRowsFn struct {
+	Path string
+	ByID bool
+}
 
 func (fn *writeRowsFn) ProcessElement(_ context.Context, _ int, iter func(*featurize.Row) bool) error {
 	rows := map[string]featurize.Row{}
 	var r featurize.Row
 	for iter(&r) {
-		rows[r.Key] = r
+		k := r.Key
+		if fn.ByID {
+			k = r.ID
+		}
+		if _, dup := rows[k]; dup {
+			return fmt.Errorf("two rows for %s", k)
+		}
+		rows[k] = r
 	}
 	b, err := json.Marshal(rows)
 	if err != nil {
@@ -44,27 +56,24 @@ func (fn *writeRowsFn) ProcessElement(_ context.Context, _ int, iter func(*featu
 	return os.WriteFile(fn.Path, b, 0o644)
 }
 
-// BasicMotions replayed as readings (as muon produce writes them and
-// decode reads them) gives one row per case whose features equal the
-// reference computation on the case's own series.
-func TestCasesOnBasicMotions(t *testing.T) {
+// basicMotions is BasicMotions TRAIN as decoded readings, as muon produce
+// writes them and decode reads them: 10 Hz from start, one device per case.
+func basicMotions(t *testing.T, start time.Time) []decode.Reading {
+	t.Helper()
 	path := filepath.Join("..", "..", "..", "shared", "datasets", "basicmotions", "BasicMotions_TRAIN.ts")
 	if _, err := os.Stat(path); err != nil {
 		t.Skipf("dataset not available: %v", err)
 	}
-	start := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 	src, err := recording.Open(path, recording.Options{Start: start, Period: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer src.Close()
 	var readings []decode.Reading
-	series := map[string][6][]float64{}
-	labels := map[string]string{}
 	for {
 		m, err := src.Next()
 		if errors.Is(err, io.EOF) {
-			break
+			return readings
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -75,6 +84,17 @@ func TestCasesOnBasicMotions(t *testing.T) {
 		}
 		readings = append(readings, decode.Reading{Device: r.Device, Time: r.Time, Values: r.Values, Label: r.Label,
 			Source: decode.Source{Topic: "sensors", Offset: int64(len(readings))}})
+	}
+}
+
+// BasicMotions replayed as readings gives one row per case whose features
+// equal the reference computation on the case's own series.
+func TestCasesOnBasicMotions(t *testing.T) {
+	start := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	readings := basicMotions(t, start)
+	series := map[string][6][]float64{}
+	labels := map[string]string{}
+	for _, r := range readings {
 		s := series[r.Device]
 		for i, v := range r.Values {
 			s[i] = append(s[i], v.Value)
