@@ -3,6 +3,7 @@ package batch
 import (
 	"fmt"
 	"hash/fnv"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
@@ -14,7 +15,9 @@ import (
 func init() {
 	register.Function2x2(shardOf)
 	register.DoFn3x1[int, func(*featurize.Row) bool, func(arrowio.Batch), error](&buildFn{})
+	register.DoFn3x1[beam.EventTime, featurize.Row, func(beam.EventTime, arrowio.Batch), error](&streamBuildFn{})
 	register.Emitter1[arrowio.Batch]()
+	register.Emitter2[beam.EventTime, arrowio.Batch]()
 	register.Iter1[featurize.Row]()
 }
 
@@ -26,7 +29,16 @@ type Params struct {
 	MaxRows int
 	// Shards is how many groups the rows are spread over before batching,
 	// so that several workers build batches at once. Default DefaultShards.
+	// Bounded inputs only.
 	Shards int
+	// Unbounded selects the streaming implementation: rows are batched where
+	// they are made, without a shuffle, and a batch is emitted when it has
+	// MaxRows rows, when its first row has waited MaxWait, or when the
+	// bundle ends, whichever comes first. Default false.
+	Unbounded bool
+	// MaxWait is the longest a row waits for its batch to fill, in
+	// processing time, when Unbounded. Default DefaultMaxWait.
+	MaxWait time.Duration
 }
 
 // Defaults Params overrides.
@@ -35,12 +47,15 @@ const (
 	DefaultMaxRows = 4096
 	// DefaultShards is how many groups build batches in parallel.
 	DefaultShards = 8
+	// DefaultMaxWait is the longest a row waits for its batch in streaming.
+	DefaultMaxWait = time.Second
 )
 
 // Rows groups rows into Arrow batches: PCollection<featurize.Row> →
 // PCollection<arrowio.Batch> with at most MaxRows rows each, per window of
 // the input (a bounded input has one). Rows of one key stay in one shard.
-// It panics if p is invalid.
+// With Unbounded, batches are made as rows stream by (see Params). It
+// panics if p is invalid.
 func Rows(s beam.Scope, p Params, rows beam.PCollection) beam.PCollection {
 	s = s.Scope("batch.Rows")
 	if p.MaxRows == 0 {
@@ -49,8 +64,14 @@ func Rows(s beam.Scope, p Params, rows beam.PCollection) beam.PCollection {
 	if p.Shards == 0 {
 		p.Shards = DefaultShards
 	}
-	if p.Dim <= 0 || p.MaxRows < 0 || p.Shards < 0 {
-		panic(fmt.Sprintf("batch.Rows: bad params %+v: Dim must be ≥ 1, MaxRows and Shards ≥ 0", p))
+	if p.MaxWait == 0 {
+		p.MaxWait = DefaultMaxWait
+	}
+	if p.Dim <= 0 || p.MaxRows < 0 || p.Shards < 0 || p.MaxWait < 0 {
+		panic(fmt.Sprintf("batch.Rows: bad params %+v: Dim must be ≥ 1, MaxRows, Shards and MaxWait ≥ 0", p))
+	}
+	if p.Unbounded {
+		return beam.ParDo(s, &streamBuildFn{Dim: p.Dim, MaxRows: p.MaxRows, MaxWait: p.MaxWait}, rows)
 	}
 	keyed := beam.ParDo(s, shardOf, rows, beam.SideInput{Input: beam.Create(s, p.Shards)})
 	return beam.ParDo(s, &buildFn{Dim: p.Dim, MaxRows: p.MaxRows}, beam.GroupByKey(s, keyed))
@@ -86,4 +107,51 @@ func (fn *buildFn) ProcessElement(_ int, iter func(*featurize.Row) bool, emit fu
 		emit(rb.NewBatch())
 	}
 	return nil
+}
+
+// streamBuildFn batches rows as they stream by. It needs no timers (Flink
+// has no processing-time timers for Go), so a batch's wait is bounded by
+// MaxWait as rows arrive and by the end of the bundle otherwise.
+type streamBuildFn struct {
+	Dim     int
+	MaxRows int
+	MaxWait time.Duration
+
+	rb     *arrowio.RowBuilder
+	now    func() time.Time
+	first  time.Time      // when the oldest pending row arrived
+	newest beam.EventTime // the newest pending row's event time
+}
+
+func (fn *streamBuildFn) Setup() {
+	fn.rb = arrowio.NewRowBuilder(memory.DefaultAllocator, fn.Dim)
+	fn.now = time.Now
+}
+
+func (fn *streamBuildFn) ProcessElement(et beam.EventTime, r featurize.Row, emit func(beam.EventTime, arrowio.Batch)) error {
+	if len(r.Features) != fn.Dim {
+		return fmt.Errorf("batch.Rows: row %s of %s has %d features, want %d", r.ID, r.Key, len(r.Features), fn.Dim)
+	}
+	now := fn.now()
+	if fn.rb.Len() == 0 {
+		fn.first, fn.newest = now, et
+	}
+	fn.rb.Append(r.Key, r.Time, r.Features, r.Label, r.ID)
+	fn.newest = max(fn.newest, et)
+	if fn.rb.Len() >= fn.MaxRows || now.Sub(fn.first) >= fn.MaxWait {
+		emit(fn.newest, fn.rb.NewBatch())
+	}
+	return nil
+}
+
+func (fn *streamBuildFn) FinishBundle(emit func(beam.EventTime, arrowio.Batch)) {
+	if fn.rb.Len() > 0 {
+		emit(fn.newest, fn.rb.NewBatch())
+	}
+}
+
+func (fn *streamBuildFn) Teardown() {
+	if fn.rb != nil {
+		fn.rb.Release()
+	}
 }

@@ -71,3 +71,19 @@ func TestRowsRefusesWrongWidth(t *testing.T) {
 		t.Error("a row of 3 features in a batch of 2 did not fail the pipeline")
 	}
 }
+
+func TestRowsStreaming(t *testing.T) {
+	const n = 1000
+	var rows []featurize.Row
+	var want []any
+	for i := 0; i < n; i++ {
+		rows = append(rows, featurize.Row{Key: "d", Time: time.Unix(int64(i), 0).UTC(), Features: []float64{float64(i), 0.5, 0}, ID: fmt.Sprintf("t/0/%d", i)})
+		want = append(want, fmt.Sprintf("t/0/%d=%g", i, float64(i)+0.5))
+	}
+	p, s := beam.NewPipelineWithRoot()
+	batches := batch.Rows(s, batch.Params{Dim: 3, MaxRows: 100, Unbounded: true}, beam.CreateList(s, rows))
+	passert.Equals(s, beam.ParDo(s, explodeIDs, batches), want...)
+	sizes := beam.ParDo(s, batchSize, batches)
+	passert.True(s, sizes, sizeOK)
+	ptest.RunAndValidate(t, p)
+}
