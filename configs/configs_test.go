@@ -61,6 +61,16 @@ func TestErrors(t *testing.T) {
 		{"override wrong type", base, []string{"kafka.partitions=lots"}, configs.ErrType, 0, "kafka.partitions"},
 		{"not yaml", "name: [\n", nil, nil, 0, ""},
 		{"not a mapping", "- a\n- b\n", nil, configs.ErrType, 1, ""},
+		{"features without channels", base + "job: features\nfeatures:\n  window: {size: 2s}\n", nil, configs.ErrValue, 0, "features.channels"},
+		{"repeated channel", base + "job: features\nfeatures:\n  channels: [x, x]\n  window: {size: 2s}\n", nil, configs.ErrValue, 0, "features.channels[1]"},
+		{"windows without size", base + "job: features\nfeatures:\n  channels: [x]\n", nil, configs.ErrValue, 0, "features.window.size"},
+		{"window size below a millisecond", base + "job: features\nfeatures:\n  channels: [x]\n  window:\n    size: 1500us\n", nil, configs.ErrValue, 9, "features.window.size"},
+		{"period longer than size", base + "job: features\nfeatures:\n  channels: [x]\n  window:\n    size: 1s\n    period: 2s\n", nil, configs.ErrValue, 10, "features.window.period"},
+		{"negative lateness", base + "job: features\nfeatures:\n  channels: [x]\n  window:\n    size: 1s\n    allowed_lateness: -1s\n", nil, configs.ErrValue, 10, "features.window.allowed_lateness"},
+		{"cases on a stream", base + "  bounded: false\njob: features\nfeatures:\n  kind: cases\n  channels: [x]\n", nil, configs.ErrValue, 8, "features.kind"},
+		{"images from sensors", base + "job: features\nfeatures:\n  kind: images\n", nil, configs.ErrValue, 7, "features.kind"},
+		{"image size zero", "name: t\nsource:\n  topics: [a]\n  format: image\njob: features\nfeatures:\n  image: {width: 0, height: 8}\n", nil, configs.ErrValue, 7, "features.image.width"},
+		{"bad job", base + "job: train-all\n", nil, configs.ErrValue, 5, "job"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

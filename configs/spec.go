@@ -14,10 +14,16 @@ type Spec struct {
 	Runner string `yaml:"runner" enum:"edge,direct,flink"`
 	// Endpoint is the Flink job server, host:port, for runner flink.
 	Endpoint string `yaml:"endpoint"`
-	Kafka    Kafka  `yaml:"kafka"`
-	Source   Source `yaml:"source" required:"true"`
-	Decode   Decode `yaml:"decode"`
-	Output   Output `yaml:"output"`
+	// Job is what the job does: ingest (decode, count per device) or
+	// features (decode, featurize, batch, archive to Parquet). Default ingest.
+	Job      string   `yaml:"job" enum:"ingest,features"`
+	Kafka    Kafka    `yaml:"kafka"`
+	Source   Source   `yaml:"source" required:"true"`
+	Decode   Decode   `yaml:"decode"`
+	Features Features `yaml:"features"`
+	Batch    Batch    `yaml:"batch"`
+	Archive  Archive  `yaml:"archive"`
+	Output   Output   `yaml:"output"`
 	// Replay lists recordings to produce into Kafka before the job reads:
 	// for the quick start and demos, usually with the embedded broker.
 	Replay []Replay `yaml:"replay"`
@@ -81,6 +87,67 @@ type Decode struct {
 	DeadLetterSuffix string `yaml:"dead_letter_suffix"`
 }
 
+// Features says how decoded records become feature rows (job: features).
+type Features struct {
+	// Kind is windows (event-time windows per device) or cases (one row per
+	// device over all its readings: a whole recorded case) for sensor
+	// sources, images for image sources. Default windows for sensors,
+	// images for images.
+	Kind string `yaml:"kind" enum:"windows,cases,images"`
+	// Channels are the reading value names to featurize, in row order.
+	// Required for sensor sources.
+	Channels []string `yaml:"channels"`
+	// Bands is the number of spectral band energies per channel. Default 0.
+	Bands int `yaml:"bands" min:"0"`
+	// Window sizes the event-time windows of kind windows.
+	Window Window `yaml:"window"`
+	// Image sizes the images of kind images.
+	Image ImageSize `yaml:"image"`
+}
+
+// Window configures event-time windows per device.
+type Window struct {
+	// Size is the length of a window, whole milliseconds. Required for
+	// kind windows.
+	Size Duration `yaml:"size"`
+	// Period is how far apart windows start; shorter than Size makes
+	// sliding windows. Default Size (fixed windows).
+	Period Duration `yaml:"period"`
+	// AllowedLateness is how long a window waits after its end for
+	// out-of-order readings; later ones go to the dead letter with stage
+	// late. Default 0.
+	AllowedLateness Duration `yaml:"allowed_lateness"`
+}
+
+// ImageSize is the size images are resized to.
+type ImageSize struct {
+	// Width and Height in pixels. Default 32 × 32.
+	Width  int `yaml:"width" min:"1"`
+	Height int `yaml:"height" min:"1"`
+}
+
+// Batch configures how feature rows become Arrow record batches.
+type Batch struct {
+	// MaxRows is the most rows in one batch. Default 4096.
+	MaxRows int `yaml:"max_rows" min:"0"`
+	// MaxWait is the longest a row waits for its batch on an unbounded
+	// source. Default 1s.
+	MaxWait Duration `yaml:"max_wait"`
+	// Shards is how many groups build batches in parallel on a bounded
+	// source. Default 8.
+	Shards int `yaml:"shards" min:"0"`
+}
+
+// Archive configures the Parquet archive.
+type Archive struct {
+	// Dir is the archive's root: feature batches under <dir>/features,
+	// readings under <dir>/readings, partitioned date=YYYY-MM-DD/hour=HH
+	// by event time. Default <output.dir>/archive.
+	Dir string `yaml:"dir"`
+	// Readings also archives the decoded sensor readings. Default false.
+	Readings bool `yaml:"readings"`
+}
+
 // Output says where results go.
 type Output struct {
 	// Dir receives the job's files (per-device counts, summary). Default
@@ -120,6 +187,7 @@ func (d Duration) String() string { return time.Duration(d).String() }
 const (
 	DefaultPartitions = 4
 	DefaultPeriod     = 100 * time.Millisecond
+	DefaultImageSide  = 32
 )
 
 // DefaultReplayStart is the first event time of replayed files without timestamps.
@@ -140,6 +208,30 @@ func (s *Spec) applyDefaults() {
 	}
 	if s.Output.Dir == "" {
 		s.Output.Dir = "out/" + s.Name
+	}
+	if s.Job == "" {
+		s.Job = "ingest"
+	}
+	if s.Job == "features" {
+		f := &s.Features
+		if f.Kind == "" {
+			f.Kind = "windows"
+			if s.Source.Format == "image" {
+				f.Kind = "images"
+			}
+		}
+		if f.Window.Period == 0 {
+			f.Window.Period = f.Window.Size
+		}
+		if f.Image.Width == 0 {
+			f.Image.Width = DefaultImageSide
+		}
+		if f.Image.Height == 0 {
+			f.Image.Height = DefaultImageSide
+		}
+		if s.Archive.Dir == "" {
+			s.Archive.Dir = s.Output.Dir + "/archive"
+		}
 	}
 	for i := range s.Replay {
 		r := &s.Replay[i]
@@ -198,10 +290,68 @@ func (s *Spec) check() (string, error) {
 			return d.path, fmt.Errorf("negative duration %s", d.v)
 		}
 	}
+	if s.Job == "features" {
+		if p, err := s.checkFeatures(); err != nil {
+			return p, err
+		}
+	}
+	if s.Batch.MaxWait < 0 {
+		return "batch.max_wait", fmt.Errorf("negative duration %s", s.Batch.MaxWait)
+	}
 	for i, r := range s.Replay {
 		if r.Period < 0 {
 			return fmt.Sprintf("replay[%d].period", i), fmt.Errorf("negative duration %s", r.Period)
 		}
+	}
+	return "", nil
+}
+
+// checkFeatures validates the features section of a features job.
+func (s *Spec) checkFeatures() (string, error) {
+	f := &s.Features
+	if s.Source.Format == "image" {
+		if f.Kind != "images" {
+			return "features.kind", fmt.Errorf("%s rows need a sensor source; an image source makes kind images", f.Kind)
+		}
+		if f.Image.Width*f.Image.Height > 1<<24 {
+			return "features.image", fmt.Errorf("%d × %d pixels is more than 16777216 features a row", f.Image.Width, f.Image.Height)
+		}
+		if s.Archive.Readings {
+			return "archive.readings", fmt.Errorf("an image source has no readings to archive")
+		}
+		return "", nil
+	}
+	if f.Kind == "images" {
+		return "features.kind", fmt.Errorf("images need source.format: image")
+	}
+	if len(f.Channels) == 0 {
+		return "features.channels", fmt.Errorf("name the reading values to featurize, e.g. [x, y, z]")
+	}
+	seen := map[string]bool{}
+	for i, c := range f.Channels {
+		if c == "" || seen[c] {
+			return fmt.Sprintf("features.channels[%d]", i), fmt.Errorf("empty or repeated channel %q", c)
+		}
+		seen[c] = true
+	}
+	if f.Kind == "cases" {
+		if !s.Source.IsBounded() {
+			return "features.kind", fmt.Errorf("cases need all of a device's readings: set source.bounded: true, or use kind windows on a stream")
+		}
+		return "", nil
+	}
+	w := f.Window
+	switch {
+	case w.Size <= 0:
+		return "features.window.size", fmt.Errorf("windows need a positive size, e.g. 2s")
+	case w.Size.D()%time.Millisecond != 0:
+		return "features.window.size", fmt.Errorf("%s is not a whole number of milliseconds", w.Size)
+	case w.Period <= 0 || w.Period.D()%time.Millisecond != 0:
+		return "features.window.period", fmt.Errorf("%s must be a positive whole number of milliseconds", w.Period)
+	case w.Period > w.Size:
+		return "features.window.period", fmt.Errorf("%s is longer than the window size %s; windows would leave readings out", w.Period, w.Size)
+	case w.AllowedLateness < 0:
+		return "features.window.allowed_lateness", fmt.Errorf("negative duration %s", w.AllowedLateness)
 	}
 	return "", nil
 }

@@ -67,8 +67,8 @@ func mergeStats(a, b DeviceStats) DeviceStats {
 
 func withDevice(_ string, st DeviceStats) DeviceStats { return st }
 
-// IngestOptions are what the ingest job needs besides its spec.
-type IngestOptions struct {
+// Options are what a job needs besides its spec.
+type Options struct {
 	// Brokers are the resolved bootstrap brokers (the embedded broker's
 	// address when the spec names none).
 	Brokers []string
@@ -124,7 +124,7 @@ func CountsTopic(spec *configs.Spec) string { return spec.Name + ".counts" }
 // write dead letters to <topic><suffix>, and count records per device —
 // into CountsFile for bounded reads, into CountsTopic per event-time minute
 // for unbounded ones.
-func Ingest(s beam.Scope, spec *configs.Spec, o IngestOptions) {
+func Ingest(s beam.Scope, spec *configs.Spec, o Options) {
 	s = s.Scope("pipelines.Ingest")
 	rp := SourceParams(spec, o.Brokers)
 	if rp.Unbounded {

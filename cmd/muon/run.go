@@ -93,8 +93,9 @@ type jobSummary struct {
 	DeadLetters int64            `json:"dead_letters"`
 	DLQTopics   []string         `json:"dead_letter_topics"`
 	DLQReasons  []reason         `json:"dead_letter_reasons,omitempty"`
-	Devices     int              `json:"devices"`
+	Devices     int              `json:"devices,omitempty"`
 	CountsFile  string           `json:"counts_file,omitempty"`
+	Features    *featureSummary  `json:"features,omitempty"`
 	Seconds     float64          `json:"seconds"`
 	PerSecond   float64          `json:"records_per_second"`
 	Counters    map[string]int64 `json:"counters"`
@@ -119,7 +120,7 @@ func runJob(spec *configs.Spec, ro runners.Options, stdout, stderr io.Writer) er
 		dlqs = append(dlqs, t+spec.Decode.DeadLetterSuffix)
 		topics = append(topics, kafkaio.TopicSpec{Name: t, Partitions: spec.Kafka.Partitions}, kafkaio.TopicSpec{Name: t + spec.Decode.DeadLetterSuffix, Partitions: spec.Kafka.Partitions})
 	}
-	if !spec.Source.IsBounded() {
+	if !spec.Source.IsBounded() && spec.Job == "ingest" {
 		topics = append(topics, kafkaio.TopicSpec{Name: pipelines.CountsTopic(spec), Partitions: spec.Kafka.Partitions})
 	}
 	if err := kafkaio.EnsureTopics(ctx, brokers, topics...); err != nil {
@@ -145,8 +146,9 @@ func runJob(spec *configs.Spec, ro runners.Options, stdout, stderr io.Writer) er
 	}
 	countsFile := pipelines.CountsFile(spec)
 	_ = os.Remove(countsFile)
+	_ = os.Remove(pipelines.PreprocessFile(spec))
 
-	opts := pipelines.IngestOptions{Brokers: brokers}
+	opts := pipelines.Options{Brokers: brokers}
 	if !spec.Source.IsBounded() {
 		stopFile := filepath.Join(spec.Output.Dir, ".stop")
 		_ = os.Remove(stopFile)
@@ -169,7 +171,11 @@ func runJob(spec *configs.Spec, ro runners.Options, stdout, stderr io.Writer) er
 	}
 
 	p, s := beam.NewPipelineWithRoot()
-	pipelines.Ingest(s, spec, opts)
+	if spec.Job == "features" {
+		pipelines.Features(s, spec, opts)
+	} else {
+		pipelines.Ingest(s, spec, opts)
+	}
 
 	mode := "bounded"
 	if !spec.Source.IsBounded() {
@@ -186,7 +192,7 @@ func runJob(spec *configs.Spec, ro runners.Options, stdout, stderr io.Writer) er
 
 	sum.Read = res.Counter("kafkaio.Read", "records")
 	sum.Decoded = res.Counter("decode", "sensor.ok") + res.Counter("decode", "image.ok")
-	sum.DeadLetters = res.Counter("decode", "sensor.dead") + res.Counter("decode", "image.dead")
+	sum.DeadLetters = res.Counter("decode", "sensor.dead") + res.Counter("decode", "image.dead") + res.Counter("featurize", "windows.late")
 	sum.Counters = res.Counters
 	sum.Seconds = res.Elapsed.Seconds()
 	if sum.Seconds > 0 {
@@ -196,7 +202,11 @@ func runJob(spec *configs.Spec, ro runners.Options, stdout, stderr io.Writer) er
 		sum.DLQReasons = deadLetterReasons(ctx, brokers, dlqs)
 	}
 	var devices [][]string
-	if spec.Source.IsBounded() {
+	if spec.Job == "features" {
+		if sum.Features, err = summarizeFeatures(spec, res); err != nil {
+			return err
+		}
+	} else if spec.Source.IsBounded() {
 		devices, err = readCounts(countsFile)
 		if err != nil {
 			return err
@@ -318,7 +328,9 @@ func printSummary(w io.Writer, spec *configs.Spec, s *jobSummary, devices [][]st
 	for _, r := range s.DLQReasons {
 		fmt.Fprintf(w, "                 %4d  %s\n", r.Count, r.Reason)
 	}
-	if spec.Source.IsBounded() {
+	if s.Features != nil {
+		printFeatures(w, s.Features)
+	} else if spec.Source.IsBounded() {
 		fmt.Fprintf(w, "  devices        %d → %s\n", s.Devices, s.CountsFile)
 		labels := map[string]int{}
 		for _, d := range devices {

@@ -46,6 +46,8 @@ type Spec struct {
 	// LabelCounts[i] is how many rows carry Labels[i].
 	LabelCounts []int64 `json:"label_counts"`
 	Rows        int64   `json:"rows"`
+	// Names are the features' names, when the job knows them.
+	Names []string `json:"names,omitempty"`
 }
 
 // ErrSpec means a Spec does not fit what it is applied to.
@@ -108,6 +110,9 @@ func (s *Spec) Check() error {
 		if s.Count[i] < 0 || s.Std[i] < 0 || math.IsNaN(s.Std[i]) || math.IsInf(s.Std[i], 0) || math.IsNaN(s.Mean[i]) || math.IsInf(s.Mean[i], 0) {
 			return fmt.Errorf("%w: feature %d: count %d, mean %v, std %v", ErrSpec, i, s.Count[i], s.Mean[i], s.Std[i])
 		}
+	}
+	if len(s.Names) != 0 && len(s.Names) != s.Features {
+		return fmt.Errorf("%w: %d names for %d features", ErrSpec, len(s.Names), s.Features)
 	}
 	if len(s.LabelCounts) != len(s.Labels) {
 		return fmt.Errorf("%w: %d label counts for %d labels", ErrSpec, len(s.LabelCounts), len(s.Labels))

@@ -1,6 +1,7 @@
 package batch
 
 import (
+	"context"
 	"fmt"
 	"hash/fnv"
 	"time"
@@ -14,8 +15,8 @@ import (
 
 func init() {
 	register.Function2x2(shardOf)
-	register.DoFn3x1[int, func(*featurize.Row) bool, func(arrowio.Batch), error](&buildFn{})
-	register.DoFn3x1[beam.EventTime, featurize.Row, func(beam.EventTime, arrowio.Batch), error](&streamBuildFn{})
+	register.DoFn4x1[context.Context, int, func(*featurize.Row) bool, func(arrowio.Batch), error](&buildFn{})
+	register.DoFn4x1[context.Context, beam.EventTime, featurize.Row, func(beam.EventTime, arrowio.Batch), error](&streamBuildFn{})
 	register.Emitter1[arrowio.Batch]()
 	register.Emitter2[beam.EventTime, arrowio.Batch]()
 	register.Iter1[featurize.Row]()
@@ -84,13 +85,35 @@ func shardOf(r featurize.Row, shards int) (int, featurize.Row) {
 	return int(h.Sum32() % uint32(shards)), r
 }
 
+// counts counts the rows and batches made, as batch/rows and
+// batch/batches.
+type counts struct {
+	rows, batches beam.Counter
+}
+
+func newCounts() counts {
+	return counts{rows: beam.NewCounter("batch", "rows"), batches: beam.NewCounter("batch", "batches")}
+}
+
+// made takes the builder's rows as a batch and counts it. The pipeline
+// owns emitted batches.
+func (c counts) made(ctx context.Context, rb *arrowio.RowBuilder) arrowio.Batch {
+	c.rows.Inc(ctx, int64(rb.Len()))
+	c.batches.Inc(ctx, 1)
+	return rb.NewBatch()
+}
+
 // buildFn builds batches of at most MaxRows rows from one shard.
 type buildFn struct {
 	Dim     int
 	MaxRows int
+
+	c counts
 }
 
-func (fn *buildFn) ProcessElement(_ int, iter func(*featurize.Row) bool, emit func(arrowio.Batch)) error {
+func (fn *buildFn) Setup() { fn.c = newCounts() }
+
+func (fn *buildFn) ProcessElement(ctx context.Context, _ int, iter func(*featurize.Row) bool, emit func(arrowio.Batch)) error {
 	rb := arrowio.NewRowBuilder(memory.DefaultAllocator, fn.Dim)
 	defer rb.Release()
 	var r featurize.Row
@@ -100,11 +123,11 @@ func (fn *buildFn) ProcessElement(_ int, iter func(*featurize.Row) bool, emit fu
 		}
 		rb.Append(r.Key, r.Time, r.Features, r.Label, r.ID)
 		if rb.Len() >= fn.MaxRows {
-			emit(rb.NewBatch()) // the pipeline owns emitted batches
+			emit(fn.c.made(ctx, rb))
 		}
 	}
 	if rb.Len() > 0 {
-		emit(rb.NewBatch())
+		emit(fn.c.made(ctx, rb))
 	}
 	return nil
 }
@@ -117,6 +140,7 @@ type streamBuildFn struct {
 	MaxRows int
 	MaxWait time.Duration
 
+	c      counts
 	rb     *arrowio.RowBuilder
 	now    func() time.Time
 	first  time.Time      // when the oldest pending row arrived
@@ -126,9 +150,10 @@ type streamBuildFn struct {
 func (fn *streamBuildFn) Setup() {
 	fn.rb = arrowio.NewRowBuilder(memory.DefaultAllocator, fn.Dim)
 	fn.now = time.Now
+	fn.c = newCounts()
 }
 
-func (fn *streamBuildFn) ProcessElement(et beam.EventTime, r featurize.Row, emit func(beam.EventTime, arrowio.Batch)) error {
+func (fn *streamBuildFn) ProcessElement(ctx context.Context, et beam.EventTime, r featurize.Row, emit func(beam.EventTime, arrowio.Batch)) error {
 	if len(r.Features) != fn.Dim {
 		return fmt.Errorf("batch.Rows: row %s of %s has %d features, want %d", r.ID, r.Key, len(r.Features), fn.Dim)
 	}
@@ -139,14 +164,14 @@ func (fn *streamBuildFn) ProcessElement(et beam.EventTime, r featurize.Row, emit
 	fn.rb.Append(r.Key, r.Time, r.Features, r.Label, r.ID)
 	fn.newest = max(fn.newest, et)
 	if fn.rb.Len() >= fn.MaxRows || now.Sub(fn.first) >= fn.MaxWait {
-		emit(fn.newest, fn.rb.NewBatch())
+		emit(fn.newest, fn.c.made(ctx, fn.rb))
 	}
 	return nil
 }
 
-func (fn *streamBuildFn) FinishBundle(emit func(beam.EventTime, arrowio.Batch)) {
+func (fn *streamBuildFn) FinishBundle(ctx context.Context, emit func(beam.EventTime, arrowio.Batch)) {
 	if fn.rb.Len() > 0 {
-		emit(fn.newest, fn.rb.NewBatch())
+		emit(fn.newest, fn.c.made(ctx, fn.rb))
 	}
 }
 

@@ -1,6 +1,7 @@
 package batch
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -26,7 +27,7 @@ func TestStreamBatchLimits(t *testing.T) {
 	}
 	row := func(i int) {
 		t.Helper()
-		if err := fn.ProcessElement(beam.EventTime(i), featurize.Row{Key: "k", Features: []float64{float64(i)}, ID: "x"}, emit); err != nil {
+		if err := fn.ProcessElement(context.Background(), beam.EventTime(i), featurize.Row{Key: "k", Features: []float64{float64(i)}, ID: "x"}, emit); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -38,7 +39,7 @@ func TestStreamBatchLimits(t *testing.T) {
 	clock = clock.Add(time.Millisecond)
 	row(5) // the 4th has waited 1 s
 	row(6)
-	fn.FinishBundle(emit)
+	fn.FinishBundle(context.Background(), emit)
 	want := []int{3, 3, 1}
 	if len(sizes) != len(want) || sizes[0] != 3 || sizes[1] != 3 || sizes[2] != 1 {
 		t.Fatalf("batch sizes %v, want %v", sizes, want)
@@ -46,7 +47,7 @@ func TestStreamBatchLimits(t *testing.T) {
 	if times[0] != 2 || times[1] != 5 || times[2] != 6 {
 		t.Errorf("batch times %v, want the newest row's: 2, 5, 6", times)
 	}
-	if err := fn.ProcessElement(0, featurize.Row{Features: []float64{1, 2}}, emit); err == nil {
+	if err := fn.ProcessElement(context.Background(), 0, featurize.Row{Features: []float64{1, 2}}, emit); err == nil {
 		t.Error("a row of 2 features in a batch of 1 was accepted")
 	}
 }

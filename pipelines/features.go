@@ -1,0 +1,141 @@
+package pipelines
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+	"github.com/muonml/muon/configs"
+	"github.com/muonml/muon/io/kafkaio"
+	"github.com/muonml/muon/transforms/analyze"
+	"github.com/muonml/muon/transforms/batch"
+	"github.com/muonml/muon/transforms/decode"
+	"github.com/muonml/muon/transforms/featurize"
+)
+
+func init() {
+	register.DoFn2x1[context.Context, analyze.Spec, error](&writeSpecFn{})
+}
+
+// FeatureNames are the names of a features job's row columns, in order.
+func FeatureNames(spec *configs.Spec) []string {
+	f := spec.Features
+	if f.Kind == "images" {
+		names := make([]string, 0, f.Image.Width*f.Image.Height)
+		for y := 0; y < f.Image.Height; y++ {
+			for x := 0; x < f.Image.Width; x++ {
+				names = append(names, fmt.Sprintf("px%d_%d", y, x))
+			}
+		}
+		return names
+	}
+	return featurize.Names(f.Channels, f.Bands)
+}
+
+// PreprocessFile is where a bounded features job writes the preprocessing
+// spec (per-feature statistics and labels) of its rows.
+func PreprocessFile(spec *configs.Spec) string {
+	return filepath.Join(spec.Output.Dir, "preprocess.json")
+}
+
+// Features builds the features job into s: read the source topics, decode
+// (dead letters to <topic><suffix>), make feature rows — event-time
+// windows or whole cases per device for sensor readings (late readings to
+// the dead letter), resized images for images — group them into Arrow
+// batches and archive them as Parquet. A bounded job also writes the
+// rows' preprocessing spec to PreprocessFile.
+func Features(s beam.Scope, spec *configs.Spec, o Options) {
+	s = s.Scope("pipelines.Features")
+	rp := SourceParams(spec, o.Brokers)
+	if rp.Unbounded {
+		rp.StopFile = o.StopFile
+		rp.Until = o.Until
+	}
+	records := kafkaio.ReadBatches(s, rp)
+	wp := kafkaio.WriteParams{Brokers: o.Brokers}
+	f := spec.Features
+
+	var rows, dead beam.PCollection
+	switch spec.Source.Format {
+	case "image":
+		var images beam.PCollection
+		images, dead = decode.Images(s, DecodeParams(spec), records)
+		rows = featurize.Images(s, featurize.ImageParams{Width: f.Image.Width, Height: f.Image.Height}, images)
+	default:
+		var readings beam.PCollection
+		readings, dead = decode.Sensors(s, DecodeParams(spec), records)
+		if f.Kind == "cases" {
+			rows = featurize.Cases(s, featurize.CaseParams{Channels: f.Channels, Bands: f.Bands}, readings)
+			break
+		}
+		var late beam.PCollection
+		rows, late = featurize.Windows(s, featurize.WindowParams{
+			Channels:         f.Channels,
+			Bands:            f.Bands,
+			Size:             f.Window.Size.D(),
+			Period:           f.Window.Period.D(),
+			AllowedLateness:  f.Window.AllowedLateness.D(),
+			Unbounded:        rp.Unbounded,
+			DeadLetterSuffix: spec.Decode.DeadLetterSuffix,
+		}, readings)
+		kafkaio.Write(s.Scope("LateLetters"), wp, late)
+	}
+	kafkaio.Write(s.Scope("DeadLetters"), wp, dead)
+
+	dim := len(FeatureNames(spec))
+	batches := batch.Rows(s, batch.Params{
+		Dim:       dim,
+		MaxRows:   spec.Batch.MaxRows,
+		Shards:    spec.Batch.Shards,
+		Unbounded: rp.Unbounded,
+		MaxWait:   spec.Batch.MaxWait.D(),
+	}, rows)
+	_ = batches
+	if !rp.Unbounded {
+		beam.ParDo0(s, &writeSpecFn{Path: PreprocessFile(spec), Names: FeatureNames(spec)}, analyze.Features(s, dim, rows))
+	}
+}
+
+// writeSpecFn writes the preprocessing spec, with the feature names, as
+// JSON.
+type writeSpecFn struct {
+	Path  string
+	Names []string
+}
+
+func (fn *writeSpecFn) ProcessElement(_ context.Context, sp analyze.Spec) error {
+	sp.Names = fn.Names
+	if err := sp.Check(); err != nil {
+		return fmt.Errorf("preprocessing spec: %w", err)
+	}
+	b, err := json.MarshalIndent(sp, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(fn.Path, append(b, '\n'))
+}
+
+// writeFileAtomic writes data to path through a temporary file and a
+// rename, so a reader never sees half a file.
+func writeFileAtomic(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return os.Rename(tmp.Name(), path)
+}
