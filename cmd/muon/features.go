@@ -150,4 +150,3 @@ func printFeatures(w io.Writer, f *featureSummary) {
 		}
 	}
 }
-
