@@ -64,7 +64,7 @@ func TestIngestSameOnEdgeAndFlink(t *testing.T) {
 			t.Fatal(err)
 		}
 		p, s := beam.NewPipelineWithRoot()
-		pipelines.Ingest(s, spec, pipelines.IngestOptions{Brokers: b.addrs})
+		pipelines.Ingest(s, spec, pipelines.Options{Brokers: b.addrs})
 		res, err := runners.Run(context.Background(), p, runners.Options{Kind: kind, Endpoint: ep})
 		if err != nil {
 			t.Fatalf("%s: %v", kind, err)

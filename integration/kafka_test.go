@@ -431,7 +431,7 @@ func TestMalformedRecordsGoToDeadLetterTopic(t *testing.T) {
 				t.Fatal(err)
 			}
 			p, s := beam.NewPipelineWithRoot()
-			pipelines.Ingest(s, spec, pipelines.IngestOptions{Brokers: b.addrs})
+			pipelines.Ingest(s, spec, pipelines.Options{Brokers: b.addrs})
 			res, err := runners.Run(context.Background(), p, runners.Options{})
 			if err != nil {
 				t.Fatal(err)
