@@ -40,6 +40,14 @@ file, line and field path.
   --runner flink   Apache Flink through Beam's Flink job server at --endpoint
                    (workers run in this process: LOOPBACK)
 
+The spec's job field says what runs:
+  ingest     decode and count records per device (configs/ingest.yaml)
+  features   decode, cut sensor streams into event-time windows per device
+             (or whole cases) or resize images, compute feature rows, group
+             them into Arrow record batches and archive them as Parquet
+             partitioned by date and hour (configs/features.yaml,
+             configs/features-images.yaml)
+
 With no kafka.brokers in the spec, muon starts an embedded Kafka broker in
 this process for the job. Before reading, the spec's replay section (if any)
 produces recordings into the source topics. A bounded job ends by itself and

@@ -27,6 +27,7 @@ import (
 	"github.com/muonml/muon/io/kafkaio/embedded"
 	"github.com/muonml/muon/io/recording"
 	"github.com/muonml/muon/runners"
+	"github.com/muonml/muon/transforms/batch"
 	"github.com/segmentio/kafka-go"
 )
 
@@ -47,10 +48,29 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the pipeline reads to `file`")
 	flag.IntVar(&fetchConns, "fetch-conns", 0, "kafkaio Params.FetchConns (0: its default)")
 	flag.IntVar(&chunkRecords, "chunk-records", 0, "kafkaio Params.ChunkRecords (0: its default)")
+	flag.IntVar(&batchRows, "batch-rows", batch.DefaultMaxRows, "rows per Arrow batch in the Reshuffle figures")
 	only := flag.String("only", "", "run only the broker with this name (embedded or kafka)")
+	groups := flag.String("groups", "kafka,featurize,batch,images,gobench", "comma-separated figure groups to measure")
 	flag.Parse()
+	want := map[string]bool{}
+	for _, g := range strings.Split(*groups, ",") {
+		want[strings.TrimSpace(g)] = true
+	}
 	cpuProfile = *cpuprofile
 	beam.Init()
+
+	if want["batch"] {
+		benchBatch()
+	}
+	if want["images"] {
+		benchImages(*datasets)
+	}
+	if want["gobench"] {
+		benchAllocs()
+	}
+	if !want["kafka"] && !want["featurize"] {
+		return
+	}
 
 	work, err := os.MkdirTemp("", "muon-bench-")
 	must(err)
@@ -71,7 +91,7 @@ func main() {
 		if *only != "" && t.name != *only {
 			continue
 		}
-		benchBroker(t.name, []string{t.addr}, *muon, csvPath, *n, *partitions)
+		benchBroker(t.name, []string{t.addr}, *muon, csvPath, *n, *partitions, want)
 	}
 }
 
@@ -86,7 +106,7 @@ func bench(name string, value float64, unit string) {
 	fmt.Printf("BENCH %s %.4g %s\n", name, value, unit)
 }
 
-func benchBroker(name string, brokers []string, muon, csvPath string, n, partitions int) {
+func benchBroker(name string, brokers []string, muon, csvPath string, n, partitions int, want map[string]bool) {
 	ctx := context.Background()
 	suffix := strconv.FormatInt(time.Now().UnixNano()%1e9, 10)
 	topic := "bench-readings-" + suffix
@@ -100,6 +120,12 @@ func benchBroker(name string, brokers []string, muon, csvPath string, n, partiti
 		must(fmt.Errorf("muon produce wrote %d records, want %d", produced, n))
 	}
 	bench("produce."+name, rate, "records/s")
+	if want["featurize"] {
+		benchFeaturize(name, brokers, topic, n)
+	}
+	if !want["kafka"] {
+		return
+	}
 
 	// A plain kafka-go batch-read loop over the partitions one after the
 	// other, and the same with one goroutine per partition.
@@ -275,6 +301,7 @@ var (
 	cpuProfile   string
 	fetchConns   int
 	chunkRecords int
+	batchRows    int
 )
 
 func pipelineRead(brokers []string, topic string, n int, batches bool) float64 {

@@ -75,8 +75,10 @@ func EncodeBatch(b Batch) ([]byte, error) {
 	if b.Record == nil {
 		return nil, nil
 	}
-	var buf bytes.Buffer
-	w := ipc.NewWriter(&buf, ipc.WithSchema(b.Record.Schema()))
+	// Sized up front: growing the buffer while writing cost more than the
+	// writing.
+	buf := bytes.NewBuffer(make([]byte, 0, encodedSize(b.Record)))
+	w := ipc.NewWriter(buf, ipc.WithSchema(b.Record.Schema()))
 	if err := w.Write(b.Record); err != nil {
 		return nil, fmt.Errorf("arrowio: encoding batch: %w", err)
 	}
@@ -86,14 +88,38 @@ func EncodeBatch(b Batch) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// encodedSize bounds the IPC stream of rec from above: its buffers padded
+// to 64 bytes, plus room for the metadata.
+func encodedSize(rec arrow.Record) int {
+	n := 4096
+	var add func(d arrow.ArrayData)
+	add = func(d arrow.ArrayData) {
+		n += 512
+		for _, b := range d.Buffers() {
+			if b != nil {
+				n += b.Len() + 64
+			}
+		}
+		for _, c := range d.Children() {
+			add(c)
+		}
+	}
+	for _, c := range rec.Columns() {
+		add(c.Data())
+	}
+	return n
+}
+
 // DecodeBatch reads a batch written by EncodeBatch, with Go's allocator.
 func DecodeBatch(data []byte) (Batch, error) {
 	return DecodeBatchWith(memory.DefaultAllocator, data)
 }
 
-// DecodeBatchWith reads a batch with mem; the caller releases its Record.
-// Bytes that are not exactly one schema and one record batch in the IPC
-// stream format give an error wrapping ErrCorrupt.
+// DecodeBatchWith reads a batch; the caller releases its Record. The
+// record's buffers point into data, which must not change while the record
+// is in use; mem allocates copies only when data's buffers are not 8-byte
+// aligned. Bytes that are not exactly one schema and one record batch in
+// the IPC stream format give an error wrapping ErrCorrupt.
 func DecodeBatchWith(mem memory.Allocator, data []byte) (b Batch, err error) {
 	if len(data) == 0 {
 		return Batch{}, nil
@@ -110,19 +136,23 @@ func DecodeBatchWith(mem memory.Allocator, data []byte) (b Batch, err error) {
 			b, err = Batch{}, fmt.Errorf("%w: %v", ErrCorrupt, p)
 		}
 	}()
+	if rec, ok, err := zeroCopy(have); ok {
+		if err != nil {
+			return Batch{}, fmt.Errorf("%w: %v", ErrCorrupt, err)
+		}
+		if err := validate(rec); err != nil {
+			rec.Release()
+			return Batch{}, err
+		}
+		return Batch{Record: rec}, nil
+	}
 	r, err := ipc.NewReader(bytes.NewReader(data), ipc.WithAllocator(mem))
 	if err != nil {
 		return Batch{}, fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
 	defer r.Release()
-	var need layout
-	for _, f := range r.Schema().Fields() {
-		if err := need.need(f.Type, 0); err != nil {
-			return Batch{}, fmt.Errorf("%w: %v", ErrCorrupt, err)
-		}
-	}
-	if have.nodes < need.nodes || have.buffers < need.buffers {
-		return Batch{}, fmt.Errorf("%w: %d field nodes and %d buffers where the schema needs %d and %d", ErrCorrupt, have.nodes, have.buffers, need.nodes, need.buffers)
+	if err := have.fits(r.Schema()); err != nil {
+		return Batch{}, fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
 	if !r.Next() {
 		if err := r.Err(); err != nil {
@@ -260,6 +290,17 @@ func (rb *RowBuilder) Append(key string, t time.Time, features []float64, label,
 		rb.label.Append(label)
 	}
 	rb.id.Append(id)
+}
+
+// Reserve makes room for n more rows, so that appending them does not grow
+// the builder's buffers.
+func (rb *RowBuilder) Reserve(n int) {
+	rb.key.Reserve(n)
+	rb.ts.Reserve(n)
+	rb.features.Reserve(n)
+	rb.values.Reserve(n * rb.dim)
+	rb.label.Reserve(n)
+	rb.id.Reserve(n)
 }
 
 // Len is the number of rows appended since the last NewBatch.

@@ -3,6 +3,7 @@ package arrowio_test
 import (
 	"errors"
 	"math"
+	"runtime"
 	"testing"
 	"time"
 
@@ -211,6 +212,8 @@ func BenchmarkCoder(b *testing.B) {
 	data, _ := arrowio.EncodeBatch(batch)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(data)))
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
 	for b.Loop() {
 		enc, err := arrowio.EncodeBatch(batch)
 		if err != nil {
@@ -223,4 +226,6 @@ func BenchmarkCoder(b *testing.B) {
 		dec.Record.Release()
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/4096, "ns/row")
+	runtime.ReadMemStats(&after)
+	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/float64(b.N)/4096, "allocs/row")
 }

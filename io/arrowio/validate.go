@@ -49,8 +49,12 @@ func checkStream(data []byte) (layout, error) {
 			m.checkFields(hdr, 1, 0)
 			m.checkKeyValues(hdr, 2)
 			m.vector(hdr, 3, 8)
+			got.schema = data[:len(data)-len(after)+int(bodyLen)]
 		case headerRecordBatch:
+			schema := got.schema
 			got = m.checkRecordBatch(hdr, bodyLen)
+			got.schema = schema
+			got.body = after[:bodyLen]
 		}
 		if m.err != nil {
 			return layout{}, fmt.Errorf("message %d: %w", i, m.err)
@@ -64,12 +68,24 @@ func checkStream(data []byte) (layout, error) {
 	return got, nil
 }
 
-// layout is how many field nodes and buffers a record batch message holds.
-// arrow-go reads them by index without checking the vectors' lengths, so
-// a batch must hold at least what its schema needs.
+// layout is what a record batch message holds: its rows, field nodes and
+// buffers (arrow-go reads them by index without checking the vectors'
+// lengths, so a batch must hold at least what its schema needs), and where
+// the schema message and the batch's body are in the stream.
 type layout struct {
 	nodes, buffers int
+	rows           int64
+	fieldNodes     []fieldNode
+	spans          []span
+	schema         []byte // the stream up to the end of the schema message
+	body           []byte
 }
+
+// fieldNode is a FieldNode of the IPC format.
+type fieldNode struct{ length, nulls int64 }
+
+// span is a Buffer of the IPC format: a range of the body.
+type span struct{ offset, length int64 }
 
 // need adds what one array of type t takes: a node, its buffers, and its
 // children's. Types outside this list are refused.
@@ -288,27 +304,31 @@ func (f *fb) checkFields(table, slot, depth int) {
 // checkRecordBatch checks the counts and buffer ranges of a RecordBatch
 // and returns how many nodes and buffers it holds.
 func (f *fb) checkRecordBatch(rb int, bodyLen int64) layout {
-	if rows := f.i64(rb, 0); rows < 0 {
-		f.fail("%d rows", rows)
+	var l layout
+	if l.rows = f.i64(rb, 0); l.rows < 0 || l.rows > 1<<40 {
+		f.fail("%d rows", l.rows)
 	}
 	start, n := f.vector(rb, 1, 16) // FieldNode structs: length, null count
-	var l layout
 	l.nodes = n
+	l.fieldNodes = make([]fieldNode, 0, n)
 	for i := 0; i < n && f.err == nil; i++ {
 		ln := int64(uint64(f.u32(start+16*i)) | uint64(f.u32(start+16*i+4))<<32)
 		nulls := int64(uint64(f.u32(start+16*i+8)) | uint64(f.u32(start+16*i+12))<<32)
 		if ln < 0 || ln > 1<<40 || nulls < 0 || nulls > ln {
 			f.fail("field node %d: %d values, %d nulls in a body of %d bytes", i, ln, nulls, bodyLen)
 		}
+		l.fieldNodes = append(l.fieldNodes, fieldNode{ln, nulls})
 	}
 	start, n = f.vector(rb, 2, 16)
 	l.buffers = n
+	l.spans = make([]span, 0, n)
 	for i := 0; i < n && f.err == nil; i++ {
 		off := int64(uint64(f.u32(start+16*i)) | uint64(f.u32(start+16*i+4))<<32)
 		ln := int64(uint64(f.u32(start+16*i+8)) | uint64(f.u32(start+16*i+12))<<32)
 		if off < 0 || ln < 0 || off > bodyLen || ln > bodyLen-off {
 			f.fail("buffer %d at %d+%d outside a body of %d bytes", i, off, ln, bodyLen)
 		}
+		l.spans = append(l.spans, span{off, ln})
 	}
 	if f.field(rb, 3) >= 0 {
 		f.fail("compressed bodies are not used here")

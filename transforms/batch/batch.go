@@ -118,6 +118,9 @@ func (fn *buildFn) ProcessElement(ctx context.Context, _ int, iter func(*featuri
 	defer rb.Release()
 	var r featurize.Row
 	for iter(&r) {
+		if rb.Len() == 0 {
+			rb.Reserve(min(fn.MaxRows, 1024))
+		}
 		if len(r.Features) != fn.Dim {
 			return fmt.Errorf("batch.Rows: row %s of %s has %d features, want %d", r.ID, r.Key, len(r.Features), fn.Dim)
 		}
@@ -160,6 +163,7 @@ func (fn *streamBuildFn) ProcessElement(ctx context.Context, et beam.EventTime, 
 	now := fn.now()
 	if fn.rb.Len() == 0 {
 		fn.first, fn.newest = now, et
+		fn.rb.Reserve(min(fn.MaxRows, 1024))
 	}
 	fn.rb.Append(r.Key, r.Time, r.Features, r.Label, r.ID)
 	fn.newest = max(fn.newest, et)
