@@ -41,6 +41,14 @@ func runWindows(t *testing.T, p featurize.WindowParams, readings []decode.Readin
 		}
 		counters[c.Key.Name] += v
 	}
+	got, dead := readRunOutputs(t, dir)
+	return got, dead, counters
+}
+
+// readRunOutputs reads the rows and dead letters a test pipeline wrote to
+// dir with writeRowsFn and writeDead.
+func readRunOutputs(t *testing.T, dir string) (map[string]featurize.Row, []kafkaio.Record) {
+	t.Helper()
 	got := map[string]featurize.Row{}
 	if b, err := os.ReadFile(filepath.Join(dir, "rows.json")); err == nil {
 		if err := json.Unmarshal(b, &got); err != nil {
@@ -53,7 +61,7 @@ func runWindows(t *testing.T, p featurize.WindowParams, readings []decode.Readin
 			t.Fatal(err)
 		}
 	}
-	return got, dead, counters
+	return got, dead
 }
 
 func writeDead(_ int, iter func(*kafkaio.Record) bool, dir string) error {
