@@ -38,9 +38,10 @@ lint:
 integration:
 	set -euo pipefail; \
 	trap 'integration/kafka/stop.sh $(KAFKA_PORT); integration/flink/stop.sh $(FLINK_PORT)' EXIT; \
+	export "$$(integration/python/venv.sh)"; \
 	export "$$(integration/kafka/start.sh $(KAFKA_PORT))"; \
 	export "$$(integration/flink/start.sh $(FLINK_PORT))"; \
-	MUON_REQUIRE_KAFKA=1 MUON_REQUIRE_FLINK=1 $(GO) test -count=1 -tags integration -timeout 20m -v ./integration/... 2>&1 | \
+	MUON_REQUIRE_KAFKA=1 MUON_REQUIRE_FLINK=1 MUON_REQUIRE_PYTHON=1 $(GO) test -count=1 -tags integration -timeout 20m -v ./integration/... 2>&1 | \
 		grep -E --line-buffered '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go:' ; exit $${PIPESTATUS[0]}
 
 # Figures as `BENCH <name> <value> <unit>` lines, on the embedded broker and

@@ -5,6 +5,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/muonml/muon/io/replay"
 	"github.com/muonml/muon/pipelines"
 	"github.com/muonml/muon/runners"
+	"github.com/muonml/muon/transforms/analyze"
 )
 
 // flinkEndpoint is Beam's Flink job server that integration/flink/start.sh
@@ -83,5 +85,61 @@ func TestIngestSameOnEdgeAndFlink(t *testing.T) {
 	}
 	if flink != edge {
 		t.Errorf("flink and edge differ:\nflink %d/%d/%d\n%s\nedge %d/%d/%d\n%s", flink.read, flink.ok, flink.dead, flink.counts, edge.read, edge.ok, edge.dead, edge.counts)
+	}
+}
+
+// The features job (windows, batches, Parquet archive, preprocessing spec)
+// archives the same rows on Flink as on the edge runner.
+func TestFeaturesSameOnEdgeAndFlink(t *testing.T) {
+	ep := flinkEndpoint(t)
+	bs := brokers(t)
+	b := bs[len(bs)-1]
+	topic := topicName(t, b, "features")
+	ensure(t, b, topic, topic+".dlq")
+	_, err := replay.Replay(context.Background(), []string{filepath.Join("..", "..", "shared", "datasets", "basicmotions", "BasicMotions_TRAIN.ts")}, replay.Options{
+		Brokers: b.addrs, Topic: topic,
+		Recording: recording.Options{Start: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), Period: 100 * time.Millisecond},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(kind runners.Kind) (map[string]featureRow, string) {
+		spec := featuresSpec(t, "it", topic, t.TempDir(), "")
+		p, s := beam.NewPipelineWithRoot()
+		pipelines.Features(s, spec, pipelines.Options{Brokers: b.addrs})
+		res, err := runners.Run(context.Background(), p, runners.Options{Kind: kind, Endpoint: ep})
+		if err != nil {
+			t.Fatalf("%s: %v", kind, err)
+		}
+		pre, err := os.ReadFile(pipelines.PreprocessFile(spec))
+		if err != nil {
+			t.Fatalf("%s: %v", kind, err)
+		}
+		rows := readFeatureArchive(t, pipelines.FeaturesArchive(spec))
+		t.Logf("%s runner: %d rows archived in %s", kind, len(rows), res.Elapsed)
+		return rows, string(pre)
+	}
+	edge, edgePre := run(runners.Edge)
+	flink, flinkPre := run(runners.Flink)
+	if len(edge) != 320 || len(flink) != len(edge) {
+		t.Fatalf("%d rows on the edge runner, %d on Flink, want 320", len(edge), len(flink))
+	}
+	for id, e := range edge {
+		f := flink[id]
+		if f.key != e.key || f.label != e.label || fmt.Sprint(f.features) != fmt.Sprint(e.features) {
+			t.Fatalf("row %s differs between Flink and the edge runner", id)
+		}
+	}
+	// The statistics merge in whatever order each runner combines: equal
+	// to rounding.
+	fs, err1 := analyze.UnmarshalSpec([]byte(flinkPre))
+	es, err2 := analyze.UnmarshalSpec([]byte(edgePre))
+	if err1 != nil || err2 != nil || fs.Rows != es.Rows || fmt.Sprint(fs.Labels, fs.LabelCounts) != fmt.Sprint(es.Labels, es.LabelCounts) {
+		t.Fatalf("preprocessing specs differ:\nflink %s\nedge %s", flinkPre, edgePre)
+	}
+	for i := range es.Mean {
+		if math.Abs(fs.Mean[i]-es.Mean[i]) > 1e-9*math.Max(1, math.Abs(es.Mean[i])) || math.Abs(fs.Std[i]-es.Std[i]) > 1e-9*math.Max(1, es.Std[i]) {
+			t.Fatalf("feature %d: mean %v std %v on Flink, %v %v on the edge runner", i, fs.Mean[i], fs.Std[i], es.Mean[i], es.Std[i])
+		}
 	}
 }

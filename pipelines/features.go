@@ -11,6 +11,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 	"github.com/muonml/muon/configs"
 	"github.com/muonml/muon/io/kafkaio"
+	"github.com/muonml/muon/io/parquetio"
 	"github.com/muonml/muon/transforms/analyze"
 	"github.com/muonml/muon/transforms/batch"
 	"github.com/muonml/muon/transforms/decode"
@@ -35,6 +36,12 @@ func FeatureNames(spec *configs.Spec) []string {
 	}
 	return featurize.Names(f.Channels, f.Bands)
 }
+
+// FeaturesArchive is the root of a features job's Parquet feature archive.
+func FeaturesArchive(spec *configs.Spec) string { return filepath.Join(spec.Archive.Dir, "features") }
+
+// ReadingsArchive is the root of a features job's Parquet readings archive.
+func ReadingsArchive(spec *configs.Spec) string { return filepath.Join(spec.Archive.Dir, "readings") }
 
 // PreprocessFile is where a bounded features job writes the preprocessing
 // spec (per-feature statistics and labels) of its rows.
@@ -68,6 +75,9 @@ func Features(s beam.Scope, spec *configs.Spec, o Options) {
 	default:
 		var readings beam.PCollection
 		readings, dead = decode.Sensors(s, DecodeParams(spec), records)
+		if spec.Archive.Readings {
+			parquetio.WriteReadings(s, parquetio.WriteParams{Root: ReadingsArchive(spec)}, readings)
+		}
 		if f.Kind == "cases" {
 			rows = featurize.Cases(s, featurize.CaseParams{Channels: f.Channels, Bands: f.Bands}, readings)
 			break
@@ -94,7 +104,7 @@ func Features(s beam.Scope, spec *configs.Spec, o Options) {
 		Unbounded: rp.Unbounded,
 		MaxWait:   spec.Batch.MaxWait.D(),
 	}, rows)
-	_ = batches
+	parquetio.WriteFeatures(s, parquetio.WriteParams{Root: FeaturesArchive(spec), Dim: dim, Names: FeatureNames(spec)}, batches)
 	if !rp.Unbounded {
 		beam.ParDo0(s, &writeSpecFn{Path: PreprocessFile(spec), Names: FeatureNames(spec)}, analyze.Features(s, dim, rows))
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/muonml/muon/configs"
 	"github.com/muonml/muon/pipelines"
@@ -38,7 +39,8 @@ type files struct {
 	Partitions int   `json:"partitions"`
 }
 
-func summarizeFeatures(spec *configs.Spec, res *runners.Result) (*featureSummary, error) {
+// summarizeFeatures gathers what a features job that started at start made.
+func summarizeFeatures(spec *configs.Spec, res *runners.Result, start time.Time) (*featureSummary, error) {
 	f := spec.Features
 	fs := &featureSummary{
 		Kind:        f.Kind,
@@ -64,8 +66,8 @@ func summarizeFeatures(spec *configs.Spec, res *runners.Result) (*featureSummary
 		fs.Shape = fmt.Sprintf("%s windows per device (%s, allowed lateness %s), %d channels × %d = %d features",
 			w.Size, kind, w.AllowedLateness, len(f.Channels), fs.Dim/len(f.Channels), fs.Dim)
 	}
-	for _, sub := range []string{"features", "readings"} {
-		n, err := countParquet(filepath.Join(spec.Archive.Dir, sub))
+	for sub, dir := range map[string]string{"features": pipelines.FeaturesArchive(spec), "readings": pipelines.ReadingsArchive(spec)} {
+		n, err := countParquet(dir, start)
 		if err != nil {
 			return nil, err
 		}
@@ -95,8 +97,9 @@ func summarizeFeatures(spec *configs.Spec, res *runners.Result) (*featureSummary
 	return fs, nil
 }
 
-// countParquet counts the Parquet files and hour partitions under dir.
-func countParquet(dir string) (files, error) {
+// countParquet counts the Parquet files under dir written since start
+// (an archive keeps earlier runs' files), and their hour partitions.
+func countParquet(dir string, start time.Time) (files, error) {
 	var n files
 	parts := map[string]bool{}
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
@@ -112,6 +115,9 @@ func countParquet(dir string) (files, error) {
 		info, err := d.Info()
 		if err != nil {
 			return err
+		}
+		if info.ModTime().Before(start) {
+			return nil
 		}
 		n.Files++
 		n.Bytes += info.Size()
@@ -131,8 +137,8 @@ func printFeatures(w io.Writer, f *featureSummary) {
 	fmt.Fprintf(w, "  rows           %d in %d Arrow batches%s\n", f.Rows, f.Batches, late)
 	for _, sub := range []string{"features", "readings"} {
 		if n, ok := f.Archive[sub]; ok {
-			fmt.Fprintf(w, "  archive        %s: %d Parquet files in %d hour partitions, %.1f MiB → %s\n",
-				sub, n.Files, n.Partitions, float64(n.Bytes)/(1<<20), filepath.Join(f.ArchiveDir, sub))
+			fmt.Fprintf(w, "  archive        %s: %s in %s, %.1f MiB → %s\n",
+				sub, plural(n.Files, "Parquet file"), plural(n.Partitions, "hour partition"), float64(n.Bytes)/(1<<20), filepath.Join(f.ArchiveDir, sub))
 		}
 	}
 	if f.Preprocess != "" {
@@ -149,4 +155,12 @@ func printFeatures(w io.Writer, f *featureSummary) {
 			fmt.Fprintf(w, "  rows/label     %s\n", strings.Join(labels, ", "))
 		}
 	}
+}
+
+// plural is "1 thing" or "n things".
+func plural(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
 }

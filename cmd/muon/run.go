@@ -190,6 +190,7 @@ func runJob(spec *configs.Spec, ro runners.Options, stdout, stderr io.Writer) er
 		mode = "unbounded"
 	}
 	fmt.Fprintf(stderr, "muon: running job %q (%s read of %s) on the %s runner\n", spec.Name, mode, strings.Join(spec.Source.Topics, ","), ro.Kind)
+	started := time.Now()
 	done := make(chan struct{})
 	go progress(stderr, done)
 	res, err := runners.Run(ctx, p, ro)
@@ -211,7 +212,7 @@ func runJob(spec *configs.Spec, ro runners.Options, stdout, stderr io.Writer) er
 	}
 	var devices [][]string
 	if spec.Job == "features" {
-		if sum.Features, err = summarizeFeatures(spec, res); err != nil {
+		if sum.Features, err = summarizeFeatures(spec, res, started); err != nil {
 			return err
 		}
 	} else if spec.Source.IsBounded() {

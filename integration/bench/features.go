@@ -75,15 +75,14 @@ var sensorWindow = featurize.WindowParams{
 }
 
 // featurizeRead runs read → decode → windows → features → Arrow batches on
-// the edge runner and returns readings/s and the rows made.
-func featurizeRead(brokers []string, topic string, n int, unbounded bool) (float64, int64) {
+// the edge runner over a bounded read and returns readings/s and the rows
+// made.
+func featurizeRead(brokers []string, topic string, n int) (float64, int64) {
 	p, s := beam.NewPipelineWithRoot()
 	records := kafkaio.ReadBatches(s, kafkaio.Params{Brokers: brokers, Topics: []string{topic}, FetchConns: fetchConns, ChunkRecords: chunkRecords})
 	readings, dead := decode.Sensors(s, decode.Params{}, records)
-	wp := sensorWindow
-	wp.Unbounded = unbounded
-	rows, late := featurize.Windows(s, wp, readings)
-	batches := batch.Rows(s, batch.Params{Dim: featurize.Width(wp.Bands), Unbounded: unbounded}, rows)
+	rows, late := featurize.Windows(s, sensorWindow, readings)
+	batches := batch.Rows(s, batch.Params{Dim: featurize.Width(sensorWindow.Bands)}, rows)
 	stats.Sum(s, beam.ParDo(s, &countRowsFn{}, batches))
 	stats.Count(s, beam.Flatten(s, dead, late))
 	res, err := runners.Run(context.Background(), p, runners.Options{Kind: runners.Edge})
@@ -92,19 +91,17 @@ func featurizeRead(brokers []string, topic string, n int, unbounded bool) (float
 		must(fmt.Errorf("featurize decoded %d readings, want %d", got, n))
 	}
 	made := res.Counter("bench", "rows")
-	fmt.Fprintf(os.Stderr, "bench: %d readings → %d window rows (unbounded implementation %v, %d late) in %s\n",
-		n, made, unbounded, res.Counter("featurize", "windows.late"), res.Elapsed)
+	fmt.Fprintf(os.Stderr, "bench: %d readings → %d window rows (%d late) in %s\n",
+		n, made, res.Counter("featurize", "windows.late"), res.Elapsed)
 	return float64(n) / res.Elapsed.Seconds(), made
 }
 
 func benchFeaturize(name string, brokers []string, topic string, n int) {
 	fmt.Fprintf(os.Stderr, "bench %s: read → decode → windows → features → Arrow batches\n", name)
 	var rows int64
-	rate := best(2, func() float64 { r, m := featurizeRead(brokers, topic, n, false); rows = m; return r })
+	rate := best(2, func() float64 { r, m := featurizeRead(brokers, topic, n); rows = m; return r })
 	bench("featurize.sensor.rps."+name, rate, "readings/s")
 	bench("featurize.sensor.rows."+name, float64(rows), "rows")
-	stream := best(2, func() float64 { r, _ := featurizeRead(brokers, topic, n, true); return r })
-	bench("featurize.sensor_stream.rps."+name, stream, "readings/s")
 }
 
 // benchRows is the data of the Reshuffle benchmark: rows of dim
@@ -264,7 +261,7 @@ func benchBatch() {
 // and on all, as the featurize stage does.
 func benchImages(datasets string) {
 	var files [][]byte
-	src, err := recording.Open(filepath.Join(datasets, "magnetic_tile"), recording.Options{Exclude: []string{"*.png"}})
+	src, err := recording.Open(filepath.Join(datasets, "magnetic_tile"), recording.Options{Exclude: []string{"*.png"}, Start: time.Unix(0, 0), Period: time.Second})
 	must(err)
 	for {
 		m, err := src.Next()

@@ -240,7 +240,24 @@ func (fn *readBase) CreateTracker(rest offsetrange.Restriction) *sdf.LockRTracke
 	if err != nil {
 		panic(err) // only for a nil estimator
 	}
-	return sdf.NewLockRTracker(rt)
+	return sdf.NewLockRTracker(orderedTracker{rt})
+}
+
+// orderedTracker refuses the runner's dynamic splits of an unbounded
+// partition read, keeping only checkpoints (a split at 0): the rest of a
+// partition then runs after the bundle that read its beginning, never
+// beside it, so each partition's records reach the pipeline in offset
+// order, which per-device stream time (featurize.Windows) relies on.
+// Parallelism comes from partitions.
+type orderedTracker struct {
+	*offsetrange.GrowableTracker
+}
+
+func (t orderedTracker) TrySplit(fraction float64) (primary, residual any, err error) {
+	if fraction > 0 {
+		return nil, nil, nil
+	}
+	return t.GrowableTracker.TrySplit(fraction)
 }
 
 // TruncateRestriction ends an unbounded read at what has been claimed when

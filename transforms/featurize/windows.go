@@ -27,7 +27,8 @@ func init() {
 	}
 	beam.RegisterCoder(reflect.TypeOf((*chunk)(nil)).Elem(), encodeChunk, decodeChunk)
 	beam.RegisterCoder(reflect.TypeOf((*windowState)(nil)).Elem(), encodeWindowState, decodeWindowState)
-	register.DoFn5x0[context.Context, string, func(*decode.Reading) bool, func(Row), func(kafkaio.Record)](&batchWindowFn{})
+	register.DoFn5x0[context.Context, string, func(*chunk) bool, func(Row), func(kafkaio.Record)](&batchWindowFn{})
+	register.Iter1[chunk]()
 	register.DoFn2x0[decode.Reading, func(beam.EventTime, string, chunk)](&chunkFn{})
 	register.DoFn7x1[context.Context, state.Provider, timers.Provider, string, chunk, func(Row), func(kafkaio.Record), error](&streamWindowFn{})
 	register.Emitter3[beam.EventTime, string, chunk]()
@@ -102,7 +103,12 @@ func (p *WindowParams) validate() error {
 //
 // A device's window closes, and its row is emitted, once its end plus
 // AllowedLateness is behind the pipeline's watermark or behind the newest
-// reading of that device, whichever comes first. A reading that arrives
+// reading of that device, whichever comes first: as Kafka Streams' grace
+// period, per device, so one device's clock does not hold back another's
+// windows and a device that goes quiet is closed by the watermark. On a
+// stream, a device's readings must arrive in the order they were
+// produced, which kafkaio's unbounded read keeps (it reads a partition in
+// one bundle at a time, in offset order). A reading that arrives
 // when every window holding it has closed is late: it is counted
 // (featurize/windows.late) and sent to the dead letter with stage "late",
 // its value the reading as JSON. A reading that missed only some of its
@@ -115,10 +121,12 @@ func Windows(s beam.Scope, p WindowParams, readings beam.PCollection) (rows, lat
 	if err := p.validate(); err != nil {
 		panic("featurize.Windows: " + err.Error())
 	}
-	if !p.Unbounded {
-		return beam.ParDo2(s, &batchWindowFn{Params: p}, beam.GroupByKey(s, beam.ParDo(s, byDevice, readings)))
-	}
+	// Readings travel to their device's window stage in chunks: the
+	// runner's cost per element, not the features, bounds the throughput.
 	chunks := beam.ParDo(s, &chunkFn{MaxReadings: p.ChunkReadings}, readings)
+	if !p.Unbounded {
+		return beam.ParDo2(s, &batchWindowFn{Params: p}, beam.GroupByKey(s, chunks))
+	}
 	return beam.ParDo2(s, &streamWindowFn{
 		Params: p,
 		State:  state.MakeValueState[windowState]("window"),
@@ -352,11 +360,11 @@ type batchWindowFn struct {
 
 func (fn *batchWindowFn) Setup() { fn.out = newWindowRows(fn.Params) }
 
-func (fn *batchWindowFn) ProcessElement(ctx context.Context, device string, iter func(*decode.Reading) bool, emit func(Row), dead func(kafkaio.Record)) {
+func (fn *batchWindowFn) ProcessElement(ctx context.Context, device string, iter func(*chunk) bool, emit func(Row), dead func(kafkaio.Record)) {
 	var all []decode.Reading
-	var r decode.Reading
-	for iter(&r) {
-		all = append(all, r)
+	var c chunk
+	for iter(&c) {
+		all = append(all, c.Readings...)
 	}
 	sortReadings(all)
 	w := newWindower(fn.Params)
