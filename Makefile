@@ -17,9 +17,10 @@ all: build
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/muon
 
-# The main job on a real dataset through the embedded broker.
+# The main job on a real dataset through the embedded broker: decode,
+# windows and features, Arrow batches, the Parquet archive.
 run: build
-	$(BIN) run --config configs/ingest.yaml
+	$(BIN) run --config configs/features.yaml
 
 # Unit tests, lint, then the integration tests against Apache Kafka and
 # Beam's Flink job server (both started and stopped here) and the embedded

@@ -57,11 +57,7 @@ func PreprocessFile(spec *configs.Spec) string {
 // rows' preprocessing spec to PreprocessFile.
 func Features(s beam.Scope, spec *configs.Spec, o Options) {
 	s = s.Scope("pipelines.Features")
-	rp := SourceParams(spec, o.Brokers)
-	if rp.Unbounded {
-		rp.StopFile = o.StopFile
-		rp.Until = o.Until
-	}
+	rp := o.sourceParams(spec)
 	records := kafkaio.ReadBatches(s, rp)
 	wp := kafkaio.WriteParams{Brokers: o.Brokers}
 	f := spec.Features

@@ -78,6 +78,16 @@ type Options struct {
 	Until time.Time
 }
 
+// sourceParams is SourceParams with the stop conditions of an unbounded read.
+func (o Options) sourceParams(spec *configs.Spec) kafkaio.Params {
+	rp := SourceParams(spec, o.Brokers)
+	if rp.Unbounded {
+		rp.StopFile = o.StopFile
+		rp.Until = o.Until
+	}
+	return rp
+}
+
 // SourceParams maps a spec's source section onto kafkaio.Params.
 func SourceParams(spec *configs.Spec, brokers []string) kafkaio.Params {
 	src := spec.Source
@@ -126,11 +136,7 @@ func CountsTopic(spec *configs.Spec) string { return spec.Name + ".counts" }
 // for unbounded ones.
 func Ingest(s beam.Scope, spec *configs.Spec, o Options) {
 	s = s.Scope("pipelines.Ingest")
-	rp := SourceParams(spec, o.Brokers)
-	if rp.Unbounded {
-		rp.StopFile = o.StopFile
-		rp.Until = o.Until
-	}
+	rp := o.sourceParams(spec)
 	batches := kafkaio.ReadBatches(s, rp)
 
 	var keyed, dead beam.PCollection
