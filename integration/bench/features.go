@@ -299,11 +299,13 @@ func benchImages(datasets string) {
 	bench("image.decode_resize.ips_1core", best(3, func() float64 { return run(1, 1) }), "images/s")
 }
 
-// goBenchRE matches a `go test -bench -benchmem` result line.
-var goBenchRE = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+\d+\s+([\d.]+) ns/op(?:\s+[\d.]+ MB/s)?(?:\s+([\d.]+) (\S+))*?\s+(\d+) B/op\s+(\d+) allocs/op`)
+// goBenchRE matches a `go test -bench -benchmem` result line: the name,
+// then value-unit pairs.
+var goBenchRE = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+\d+\s+(.*)$`)
 
-// benchAllocs runs the decode and featurize testing.B benchmarks and
-// prints their time and allocations per row.
+// benchAllocs runs the decode, featurize and coder testing.B benchmarks
+// and prints their time and allocations per row (an op is one row, or the
+// benchmark reports ns/row and allocs/row itself).
 func benchAllocs() {
 	fmt.Fprintf(os.Stderr, "bench: go test benchmarks (allocations per row)\n")
 	cmd := exec.Command("go", "test", "-run", "^$", "-bench", "^(BenchmarkDecodeSensor|BenchmarkWindowRows|BenchmarkCoder)$", "-benchmem", "-benchtime", "2s",
@@ -313,15 +315,27 @@ func benchAllocs() {
 	must(err)
 	sc := bufio.NewScanner(strings.NewReader(string(out)))
 	for sc.Scan() {
-		line := sc.Text()
-		m := goBenchRE.FindStringSubmatch(line)
+		m := goBenchRE.FindStringSubmatch(sc.Text())
 		if m == nil {
 			continue
 		}
+		f := strings.Fields(m[2])
+		metrics := map[string]float64{}
+		for i := 0; i+1 < len(f); i += 2 {
+			v, err := strconv.ParseFloat(f[i], 64)
+			if err == nil {
+				metrics[f[i+1]] = v
+			}
+		}
 		name := strings.ToLower(strings.TrimPrefix(m[1], "Benchmark"))
-		ns, _ := strconv.ParseFloat(m[2], 64)
-		allocs, _ := strconv.ParseFloat(m[6], 64)
-		bench("gobench."+name+".ns_per_op", ns, "ns/op")
-		bench("gobench."+name+".allocs_per_op", allocs, "allocs/op")
+		for _, u := range [][2]string{{"ns/row", "ns/op"}, {"allocs/row", "allocs/op"}} {
+			v, ok := metrics[u[0]]
+			if !ok {
+				v, ok = metrics[u[1]]
+			}
+			if ok {
+				bench("gobench."+name+"."+strings.ReplaceAll(u[0], "/", "_per_"), v, u[0])
+			}
+		}
 	}
 }
