@@ -89,11 +89,11 @@ type Decode struct {
 
 // Features says how decoded records become feature rows (job: features).
 type Features struct {
-	// Kind is windows (event-time windows per device) or cases (one row per
-	// device over all its readings: a whole recorded case) for sensor
-	// sources, images for image sources. Default windows for sensors,
-	// images for images.
-	Kind string `yaml:"kind" enum:"windows,cases,images"`
+	// Kind is windows (event-time windows per device), cases (one row per
+	// device over all its readings: a whole recorded case) or readings (one
+	// row per reading: tabular samples) for sensor sources, images for
+	// image sources. Default windows for sensors, images for images.
+	Kind string `yaml:"kind" enum:"windows,cases,readings,images"`
 	// Channels are the reading value names to featurize, in row order.
 	// Required for sensor sources.
 	Channels []string `yaml:"channels"`
@@ -333,6 +333,9 @@ func (s *Spec) checkFeatures() (string, error) {
 			return fmt.Sprintf("features.channels[%d]", i), fmt.Errorf("empty or repeated channel %q", c)
 		}
 		seen[c] = true
+	}
+	if f.Kind == "readings" {
+		return "", nil
 	}
 	if f.Kind == "cases" {
 		if !s.Source.IsBounded() {

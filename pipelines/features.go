@@ -34,6 +34,9 @@ func FeatureNames(spec *configs.Spec) []string {
 		}
 		return names
 	}
+	if f.Kind == "readings" {
+		return f.Channels
+	}
 	return featurize.Names(f.Channels, f.Bands)
 }
 
@@ -74,21 +77,7 @@ func Features(s beam.Scope, spec *configs.Spec, o Options) {
 		if spec.Archive.Readings {
 			parquetio.WriteReadings(s, parquetio.WriteParams{Root: ReadingsArchive(spec)}, readings)
 		}
-		if f.Kind == "cases" {
-			rows = featurize.Cases(s, featurize.CaseParams{Channels: f.Channels, Bands: f.Bands}, readings)
-			break
-		}
-		var late beam.PCollection
-		rows, late = featurize.Windows(s, featurize.WindowParams{
-			Channels:         f.Channels,
-			Bands:            f.Bands,
-			Size:             f.Window.Size.D(),
-			Period:           f.Window.Period.D(),
-			AllowedLateness:  f.Window.AllowedLateness.D(),
-			Unbounded:        rp.Unbounded,
-			DeadLetterSuffix: spec.Decode.DeadLetterSuffix,
-		}, readings)
-		kafkaio.Write(s.Scope("LateLetters"), wp, late)
+		rows = sensorRows(s, spec, rp.Unbounded, readings, wp)
 	}
 	kafkaio.Write(s.Scope("DeadLetters"), wp, dead)
 
@@ -104,6 +93,29 @@ func Features(s beam.Scope, spec *configs.Spec, o Options) {
 	if !rp.Unbounded {
 		beam.ParDo0(s, &writeSpecFn{Path: PreprocessFile(spec), Names: FeatureNames(spec)}, analyze.Features(s, dim, rows))
 	}
+}
+
+// sensorRows makes the feature rows of decoded readings as the spec's
+// features kind says; late readings of windows go to the dead letter.
+func sensorRows(s beam.Scope, spec *configs.Spec, unbounded bool, readings beam.PCollection, wp kafkaio.WriteParams) beam.PCollection {
+	f := spec.Features
+	switch f.Kind {
+	case "cases":
+		return featurize.Cases(s, featurize.CaseParams{Channels: f.Channels, Bands: f.Bands}, readings)
+	case "readings":
+		return featurize.Readings(s, featurize.ReadingParams{Channels: f.Channels}, readings)
+	}
+	rows, late := featurize.Windows(s, featurize.WindowParams{
+		Channels:         f.Channels,
+		Bands:            f.Bands,
+		Size:             f.Window.Size.D(),
+		Period:           f.Window.Period.D(),
+		AllowedLateness:  f.Window.AllowedLateness.D(),
+		Unbounded:        unbounded,
+		DeadLetterSuffix: spec.Decode.DeadLetterSuffix,
+	}, readings)
+	kafkaio.Write(s.Scope("LateLetters"), wp, late)
+	return rows
 }
 
 // writeSpecFn writes the preprocessing spec, with the feature names, as

@@ -55,6 +55,8 @@ func summarizeFeatures(spec *configs.Spec, res *runners.Result, start time.Time)
 	switch f.Kind {
 	case "images":
 		fs.Shape = fmt.Sprintf("images resized to %d×%d, %d features in [0, 1]", f.Image.Width, f.Image.Height, fs.Dim)
+	case "readings":
+		fs.Shape = fmt.Sprintf("one row per reading, %d features", fs.Dim)
 	case "cases":
 		fs.Shape = fmt.Sprintf("one row per device over all its readings, %d channels × %d = %d features", len(f.Channels), fs.Dim/len(f.Channels), fs.Dim)
 	default:
