@@ -14,15 +14,18 @@ type Spec struct {
 	Runner string `yaml:"runner" enum:"edge,direct,flink"`
 	// Endpoint is the Flink job server, host:port, for runner flink.
 	Endpoint string `yaml:"endpoint"`
-	// Job is what the job does: ingest (decode, count per device) or
-	// features (decode, featurize, batch, archive to Parquet). Default ingest.
-	Job      string   `yaml:"job" enum:"ingest,features"`
+	// Job is what the job does: ingest (decode, count per device),
+	// features (decode, featurize, batch, archive to Parquet) or train
+	// (decode, featurize, standardize, train data-parallel). Default ingest.
+	Job      string   `yaml:"job" enum:"ingest,features,train"`
 	Kafka    Kafka    `yaml:"kafka"`
 	Source   Source   `yaml:"source" required:"true"`
 	Decode   Decode   `yaml:"decode"`
 	Features Features `yaml:"features"`
 	Batch    Batch    `yaml:"batch"`
 	Archive  Archive  `yaml:"archive"`
+	Model    Model    `yaml:"model"`
+	Training Training `yaml:"training"`
 	Output   Output   `yaml:"output"`
 	// Replay lists recordings to produce into Kafka before the job reads:
 	// for the quick start and demos, usually with the embedded broker.
@@ -148,6 +151,50 @@ type Archive struct {
 	Readings bool `yaml:"readings"`
 }
 
+// Model describes the model a train job trains.
+type Model struct {
+	// Kind is softmax, linear, mlp or cnn. Required for job train.
+	Kind string `yaml:"kind" enum:"softmax,linear,mlp,cnn"`
+	// Hidden lists the hidden dense layers' widths (mlp: at least one).
+	Hidden []int `yaml:"hidden"`
+	// Activation of hidden layers: relu or tanh. Default relu.
+	Activation string `yaml:"activation" enum:"relu,tanh"`
+	// Head of mlp and cnn: softmax (classes) or squared (regression).
+	// Default softmax.
+	Head string `yaml:"head" enum:"softmax,squared"`
+	// Filters lists the output channels of a cnn's 3×3 convolutions.
+	Filters []int `yaml:"filters"`
+	// Labels are the class names, in class order, for a softmax head.
+	Labels []string `yaml:"labels"`
+}
+
+// Training configures data-parallel training.
+type Training struct {
+	// Epochs to run. Default 10.
+	Epochs int `yaml:"epochs" min:"0"`
+	// BatchSize is the minibatch size. Default 32.
+	BatchSize int `yaml:"batch_size" min:"0"`
+	// Shards train at once from the same model, averaged every epoch.
+	// Default 1 (serial minibatch SGD).
+	Shards int `yaml:"shards" min:"0"`
+	// Seed of the initial weights and the row order. Default 1.
+	Seed int `yaml:"seed" min:"0"`
+	// Patience stops after this many epochs without a lower validation
+	// loss, keeping the best epoch's model. Default 0: every epoch runs.
+	Patience int `yaml:"patience" min:"0"`
+	// Validation is the fraction of rows held out (by a hash of the row
+	// id) to measure every epoch. Default 0.2.
+	Validation float64 `yaml:"validation" min:"0"`
+	// Optimizer is sgd or adam. Default adam.
+	Optimizer string `yaml:"optimizer" enum:"sgd,adam"`
+	// LearningRate. Default 0.001 for adam, 0.01 for sgd.
+	LearningRate float64 `yaml:"learning_rate" min:"0"`
+	// Momentum of sgd. Default 0.
+	Momentum float64 `yaml:"momentum" min:"0"`
+	// WeightDecay is the L2 penalty on weights. Default 0.
+	WeightDecay float64 `yaml:"weight_decay" min:"0"`
+}
+
 // Output says where results go.
 type Output struct {
 	// Dir receives the job's files (per-device counts, summary). Default
@@ -212,7 +259,37 @@ func (s *Spec) applyDefaults() {
 	if s.Job == "" {
 		s.Job = "ingest"
 	}
-	if s.Job == "features" {
+	if s.Job == "train" {
+		t := &s.Training
+		if t.Epochs == 0 {
+			t.Epochs = 10
+		}
+		if t.BatchSize == 0 {
+			t.BatchSize = 32
+		}
+		if t.Shards == 0 {
+			t.Shards = 1
+		}
+		if t.Seed == 0 {
+			t.Seed = 1
+		}
+		if t.Validation == 0 {
+			t.Validation = 0.2
+		}
+		if t.Optimizer == "" {
+			t.Optimizer = "adam"
+		}
+		if t.LearningRate == 0 {
+			t.LearningRate = 0.001
+			if t.Optimizer == "sgd" {
+				t.LearningRate = 0.01
+			}
+		}
+		if s.Model.Head == "" && (s.Model.Kind == "mlp" || s.Model.Kind == "cnn") {
+			s.Model.Head = "softmax"
+		}
+	}
+	if s.Job == "features" || s.Job == "train" {
 		f := &s.Features
 		if f.Kind == "" {
 			f.Kind = "windows"
@@ -290,8 +367,13 @@ func (s *Spec) check() (string, error) {
 			return d.path, fmt.Errorf("negative duration %s", d.v)
 		}
 	}
-	if s.Job == "features" {
+	if s.Job == "features" || s.Job == "train" {
 		if p, err := s.checkFeatures(); err != nil {
+			return p, err
+		}
+	}
+	if s.Job == "train" {
+		if p, err := s.checkTraining(); err != nil {
 			return p, err
 		}
 	}
@@ -355,6 +437,40 @@ func (s *Spec) checkFeatures() (string, error) {
 		return "features.window.period", fmt.Errorf("%s is longer than the window size %s; windows would leave readings out", w.Period, w.Size)
 	case w.AllowedLateness < 0:
 		return "features.window.allowed_lateness", fmt.Errorf("negative duration %s", w.AllowedLateness)
+	}
+	return "", nil
+}
+
+// checkTraining validates the model and training sections of a train job.
+func (s *Spec) checkTraining() (string, error) {
+	m, t := &s.Model, &s.Training
+	switch {
+	case m.Kind == "":
+		return "model.kind", fmt.Errorf("a train job names its model: softmax, linear, mlp or cnn")
+	case !s.Source.IsBounded():
+		return "source.bounded", fmt.Errorf("training reads a bounded range; set source.bounded: true")
+	case m.Kind == "mlp" && len(m.Hidden) == 0:
+		return "model.hidden", fmt.Errorf("an mlp needs at least one hidden layer, e.g. [100]")
+	case m.Kind == "cnn" && (len(m.Filters) == 0 || s.Features.Kind != "images"):
+		return "model.filters", fmt.Errorf("a cnn needs filters, e.g. [8, 16], and image rows (features.kind: images)")
+	case t.Validation >= 1:
+		return "training.validation", fmt.Errorf("%v holds out every row; use a fraction below 1", t.Validation)
+	case t.Optimizer == "sgd" && t.Momentum >= 1:
+		return "training.momentum", fmt.Errorf("momentum %v must be below 1", t.Momentum)
+	}
+	classify := m.Kind == "softmax" || (m.Kind != "linear" && m.Head == "softmax")
+	if classify && len(m.Labels) < 2 {
+		return "model.labels", fmt.Errorf("a classifier names its classes, at least two, e.g. [\"0\", \"1\"]")
+	}
+	if !classify && len(m.Labels) > 0 {
+		return "model.labels", fmt.Errorf("a regression model has no classes; a row's label is its target")
+	}
+	seen := map[string]bool{}
+	for i, l := range m.Labels {
+		if seen[l] {
+			return fmt.Sprintf("model.labels[%d]", i), fmt.Errorf("repeated class %q", l)
+		}
+		seen[l] = true
 	}
 	return "", nil
 }

@@ -61,6 +61,27 @@ func PreprocessFile(spec *configs.Spec) string {
 func Features(s beam.Scope, spec *configs.Spec, o Options) {
 	s = s.Scope("pipelines.Features")
 	rp := o.sourceParams(spec)
+	rows := featureRows(s, spec, o)
+	dim := len(FeatureNames(spec))
+	batches := batch.Rows(s, batch.Params{
+		Dim:       dim,
+		MaxRows:   spec.Batch.MaxRows,
+		Shards:    spec.Batch.Shards,
+		Unbounded: rp.Unbounded,
+		MaxWait:   spec.Batch.MaxWait.D(),
+	}, rows)
+	parquetio.WriteFeatures(s, parquetio.WriteParams{Root: FeaturesArchive(spec), Dim: dim, Names: FeatureNames(spec)}, batches)
+	if !rp.Unbounded {
+		beam.ParDo0(s, &writeSpecFn{Path: PreprocessFile(spec), Names: FeatureNames(spec)}, analyze.Features(s, dim, rows))
+	}
+}
+
+// featureRows reads the source topics, decodes (dead letters to
+// <topic><suffix>), archives the readings if the spec says so, and makes
+// the feature rows the spec's features section describes:
+// PCollection<featurize.Row>.
+func featureRows(s beam.Scope, spec *configs.Spec, o Options) beam.PCollection {
+	rp := o.sourceParams(spec)
 	records := kafkaio.ReadBatches(s, rp)
 	wp := kafkaio.WriteParams{Brokers: o.Brokers}
 	f := spec.Features
@@ -80,19 +101,7 @@ func Features(s beam.Scope, spec *configs.Spec, o Options) {
 		rows = sensorRows(s, spec, rp.Unbounded, readings, wp)
 	}
 	kafkaio.Write(s.Scope("DeadLetters"), wp, dead)
-
-	dim := len(FeatureNames(spec))
-	batches := batch.Rows(s, batch.Params{
-		Dim:       dim,
-		MaxRows:   spec.Batch.MaxRows,
-		Shards:    spec.Batch.Shards,
-		Unbounded: rp.Unbounded,
-		MaxWait:   spec.Batch.MaxWait.D(),
-	}, rows)
-	parquetio.WriteFeatures(s, parquetio.WriteParams{Root: FeaturesArchive(spec), Dim: dim, Names: FeatureNames(spec)}, batches)
-	if !rp.Unbounded {
-		beam.ParDo0(s, &writeSpecFn{Path: PreprocessFile(spec), Names: FeatureNames(spec)}, analyze.Features(s, dim, rows))
-	}
+	return rows
 }
 
 // sensorRows makes the feature rows of decoded readings as the spec's

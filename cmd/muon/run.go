@@ -47,6 +47,10 @@ The spec's job field says what runs:
              them into Arrow record batches and archive them as Parquet
              partitioned by date and hour (configs/features.yaml,
              configs/features-images.yaml)
+  train      the features job's rows, standardized, split into training and
+             validation rows, trained data-parallel on shards (model and
+             training sections), one progress line per epoch; writes
+             model.json and epochs.jsonl (configs/train-sensors.yaml)
 
 With no kafka.brokers in the spec, muon starts an embedded Kafka broker in
 this process for the job. Before reading, the spec's replay section (if any)
@@ -104,6 +108,7 @@ type jobSummary struct {
 	Devices     int              `json:"devices,omitempty"`
 	CountsFile  string           `json:"counts_file,omitempty"`
 	Features    *featureSummary  `json:"features,omitempty"`
+	Training    *trainSummary    `json:"training,omitempty"`
 	Seconds     float64          `json:"seconds"`
 	PerSecond   float64          `json:"records_per_second"`
 	Counters    map[string]int64 `json:"counters"`
@@ -178,10 +183,18 @@ func runJob(spec *configs.Spec, ro runners.Options, stdout, stderr io.Writer) er
 		}()
 	}
 
+	started := time.Now()
 	p, s := beam.NewPipelineWithRoot()
-	if spec.Job == "features" {
+	switch spec.Job {
+	case "features":
 		pipelines.Features(s, spec, opts)
-	} else {
+	case "train":
+		_ = os.Remove(pipelines.EpochsFile(spec))
+		_ = os.Remove(pipelines.ModelFile(spec))
+		if err := pipelines.Train(s, spec, opts); err != nil {
+			return err
+		}
+	default:
 		pipelines.Ingest(s, spec, opts)
 	}
 
@@ -190,7 +203,6 @@ func runJob(spec *configs.Spec, ro runners.Options, stdout, stderr io.Writer) er
 		mode = "unbounded"
 	}
 	fmt.Fprintf(stderr, "muon: running job %q (%s read of %s) on the %s runner\n", spec.Name, mode, strings.Join(spec.Source.Topics, ","), ro.Kind)
-	started := time.Now()
 	done := make(chan struct{})
 	go progress(stderr, done)
 	res, err := runners.Run(ctx, p, ro)
@@ -211,11 +223,16 @@ func runJob(spec *configs.Spec, ro runners.Options, stdout, stderr io.Writer) er
 		sum.DLQReasons = deadLetterReasons(ctx, brokers, dlqs)
 	}
 	var devices [][]string
-	if spec.Job == "features" {
+	switch {
+	case spec.Job == "train":
+		if sum.Training, err = summarizeTraining(spec, res); err != nil {
+			return err
+		}
+	case spec.Job == "features":
 		if sum.Features, err = summarizeFeatures(spec, res, started); err != nil {
 			return err
 		}
-	} else if spec.Source.IsBounded() {
+	case spec.Source.IsBounded():
 		devices, err = readCounts(countsFile)
 		if err != nil {
 			return err
@@ -337,7 +354,9 @@ func printSummary(w io.Writer, spec *configs.Spec, s *jobSummary, devices [][]st
 	for _, r := range s.DLQReasons {
 		fmt.Fprintf(w, "                 %4d  %s\n", r.Count, r.Reason)
 	}
-	if s.Features != nil {
+	if s.Training != nil {
+		printTraining(w, s.Training)
+	} else if s.Features != nil {
 		printFeatures(w, s.Features)
 	} else if spec.Source.IsBounded() {
 		fmt.Fprintf(w, "  devices        %d → %s\n", s.Devices, s.CountsFile)
