@@ -14,10 +14,14 @@ import (
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/metrics"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/runtime/metricsx"
 	beamlog "github.com/apache/beam/sdks/v2/go/pkg/beam/log"
+	jobpb "github.com/apache/beam/sdks/v2/go/pkg/beam/model/jobmanagement_v1"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/options/jobopts"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners/prism"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners/universal"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
 // Kind names a runner.
@@ -110,15 +114,57 @@ func Run(ctx context.Context, p *beam.Pipeline, o Options) (*Result, error) {
 	default:
 		return nil, fmt.Errorf("%w %q", ErrUnknownRunner, o.Kind)
 	}
+	var final *metrics.Results
+	if err == nil && pr != nil && o.Kind == Flink {
+		// Beam's client takes a job message stream that ends before the
+		// job does for success; ask the job server until the job is done.
+		final, err = awaitDone(ctx, o.Endpoint, pr.JobID())
+	}
 	res := &Result{Elapsed: time.Since(start), Counters: map[string]int64{}, Dists: map[string]metrics.DistributionValue{}}
 	if pr != nil {
 		res.JobID = pr.JobID()
-		collect(res, pr.Metrics())
+		if final != nil {
+			collect(res, *final)
+		} else {
+			collect(res, pr.Metrics())
+		}
 	}
 	if err != nil {
 		return res, fmt.Errorf("%s job: %w", o.Kind, err)
 	}
 	return res, nil
+}
+
+// awaitDone polls the job server until job is in a terminal state and
+// returns its final metrics, or an error unless it is DONE.
+func awaitDone(ctx context.Context, endpoint, job string) (*metrics.Results, error) {
+	conn, err := grpc.NewClient(endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, fmt.Errorf("job server %s: %w", endpoint, err)
+	}
+	defer conn.Close()
+	client := jobpb.NewJobServiceClient(conn)
+	for {
+		st, err := client.GetState(ctx, &jobpb.GetJobStateRequest{JobId: job})
+		if err != nil {
+			return nil, fmt.Errorf("job %s state: %w", job, err)
+		}
+		switch st.GetState() {
+		case jobpb.JobState_DONE:
+			m, err := client.GetJobMetrics(ctx, &jobpb.GetJobMetricsRequest{JobId: job})
+			if err != nil {
+				return nil, fmt.Errorf("job %s metrics: %w", job, err)
+			}
+			return metricsx.FromMonitoringInfos(nil, m.GetMetrics().GetAttempted(), m.GetMetrics().GetCommitted()), nil
+		case jobpb.JobState_FAILED, jobpb.JobState_CANCELLED, jobpb.JobState_DRAINED, jobpb.JobState_UPDATED:
+			return nil, fmt.Errorf("job %s ended %s; the job server's log says why", job, st.GetState())
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 func collect(res *Result, m metrics.Results) {
