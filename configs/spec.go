@@ -219,6 +219,9 @@ type Replay struct {
 	Exclude []string `yaml:"exclude"`
 	// Device overrides the device name.
 	Device string `yaml:"device"`
+	// Format is ts, csv or jsonl for a file whose extension does not say.
+	// Default: from the extension.
+	Format string `yaml:"format" enum:"ts,csv,jsonl"`
 }
 
 // Duration is a time.Duration written as "1.5s", "250ms", "2m".

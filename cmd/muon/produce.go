@@ -54,6 +54,7 @@ records/s) ends the run.`,
 			labelCol := fs.String("label-column", "", "CSV label `column` (default: auto-detect)")
 			var exclude stringList
 			fs.Var(&exclude, "exclude", "skip image files whose name matches this `glob` (repeatable), e.g. '*.png'")
+			format := fs.String("format", "", "read files as `ts, csv or jsonl` whatever their extension (default: from the extension), e.g. csv for optdigits.tra")
 			acks := fs.String("acks", "all", "acknowledgements to wait for: all, leader or none")
 			quiet := fs.Bool("quiet", false, "no progress lines, only the summary")
 			return func(paths []string) error {
@@ -76,7 +77,7 @@ records/s) ends the run.`,
 				o := replay.Options{
 					Brokers: brokers, Topic: *topic, Rate: *rate, Acks: a,
 					Recording: recording.Options{Period: *period, Device: *device, TimeColumn: *timeCol,
-						DeviceColumn: *deviceCol, LabelColumn: *labelCol, Exclude: exclude},
+						DeviceColumn: *deviceCol, LabelColumn: *labelCol, Exclude: exclude, Format: *format},
 					DefaultStart: time.Now().UTC().Truncate(time.Millisecond),
 				}
 				switch *start {

@@ -144,7 +144,7 @@ func runJob(spec *configs.Spec, ro runners.Options, stdout, stderr io.Writer) er
 	for _, r := range spec.Replay {
 		o := replay.Options{
 			Brokers: brokers, Topic: r.Topic, Rate: r.Rate, Progress: stderr,
-			Recording: recording.Options{Start: r.Start, Period: r.Period.D(), Device: r.Device, Exclude: r.Exclude},
+			Recording: recording.Options{Start: r.Start, Period: r.Period.D(), Device: r.Device, Exclude: r.Exclude, Format: r.Format},
 		}
 		s, err := replay.Replay(ctx, []string{r.Path}, o)
 		if err != nil {

@@ -215,3 +215,39 @@ func BenchmarkCSV(b *testing.B) {
 		}
 	}
 }
+
+// A CSV file under another extension (optdigits' .tra) opens with Format.
+func TestFormatOverridesExtension(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "digits.tra")
+	if err := os.WriteFile(path, []byte("a,b,Class\n1,2,7\n3,4,1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(path, Options{Start: time.Unix(0, 0), Period: time.Second}); !errors.Is(err, ErrUnsupported) {
+		t.Fatalf("opening .tra without a format: %v, want ErrUnsupported", err)
+	}
+	src, err := Open(path, Options{Start: time.Unix(0, 0), Period: time.Second, Format: "csv"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	n := 0
+	for {
+		m, err := src.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(m.Value), `"label":`) {
+			t.Errorf("message %s has no label", m.Value)
+		}
+		n++
+	}
+	if n != 2 {
+		t.Errorf("%d messages, want 2", n)
+	}
+	if _, err := Open(path, Options{Format: "xls"}); !errors.Is(err, ErrOptions) {
+		t.Errorf("format xls: %v, want ErrOptions", err)
+	}
+}

@@ -73,6 +73,9 @@ type Options struct {
 	// against the base name of each file of an image folder; matching files
 	// are skipped, e.g. "*.png" to skip the defect masks of a dataset.
 	Exclude []string
+	// Format is ts, csv or jsonl for a file whose extension does not say
+	// (optdigits' .tra and .tes are CSV). Default: from the extension.
+	Format string
 }
 
 // Source returns the messages of one recording in the order to produce
@@ -135,7 +138,11 @@ func Open(path string, opt Options) (Source, error) {
 	if fi.IsDir() {
 		return openImages(path, opt)
 	}
-	switch ext := strings.ToLower(filepath.Ext(path)); ext {
+	ext := strings.ToLower(filepath.Ext(path))
+	if opt.Format != "" {
+		ext = "." + opt.Format
+	}
+	switch ext {
 	case ".ts":
 		f, err := os.Open(path)
 		if err != nil {
@@ -168,6 +175,11 @@ var (
 )
 
 func (opt *Options) validate() error {
+	switch opt.Format {
+	case "", "ts", "csv", "jsonl":
+	default:
+		return fmt.Errorf("format %q: want ts, csv or jsonl", opt.Format)
+	}
 	if opt.Period < 0 {
 		return fmt.Errorf("period %v is negative", opt.Period)
 	}
