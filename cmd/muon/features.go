@@ -42,7 +42,7 @@ type files struct {
 // summarizeFeatures gathers what a features job that started at start made.
 func summarizeFeatures(spec *configs.Spec, res *runners.Result, start time.Time) (*featureSummary, error) {
 	f := spec.Features
-	fs := &featureSummary{
+	sum := &featureSummary{
 		Kind:        f.Kind,
 		Dim:         len(pipelines.FeatureNames(spec)),
 		Rows:        res.Counter("batch", "rows"),
@@ -54,19 +54,19 @@ func summarizeFeatures(spec *configs.Spec, res *runners.Result, start time.Time)
 	}
 	switch f.Kind {
 	case "images":
-		fs.Shape = fmt.Sprintf("images resized to %d×%d, %d features in [0, 1]", f.Image.Width, f.Image.Height, fs.Dim)
+		sum.Shape = fmt.Sprintf("images resized to %d×%d, %d features in [0, 1]", f.Image.Width, f.Image.Height, sum.Dim)
 	case "readings":
-		fs.Shape = fmt.Sprintf("one row per reading, %d features", fs.Dim)
+		sum.Shape = fmt.Sprintf("one row per reading, %d features", sum.Dim)
 	case "cases":
-		fs.Shape = fmt.Sprintf("one row per device over all its readings, %d channels × %d = %d features", len(f.Channels), fs.Dim/len(f.Channels), fs.Dim)
+		sum.Shape = fmt.Sprintf("one row per device over all its readings, %d channels × %d = %d features", len(f.Channels), sum.Dim/len(f.Channels), sum.Dim)
 	default:
 		w := f.Window
 		kind := "fixed"
 		if w.Period != w.Size {
 			kind = "sliding every " + w.Period.String()
 		}
-		fs.Shape = fmt.Sprintf("%s windows per device (%s, allowed lateness %s), %d channels × %d = %d features",
-			w.Size, kind, w.AllowedLateness, len(f.Channels), fs.Dim/len(f.Channels), fs.Dim)
+		sum.Shape = fmt.Sprintf("%s windows per device (%s, allowed lateness %s), %d channels × %d = %d features",
+			w.Size, kind, w.AllowedLateness, len(f.Channels), sum.Dim/len(f.Channels), sum.Dim)
 	}
 	for sub, dir := range map[string]string{"features": pipelines.FeaturesArchive(spec), "readings": pipelines.ReadingsArchive(spec)} {
 		n, err := countParquet(dir, start)
@@ -74,7 +74,7 @@ func summarizeFeatures(spec *configs.Spec, res *runners.Result, start time.Time)
 			return nil, err
 		}
 		if n.Files > 0 {
-			fs.Archive[sub] = n
+			sum.Archive[sub] = n
 		}
 	}
 	if spec.Source.IsBounded() {
@@ -89,14 +89,14 @@ func summarizeFeatures(spec *configs.Spec, res *runners.Result, start time.Time)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", pipelines.PreprocessFile(spec), err)
 			}
-			fs.Preprocess = pipelines.PreprocessFile(spec)
-			fs.Labels = map[string]int64{}
+			sum.Preprocess = pipelines.PreprocessFile(spec)
+			sum.Labels = map[string]int64{}
 			for i, l := range sp.Labels {
-				fs.Labels[l] = sp.LabelCounts[i]
+				sum.Labels[l] = sp.LabelCounts[i]
 			}
 		}
 	}
-	return fs, nil
+	return sum, nil
 }
 
 // countParquet counts the Parquet files under dir written since start

@@ -116,9 +116,6 @@ type benchRows struct {
 	dim      int
 }
 
-// onlyDim, when set, limits benchBatch to rows of that width.
-var onlyDim, _ = strconv.Atoi(os.Getenv("MUON_BENCH_DIM"))
-
 var (
 	sharedRowsOnce sync.Once
 	sharedRows     *benchRows
@@ -242,9 +239,6 @@ func benchBatch() {
 		{"", 2_000_000, featurize.Width(sensorWindow.Bands) * len(sensorWindow.Channels)},
 		{".dim60", 1_000_000, 60},
 	} {
-		if onlyDim != 0 && c.dim != onlyDim {
-			continue
-		}
 		fmt.Fprintf(os.Stderr, "bench: %d rows of %d features through a Reshuffle as Arrow batches and as elements\n", c.rows, c.dim)
 		sharedRowsOnce = sync.Once{}
 		theBenchRows(c.rows, c.dim)

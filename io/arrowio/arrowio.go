@@ -292,6 +292,26 @@ func (rb *RowBuilder) Append(key string, t time.Time, features []float64, label,
 	rb.id.Append(id)
 }
 
+// AppendBytes adds one row from raw column values, as a reader of stored
+// rows has them: the time in Unix milliseconds, and a label that is null
+// unless labelValid (a valid empty label stays empty). It panics if
+// len(features) is not the builder's dimension.
+func (rb *RowBuilder) AppendBytes(key []byte, ms int64, features []float64, label []byte, labelValid bool, id []byte) {
+	if len(features) != rb.dim {
+		panic(fmt.Sprintf("arrowio: %d features for a row of %d", len(features), rb.dim))
+	}
+	rb.key.BinaryBuilder.Append(key)
+	rb.ts.Append(arrow.Timestamp(ms))
+	rb.features.Append(true)
+	rb.values.AppendValues(features, nil)
+	if labelValid {
+		rb.label.BinaryBuilder.Append(label)
+	} else {
+		rb.label.AppendNull()
+	}
+	rb.id.BinaryBuilder.Append(id)
+}
+
 // Reserve makes room for n more rows, so that appending them does not grow
 // the builder's buffers.
 func (rb *RowBuilder) Reserve(n int) {

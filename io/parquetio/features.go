@@ -284,35 +284,16 @@ func (fr *FeatureReader) Close() error {
 	return err
 }
 
-// featureBuilder appends rows of parquet values to Arrow builders.
+// featureBuilder appends rows of parquet values to Arrow batches.
 type featureBuilder struct {
-	dim      int
-	b        *array.RecordBuilder
-	key      *array.StringBuilder
-	ts       *array.TimestampBuilder
-	features *array.FixedSizeListBuilder
-	values   *array.Float64Builder
-	label    *array.StringBuilder
-	id       *array.StringBuilder
+	rb  *arrowio.RowBuilder
+	dim int
 	// row holds one row's features until they are all checked.
 	row []float64
 }
 
 func newFeatureBuilder(mem memory.Allocator, dim int) *featureBuilder {
-	b := array.NewRecordBuilder(mem, arrowio.RowSchema(dim))
-	fl := b.Field(arrowio.FeaturesIndex).(*array.FixedSizeListBuilder)
-	fb := &featureBuilder{
-		dim:      dim,
-		b:        b,
-		key:      b.Field(arrowio.KeyIndex).(*array.StringBuilder),
-		ts:       b.Field(arrowio.TimeIndex).(*array.TimestampBuilder),
-		features: fl,
-		values:   fl.ValueBuilder().(*array.Float64Builder),
-		label:    b.Field(arrowio.LabelIndex).(*array.StringBuilder),
-		id:       b.Field(arrowio.IDIndex).(*array.StringBuilder),
-		row:      make([]float64, 0, dim),
-	}
-	return fb
+	return &featureBuilder{rb: arrowio.NewRowBuilder(mem, dim), dim: dim, row: make([]float64, 0, dim)}
 }
 
 // maxReserve bounds the values reserved ahead of rows a file only claims
@@ -325,16 +306,15 @@ func (fb *featureBuilder) reserve(n int64) {
 	if n <= 0 {
 		return
 	}
-	fb.b.Reserve(int(n))
-	fb.values.Reserve(int(n) * fb.dim)
+	fb.rb.Reserve(int(n))
 }
 
-func (fb *featureBuilder) len() int { return fb.key.Len() }
+func (fb *featureBuilder) len() int { return fb.rb.Len() }
 
 // batch returns the rows so far and resets the builder.
-func (fb *featureBuilder) batch() arrowio.Batch { return arrowio.Batch{Record: fb.b.NewRecord()} }
+func (fb *featureBuilder) batch() arrowio.Batch { return fb.rb.NewBatch() }
 
-func (fb *featureBuilder) release() { fb.b.Release() }
+func (fb *featureBuilder) release() { fb.rb.Release() }
 
 // append checks one row's values — key, time, Dim features, label, id, in
 // column order — and appends it.
@@ -362,16 +342,7 @@ func (fb *featureBuilder) append(vals []parquet.Value) error {
 		}
 		fb.row = append(fb.row, v.Double())
 	}
-	fb.key.BinaryBuilder.Append(key.ByteArray())
-	fb.ts.Append(arrow.Timestamp(ts.Int64()))
-	fb.features.Append(true)
-	fb.values.AppendValues(fb.row, nil)
-	if label.IsNull() {
-		fb.label.AppendNull()
-	} else {
-		fb.label.BinaryBuilder.Append(label.ByteArray())
-	}
-	fb.id.BinaryBuilder.Append(id.ByteArray())
+	fb.rb.AppendBytes(key.ByteArray(), ts.Int64(), fb.row, label.ByteArray(), !label.IsNull(), id.ByteArray())
 	return nil
 }
 

@@ -218,10 +218,7 @@ func BenchmarkCSV(b *testing.B) {
 
 // A CSV file under another extension (optdigits' .tra) opens with Format.
 func TestFormatOverridesExtension(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "digits.tra")
-	if err := os.WriteFile(path, []byte("a,b,Class\n1,2,7\n3,4,1\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path := writeFile(t, "digits.tra", "a,b,Class\n1,2,7\n3,4,1\n")
 	if _, err := Open(path, Options{Start: time.Unix(0, 0), Period: time.Second}); !errors.Is(err, ErrUnsupported) {
 		t.Fatalf("opening .tra without a format: %v, want ErrUnsupported", err)
 	}
@@ -230,22 +227,17 @@ func TestFormatOverridesExtension(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	n := 0
-	for {
-		m, err := src.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	msgs, err := drain(t, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range msgs {
 		if !strings.Contains(string(m.Value), `"label":`) {
 			t.Errorf("message %s has no label", m.Value)
 		}
-		n++
 	}
-	if n != 2 {
-		t.Errorf("%d messages, want 2", n)
+	if len(msgs) != 2 {
+		t.Errorf("%d messages, want 2", len(msgs))
 	}
 	if _, err := Open(path, Options{Format: "xls"}); !errors.Is(err, ErrOptions) {
 		t.Errorf("format xls: %v, want ErrOptions", err)

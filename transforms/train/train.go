@@ -305,10 +305,11 @@ func (fn *epochFn) ProcessElement(shard int, iter func(*arrowio.Batch) bool, st 
 		return nil
 	}
 	p := fn.Params
+	classes := classIndex(&p)
 	var data rows
 	var b arrowio.Batch
 	for iter(&b) {
-		if err := data.appendBatch(b, &p, classIndex(&p)); err != nil {
+		if err := data.appendBatch(b, &p, classes); err != nil {
 			return err
 		}
 	}
@@ -348,11 +349,15 @@ func (averageFn) ExtractOutput(a shardResult) shardResult {
 	if a.Shards <= 1 || a.Rows == 0 {
 		return a
 	}
-	w := 1 / float64(a.Rows)
-	out := a
-	out.Params = scaled(a.Params, w)
-	out.Opt.Slots = make([][]float64, len(a.Opt.Slots))
-	for i, s := range a.Opt.Slots {
+	return scaledBy(a, 1/float64(a.Rows))
+}
+
+// scaledBy is r with its parameters and optimizer slots times w.
+func scaledBy(r shardResult, w float64) shardResult {
+	out := r
+	out.Params = scaled(r.Params, w)
+	out.Opt.Slots = make([][]float64, len(r.Opt.Slots))
+	for i, s := range r.Opt.Slots {
 		out.Opt.Slots[i] = scaled(s, w)
 	}
 	return out
@@ -372,15 +377,7 @@ func weighted(r shardResult) shardResult {
 	if r.Shards != 1 {
 		return r
 	}
-	w := float64(r.Rows)
-	out := r
-	out.Params = scaled(r.Params, w)
-	out.Opt.Slots = make([][]float64, len(r.Opt.Slots))
-	for i, s := range r.Opt.Slots {
-		out.Opt.Slots[i] = scaled(s, w)
-	}
-	out.Shards = -1 // a sum, not a shard
-	return out
+	return scaledBy(r, float64(r.Rows))
 }
 
 func merge(a, b shardResult) shardResult {
@@ -390,7 +387,7 @@ func merge(a, b shardResult) shardResult {
 	case b.Shards == 0:
 		return a
 	}
-	n := abs(a.Shards) + abs(b.Shards)
+	n := a.Shards + b.Shards
 	a, b = weighted(a), weighted(b)
 	out := shardResult{Shards: n, Rows: a.Rows + b.Rows, LossSum: a.LossSum + b.LossSum,
 		Params: make([]float64, len(a.Params)), Opt: a.Opt}
@@ -407,13 +404,6 @@ func merge(a, b shardResult) shardResult {
 		}
 	}
 	return out
-}
-
-func abs(n int) int {
-	if n < 0 {
-		return -n
-	}
-	return n
 }
 
 // nextFn makes the state after an epoch from the previous state and the
@@ -492,14 +482,17 @@ func (pm partialMetrics) metrics() models.Metrics {
 type evalFn struct {
 	Params Params
 
-	epoch int
-	pred  *models.Predictor
+	classes map[string]int
+	epoch   int
+	pred    *models.Predictor
 }
+
+func (fn *evalFn) Setup() { fn.classes = classIndex(&fn.Params) }
 
 func (fn *evalFn) ProcessElement(_ context.Context, b arrowio.Batch, st State, emit func(partialMetrics)) error {
 	p := fn.Params
 	var data rows
-	if err := data.appendBatch(b, &p, classIndex(&p)); err != nil {
+	if err := data.appendBatch(b, &p, fn.classes); err != nil {
 		return err
 	}
 	if fn.pred == nil || fn.epoch != st.Epoch {
