@@ -44,8 +44,13 @@ type Kafka struct {
 
 // Source says what the job reads.
 type Source struct {
-	// Topics to read.
-	Topics []string `yaml:"topics" required:"true"`
+	// Topics to read. Required, except for a train job that reads Archive.
+	Topics []string `yaml:"topics"`
+	// Archive reads feature rows from Parquet feature archives instead of
+	// Kafka (train jobs): a features job's <archive.dir>/features, a
+	// date=/hour= partition in it, single files or glob patterns. The rows
+	// must have the features section's columns.
+	Archive []string `yaml:"archive"`
 	// Format of the messages: sensor (JSON readings) or image.
 	Format string `yaml:"format" required:"true" enum:"sensor,image"`
 	// Start is earliest, latest, offsets or timestamp. Default earliest.
@@ -104,8 +109,17 @@ type Features struct {
 	Bands int `yaml:"bands" min:"0"`
 	// Window sizes the event-time windows of kind windows.
 	Window Window `yaml:"window"`
-	// Image sizes the images of kind images.
+	// Image sizes the images of kind images, and gives a cnn the shape
+	// (row-major) of readings rows.
 	Image ImageSize `yaml:"image"`
+	// Label is how a window or case row takes its label from its
+	// readings: majority (the most frequent; ties go to the smallest) or
+	// last (the latest reading's, e.g. a remaining useful life). Default
+	// majority.
+	Label string `yaml:"label" enum:"majority,last"`
+	// Relabel maps row labels onto others, e.g. every defect folder onto
+	// "defect"; labels it does not list stay as they are.
+	Relabel map[string]string `yaml:"relabel"`
 }
 
 // Window configures event-time windows per device.
@@ -120,6 +134,10 @@ type Window struct {
 	// out-of-order readings; later ones go to the dead letter with stage
 	// late. Default 0.
 	AllowedLateness Duration `yaml:"allowed_lateness"`
+	// MinReadings drops windows with fewer readings, such as the ragged
+	// sliding windows at the start and end of a device's recording.
+	// Default 0: every window with a reading makes a row.
+	MinReadings int `yaml:"min_readings" min:"0"`
 }
 
 // ImageSize is the size images are resized to.
@@ -191,8 +209,41 @@ type Training struct {
 	LearningRate float64 `yaml:"learning_rate" min:"0"`
 	// Momentum of sgd. Default 0.
 	Momentum float64 `yaml:"momentum" min:"0"`
+	// Nesterov selects Nesterov momentum for sgd. Default false.
+	Nesterov bool `yaml:"nesterov"`
 	// WeightDecay is the L2 penalty on weights. Default 0.
 	WeightDecay float64 `yaml:"weight_decay" min:"0"`
+	// Schedule scales the learning rate over the epochs: constant, cosine
+	// (half a cosine from the rate down to 0 over all epochs) or step (times
+	// step_gamma every step_every epochs). Default constant.
+	Schedule string `yaml:"schedule" enum:"constant,cosine,step"`
+	// StepEvery and StepGamma shape the step schedule. Defaults 10 and 0.5.
+	StepEvery int     `yaml:"step_every" min:"0"`
+	StepGamma float64 `yaml:"step_gamma" min:"0"`
+	// TargetCap caps the targets of a regression model, e.g. 125 cycles
+	// of remaining useful life; test targets too. Default 0: no cap.
+	TargetCap float64 `yaml:"target_cap" min:"0"`
+	// Test is the held-out test set, measured once with the final model.
+	Test Test `yaml:"test"`
+}
+
+// Test says which rows a train job holds out for its final test: rows
+// from other topics or archives, or a seeded fraction of the source's.
+// Without any, the job reports no test metrics.
+type Test struct {
+	// Topics: rows read from these topics, featurized as the source's are,
+	// form the test set (replay entries can fill them).
+	Topics []string `yaml:"topics"`
+	// Archive: rows read from these Parquet feature archive paths form
+	// the test set.
+	Archive []string `yaml:"archive"`
+	// Fraction holds out this fraction of the source's rows, chosen by a
+	// hash of the training seed and the row id: the same rows for the
+	// same seed.
+	Fraction float64 `yaml:"fraction" min:"0"`
+	// LastPerDevice keeps only each device's latest row of the test set,
+	// e.g. the last window of each engine. Default false.
+	LastPerDevice bool `yaml:"last_per_device"`
 }
 
 // Output says where results go.
@@ -219,9 +270,15 @@ type Replay struct {
 	Exclude []string `yaml:"exclude"`
 	// Device overrides the device name.
 	Device string `yaml:"device"`
-	// Format is ts, csv or jsonl for a file whose extension does not say.
-	// Default: from the extension.
-	Format string `yaml:"format" enum:"ts,csv,jsonl"`
+	// Format is ts, csv or jsonl for a file whose extension does not say,
+	// or cmapss for a NASA C-MAPSS turbofan file (train_FD001.txt), which
+	// is never guessed. Default: from the extension.
+	Format string `yaml:"format" enum:"ts,csv,jsonl,cmapss"`
+	// RUL is the remaining-useful-life file of a C-MAPSS file whose units
+	// stop before they fail (RUL_FD001.txt for test_FD001.txt): line i
+	// holds unit i's cycles left after its last row. Only with format
+	// cmapss. Default: none, each unit fails at its last cycle.
+	RUL string `yaml:"rul"`
 }
 
 // Duration is a time.Duration written as "1.5s", "250ms", "2m".
@@ -288,6 +345,15 @@ func (s *Spec) applyDefaults() {
 				t.LearningRate = 0.01
 			}
 		}
+		if t.Schedule == "" {
+			t.Schedule = "constant"
+		}
+		if t.StepEvery == 0 {
+			t.StepEvery = 10
+		}
+		if t.StepGamma == 0 {
+			t.StepGamma = 0.5
+		}
 		if s.Model.Head == "" && (s.Model.Kind == "mlp" || s.Model.Kind == "cnn") {
 			s.Model.Head = "softmax"
 		}
@@ -349,6 +415,19 @@ func (s *Spec) check() (string, error) {
 			return "source.offsets", fmt.Errorf("partition %d offset %d: both must be ≥ 0", p, off)
 		}
 	}
+	switch {
+	case len(src.Topics) == 0 && len(src.Archive) == 0:
+		return "source.topics", fmt.Errorf("required: name the topics to read (or, for a train job, source.archive)")
+	case len(src.Archive) > 0 && s.Job != "train":
+		return "source.archive", fmt.Errorf("only a train job reads feature archives; job %s reads topics", s.Job)
+	case len(src.Archive) > 0 && len(src.Topics) > 0:
+		return "source.archive", fmt.Errorf("read topics or an archive, not both")
+	}
+	for i, a := range src.Archive {
+		if a == "" {
+			return fmt.Sprintf("source.archive[%d]", i), fmt.Errorf("empty path")
+		}
+	}
 	for i, t := range src.Topics {
 		if t == "" {
 			return fmt.Sprintf("source.topics[%d]", i), fmt.Errorf("empty topic name")
@@ -387,6 +466,9 @@ func (s *Spec) check() (string, error) {
 		if r.Period < 0 {
 			return fmt.Sprintf("replay[%d].period", i), fmt.Errorf("negative duration %s", r.Period)
 		}
+		if r.RUL != "" && r.Format != "cmapss" {
+			return fmt.Sprintf("replay[%d].rul", i), fmt.Errorf("a remaining-useful-life file needs format: cmapss (never taken from the extension), have %q", r.Format)
+		}
 	}
 	return "", nil
 }
@@ -420,6 +502,9 @@ func (s *Spec) checkFeatures() (string, error) {
 		seen[c] = true
 	}
 	if f.Kind == "readings" {
+		if f.Label != "" {
+			return "features.label", fmt.Errorf("a readings row has one reading's label; label applies to windows and cases")
+		}
 		return "", nil
 	}
 	if f.Kind == "cases" {
@@ -441,6 +526,44 @@ func (s *Spec) checkFeatures() (string, error) {
 	case w.AllowedLateness < 0:
 		return "features.window.allowed_lateness", fmt.Errorf("negative duration %s", w.AllowedLateness)
 	}
+
+	return "", nil
+}
+
+// checkTest validates the training.test section.
+func (s *Spec) checkTest() (string, error) {
+	t := &s.Training.Test
+	given := 0
+	for _, set := range []bool{len(t.Topics) > 0, len(t.Archive) > 0, t.Fraction > 0} {
+		if set {
+			given++
+		}
+	}
+	switch {
+	case given > 1:
+		return "training.test", fmt.Errorf("give one of topics, archive or fraction")
+	case t.Fraction >= 1:
+		return "training.test.fraction", fmt.Errorf("%v holds out every row; use a fraction below 1", t.Fraction)
+	case t.LastPerDevice && given == 0:
+		return "training.test.last_per_device", fmt.Errorf("there is no test set: give topics, archive or fraction")
+	case len(t.Topics) > 0 && len(s.Source.Topics) == 0:
+		return "training.test.topics", fmt.Errorf("the source reads an archive; give training.test.archive")
+	}
+	for i, tt := range t.Topics {
+		if tt == "" {
+			return fmt.Sprintf("training.test.topics[%d]", i), fmt.Errorf("empty topic name")
+		}
+		for _, st := range s.Source.Topics {
+			if tt == st {
+				return fmt.Sprintf("training.test.topics[%d]", i), fmt.Errorf("%q is also a source topic: the test set would be trained on", tt)
+			}
+		}
+	}
+	for i, a := range t.Archive {
+		if a == "" {
+			return fmt.Sprintf("training.test.archive[%d]", i), fmt.Errorf("empty path")
+		}
+	}
 	return "", nil
 }
 
@@ -454,12 +577,23 @@ func (s *Spec) checkTraining() (string, error) {
 		return "source.bounded", fmt.Errorf("training reads a bounded range; set source.bounded: true")
 	case m.Kind == "mlp" && len(m.Hidden) == 0:
 		return "model.hidden", fmt.Errorf("an mlp needs at least one hidden layer, e.g. [100]")
-	case m.Kind == "cnn" && (len(m.Filters) == 0 || s.Features.Kind != "images"):
-		return "model.filters", fmt.Errorf("a cnn needs filters, e.g. [8, 16], and image rows (features.kind: images)")
+	case m.Kind == "cnn" && len(m.Filters) == 0:
+		return "model.filters", fmt.Errorf("a cnn needs filters, e.g. [8, 16]")
+	case m.Kind == "cnn" && s.Features.Kind == "readings" && s.Features.Image.Width*s.Features.Image.Height != len(s.Features.Channels):
+		return "features.image", fmt.Errorf("a cnn sees a readings row as an image: width × height (%d × %d) must be the %d channels", s.Features.Image.Width, s.Features.Image.Height, len(s.Features.Channels))
+	case m.Kind == "cnn" && s.Features.Kind != "images" && s.Features.Kind != "readings":
+		return "model.kind", fmt.Errorf("a cnn needs image rows (features.kind: images, or readings shaped by features.image)")
 	case t.Validation >= 1:
 		return "training.validation", fmt.Errorf("%v holds out every row; use a fraction below 1", t.Validation)
+	case t.StepGamma > 1:
+		return "training.step_gamma", fmt.Errorf("%v would raise the rate; use a factor in (0, 1]", t.StepGamma)
+	case t.Nesterov && (t.Optimizer != "sgd" || t.Momentum == 0):
+		return "training.nesterov", fmt.Errorf("Nesterov momentum needs optimizer sgd with a momentum")
 	case t.Optimizer == "sgd" && t.Momentum >= 1:
 		return "training.momentum", fmt.Errorf("momentum %v must be below 1", t.Momentum)
+	}
+	if p, err := s.checkTest(); err != nil {
+		return p, err
 	}
 	classify := m.Kind == "softmax" || (m.Kind != "linear" && m.Head == "softmax")
 	if classify && len(m.Labels) < 2 {
@@ -467,6 +601,9 @@ func (s *Spec) checkTraining() (string, error) {
 	}
 	if !classify && len(m.Labels) > 0 {
 		return "model.labels", fmt.Errorf("a regression model has no classes; a row's label is its target")
+	}
+	if classify && t.TargetCap > 0 {
+		return "training.target_cap", fmt.Errorf("caps regression targets; a classifier's labels are classes")
 	}
 	seen := map[string]bool{}
 	for i, l := range m.Labels {

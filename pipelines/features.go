@@ -20,6 +20,7 @@ import (
 
 func init() {
 	register.DoFn2x1[context.Context, analyze.Spec, error](&writeSpecFn{})
+	register.DoFn2x0[featurize.Row, func(featurize.Row)](&relabelFn{})
 }
 
 // FeatureNames are the names of a features job's row columns, in order.
@@ -61,7 +62,7 @@ func PreprocessFile(spec *configs.Spec) string {
 func Features(s beam.Scope, spec *configs.Spec, o Options) {
 	s = s.Scope("pipelines.Features")
 	rp := o.sourceParams(spec)
-	rows := featureRows(s, spec, o)
+	rows := featureRows(s, spec, o, spec.Source.Topics)
 	dim := len(FeatureNames(spec))
 	batches := batch.Rows(s, batch.Params{
 		Dim:       dim,
@@ -76,12 +77,13 @@ func Features(s beam.Scope, spec *configs.Spec, o Options) {
 	}
 }
 
-// featureRows reads the source topics, decodes (dead letters to
-// <topic><suffix>), archives the readings if the spec says so, and makes
-// the feature rows the spec's features section describes:
-// PCollection<featurize.Row>.
-func featureRows(s beam.Scope, spec *configs.Spec, o Options) beam.PCollection {
+// featureRows reads topics as the source section says, decodes (dead
+// letters to <topic><suffix>), archives the readings if the spec says so,
+// and makes the feature rows the spec's features section describes, with
+// their labels mapped by features.relabel: PCollection<featurize.Row>.
+func featureRows(s beam.Scope, spec *configs.Spec, o Options, topics []string) beam.PCollection {
 	rp := o.sourceParams(spec)
+	rp.Topics = topics
 	records := kafkaio.ReadBatches(s, rp)
 	wp := kafkaio.WriteParams{Brokers: o.Brokers}
 	f := spec.Features
@@ -101,7 +103,25 @@ func featureRows(s beam.Scope, spec *configs.Spec, o Options) beam.PCollection {
 		rows = sensorRows(s, spec, rp.Unbounded, readings, wp)
 	}
 	kafkaio.Write(s.Scope("DeadLetters"), wp, dead)
-	return rows
+	return relabel(s, spec, rows)
+}
+
+// relabel maps row labels as features.relabel says.
+func relabel(s beam.Scope, spec *configs.Spec, rows beam.PCollection) beam.PCollection {
+	if len(spec.Features.Relabel) == 0 {
+		return rows
+	}
+	return beam.ParDo(s, &relabelFn{Map: spec.Features.Relabel}, rows)
+}
+
+// relabelFn maps labels; labels the map does not list stay.
+type relabelFn struct{ Map map[string]string }
+
+func (fn *relabelFn) ProcessElement(r featurize.Row, emit func(featurize.Row)) {
+	if l, ok := fn.Map[r.Label]; ok {
+		r.Label = l
+	}
+	emit(r)
 }
 
 // sensorRows makes the feature rows of decoded readings as the spec's
@@ -110,7 +130,7 @@ func sensorRows(s beam.Scope, spec *configs.Spec, unbounded bool, readings beam.
 	f := spec.Features
 	switch f.Kind {
 	case "cases":
-		return featurize.Cases(s, featurize.CaseParams{Channels: f.Channels, Bands: f.Bands}, readings)
+		return featurize.Cases(s, featurize.CaseParams{Channels: f.Channels, Bands: f.Bands, LastLabel: f.Label == "last"}, readings)
 	case "readings":
 		return featurize.Readings(s, featurize.ReadingParams{Channels: f.Channels}, readings)
 	}
@@ -120,6 +140,8 @@ func sensorRows(s beam.Scope, spec *configs.Spec, unbounded bool, readings beam.
 		Size:             f.Window.Size.D(),
 		Period:           f.Window.Period.D(),
 		AllowedLateness:  f.Window.AllowedLateness.D(),
+		MinReadings:      f.Window.MinReadings,
+		LastLabel:        f.Label == "last",
 		Unbounded:        unbounded,
 		DeadLetterSuffix: spec.Decode.DeadLetterSuffix,
 	}, readings)

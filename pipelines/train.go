@@ -7,11 +7,16 @@ import (
 	"hash/fnv"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 	"github.com/muonml/muon/configs"
+	"github.com/muonml/muon/io/arrowio"
+	"github.com/muonml/muon/io/parquetio"
 	"github.com/muonml/muon/models"
 	"github.com/muonml/muon/transforms/analyze"
 	"github.com/muonml/muon/transforms/batch"
@@ -22,8 +27,13 @@ import (
 func init() {
 	register.DoFn3x1[featurize.Row, analyze.Spec, func(featurize.Row), error](&standardizeFn{})
 	register.DoFn3x0[featurize.Row, func(featurize.Row), func(featurize.Row)](&splitFn{})
+	register.DoFn2x1[arrowio.Batch, func(featurize.Row), error](&unbatchFn{})
+	register.DoFn2x0[featurize.Row, func(featurize.Row)](&capFn{})
+	register.Function1x2(rowKey)
+	register.Function3x0(lastRow)
+	register.Iter1[featurize.Row]()
 	register.DoFn2x1[context.Context, train.State, error](&progressFn{})
-	register.DoFn3x1[context.Context, train.State, analyze.Spec, error](&writeModelFn{})
+	register.DoFn4x1[context.Context, train.State, analyze.Spec, func(*models.Metrics) bool, error](&writeModelFn{})
 }
 
 // ModelFile is where a train job writes its model: descriptor, parameters,
@@ -33,6 +43,17 @@ func ModelFile(spec *configs.Spec) string { return filepath.Join(spec.Output.Dir
 
 // EpochsFile is where a train job writes one JSON line per epoch.
 func EpochsFile(spec *configs.Spec) string { return filepath.Join(spec.Output.Dir, "epochs.jsonl") }
+
+// schedule maps training.schedule onto a per-epoch schedule.
+func schedule(t configs.Training) models.Schedule {
+	switch t.Schedule {
+	case "cosine":
+		return models.Schedule{Kind: models.Cosine, Length: int64(t.Epochs)}
+	case "step":
+		return models.Schedule{Kind: models.StepDecay, Every: int64(t.StepEvery), Gamma: t.StepGamma}
+	}
+	return models.Schedule{}
+}
 
 // TrainParams maps a train job's spec onto train.Params.
 func TrainParams(spec *configs.Spec) (train.Params, error) {
@@ -57,7 +78,7 @@ func TrainParams(spec *configs.Spec) (train.Params, error) {
 	p := train.Params{
 		Model: d,
 		Optimizer: models.OptimizerDesc{Kind: models.OptimizerKind(t.Optimizer), LearningRate: t.LearningRate,
-			Momentum: t.Momentum, WeightDecay: t.WeightDecay},
+			Momentum: t.Momentum, Nesterov: t.Nesterov, WeightDecay: t.WeightDecay, Schedule: schedule(t)},
 		Labels:    m.Labels,
 		Epochs:    t.Epochs,
 		BatchSize: t.BatchSize,
@@ -74,31 +95,135 @@ func TrainParams(spec *configs.Spec) (train.Params, error) {
 	return p, nil
 }
 
-// Train builds the train job into s: the features job's rows, standardized
-// with statistics of all of them (written with the model), split into
-// training and validation rows by a hash of their ids, batched, and trained
-// data-parallel (train.DataParallel). Every epoch prints a progress line to
-// progress and appends to EpochsFile; the model goes to ModelFile. The
-// source must be bounded.
+// Train builds the train job into s: feature rows from the source topics
+// (featurized as the features section says) or from Parquet feature
+// archives, their targets capped, standardized with statistics of the
+// training rows (written with the model), split into training and
+// validation rows by a hash of their ids, batched, and trained
+// data-parallel (train.DataParallel). The test set (training.test: other
+// topics or archives, or a seeded fraction of the rows, each device's last
+// row if asked) is standardized with the same statistics and measured once
+// with the final model. Every epoch prints a progress line to stderr and
+// appends to EpochsFile; the model goes to ModelFile. The source must be
+// bounded.
 func Train(s beam.Scope, spec *configs.Spec, o Options) error {
 	s = s.Scope("pipelines.Train")
 	tp, err := TrainParams(spec)
 	if err != nil {
 		return err
 	}
-	rows := featureRows(s, spec, o)
+	t := spec.Training
 	dim := len(FeatureNames(spec))
+	rows := trainingRows(s, spec, o, spec.Source.Topics, spec.Source.Archive)
+	var test beam.PCollection
+	switch {
+	case len(t.Test.Topics) > 0 || len(t.Test.Archive) > 0:
+		test = trainingRows(s.Scope("Test"), spec, o, t.Test.Topics, t.Test.Archive)
+	case t.Test.Fraction > 0:
+		rows, test = beam.ParDo2(s.Scope("TestSplit"), &splitFn{Fraction: t.Test.Fraction, Salt: fmt.Sprintf("test/%d/", t.Seed)}, rows)
+	}
+	if test.IsValid() && t.Test.LastPerDevice {
+		test = lastPerDevice(s.Scope("Test"), test)
+	}
+
 	stats := analyze.Features(s, dim, rows)
 	std := beam.ParDo(s, &standardizeFn{}, rows, beam.SideInput{Input: stats})
-	trainRows, valRows := beam.ParDo2(s, &splitFn{Validation: spec.Training.Validation}, std)
+	trainRows, valRows := beam.ParDo2(s, &splitFn{Fraction: t.Validation}, std)
 	bp := batch.Params{Dim: dim, MaxRows: spec.Batch.MaxRows, Shards: spec.Batch.Shards}
 	final, epochs := train.DataParallel(s, tp, batch.Rows(s.Scope("Train"), bp, trainRows), batch.Rows(s.Scope("Validation"), bp, valRows))
 	beam.ParDo0(s, &progressFn{Path: EpochsFile(spec), Epochs: tp.Epochs}, epochs)
-	beam.ParDo0(s, &writeModelFn{Path: ModelFile(spec), Params: tp, Names: FeatureNames(spec)}, final, beam.SideInput{Input: stats})
+
+	testMetrics := beam.CreateList(s, []models.Metrics{})
+	if test.IsValid() {
+		ts := s.Scope("Test")
+		stdTest := beam.ParDo(ts, &standardizeFn{}, test, beam.SideInput{Input: stats})
+		testMetrics = train.Evaluate(ts, tp, final, batch.Rows(ts, bp, stdTest))
+	}
+	beam.ParDo0(s, &writeModelFn{Path: ModelFile(spec), Params: tp, Names: FeatureNames(spec), TargetCap: t.TargetCap},
+		final, beam.SideInput{Input: stats}, beam.SideInput{Input: testMetrics})
 	return nil
 }
 
-// standardizeFn standardizes a row with the statistics of all rows.
+// trainingRows reads a train job's rows from topics (featurized as the
+// spec says) or from feature archives, and caps their targets.
+func trainingRows(s beam.Scope, spec *configs.Spec, o Options, topics, archive []string) beam.PCollection {
+	var rows beam.PCollection
+	if len(archive) > 0 {
+		batches := parquetio.ReadFeatures(s, parquetio.ReadParams{Paths: archive, Dim: len(FeatureNames(spec))})
+		rows = relabel(s, spec, beam.ParDo(s, &unbatchFn{}, batches))
+	} else {
+		rows = featureRows(s, spec, o, topics)
+	}
+	if c := spec.Training.TargetCap; c > 0 {
+		rows = beam.ParDo(s, &capFn{Cap: c}, rows)
+	}
+	return rows
+}
+
+// unbatchFn turns a feature batch back into rows.
+type unbatchFn struct{}
+
+func (unbatchFn) ProcessElement(b arrowio.Batch, emit func(featurize.Row)) error {
+	vals, n, dim, err := arrowio.Features(b.Record)
+	if err != nil {
+		return err
+	}
+	rec := b.Record
+	keys, labels, ids := rec.Column(arrowio.KeyIndex), rec.Column(arrowio.LabelIndex), rec.Column(arrowio.IDIndex)
+	times, ok := rec.Column(arrowio.TimeIndex).(*array.Timestamp)
+	if !ok {
+		return fmt.Errorf("feature batch: column time is %s, want a timestamp", rec.Column(arrowio.TimeIndex).DataType())
+	}
+	unit := times.DataType().(*arrow.TimestampType).Unit
+	for i := 0; i < n; i++ {
+		r := featurize.Row{
+			Key:      keys.ValueStr(i),
+			Time:     times.Value(i).ToTime(unit).UTC(),
+			Features: append([]float64(nil), vals[i*dim:(i+1)*dim]...),
+			ID:       ids.ValueStr(i),
+		}
+		if !labels.IsNull(i) {
+			r.Label = labels.ValueStr(i)
+		}
+		emit(r)
+	}
+	return nil
+}
+
+// capFn caps numeric targets at Cap; other labels pass (the trainer
+// refuses them with the row's id).
+type capFn struct{ Cap float64 }
+
+func (fn *capFn) ProcessElement(r featurize.Row, emit func(featurize.Row)) {
+	if v, err := strconv.ParseFloat(r.Label, 64); err == nil && v > fn.Cap {
+		r.Label = strconv.FormatFloat(fn.Cap, 'g', -1, 64)
+	}
+	emit(r)
+}
+
+// lastPerDevice keeps each device's latest row (by time, then id).
+func lastPerDevice(s beam.Scope, rows beam.PCollection) beam.PCollection {
+	s = s.Scope("LastPerDevice")
+	return beam.ParDo(s, lastRow, beam.GroupByKey(s, beam.ParDo(s, rowKey, rows)))
+}
+
+func rowKey(r featurize.Row) (string, featurize.Row) { return r.Key, r }
+
+func lastRow(_ string, iter func(*featurize.Row) bool, emit func(featurize.Row)) {
+	var last, r featurize.Row
+	first := true
+	for iter(&r) {
+		if first || r.Time.After(last.Time) || r.Time.Equal(last.Time) && r.ID > last.ID {
+			last, first = r, false
+		}
+	}
+	if !first {
+		emit(last)
+	}
+}
+
+// standardizeFn standardizes a row with the statistics of the training
+// rows.
 type standardizeFn struct{}
 
 func (standardizeFn) ProcessElement(r featurize.Row, sp analyze.Spec, emit func(featurize.Row)) error {
@@ -111,18 +236,23 @@ func (standardizeFn) ProcessElement(r featurize.Row, sp analyze.Spec, emit func(
 	return nil
 }
 
-// splitFn holds out a fraction of rows for validation by a hash of their
-// ids: the same rows in every run.
-type splitFn struct{ Validation float64 }
+// splitFn holds out a fraction of rows by a hash of Salt and their ids:
+// the same rows in every run. The first output is the rest, the second
+// the rows held out.
+type splitFn struct {
+	Fraction float64
+	Salt     string
+}
 
-func (fn *splitFn) ProcessElement(r featurize.Row, trainRows, valRows func(featurize.Row)) {
+func (fn *splitFn) ProcessElement(r featurize.Row, rest, held func(featurize.Row)) {
 	h := fnv.New64a()
+	h.Write([]byte(fn.Salt))
 	h.Write([]byte(r.ID))
-	if float64(h.Sum64()%1_000_000) < fn.Validation*1_000_000 {
-		valRows(r)
+	if float64(h.Sum64()%1_000_000) < fn.Fraction*1_000_000 {
+		held(r)
 		return
 	}
-	trainRows(r)
+	rest(r)
 }
 
 // progressFn reports each epoch as it ends: a line on stderr and a JSON
@@ -186,16 +316,22 @@ type TrainedModel struct {
 	BestEpoch  int                  `json:"best_epoch,omitempty"`
 	TrainLoss  float64              `json:"train_loss"`
 	Validation models.Metrics       `json:"validation"`
+	// Test are the metrics on the held-out test set; nil without one.
+	Test *models.Metrics `json:"test,omitempty"`
+	// TargetCap is the cap on regression targets the model was trained
+	// (and tested) with; 0 for none.
+	TargetCap float64 `json:"target_cap,omitempty"`
 }
 
 // writeModelFn writes the trained model.
 type writeModelFn struct {
-	Path   string
-	Params train.Params
-	Names  []string
+	Path      string
+	Params    train.Params
+	Names     []string
+	TargetCap float64
 }
 
-func (fn *writeModelFn) ProcessElement(_ context.Context, st train.State, sp analyze.Spec) error {
+func (fn *writeModelFn) ProcessElement(_ context.Context, st train.State, sp analyze.Spec, test func(*models.Metrics) bool) error {
 	m, err := st.Model(fn.Params.Model)
 	if err != nil {
 		return err
@@ -206,6 +342,11 @@ func (fn *writeModelFn) ProcessElement(_ context.Context, st train.State, sp ana
 	if st.BestParams != nil {
 		tm.BestEpoch = st.Best
 	}
+	var m1 models.Metrics
+	if test(&m1) {
+		tm.Test = &m1
+	}
+	tm.TargetCap = fn.TargetCap
 	b, err := json.Marshal(tm)
 	if err != nil {
 		return err

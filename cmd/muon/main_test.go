@@ -184,6 +184,11 @@ func TestProduceFormats(t *testing.T) {
 		}
 	}
 	must(os.WriteFile(ts, []byte(tsFile), 0o644))
+	engines := filepath.Join(dir, "test_FD001.txt")
+	rul := filepath.Join(dir, "RUL_FD001.txt")
+	row := " 0.1 0.2 100.0" + strings.Repeat(" 518.67", 21) + "  \n"
+	must(os.WriteFile(engines, []byte("1 1"+row+"1 2"+row+"2 1"+row), 0o644))
+	must(os.WriteFile(rul, []byte("112\n98\n"), 0o644))
 	must(os.WriteFile(csvPath, []byte("timestamp,device,temp,label\n2024-01-01 00:00:00,m1,20.5,ok\n2024-01-01 00:05:00,m2,21,ok\n2024-01-01 00:10:00,m1,,ok\n2024-01-01 00:15:00,m1,99.5,hot\n"), 0o644))
 	must(os.MkdirAll(filepath.Join(imgs, "good"), 0o755))
 	must(os.MkdirAll(filepath.Join(imgs, "bad"), 0o755))
@@ -206,6 +211,7 @@ func TestProduceFormats(t *testing.T) {
 		{"csv", []string{csvPath}, 3}, // the row without a value is skipped
 		{"images", []string{"--exclude", "mask*", imgs}, 2},
 		{"rate", []string{"--rate", "200", ts}, 6},
+		{"cmapss", []string{"--format", "cmapss", "--rul", rul, engines}, 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -19,7 +19,7 @@ func produceCmd() *command {
 	return &command{
 		name:  "produce",
 		usage: "produce --brokers host:port --topic T [--rate N] [--start TIME] [--period DURATION] [flags] PATH...",
-		short: "replay recordings (.ts, .csv, image folders) into a Kafka topic",
+		short: "replay recordings (.ts, .csv, C-MAPSS, image folders) into a Kafka topic",
 		long: `Replays recordings into a Kafka topic as devices and gateways would, in the
 message format muon reads (README: "Message format"):
 
@@ -34,6 +34,14 @@ message format muon reads (README: "Message format"):
   DIRECTORY   images (.png, .jpg, .jpeg, .pgm), walked in name order; the
               top-level sub-folder name is the label. The message value is the
               file; headers carry device, label and content-type.
+  *.jsonl     captured messages, one message value per line, sent as they are.
+  --format cmapss
+              a NASA C-MAPSS turbofan file (train_FD001.txt): each unit (engine)
+              becomes a device (<file>/1, ...), each row a reading at --start
+              + (cycle-1) × --period with values op1-op3 and s1-s21, labelled
+              with the remaining useful life in cycles: to the unit's last row,
+              plus its line of the --rul file (RUL_FD001.txt for
+              test_FD001.txt). All units start together, interleaved by cycle.
 
 Records are keyed by device and timestamped with their event time. Recordings
 without timestamps start at --start (default: now) and advance by --period;
@@ -54,7 +62,8 @@ records/s) ends the run.`,
 			labelCol := fs.String("label-column", "", "CSV label `column` (default: auto-detect)")
 			var exclude stringList
 			fs.Var(&exclude, "exclude", "skip image files whose name matches this `glob` (repeatable), e.g. '*.png'")
-			format := fs.String("format", "", "read files as `ts, csv or jsonl` whatever their extension (default: from the extension), e.g. csv for optdigits.tra")
+			format := fs.String("format", "", "read files as `ts, csv, jsonl or cmapss` whatever their extension (default: from the extension; cmapss only when given), e.g. csv for optdigits.tra")
+			rul := fs.String("rul", "", "remaining-useful-life `file` of a --format cmapss test file, line i for unit i, e.g. RUL_FD001.txt (default: units run to failure)")
 			acks := fs.String("acks", "all", "acknowledgements to wait for: all, leader or none")
 			quiet := fs.Bool("quiet", false, "no progress lines, only the summary")
 			return func(paths []string) error {
@@ -77,7 +86,7 @@ records/s) ends the run.`,
 				o := replay.Options{
 					Brokers: brokers, Topic: *topic, Rate: *rate, Acks: a,
 					Recording: recording.Options{Period: *period, Device: *device, TimeColumn: *timeCol,
-						DeviceColumn: *deviceCol, LabelColumn: *labelCol, Exclude: exclude, Format: *format},
+						DeviceColumn: *deviceCol, LabelColumn: *labelCol, Exclude: exclude, Format: *format, RUL: *rul},
 					DefaultStart: time.Now().UTC().Truncate(time.Millisecond),
 				}
 				switch *start {

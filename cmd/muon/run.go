@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -127,9 +128,13 @@ func runJob(spec *configs.Spec, ro runners.Options, stdout, stderr io.Writer) er
 		brokers = []string{b.Addr()}
 		fmt.Fprintf(stderr, "muon: embedded Kafka broker on %s\n", b.Addr())
 	}
-	topics := make([]kafkaio.TopicSpec, 0, 2*len(spec.Source.Topics))
+	read := spec.Source.Topics
+	if spec.Job == "train" {
+		read = append(slices.Clip(read), spec.Training.Test.Topics...)
+	}
+	topics := make([]kafkaio.TopicSpec, 0, 2*len(read))
 	var dlqs []string
-	for _, t := range spec.Source.Topics {
+	for _, t := range read {
 		dlqs = append(dlqs, t+spec.Decode.DeadLetterSuffix)
 		topics = append(topics, kafkaio.TopicSpec{Name: t, Partitions: spec.Kafka.Partitions}, kafkaio.TopicSpec{Name: t + spec.Decode.DeadLetterSuffix, Partitions: spec.Kafka.Partitions})
 	}
@@ -140,11 +145,11 @@ func runJob(spec *configs.Spec, ro runners.Options, stdout, stderr io.Writer) er
 		return err
 	}
 
-	sum := jobSummary{Job: spec.Name, Runner: string(ro.Kind), Brokers: brokers, Embedded: embeddedBroker, Topics: spec.Source.Topics, DLQTopics: dlqs}
+	sum := jobSummary{Job: spec.Name, Runner: string(ro.Kind), Brokers: brokers, Embedded: embeddedBroker, Topics: read, DLQTopics: dlqs}
 	for _, r := range spec.Replay {
 		o := replay.Options{
 			Brokers: brokers, Topic: r.Topic, Rate: r.Rate, Progress: stderr,
-			Recording: recording.Options{Start: r.Start, Period: r.Period.D(), Device: r.Device, Exclude: r.Exclude, Format: r.Format},
+			Recording: recording.Options{Start: r.Start, Period: r.Period.D(), Device: r.Device, Exclude: r.Exclude, Format: r.Format, RUL: r.RUL},
 		}
 		s, err := replay.Replay(ctx, []string{r.Path}, o)
 		if err != nil {

@@ -14,15 +14,17 @@ import (
 
 // trainSummary is what a train job made.
 type trainSummary struct {
-	Model      string         `json:"model"`
-	Params     int            `json:"params"`
-	Rows       int64          `json:"rows"`
-	Epochs     int            `json:"epochs"`
-	BestEpoch  int            `json:"best_epoch,omitempty"`
-	TrainLoss  float64        `json:"train_loss"`
-	Validation models.Metrics `json:"validation"`
-	ModelFile  string         `json:"model_file"`
-	EpochsFile string         `json:"epochs_file"`
+	Model      string          `json:"model"`
+	Params     int             `json:"params"`
+	Rows       int64           `json:"rows"`
+	Epochs     int             `json:"epochs"`
+	BestEpoch  int             `json:"best_epoch,omitempty"`
+	TrainLoss  float64         `json:"train_loss"`
+	Validation models.Metrics  `json:"validation"`
+	Test       *models.Metrics `json:"test,omitempty"`
+	TargetCap  float64         `json:"target_cap,omitempty"`
+	ModelFile  string          `json:"model_file"`
+	EpochsFile string          `json:"epochs_file"`
 }
 
 func summarizeTraining(spec *configs.Spec, res *runners.Result) (*trainSummary, error) {
@@ -39,9 +41,17 @@ func summarizeTraining(spec *configs.Spec, res *runners.Result) (*trainSummary, 
 		return nil, fmt.Errorf("%s: %w", pipelines.ModelFile(spec), err)
 	}
 	tm.Validation.Confusion = nil
-	return &trainSummary{Model: m.String(), Params: m.NumParams(), Rows: res.Counter("batch", "rows"),
+	return &trainSummary{Test: tm.Test, TargetCap: tm.TargetCap, Model: m.String(), Params: m.NumParams(), Rows: res.Counter("batch", "rows"),
 		Epochs: tm.Epochs, BestEpoch: tm.BestEpoch, TrainLoss: tm.TrainLoss, Validation: tm.Validation,
 		ModelFile: pipelines.ModelFile(spec), EpochsFile: pipelines.EpochsFile(spec)}, nil
+}
+
+func printMetrics(w io.Writer, name string, m models.Metrics) {
+	if m.Confusion == nil && (m.RMSE > 0 || m.MAE > 0) {
+		fmt.Fprintf(w, "  %-14s %d rows: RMSE %.4f, MAE %.4f\n", name, m.N, m.RMSE, m.MAE)
+		return
+	}
+	fmt.Fprintf(w, "  %-14s %d rows: accuracy %.4f, balanced accuracy %.4f, loss %.4f\n", name, m.N, m.Accuracy, m.BalancedAccuracy, m.Loss)
 }
 
 func printTraining(w io.Writer, t *trainSummary) {
@@ -50,12 +60,20 @@ func printTraining(w io.Writer, t *trainSummary) {
 	if t.BestEpoch > 0 {
 		best = fmt.Sprintf(", kept epoch %d (early stopping)", t.BestEpoch)
 	}
-	fmt.Fprintf(w, "  training       %d epochs on %d rows (train and validation), last train loss %.4f%s\n", t.Epochs, t.Rows, t.TrainLoss, best)
-	v := t.Validation
-	if v.RMSE > 0 || v.MAE > 0 {
-		fmt.Fprintf(w, "  validation     %d rows: RMSE %.4f, MAE %.4f\n", v.N, v.RMSE, v.MAE)
-	} else {
-		fmt.Fprintf(w, "  validation     %d rows: accuracy %.4f, balanced accuracy %.4f, loss %.4f\n", v.N, v.Accuracy, v.BalancedAccuracy, v.Loss)
+	trainRows := t.Rows - int64(t.Validation.N)
+	if t.Test != nil {
+		trainRows -= int64(t.Test.N)
+	}
+	fmt.Fprintf(w, "  training       %d epochs on %d rows, last train loss %.4f%s\n", t.Epochs, trainRows, t.TrainLoss, best)
+	printMetrics(w, "validation", t.Validation)
+	if t.Test != nil {
+		printMetrics(w, "test", *t.Test)
+		if t.Test.Confusion != nil {
+			fmt.Fprintf(w, "  confusion      %v (row: true class, column: predicted)\n", t.Test.Confusion)
+		}
+	}
+	if t.TargetCap > 0 {
+		fmt.Fprintf(w, "  targets        capped at %g\n", t.TargetCap)
 	}
 	fmt.Fprintf(w, "  model file     %s (epochs: %s)\n", t.ModelFile, t.EpochsFile)
 }

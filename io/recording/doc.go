@@ -9,14 +9,18 @@
 //     cases interleaved in event-time order as if they streamed concurrently;
 //   - a .csv file with a header line: one sensor reading per row;
 //   - a directory: every PNG, JPEG and PGM image under it, labelled by the
-//     top-level sub-folder it sits in.
+//     top-level sub-folder it sits in;
+//   - with Options.Format cmapss, a NASA C-MAPSS turbofan file: one device
+//     per engine, one reading per operating cycle, labelled with the
+//     remaining useful life, the engines interleaved in event-time order.
 //
 // Sensor readings are encoded with [message.AppendReading]; images travel
 // unchanged with the headers of the image contract (see package message).
 // Every message a [Source] returns has passed the same validation the decode
 // stage applies, so a recording never feeds the dead-letter topic.
 //
-// CSV files and image folders are streamed; a .ts file is parsed whole when
-// it is opened (interleaving its cases needs all of them), so any error in it
-// is reported, with file and line, before the first message is produced.
+// CSV files and image folders are streamed; .ts and C-MAPSS files are parsed
+// whole when they are opened (interleaving their devices, and labelling a
+// C-MAPSS row with the cycles left, need all rows), so any error in them is
+// reported, with file and line, before the first message is produced.
 package recording

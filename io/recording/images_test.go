@@ -176,7 +176,7 @@ func TestOpen(t *testing.T) {
 		want       error
 		text       string
 	}{
-		{"unsupported", filepath.Join(dir, "a.parquet"), clock, ErrUnsupported, "a.parquet: want a .ts, .csv or .jsonl file or a folder of images"},
+		{"unsupported", filepath.Join(dir, "a.parquet"), clock, ErrUnsupported, "a.parquet: want a .ts, .csv or .jsonl file or a folder of images, or a format"},
 		{"no extension", filepath.Join(dir, "noext"), clock, ErrUnsupported, "noext"},
 		{"missing", filepath.Join(dir, "missing.ts"), clock, fs.ErrNotExist, "missing.ts"},
 		{"upper-case .TS", filepath.Join(dir, "b.TS"), clock, nil, ""},

@@ -15,8 +15,8 @@ import (
 // Errors returned by this package, always wrapped with the path (and line,
 // where there is one); test for them with [errors.Is].
 var (
-	// ErrUnsupported means the path is neither a .ts file, a .csv file nor
-	// a directory.
+	// ErrUnsupported means the path is neither a .ts, .csv or .jsonl file
+	// nor a directory (nor a file of the format Options.Format names).
 	ErrUnsupported = errors.New("recording: unsupported recording")
 	// ErrFormat means the content of a file is malformed: a bad header, a
 	// value that is not a number, an unknown class label, a file in an image
@@ -61,9 +61,10 @@ type Options struct {
 	// sampling rate (10 Hz, Period 100ms, for BasicMotions).
 	Period time.Duration
 	// Device replaces the device name taken from the file: the file stem of
-	// a .ts file (devices are then Device-0001, Device-0002, ...) or a CSV
-	// file without a device column, or the base name of an image folder. For
-	// a CSV file with a device column it becomes a prefix: Device-<cell>.
+	// a .ts file (devices are then Device-0001, Device-0002, ...), a C-MAPSS
+	// file (Device/1, Device/2, ...) or a CSV file without a device column,
+	// or the base name of an image folder. For a CSV file with a device
+	// column it becomes a prefix: Device-<cell>.
 	Device string
 	// TimeColumn, DeviceColumn and LabelColumn name CSV columns, matched
 	// exactly first and then case-insensitively; empty means auto-detect
@@ -74,8 +75,15 @@ type Options struct {
 	// are skipped, e.g. "*.png" to skip the defect masks of a dataset.
 	Exclude []string
 	// Format is ts, csv or jsonl for a file whose extension does not say
-	// (optdigits' .tra and .tes are CSV). Default: from the extension.
+	// (optdigits' .tra and .tes are CSV), or cmapss for a NASA C-MAPSS
+	// turbofan file, which is never guessed from its .txt extension.
+	// Default: from the extension.
 	Format string
+	// RUL names a file of remaining useful lives for a C-MAPSS file whose
+	// units stop before they fail (test_FD001.txt: RUL_FD001.txt), one
+	// whole number of cycles a line, line i for unit i. Only for Format
+	// cmapss. Default: none, the units run to failure at their last cycle.
+	RUL string
 }
 
 // Source returns the messages of one recording in the order to produce
@@ -125,6 +133,15 @@ type Source interface {
 //     or to exercise a dead-letter path). The key is the device a line names
 //     when it parses as a reading, else the file stem or Options.Device; the
 //     time is its ts, else Start + n×Period. Empty lines are skipped.
+//   - with Options.Format cmapss: a NASA C-MAPSS turbofan file
+//     (train_FD001.txt), rows of unit, cycle, op1, op2, op3, s1 … s21
+//     separated by spaces. Each unit is a device, <stem>/<unit> (or
+//     <Options.Device>/<unit>); each row a reading at Start + (cycle−1)×Period
+//     with values op1 … s21 and, as label, the remaining useful life in
+//     cycles: the unit's last cycle minus the row's, plus the unit's line
+//     of Options.RUL when given. Readings of all units are returned in
+//     event-time order, units in file order at each cycle. The file is read
+//     whole when it is opened.
 //
 // Anything else fails with ErrUnsupported.
 func Open(path string, opt Options) (Source, error) {
@@ -134,6 +151,13 @@ func Open(path string, opt Options) (Source, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("recording: %w", err)
+	}
+	if opt.Format == "cmapss" {
+		// Never from the extension: C-MAPSS files are plain .txt.
+		if fi.IsDir() {
+			return nil, fmt.Errorf("%w: %s: format cmapss reads a file, not a folder", ErrUnsupported, path)
+		}
+		return openCMAPSS(path, opt)
 	}
 	if fi.IsDir() {
 		return openImages(path, opt)
@@ -165,7 +189,7 @@ func Open(path string, opt Options) (Source, error) {
 		src.file = f
 		return src, nil
 	default:
-		return nil, fmt.Errorf("%w: %s: want a .ts, .csv or .jsonl file or a folder of images", ErrUnsupported, path)
+		return nil, fmt.Errorf("%w: %s: want a .ts, .csv or .jsonl file or a folder of images, or a format (ts, csv, jsonl or cmapss) for other files", ErrUnsupported, path)
 	}
 }
 
@@ -176,9 +200,16 @@ var (
 
 func (opt *Options) validate() error {
 	switch opt.Format {
-	case "", "ts", "csv", "jsonl":
+	case "", "ts", "csv", "jsonl", "cmapss":
 	default:
-		return fmt.Errorf("format %q: want ts, csv or jsonl", opt.Format)
+		return fmt.Errorf("format %q: want ts, csv, jsonl or cmapss", opt.Format)
+	}
+	switch {
+	case opt.RUL == "" || opt.Format == "cmapss":
+	case opt.Format == "":
+		return fmt.Errorf("remaining useful lives (RUL %s) need format cmapss, which is never taken from the extension", opt.RUL)
+	default:
+		return fmt.Errorf("remaining useful lives (RUL %s) need format cmapss, not %s", opt.RUL, opt.Format)
 	}
 	if opt.Period < 0 {
 		return fmt.Errorf("period %v is negative", opt.Period)

@@ -25,7 +25,7 @@ type Row struct {
 	Key      string
 	Time     time.Time // the time of the last reading in the row
 	Features []float64
-	Label    string // the most frequent label of the readings; ties go to the smallest
+	Label    string // the most frequent label of the readings (ties go to the smallest), or the last one
 	ID       string // the source coordinates of the row's first reading
 }
 
@@ -35,6 +35,9 @@ type CaseParams struct {
 	Channels []string
 	// Bands is the number of spectral band energies per channel. Default 0.
 	Bands int
+	// LastLabel labels a row with its latest labelled reading's label (a
+	// remaining useful life, say) instead of the most frequent one.
+	LastLabel bool
 }
 
 func (p CaseParams) check() error {
@@ -64,19 +67,23 @@ func Cases(s beam.Scope, p CaseParams, readings beam.PCollection) beam.PCollecti
 	if err := p.check(); err != nil {
 		panic("featurize.Cases: " + err.Error())
 	}
-	return beam.ParDo(s, &caseFn{Channels: p.Channels, Bands: p.Bands}, beam.GroupByKey(s, beam.ParDo(s, byDevice, readings)))
+	return beam.ParDo(s, &caseFn{Channels: p.Channels, Bands: p.Bands, LastLabel: p.LastLabel}, beam.GroupByKey(s, beam.ParDo(s, byDevice, readings)))
 }
 
 func byDevice(r decode.Reading) (string, decode.Reading) { return r.Device, r }
 
 type caseFn struct {
-	Channels []string
-	Bands    int
+	Channels  []string
+	Bands     int
+	LastLabel bool
 
 	rows *rowMaker
 }
 
-func (fn *caseFn) Setup() { fn.rows = newRowMaker(fn.Channels, fn.Bands) }
+func (fn *caseFn) Setup() {
+	fn.rows = newRowMaker(fn.Channels, fn.Bands)
+	fn.rows.lastLabel = fn.LastLabel
+}
 
 func (fn *caseFn) ProcessElement(device string, iter func(*decode.Reading) bool, emit func(Row)) {
 	var all []decode.Reading

@@ -16,6 +16,9 @@ type rowMaker struct {
 	ex       *Extractor
 	ts, xs   [][]float64
 	labels   map[string]int
+	// lastLabel labels a row with its latest labelled reading's label
+	// instead of the most frequent one.
+	lastLabel bool
 }
 
 func newRowMaker(channels []string, bands int) *rowMaker {
@@ -37,7 +40,8 @@ func newRowMaker(channels []string, bands int) *rowMaker {
 func (m *rowMaker) dim() int { return len(m.channels) * Width(m.ex.bands) }
 
 // features returns the features of rs (sorted by time) with time measured
-// in seconds from t0, and the majority label. Values of channels not in
+// in seconds from t0, and the majority label (or the last one, with
+// lastLabel). Values of channels not in
 // the row's channel list are ignored; NaN values are skipped; a channel
 // with no value in rs gets NaN features.
 func (m *rowMaker) features(rs []decode.Reading, t0 time.Time) ([]float64, string) {
@@ -45,6 +49,7 @@ func (m *rowMaker) features(rs []decode.Reading, t0 time.Time) ([]float64, strin
 		m.ts[i], m.xs[i] = m.ts[i][:0], m.xs[i][:0]
 	}
 	clear(m.labels)
+	last := ""
 	for _, r := range rs {
 		sec := r.Time.Sub(t0).Seconds()
 		for _, v := range r.Values {
@@ -55,11 +60,15 @@ func (m *rowMaker) features(rs []decode.Reading, t0 time.Time) ([]float64, strin
 		}
 		if r.Label != "" {
 			m.labels[r.Label]++
+			last = r.Label
 		}
 	}
 	out := make([]float64, 0, m.dim())
 	for i := range m.channels {
 		out = m.ex.Channel(out, m.ts[i], m.xs[i])
+	}
+	if m.lastLabel {
+		return out, last
 	}
 	return out, majority(m.labels)
 }

@@ -61,6 +61,13 @@ type WindowParams struct {
 	// DeadLetterSuffix is appended to a late reading's source topic to name
 	// its dead-letter topic. Default kafkaio.DeadLetterSuffix.
 	DeadLetterSuffix string
+	// MinReadings drops windows with fewer readings, such as the ragged
+	// sliding windows at the start and end of a recording; they are
+	// counted (featurize/windows.short). Default 0: none are dropped.
+	MinReadings int
+	// LastLabel labels a row with its latest labelled reading's label (a
+	// remaining useful life, say) instead of the most frequent one.
+	LastLabel bool
 	// ChunkReadings is the most readings of one device the streaming
 	// implementation carries to its per-device state in one element.
 	// Default 4096.
@@ -86,6 +93,8 @@ func (p *WindowParams) validate() error {
 		return fmt.Errorf("allowed lateness %v is negative", p.AllowedLateness)
 	case p.ChunkReadings < 0:
 		return fmt.Errorf("chunk size %d is negative", p.ChunkReadings)
+	case p.MinReadings < 0:
+		return fmt.Errorf("minimum of %d readings a window is negative", p.MinReadings)
 	}
 	return nil
 }
@@ -99,7 +108,8 @@ func (p *WindowParams) validate() error {
 // holds t. A row's Time is its window's last millisecond (end − 1 ms), its
 // ID is "<device>@<start in Unix ms>", its features are those of Extractor
 // with time in seconds from the window start, and its label is the most
-// frequent label of its readings. Windows without readings make no row.
+// frequent label of its readings (or the latest, with LastLabel). Windows
+// without readings, or with fewer than MinReadings, make no row.
 //
 // A device's window closes, and its row is emitted, once its end plus
 // AllowedLateness is behind the pipeline's watermark or behind the newest
@@ -253,16 +263,21 @@ func (w *windower) nextClose() (int64, bool) {
 // windowRows turns closed windows into rows; it is the part the bounded
 // and the streaming implementations share.
 type windowRows struct {
-	rows                *rowMaker
-	rowsC, lateC, partC beam.Counter
+	rows                        *rowMaker
+	minReadings                 int
+	rowsC, lateC, partC, shortC beam.Counter
 }
 
 func newWindowRows(p WindowParams) *windowRows {
+	rm := newRowMaker(p.Channels, p.Bands)
+	rm.lastLabel = p.LastLabel
 	return &windowRows{
-		rows:  newRowMaker(p.Channels, p.Bands),
-		rowsC: beam.NewCounter("featurize", "windows.rows"),
-		lateC: beam.NewCounter("featurize", "windows.late"),
-		partC: beam.NewCounter("featurize", "windows.late_partial"),
+		rows:        rm,
+		minReadings: p.MinReadings,
+		rowsC:       beam.NewCounter("featurize", "windows.rows"),
+		lateC:       beam.NewCounter("featurize", "windows.late"),
+		partC:       beam.NewCounter("featurize", "windows.late_partial"),
+		shortC:      beam.NewCounter("featurize", "windows.short"),
 	}
 }
 
@@ -323,13 +338,20 @@ func (wr *windowRows) addAll(ctx context.Context, device string, w *windower, rs
 
 // closeTo closes w's windows up to wm and emits their rows.
 func (wr *windowRows) closeTo(ctx context.Context, device string, w *windower, wm int64, emit func(Row)) {
-	n := 0
+	n, short := 0, 0
 	w.close(wm, func(start, end int64, rs []decode.Reading) {
+		if len(rs) < wr.minReadings {
+			short++
+			return
+		}
 		emit(wr.row(device, start, end, rs))
 		n++
 	})
 	if n > 0 {
 		wr.rowsC.Inc(ctx, int64(n))
+	}
+	if short > 0 {
+		wr.shortC.Inc(ctx, int64(short))
 	}
 }
 

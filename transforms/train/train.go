@@ -8,8 +8,10 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"runtime"
 	"sort"
 	"strconv"
+	"sync"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
@@ -27,6 +29,10 @@ func init() {
 	beam.RegisterCoder(reflect.TypeOf((*State)(nil)).Elem(), encodeState, decodeState)
 	beam.RegisterCoder(reflect.TypeOf((*shardResult)(nil)).Elem(), encodeShardResult, decodeShardResult)
 	beam.RegisterCoder(reflect.TypeOf((*partialMetrics)(nil)).Elem(), encodePartialMetrics, decodePartialMetrics)
+	beam.RegisterType(reflect.TypeOf((*models.Metrics)(nil)).Elem())
+	beam.RegisterCoder(reflect.TypeOf((*models.Metrics)(nil)).Elem(), encodeMetrics, decodeMetrics)
+	register.Function1x1(toMetrics)
+	register.Iter1[models.Metrics]()
 	register.DoFn2x1[[]byte, func(State), error](&initFn{})
 	register.DoFn2x0[arrowio.Batch, func(int, arrowio.Batch)](&shardFn{})
 	register.DoFn4x1[int, func(*arrowio.Batch) bool, State, func(shardResult), error](&epochFn{})
@@ -168,6 +174,22 @@ func DataParallel(s beam.Scope, p Params, train, validation beam.PCollection) (f
 	return state, beam.Flatten(s, reports...)
 }
 
+// Evaluate measures the model a final State keeps (State.Model: the best
+// epoch's with early stopping) on held-out data: PCollection<State> (one
+// element, DataParallel's final), PCollection<arrowio.Batch> →
+// PCollection<models.Metrics>, one element, none if there are no batches.
+// It panics if p is invalid.
+func Evaluate(s beam.Scope, p Params, final, batches beam.PCollection) beam.PCollection {
+	s = s.Scope("train.Evaluate")
+	if err := p.validate(); err != nil {
+		panic("train.Evaluate: " + err.Error())
+	}
+	pm := beam.Combine(s, &metricsFn{}, beam.ParDo(s, &evalFn{Params: p, Final: true}, batches, beam.SideInput{Input: final}))
+	return beam.ParDo(s, toMetrics, pm)
+}
+
+func toMetrics(pm partialMetrics) models.Metrics { return pm.metrics() }
+
 // initFn makes the initial state.
 type initFn struct{ Params Params }
 
@@ -287,6 +309,8 @@ func classIndex(p *Params) map[string]int {
 // shardResult is one shard's model after an epoch, or (in the combiner)
 // the row-weighted sum of several.
 type shardResult struct {
+	// Shard is the (first) shard's number.
+	Shard   int                   `json:"shard"`
 	Shards  int                   `json:"shards"`
 	Rows    int64                 `json:"rows"`
 	LossSum float64               `json:"loss_sum"`
@@ -294,13 +318,24 @@ type shardResult struct {
 	Opt     models.OptimizerState `json:"optimizer"`
 }
 
-// epochFn trains one shard for one epoch from the epoch's state.
+// epochFn trains one shard for one epoch from the epoch's state. A runner
+// may hand it several shards in one bundle (prism gives it all of them),
+// so it trains the shards of a bundle concurrently, up to GOMAXPROCS at
+// once, and emits their results when the bundle finishes.
 type epochFn struct {
 	Params Params
 	Epoch  int
+
+	wg   sync.WaitGroup
+	sem  chan struct{}
+	mu   sync.Mutex
+	done []shardResult
+	errs []error
 }
 
-func (fn *epochFn) ProcessElement(shard int, iter func(*arrowio.Batch) bool, st State, emit func(shardResult)) error {
+func (fn *epochFn) Setup() { fn.sem = make(chan struct{}, runtime.GOMAXPROCS(0)) }
+
+func (fn *epochFn) ProcessElement(shard int, iter func(*arrowio.Batch) bool, st State, _ func(shardResult)) error {
 	if st.Stopped {
 		return nil
 	}
@@ -313,26 +348,62 @@ func (fn *epochFn) ProcessElement(shard int, iter func(*arrowio.Batch) bool, st 
 			return err
 		}
 	}
+	fn.wg.Add(1)
+	fn.sem <- struct{}{}
+	go func() {
+		defer func() { <-fn.sem; fn.wg.Done() }()
+		r, err := trainShard(&p, fn.Epoch, shard, &data, st)
+		fn.mu.Lock()
+		defer fn.mu.Unlock()
+		if err != nil {
+			fn.errs = append(fn.errs, err)
+			return
+		}
+		fn.done = append(fn.done, r)
+	}()
+	return nil
+}
+
+func (fn *epochFn) FinishBundle(_ State, emit func(shardResult)) error {
+	fn.wg.Wait()
+	if len(fn.errs) > 0 {
+		err := errors.Join(fn.errs...)
+		fn.done, fn.errs = nil, nil
+		return err
+	}
+	// In shard order, so that the averaging sums in the same order in
+	// every run.
+	sort.Slice(fn.done, func(i, j int) bool { return fn.done[i].Shard < fn.done[j].Shard })
+	for _, r := range fn.done {
+		emit(r)
+	}
+	fn.done = nil
+	return nil
+}
+
+// trainShard runs one epoch of minibatch SGD over a shard's rows, in the
+// order of their ids shuffled with PCG(Seed, epoch<<32 | shard), from the
+// state's model and optimizer.
+func trainShard(p *Params, epoch, shard int, data *rows, st State) (shardResult, error) {
 	m, err := models.FromParams(p.Model, st.Params)
 	if err != nil {
-		return err
+		return shardResult{}, err
 	}
 	opt, err := models.NewOptimizer(p.Optimizer, m.NumParams())
 	if err != nil {
-		return err
+		return shardResult{}, err
 	}
 	if err := opt.SetState(st.Opt); err != nil {
-		return err
+		return shardResult{}, err
 	}
 	d := data.sorted()
 	x := d.matrix()
 	if err := m.CheckData(x, d.y); err != nil {
-		return fmt.Errorf("train: shard %d: %w", shard, err)
+		return shardResult{}, fmt.Errorf("train: shard %d: %w", shard, err)
 	}
-	rng := rand.New(rand.NewPCG(p.Seed, uint64(fn.Epoch)<<32|uint64(shard)))
+	rng := rand.New(rand.NewPCG(p.Seed, uint64(epoch)<<32|uint64(shard)))
 	loss, n := models.NewTrainer(m, opt).Epoch(x, d.y, p.BatchSize, rng)
-	emit(shardResult{Shards: 1, Rows: int64(n), LossSum: loss * float64(n), Params: m.Params(), Opt: opt.State()})
-	return nil
+	return shardResult{Shard: shard, Shards: 1, Rows: int64(n), LossSum: loss * float64(n), Params: m.Params(), Opt: opt.State()}, nil
 }
 
 // averageFn averages shard models and optimizer states weighted by rows.
@@ -389,7 +460,7 @@ func merge(a, b shardResult) shardResult {
 	}
 	n := a.Shards + b.Shards
 	a, b = weighted(a), weighted(b)
-	out := shardResult{Shards: n, Rows: a.Rows + b.Rows, LossSum: a.LossSum + b.LossSum,
+	out := shardResult{Shard: min(a.Shard, b.Shard), Shards: n, Rows: a.Rows + b.Rows, LossSum: a.LossSum + b.LossSum,
 		Params: make([]float64, len(a.Params)), Opt: a.Opt}
 	for i := range out.Params {
 		out.Params[i] = a.Params[i] + b.Params[i]
@@ -478,9 +549,11 @@ func (pm partialMetrics) metrics() models.Metrics {
 	return m
 }
 
-// evalFn measures a state's model on one validation batch.
+// evalFn measures a state's model (or, with Final, the model to keep) on
+// one batch.
 type evalFn struct {
 	Params Params
+	Final  bool
 
 	classes map[string]int
 	epoch   int
@@ -496,7 +569,13 @@ func (fn *evalFn) ProcessElement(_ context.Context, b arrowio.Batch, st State, e
 		return err
 	}
 	if fn.pred == nil || fn.epoch != st.Epoch {
-		m, err := models.FromParams(p.Model, st.Params)
+		var m *models.Model
+		var err error
+		if fn.Final {
+			m, err = st.Model(p.Model)
+		} else {
+			m, err = models.FromParams(p.Model, st.Params)
+		}
 		if err != nil {
 			return err
 		}
@@ -559,6 +638,10 @@ func decodeState(b []byte) (State, error) {
 	sj.State.BestParams = sj.BestParams
 	return sj.State, nil
 }
+
+func encodeMetrics(m models.Metrics) ([]byte, error) { return json.Marshal(m) }
+
+func decodeMetrics(b []byte) (m models.Metrics, err error) { return m, jsonDecode(b, &m) }
 
 func encodeShardResult(r shardResult) ([]byte, error) { return json.Marshal(r) }
 
