@@ -203,6 +203,10 @@ type Training struct {
 	// Validation is the fraction of rows held out (by a hash of the row
 	// id) to measure every epoch. Default 0.2.
 	Validation float64 `yaml:"validation" min:"0"`
+	// SplitBy is what the validation split (and a test fraction) hashes:
+	// id (each row on its own) or device (all of a device's rows on one
+	// side, for overlapping windows of one recording). Default id.
+	SplitBy string `yaml:"split_by" enum:"id,device"`
 	// Optimizer is sgd or adam. Default adam.
 	Optimizer string `yaml:"optimizer" enum:"sgd,adam"`
 	// LearningRate. Default 0.001 for adam, 0.01 for sgd.
@@ -588,7 +592,7 @@ func (s *Spec) checkTraining() (string, error) {
 	case t.StepGamma > 1:
 		return "training.step_gamma", fmt.Errorf("%v would raise the rate; use a factor in (0, 1]", t.StepGamma)
 	case t.Nesterov && (t.Optimizer != "sgd" || t.Momentum == 0):
-		return "training.nesterov", fmt.Errorf("Nesterov momentum needs optimizer sgd with a momentum")
+		return "training.nesterov", fmt.Errorf("nesterov momentum needs optimizer sgd with a momentum")
 	case t.Optimizer == "sgd" && t.Momentum >= 1:
 		return "training.momentum", fmt.Errorf("momentum %v must be below 1", t.Momentum)
 	}

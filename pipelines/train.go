@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -120,7 +119,7 @@ func Train(s beam.Scope, spec *configs.Spec, o Options) error {
 	case len(t.Test.Topics) > 0 || len(t.Test.Archive) > 0:
 		test = trainingRows(s.Scope("Test"), spec, o, t.Test.Topics, t.Test.Archive)
 	case t.Test.Fraction > 0:
-		rows, test = beam.ParDo2(s.Scope("TestSplit"), &splitFn{Fraction: t.Test.Fraction, Salt: fmt.Sprintf("test/%d/", t.Seed)}, rows)
+		rows, test = beam.ParDo2(s.Scope("TestSplit"), &splitFn{Fraction: t.Test.Fraction, Salt: fmt.Sprintf("test/%d/", t.Seed), ByDevice: t.SplitBy == "device"}, rows)
 	}
 	if test.IsValid() && t.Test.LastPerDevice {
 		test = lastPerDevice(s.Scope("Test"), test)
@@ -128,7 +127,7 @@ func Train(s beam.Scope, spec *configs.Spec, o Options) error {
 
 	stats := analyze.Features(s, dim, rows)
 	std := beam.ParDo(s, &standardizeFn{}, rows, beam.SideInput{Input: stats})
-	trainRows, valRows := beam.ParDo2(s, &splitFn{Fraction: t.Validation}, std)
+	trainRows, valRows := beam.ParDo2(s, &splitFn{Fraction: t.Validation, ByDevice: t.SplitBy == "device"}, std)
 	bp := batch.Params{Dim: dim, MaxRows: spec.Batch.MaxRows, Shards: spec.Batch.Shards}
 	final, epochs := train.DataParallel(s, tp, batch.Rows(s.Scope("Train"), bp, trainRows), batch.Rows(s.Scope("Validation"), bp, valRows))
 	beam.ParDo0(s, &progressFn{Path: EpochsFile(spec), Epochs: tp.Epochs}, epochs)
@@ -236,18 +235,24 @@ func (standardizeFn) ProcessElement(r featurize.Row, sp analyze.Spec, emit func(
 	return nil
 }
 
-// splitFn holds out a fraction of rows by a hash of Salt and their ids:
-// the same rows in every run. The first output is the rest, the second
-// the rows held out.
+// splitFn holds out a fraction of rows by a hash of Salt and their ids
+// (or, ByDevice, their devices: all of a device's rows on one side): the
+// same rows in every run. The first output is the rest, the second the
+// rows held out.
 type splitFn struct {
 	Fraction float64
 	Salt     string
+	ByDevice bool
 }
 
 func (fn *splitFn) ProcessElement(r featurize.Row, rest, held func(featurize.Row)) {
 	h := fnv.New64a()
 	h.Write([]byte(fn.Salt))
-	h.Write([]byte(r.ID))
+	if fn.ByDevice {
+		h.Write([]byte(r.Key))
+	} else {
+		h.Write([]byte(r.ID))
+	}
 	if float64(h.Sum64()%1_000_000) < fn.Fraction*1_000_000 {
 		held(r)
 		return
@@ -256,36 +261,40 @@ func (fn *splitFn) ProcessElement(r featurize.Row, rest, held func(featurize.Row
 }
 
 // progressFn reports each epoch as it ends: a line on stderr and a JSON
-// line in Path.
+// line in Path. The rate is the epoch's rows over its slowest shard's
+// training time (shards train at once); the pipeline's own time between
+// epochs is not in it.
 type progressFn struct {
 	Path   string
 	Epochs int
-
-	last time.Time
 }
 
 func (fn *progressFn) ProcessElement(_ context.Context, st train.State) error {
-	// An epoch's time is from the previous epoch's report; the first
-	// epoch's includes reading the data, so it has no rate.
-	now := time.Now()
 	var rate float64
-	speed := "first epoch"
-	if !fn.last.IsZero() {
-		rate = float64(st.Rows) / now.Sub(fn.last).Seconds()
+	speed := "no rows trained"
+	if st.Seconds > 0 {
+		rate = float64(st.Rows) / st.Seconds
 		speed = fmt.Sprintf("%.0f samples/s", rate)
 	}
-	fn.last = now
-	fmt.Fprintf(os.Stderr, "muon: epoch %d/%d: train loss %.4f on %d rows (%s), validation loss %.4f accuracy %.4f on %d rows%s\n",
-		st.Epoch, fn.Epochs, st.TrainLoss, st.Rows, speed, st.Val.Loss, st.Val.Accuracy, st.Val.N, stopped(st))
+	quality := fmt.Sprintf("accuracy %.4f", st.Val.Accuracy)
+	if st.Val.Confusion == nil {
+		quality = fmt.Sprintf("RMSE %.4f", st.Val.RMSE)
+	}
+	fmt.Fprintf(os.Stderr, "muon: epoch %d/%d: train loss %.4f on %d rows (%s), validation loss %.4f %s on %d rows%s\n",
+		st.Epoch, fn.Epochs, st.TrainLoss, st.Rows, speed, st.Val.Loss, quality, st.Val.N, stopped(st))
 	line, err := json.Marshal(struct {
 		Epoch      int            `json:"epoch"`
 		TrainLoss  float64        `json:"train_loss"`
 		Rows       int64          `json:"rows"`
+		Seconds    float64        `json:"seconds"`
 		PerSecond  float64        `json:"samples_per_second"`
 		Validation models.Metrics `json:"validation"`
 		Stopped    bool           `json:"stopped"`
-	}{st.Epoch, st.TrainLoss, st.Rows, rate, st.Val, st.Stopped})
+	}{st.Epoch, st.TrainLoss, st.Rows, st.Seconds, rate, st.Val, st.Stopped})
 	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(fn.Path), 0o755); err != nil {
 		return err
 	}
 	f, err := os.OpenFile(fn.Path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -313,9 +322,12 @@ type TrainedModel struct {
 	Optimizer  models.OptimizerDesc `json:"optimizer"`
 	Preprocess analyze.Spec         `json:"preprocess"`
 	Epochs     int                  `json:"epochs"`
-	BestEpoch  int                  `json:"best_epoch,omitempty"`
-	TrainLoss  float64              `json:"train_loss"`
-	Validation models.Metrics       `json:"validation"`
+	// Trained is the last epoch that trained (below Epochs if training
+	// stopped early).
+	Trained    int            `json:"trained"`
+	BestEpoch  int            `json:"best_epoch,omitempty"`
+	TrainLoss  float64        `json:"train_loss"`
+	Validation models.Metrics `json:"validation"`
 	// Test are the metrics on the held-out test set; nil without one.
 	Test *models.Metrics `json:"test,omitempty"`
 	// TargetCap is the cap on regression targets the model was trained
@@ -338,7 +350,7 @@ func (fn *writeModelFn) ProcessElement(_ context.Context, st train.State, sp ana
 	}
 	sp.Names = fn.Names
 	tm := TrainedModel{Model: m.Desc(), Params: m.Params(), Optimizer: fn.Params.Optimizer, Preprocess: sp,
-		Epochs: st.Epoch, TrainLoss: st.TrainLoss, Validation: st.Val}
+		Epochs: st.Epoch, Trained: st.Trained, TrainLoss: st.TrainLoss, Validation: st.Val}
 	if st.BestParams != nil {
 		tm.BestEpoch = st.Best
 	}

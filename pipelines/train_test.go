@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,9 +44,14 @@ func TestTrainJob(t *testing.T) {
 	if err := kafkaio.EnsureTopics(context.Background(), brokers, kafkaio.TopicSpec{Name: "sensors", Partitions: 2}, kafkaio.TopicSpec{Name: "sensors.dlq", Partitions: 2}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := replay.Replay(context.Background(), []string{path}, replay.Options{Brokers: brokers, Topic: "sensors",
-		Recording: recording.Options{Start: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), Period: 100 * time.Millisecond}}); err != nil {
+	if err := kafkaio.EnsureTopics(context.Background(), brokers, kafkaio.TopicSpec{Name: "sensors-test", Partitions: 2}, kafkaio.TopicSpec{Name: "sensors-test.dlq", Partitions: 2}); err != nil {
 		t.Fatal(err)
+	}
+	for topic, file := range map[string]string{"sensors": path, "sensors-test": strings.Replace(path, "_TRAIN", "_TEST", 1)} {
+		if _, err := replay.Replay(context.Background(), []string{file}, replay.Options{Brokers: brokers, Topic: topic,
+			Recording: recording.Options{Start: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), Period: 100 * time.Millisecond}}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	out := t.TempDir()
 	spec, err := configs.Parse("train.yaml", []byte(fmt.Sprintf(`name: t
@@ -52,7 +59,7 @@ job: train
 source: {topics: [sensors], format: sensor}
 features: {kind: cases, channels: [dim0, dim1, dim2, dim3, dim4, dim5], bands: 4}
 model: {kind: mlp, hidden: [16], activation: tanh, labels: [Badminton, Running, Standing, Walking]}
-training: {epochs: 40, batch_size: 4, shards: 2, validation: 0.25, learning_rate: 0.01}
+training: {epochs: 40, batch_size: 4, shards: 2, validation: 0.25, learning_rate: 0.01, test: {topics: [sensors-test]}}
 output: {dir: %s}
 `, out)))
 	if err != nil {
@@ -66,8 +73,8 @@ output: {dir: %s}
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rows := res.Counter("batch", "rows"); rows != 40 {
-		t.Errorf("%d rows batched, want the 40 cases", rows)
+	if rows := res.Counter("batch", "rows"); rows != 80 {
+		t.Errorf("%d rows batched, want the 40 training and 40 test cases", rows)
 	}
 	mb, err := os.ReadFile(pipelines.ModelFile(spec))
 	if err != nil {
@@ -83,6 +90,19 @@ output: {dir: %s}
 	if tm.Validation.Accuracy < 0.8 {
 		t.Errorf("validation accuracy %.3f on %d held-out cases, want ≥ 0.8", tm.Validation.Accuracy, tm.Validation.N)
 	}
+	// The archive's own test split, standardized with the training
+	// statistics and measured once with the final model.
+	if tm.Test == nil || tm.Test.N != 40 || len(tm.Test.Confusion) != 4 {
+		t.Fatalf("test metrics %+v, want the 40 cases of BasicMotions_TEST", tm.Test)
+	}
+	if tm.Test.Accuracy < 0.95 {
+		t.Errorf("test accuracy %.3f, want ≥ 0.95", tm.Test.Accuracy)
+	}
+	for i, row := range tm.Test.Confusion {
+		if n := row[0] + row[1] + row[2] + row[3]; n != 10 {
+			t.Errorf("class %d has %d test cases, want 10", i, n)
+		}
+	}
 	f, err := os.Open(pipelines.EpochsFile(spec))
 	if err != nil {
 		t.Fatal(err)
@@ -94,4 +114,162 @@ output: {dir: %s}
 	if lines != 40 {
 		t.Errorf("%d epoch lines, want 40", lines)
 	}
+}
+
+// basicMotionsBroker starts an embedded broker with BasicMotions_TRAIN in
+// topic sensors and BasicMotions_TEST in sensors-test.
+func basicMotionsBroker(t *testing.T) []string {
+	t.Helper()
+	path := filepath.Join("..", "..", "shared", "datasets", "basicmotions", "BasicMotions_TRAIN.ts")
+	if _, err := os.Stat(path); err != nil {
+		t.Skipf("dataset not available: %v", err)
+	}
+	b, err := embedded.Start(embedded.Options{Partitions: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	brokers := []string{b.Addr()}
+	ctx := context.Background()
+	for topic, file := range map[string]string{"sensors": path, "sensors-test": strings.Replace(path, "_TRAIN", "_TEST", 1)} {
+		if err := kafkaio.EnsureTopics(ctx, brokers, kafkaio.TopicSpec{Name: topic, Partitions: 2}, kafkaio.TopicSpec{Name: topic + ".dlq", Partitions: 2}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := replay.Replay(ctx, []string{file}, replay.Options{Brokers: brokers, Topic: topic,
+			Recording: recording.Options{Start: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), Period: 100 * time.Millisecond}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return brokers
+}
+
+// runJob parses a spec and runs its features or train job on the edge
+// runner.
+func runJob(t *testing.T, brokers []string, yaml string) *configs.Spec {
+	t.Helper()
+	spec, err := configs.Parse("job.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, s := beam.NewPipelineWithRoot()
+	switch spec.Job {
+	case "features":
+		pipelines.Features(s, spec, pipelines.Options{Brokers: brokers})
+	case "train":
+		if err := pipelines.Train(s, spec, pipelines.Options{Brokers: brokers}); err != nil {
+			t.Fatal(err)
+		}
+	default:
+		t.Fatalf("job %s", spec.Job)
+	}
+	if _, err := runners.Run(context.Background(), p, runners.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	return spec
+}
+
+func readModel(t *testing.T, spec *configs.Spec) pipelines.TrainedModel {
+	t.Helper()
+	b, err := os.ReadFile(pipelines.ModelFile(spec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tm pipelines.TrainedModel
+	if err := json.Unmarshal(b, &tm); err != nil {
+		t.Fatal(err)
+	}
+	return tm
+}
+
+// Training from the features job's Parquet archive gives the model that
+// training from Kafka gives: the same rows (ids, features, labels) reach
+// the trainer, which orders them by id.
+func TestTrainFromArchive(t *testing.T) {
+	brokers := basicMotionsBroker(t)
+	dir := t.TempDir()
+	const features = "features: {kind: cases, channels: [dim0, dim1, dim2, dim3, dim4, dim5], bands: 4}\n"
+	const training = "model: {kind: mlp, hidden: [16], activation: tanh, labels: [Badminton, Running, Standing, Walking]}\n" +
+		"training: {epochs: 10, batch_size: 4, shards: 1, validation: 0.25, learning_rate: 0.01, %s}\n"
+	for _, topic := range []string{"sensors", "sensors-test"} {
+		runJob(t, brokers, fmt.Sprintf("name: f\njob: features\nsource: {topics: [%s], format: sensor}\n%sarchive: {dir: %s}\noutput: {dir: %s}\n",
+			topic, features, filepath.Join(dir, topic), filepath.Join(dir, topic, "out")))
+	}
+	fromKafka := readModel(t, runJob(t, brokers, fmt.Sprintf("name: k\njob: train\nsource: {topics: [sensors], format: sensor}\n%s"+training+"output: {dir: %s}\n",
+		features, "test: {topics: [sensors-test]}", filepath.Join(dir, "kafka"))))
+	fromArchive := readModel(t, runJob(t, brokers, fmt.Sprintf("name: a\njob: train\nsource: {archive: [%s], format: sensor}\n%s"+training+"output: {dir: %s}\n",
+		filepath.Join(dir, "sensors", "features"), features, fmt.Sprintf("test: {archive: [%s]}", filepath.Join(dir, "sensors-test", "features")), filepath.Join(dir, "archive"))))
+
+	if fromArchive.Test == nil || fromKafka.Test == nil || fromArchive.Test.N != 40 || fromArchive.Validation.N != fromKafka.Validation.N {
+		t.Fatalf("test sets %+v and %+v, validation %d and %d rows", fromArchive.Test, fromKafka.Test, fromArchive.Validation.N, fromKafka.Validation.N)
+	}
+	if len(fromArchive.Params) != len(fromKafka.Params) {
+		t.Fatalf("%d and %d parameters", len(fromArchive.Params), len(fromKafka.Params))
+	}
+	// The standardization statistics are sums in whatever order the
+	// runner combines them: equal to rounding.
+	for i, a := range fromArchive.Params {
+		if k := fromKafka.Params[i]; math.Abs(a-k) > 1e-9*max(1, math.Abs(k)) {
+			t.Fatalf("parameter %d: %v from the archive, %v from Kafka", i, a, k)
+		}
+	}
+	if fromArchive.Test.Accuracy != fromKafka.Test.Accuracy {
+		t.Errorf("test accuracy %v from the archive, %v from Kafka", fromArchive.Test.Accuracy, fromKafka.Test.Accuracy)
+	}
+}
+
+// The engines example: C-MAPSS FD001 replayed through Kafka, whole 30-cycle
+// windows labelled with the remaining life at their last cycle, capped at
+// 125, validated on a fifth of the engines and tested on each test
+// engine's last window.
+func TestTrainEngines(t *testing.T) {
+	spec, err := configs.Load(filepath.Join("..", "configs", "train-engines.yaml"), "output.dir="+t.TempDir(), "training.epochs=20")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join("..", spec.Replay[0].Path)); err != nil {
+		t.Skipf("dataset not available: %v", err)
+	}
+	b, err := embedded.Start(embedded.Options{Partitions: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	brokers := []string{b.Addr()}
+	ctx := context.Background()
+	for _, r := range spec.Replay {
+		if err := kafkaio.EnsureTopics(ctx, brokers, kafkaio.TopicSpec{Name: r.Topic, Partitions: 2}, kafkaio.TopicSpec{Name: r.Topic + ".dlq", Partitions: 2}); err != nil {
+			t.Fatal(err)
+		}
+		ro := recording.Options{Start: r.Start, Period: r.Period.D(), Format: r.Format}
+		if r.RUL != "" {
+			ro.RUL = filepath.Join("..", r.RUL)
+		}
+		if _, err := replay.Replay(ctx, []string{filepath.Join("..", r.Path)}, replay.Options{Brokers: brokers, Topic: r.Topic, Recording: ro}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, s := beam.NewPipelineWithRoot()
+	if err := pipelines.Train(s, spec, pipelines.Options{Brokers: brokers}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := runners.Run(ctx, p, runners.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 100 training engines of 128–362 cycles and 100 test engines of
+	// 31–303: every cycle from the 30th ends one whole window.
+	if rows, short := res.Counter("featurize", "windows.rows"), res.Counter("featurize", "windows.short"); rows != (20631-100*29)+(13096-100*29) || short == 0 {
+		t.Errorf("%d whole windows (%d short ones dropped), want %d", rows, short, (20631-100*29)+(13096-100*29))
+	}
+	tm := readModel(t, spec)
+	if tm.Test == nil || tm.Test.N != 100 {
+		t.Fatalf("test metrics %+v, want one row per test engine", tm.Test)
+	}
+	if tm.TargetCap != 125 || tm.Validation.N == 0 {
+		t.Errorf("target cap %v, %d validation rows", tm.TargetCap, tm.Validation.N)
+	}
+	if tm.Test.RMSE > 22 {
+		t.Errorf("test RMSE %.2f cycles, want ≤ 22", tm.Test.RMSE)
+	}
+	t.Logf("C-MAPSS FD001: validation RMSE %.2f on %d windows, test RMSE %.2f on %d engines", tm.Validation.RMSE, tm.Validation.N, tm.Test.RMSE, tm.Test.N)
 }

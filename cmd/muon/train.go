@@ -18,6 +18,7 @@ type trainSummary struct {
 	Params     int             `json:"params"`
 	Rows       int64           `json:"rows"`
 	Epochs     int             `json:"epochs"`
+	Trained    int             `json:"trained"`
 	BestEpoch  int             `json:"best_epoch,omitempty"`
 	TrainLoss  float64         `json:"train_loss"`
 	Validation models.Metrics  `json:"validation"`
@@ -42,7 +43,7 @@ func summarizeTraining(spec *configs.Spec, res *runners.Result) (*trainSummary, 
 	}
 	tm.Validation.Confusion = nil
 	return &trainSummary{Test: tm.Test, TargetCap: tm.TargetCap, Model: m.String(), Params: m.NumParams(), Rows: res.Counter("batch", "rows"),
-		Epochs: tm.Epochs, BestEpoch: tm.BestEpoch, TrainLoss: tm.TrainLoss, Validation: tm.Validation,
+		Epochs: tm.Epochs, Trained: tm.Trained, BestEpoch: tm.BestEpoch, TrainLoss: tm.TrainLoss, Validation: tm.Validation,
 		ModelFile: pipelines.ModelFile(spec), EpochsFile: pipelines.EpochsFile(spec)}, nil
 }
 
@@ -56,19 +57,23 @@ func printMetrics(w io.Writer, name string, m models.Metrics) {
 
 func printTraining(w io.Writer, t *trainSummary) {
 	fmt.Fprintf(w, "  model          %s, %d parameters\n", t.Model, t.Params)
+	epochs := fmt.Sprintf("%d epochs", t.Epochs)
+	if t.Trained < t.Epochs {
+		epochs = fmt.Sprintf("%d of %d epochs (stopped early)", t.Trained, t.Epochs)
+	}
 	best := ""
 	if t.BestEpoch > 0 {
-		best = fmt.Sprintf(", kept epoch %d (early stopping)", t.BestEpoch)
+		best = fmt.Sprintf(", kept epoch %d (lowest validation loss)", t.BestEpoch)
 	}
 	trainRows := t.Rows - int64(t.Validation.N)
 	if t.Test != nil {
 		trainRows -= int64(t.Test.N)
 	}
-	fmt.Fprintf(w, "  training       %d epochs on %d rows, last train loss %.4f%s\n", t.Epochs, trainRows, t.TrainLoss, best)
+	fmt.Fprintf(w, "  training       %s on %d rows, last train loss %.4f%s\n", epochs, trainRows, t.TrainLoss, best)
 	printMetrics(w, "validation", t.Validation)
 	if t.Test != nil {
 		printMetrics(w, "test", *t.Test)
-		if t.Test.Confusion != nil {
+		if c := t.Test.Confusion; c != nil && len(c) <= 4 {
 			fmt.Fprintf(w, "  confusion      %v (row: true class, column: predicted)\n", t.Test.Confusion)
 		}
 	}

@@ -50,7 +50,7 @@ func main() {
 	flag.IntVar(&chunkRecords, "chunk-records", 0, "kafkaio Params.ChunkRecords (0: its default)")
 	flag.IntVar(&batchRows, "batch-rows", batch.DefaultMaxRows, "rows per Arrow batch in the Reshuffle figures")
 	only := flag.String("only", "", "run only the broker with this name (embedded or kafka)")
-	groups := flag.String("groups", "kafka,featurize,batch,images,gobench", "comma-separated figure groups to measure")
+	groups := flag.String("groups", "kafka,featurize,batch,images,gobench,train", "comma-separated figure groups to measure (kafka, featurize, batch, images, gobench, train)")
 	flag.Parse()
 	want := map[string]bool{}
 	for _, g := range strings.Split(*groups, ",") {
@@ -67,6 +67,9 @@ func main() {
 	}
 	if want["gobench"] {
 		benchAllocs()
+	}
+	if want["train"] {
+		benchTrain(*datasets)
 	}
 	if !want["kafka"] && !want["featurize"] {
 		return

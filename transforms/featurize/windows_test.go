@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -208,4 +209,37 @@ func TestWindowsLateReadings(t *testing.T) {
 	id := fmt.Sprintf("a@%d", base.Add(7*time.Second).UnixMilli())
 	want[id] = withPartly[id]
 	compareRows(t, got, want)
+}
+
+// Whole windows only, labelled with their last reading's label, in both
+// implementations. Every reading's label differs and they count up, so the
+// majority rule (ties to the smallest) would pick the first.
+func TestWindowsMinReadingsAndLastLabel(t *testing.T) {
+	base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	var in []decode.Reading
+	for i := 0; i < 10; i++ {
+		in = append(in, decode.Reading{Device: "engine", Time: base.Add(time.Duration(i) * time.Second),
+			Values: []message.Value{{Name: "x", Value: float64(i)}}, Label: strconv.Itoa(10 + i), Source: decode.Source{Topic: "t", Offset: int64(i)}})
+	}
+	for _, unbounded := range []bool{false, true} {
+		p := featurize.WindowParams{Channels: []string{"x"}, Size: 3 * time.Second, Period: time.Second, MinReadings: 3, LastLabel: true, Unbounded: unbounded}
+		got, _, counters := runWindows(t, p, in)
+		// Windows start every second from −2 s to 9 s; those from 0 s to
+		// 7 s hold three readings.
+		if len(got) != 8 || counters["windows.short"] != 4 || counters["windows.rows"] != 8 {
+			t.Errorf("unbounded %v: %d rows, %d short, %d counted; want 8, 4, 8", unbounded, len(got), counters["windows.short"], counters["windows.rows"])
+		}
+		for start := 0; start < 8; start++ {
+			id := fmt.Sprintf("engine@%d", base.Add(time.Duration(start)*time.Second).UnixMilli())
+			r, ok := got[id]
+			if !ok {
+				t.Errorf("unbounded %v: no row %s", unbounded, id)
+				continue
+			}
+			// The last reading is at start+2 s.
+			if want := strconv.Itoa(10 + start + 2); r.Label != want {
+				t.Errorf("unbounded %v: row %s label %q, want %q (the last reading's)", unbounded, id, r.Label, want)
+			}
+		}
+	}
 }

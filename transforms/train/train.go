@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
@@ -107,10 +108,17 @@ type State struct {
 	Epoch  int                   `json:"epoch"`
 	Params []float64             `json:"params"`
 	Opt    models.OptimizerState `json:"optimizer"`
-	// Rows is how many rows the epoch trained on; TrainLoss their mean
-	// loss before each step.
+	// Trained is the last epoch that trained: Epoch, unless training
+	// stopped early.
+	Trained int `json:"trained"`
+	// Rows is how many rows the epoch trained on (0 once stopped);
+	// TrainLoss their mean loss before each step (the last trained
+	// epoch's, once stopped).
 	Rows      int64   `json:"rows"`
 	TrainLoss float64 `json:"train_loss"`
+	// Seconds is how long the epoch's slowest shard trained: shards train
+	// at once, so Rows/Seconds is the epoch's training rate.
+	Seconds float64 `json:"seconds"`
 	// Val are the validation metrics of Params (N is 0 without
 	// validation data).
 	Val models.Metrics `json:"validation"`
@@ -310,10 +318,12 @@ func classIndex(p *Params) map[string]int {
 // the row-weighted sum of several.
 type shardResult struct {
 	// Shard is the (first) shard's number.
-	Shard   int                   `json:"shard"`
-	Shards  int                   `json:"shards"`
-	Rows    int64                 `json:"rows"`
-	LossSum float64               `json:"loss_sum"`
+	Shard   int     `json:"shard"`
+	Shards  int     `json:"shards"`
+	Rows    int64   `json:"rows"`
+	LossSum float64 `json:"loss_sum"`
+	// Seconds is the longest shard's training time.
+	Seconds float64               `json:"seconds"`
 	Params  []float64             `json:"params"`
 	Opt     models.OptimizerState `json:"optimizer"`
 }
@@ -402,8 +412,10 @@ func trainShard(p *Params, epoch, shard int, data *rows, st State) (shardResult,
 		return shardResult{}, fmt.Errorf("train: shard %d: %w", shard, err)
 	}
 	rng := rand.New(rand.NewPCG(p.Seed, uint64(epoch)<<32|uint64(shard)))
+	start := time.Now()
 	loss, n := models.NewTrainer(m, opt).Epoch(x, d.y, p.BatchSize, rng)
-	return shardResult{Shard: shard, Shards: 1, Rows: int64(n), LossSum: loss * float64(n), Params: m.Params(), Opt: opt.State()}, nil
+	return shardResult{Shard: shard, Shards: 1, Rows: int64(n), LossSum: loss * float64(n), Seconds: time.Since(start).Seconds(),
+		Params: m.Params(), Opt: opt.State()}, nil
 }
 
 // averageFn averages shard models and optimizer states weighted by rows.
@@ -460,7 +472,7 @@ func merge(a, b shardResult) shardResult {
 	}
 	n := a.Shards + b.Shards
 	a, b = weighted(a), weighted(b)
-	out := shardResult{Shard: min(a.Shard, b.Shard), Shards: n, Rows: a.Rows + b.Rows, LossSum: a.LossSum + b.LossSum,
+	out := shardResult{Shard: min(a.Shard, b.Shard), Shards: n, Rows: a.Rows + b.Rows, LossSum: a.LossSum + b.LossSum, Seconds: max(a.Seconds, b.Seconds),
 		Params: make([]float64, len(a.Params)), Opt: a.Opt}
 	for i := range out.Params {
 		out.Params[i] = a.Params[i] + b.Params[i]
@@ -495,10 +507,11 @@ func (fn *nextFn) ProcessElement(_ []byte, prev State, mergedIter func(*shardRes
 	pmIter(&pm)
 	next := prev
 	next.Epoch = fn.Epoch
-	next.Rows, next.TrainLoss = 0, 0
+	next.Rows, next.Seconds = 0, 0
 	if !prev.Stopped && merged.Rows > 0 {
 		next.Params, next.Opt = merged.Params, merged.Opt
-		next.Rows, next.TrainLoss = merged.Rows, merged.LossSum/float64(merged.Rows)
+		next.Rows, next.TrainLoss, next.Seconds = merged.Rows, merged.LossSum/float64(merged.Rows), merged.Seconds
+		next.Trained = fn.Epoch
 	}
 	if !fn.Decide {
 		emit(next)
