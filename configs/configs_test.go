@@ -87,9 +87,13 @@ func TestErrors(t *testing.T) {
 		{"archive and topics", "name: t\nsource: {topics: [a], archive: [x], format: sensor}\njob: train\nfeatures: {kind: cases, channels: [x]}\nmodel: {kind: softmax, labels: [a, b]}\n", nil, configs.ErrValue, 0, "source.archive"},
 		{"archive in a features job", "name: t\nsource: {archive: [x], format: sensor}\njob: features\nfeatures: {kind: cases, channels: [x]}\n", nil, configs.ErrValue, 0, "source.archive"},
 		{"no topics", "name: t\nsource: {format: sensor}\n", nil, configs.ErrValue, 0, "source.topics"},
+		{"stream without window", "name: t\nsource: {topics: [a], format: sensor, bounded: false}\njob: train\nfeatures: {channels: [x], window: {size: 1s}}\nmodel: {kind: softmax, labels: [a, b]}\ntraining: {stream: {initial: m.json}}\n", nil, configs.ErrValue, 0, "training.stream.window"},
+		{"stream without initial model", "name: t\nsource: {topics: [a], format: sensor, bounded: false}\njob: train\nfeatures: {channels: [x], window: {size: 1s}}\nmodel: {kind: softmax, labels: [a, b]}\ntraining: {stream: {window: 1m}}\n", nil, configs.ErrValue, 0, "training.stream.initial"},
+		{"stream with a test set", "name: t\nsource: {topics: [a], format: sensor, bounded: false}\njob: train\nfeatures: {channels: [x], window: {size: 1s}}\nmodel: {kind: softmax, labels: [a, b]}\ntraining: {stream: {window: 1m, initial: m.json}, test: {fraction: 0.2}}\n", nil, configs.ErrValue, 0, "training.test"},
+		{"stream section on a bounded source", base + "job: train\nfeatures: {kind: cases, channels: [x]}\nmodel: {kind: softmax, labels: [a, b]}\ntraining: {stream: {window: 1m}}\n", nil, configs.ErrValue, 0, "training.stream"},
 		{"label last on readings", base + "job: features\nfeatures: {kind: readings, channels: [x], label: last}\n", nil, configs.ErrValue, 0, "features.label"},
 		{"all rows held out", base + "job: train\nfeatures: {kind: cases, channels: [x]}\nmodel: {kind: softmax, labels: [a, b]}\ntraining: {validation: 1}\n", nil, configs.ErrValue, 0, "training.validation"},
-		{"training on a stream", base + "  bounded: false\njob: train\nfeatures: {kind: windows, channels: [x], window: {size: 1s}}\nmodel: {kind: softmax, labels: [a, b]}\n", nil, configs.ErrValue, 0, "source.bounded"},
+		{"training on a stream", base + "  bounded: false\njob: train\nfeatures: {kind: windows, channels: [x], window: {size: 1s}}\nmodel: {kind: softmax, labels: [a, b]}\n", nil, configs.ErrValue, 0, "training.stream.window"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -229,6 +229,22 @@ type Training struct {
 	TargetCap float64 `yaml:"target_cap" min:"0"`
 	// Test is the held-out test set, measured once with the final model.
 	Test Test `yaml:"test"`
+	// Stream configures training on an unbounded source.
+	Stream Stream `yaml:"stream"`
+}
+
+// Stream configures a train job on an unbounded source: every event-time
+// window of rows trains the newest published model further and publishes
+// the result to <output.dir>/models.
+type Stream struct {
+	// Window is the length of the event-time windows, e.g. 1m. Required on
+	// an unbounded source.
+	Window Duration `yaml:"window"`
+	// Initial is a bounded train job's model.json: its preprocessing
+	// statistics standardize the stream's rows and its parameters start
+	// the first window (later windows start from the newest published
+	// model). Required on an unbounded source.
+	Initial string `yaml:"initial"`
 }
 
 // Test says which rows a train job holds out for its final test: rows
@@ -577,8 +593,14 @@ func (s *Spec) checkTraining() (string, error) {
 	switch {
 	case m.Kind == "":
 		return "model.kind", fmt.Errorf("a train job names its model: softmax, linear, mlp or cnn")
-	case !s.Source.IsBounded():
-		return "source.bounded", fmt.Errorf("training reads a bounded range; set source.bounded: true")
+	case !s.Source.IsBounded() && t.Stream.Window <= 0:
+		return "training.stream.window", fmt.Errorf("training on a stream needs a positive window, e.g. 1m (or set source.bounded: true)")
+	case !s.Source.IsBounded() && t.Stream.Initial == "":
+		return "training.stream.initial", fmt.Errorf("training on a stream starts from a bounded job's model.json, which also standardizes the rows")
+	case !s.Source.IsBounded() && (len(t.Test.Topics) > 0 || len(t.Test.Archive) > 0 || t.Test.Fraction > 0 || t.Patience > 0):
+		return "training.test", fmt.Errorf("a stream has no end to test or stop at; each window's model is published")
+	case s.Source.IsBounded() && t.Stream != Stream{}:
+		return "training.stream", fmt.Errorf("applies to unbounded sources only (set source.bounded: false)")
 	case m.Kind == "mlp" && len(m.Hidden) == 0:
 		return "model.hidden", fmt.Errorf("an mlp needs at least one hidden layer, e.g. [100]")
 	case m.Kind == "cnn" && len(m.Filters) == 0:

@@ -7,7 +7,9 @@ import (
 	"hash/fnv"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -32,6 +34,8 @@ func init() {
 	register.Function3x0(lastRow)
 	register.Iter1[featurize.Row]()
 	register.DoFn2x1[context.Context, train.State, error](&progressFn{})
+	register.DoFn2x1[featurize.Row, func(featurize.Row), error](&standardizeWithFn{})
+	register.DoFn2x1[context.Context, train.Published, error](&windowProgressFn{})
 	register.DoFn4x1[context.Context, train.State, analyze.Spec, func(*models.Metrics) bool, error](&writeModelFn{})
 }
 
@@ -111,6 +115,9 @@ func Train(s beam.Scope, spec *configs.Spec, o Options) error {
 	if err != nil {
 		return err
 	}
+	if !spec.Source.IsBounded() {
+		return trainStream(s, spec, o, tp)
+	}
 	t := spec.Training
 	dim := len(FeatureNames(spec))
 	rows := trainingRows(s, spec, o, spec.Source.Topics, spec.Source.Archive)
@@ -141,6 +148,126 @@ func Train(s beam.Scope, spec *configs.Spec, o Options) error {
 	beam.ParDo0(s, &writeModelFn{Path: ModelFile(spec), Params: tp, Names: FeatureNames(spec), TargetCap: t.TargetCap},
 		final, beam.SideInput{Input: stats}, beam.SideInput{Input: testMetrics})
 	return nil
+}
+
+// StoreDir is where a train job on a stream publishes its models.
+func StoreDir(spec *configs.Spec) string { return filepath.Join(spec.Output.Dir, "models") }
+
+// WindowsFile is where a train job on a stream writes one JSON line per
+// published model.
+func WindowsFile(spec *configs.Spec) string { return filepath.Join(spec.Output.Dir, "windows.jsonl") }
+
+// ReadTrainedModel reads a model file a bounded train job wrote.
+func ReadTrainedModel(path string) (*TrainedModel, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var tm TrainedModel
+	if err := json.Unmarshal(b, &tm); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if _, err := models.FromParams(tm.Model, tm.Params); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := tm.Preprocess.Check(); err != nil {
+		return nil, fmt.Errorf("%s: preprocessing: %w", path, err)
+	}
+	return &tm, nil
+}
+
+// trainStream builds the train job on an unbounded source: the rows,
+// standardized with the initial model's statistics, train the newest
+// published model one event-time window at a time (train.Stream); each
+// window's model goes to StoreDir, a progress line to stderr and a JSON
+// line to WindowsFile.
+func trainStream(s beam.Scope, spec *configs.Spec, o Options, tp train.Params) error {
+	st := spec.Training.Stream
+	init, err := ReadTrainedModel(st.Initial)
+	if err != nil {
+		return fmt.Errorf("training.stream.initial: %w", err)
+	}
+	if !reflect.DeepEqual(normalDesc(init.Model), normalDesc(tp.Model)) {
+		return fmt.Errorf("training.stream.initial: %s holds a %s model; the spec's model section describes %s", st.Initial, describe(init.Model), describe(tp.Model))
+	}
+	if n := init.Preprocess.Features; n != tp.Model.Inputs {
+		return fmt.Errorf("training.stream.initial: %s standardizes %d features; the features section makes %d", st.Initial, n, tp.Model.Inputs)
+	}
+	rows := trainingRows(s, spec, o, spec.Source.Topics, nil)
+	std := beam.ParDo(s, &standardizeWithFn{Spec: init.Preprocess}, rows)
+	published := train.Stream(s, train.StreamParams{Params: tp, Window: st.Window.D(), Store: StoreDir(spec), Initial: init.Params}, std)
+	beam.ParDo0(s, &windowProgressFn{Path: WindowsFile(spec)}, published)
+	return nil
+}
+
+// normalDesc is d with its defaults filled in, for comparing descriptors.
+func normalDesc(d models.Desc) models.Desc {
+	m, err := models.New(d, 1)
+	if err != nil {
+		return d
+	}
+	return m.Desc()
+}
+
+func describe(d models.Desc) string {
+	m, err := models.New(d, 1)
+	if err != nil {
+		return string(d.Kind)
+	}
+	return m.String()
+}
+
+// standardizeWithFn standardizes rows with fixed statistics.
+type standardizeWithFn struct{ Spec analyze.Spec }
+
+func (fn *standardizeWithFn) ProcessElement(r featurize.Row, emit func(featurize.Row)) error {
+	f, err := fn.Spec.Standardize(nil, r.Features)
+	if err != nil {
+		return fmt.Errorf("row %s: %w", r.ID, err)
+	}
+	r.Features = f
+	emit(r)
+	return nil
+}
+
+// windowProgressFn reports each published model.
+type windowProgressFn struct{ Path string }
+
+func (fn *windowProgressFn) ProcessElement(_ context.Context, pub train.Published) error {
+	from := "the initial model"
+	if !pub.Base.IsZero() {
+		from = "the model of the window ending " + pub.Base.Format(time.RFC3339)
+	}
+	fmt.Fprintf(os.Stderr, "muon: window ending %s: trained on %d rows from %s, train loss %.4f; published %s\n",
+		pub.Window.Format(time.RFC3339), pub.Rows, from, pub.TrainLoss, train.PublishedFile(pub.Window))
+	line, err := json.Marshal(struct {
+		Window    time.Time `json:"window"`
+		Base      time.Time `json:"base"`
+		Rows      int64     `json:"rows"`
+		TrainLoss float64   `json:"train_loss"`
+		Seconds   float64   `json:"seconds"`
+		File      string    `json:"file"`
+	}{pub.Window, pub.Base, pub.Rows, pub.TrainLoss, pub.Seconds, train.PublishedFile(pub.Window)})
+	if err != nil {
+		return err
+	}
+	return appendLine(fn.Path, line)
+}
+
+// appendLine appends a line to a file, creating it and its folder.
+func appendLine(path string, line []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(append(line, '\n')); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // trainingRows reads a train job's rows from topics (featurized as the
@@ -294,18 +421,7 @@ func (fn *progressFn) ProcessElement(_ context.Context, st train.State) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(fn.Path), 0o755); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(fn.Path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(append(line, '\n')); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return appendLine(fn.Path, line)
 }
 
 func stopped(st train.State) string {

@@ -21,6 +21,7 @@ import (
 	"github.com/muonml/muon/io/replay"
 	"github.com/muonml/muon/pipelines"
 	"github.com/muonml/muon/runners"
+	"github.com/muonml/muon/transforms/train"
 )
 
 func TestMain(m *testing.M) {
@@ -272,4 +273,113 @@ func TestTrainEngines(t *testing.T) {
 		t.Errorf("test RMSE %.2f cycles, want ≤ 22", tm.Test.RMSE)
 	}
 	t.Logf("C-MAPSS FD001: validation RMSE %.2f on %d windows, test RMSE %.2f on %d engines", tm.Validation.RMSE, tm.Validation.N, tm.Test.RMSE, tm.Test.N)
+}
+
+// Training on a stream: every event-time window trains the newest
+// published model and publishes its own; a second run over later data
+// continues from the first run's newest model.
+func TestTrainStream(t *testing.T) {
+	path := filepath.Join("..", "..", "shared", "datasets", "cmapss_fd001", "train_FD001.txt")
+	if _, err := os.Stat(path); err != nil {
+		t.Skipf("dataset not available: %v", err)
+	}
+	dir := t.TempDir()
+	b, err := embedded.Start(embedded.Options{Partitions: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	brokers := []string{b.Addr()}
+	ctx := context.Background()
+	day := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i, topic := range []string{"engines", "live1", "live2"} {
+		if err := kafkaio.EnsureTopics(ctx, brokers, kafkaio.TopicSpec{Name: topic, Partitions: 2}, kafkaio.TopicSpec{Name: topic + ".dlq", Partitions: 2}); err != nil {
+			t.Fatal(err)
+		}
+		// The stream runs see the engines again, a day later each time.
+		ro := recording.Options{Start: day.AddDate(0, 0, i), Period: time.Second, Format: "cmapss"}
+		if _, err := replay.Replay(ctx, []string{path}, replay.Options{Brokers: brokers, Topic: topic, Recording: ro}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := filepath.Join("..", "configs", "train-engines-stream.yaml")
+	initial := filepath.Join(dir, "initial")
+	bounded, err := configs.Load(filepath.Join("..", "configs", "train-engines.yaml"), "output.dir="+initial, "training.epochs=3", "source.topics=[engines]", "training.test={}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb, sb := beam.NewPipelineWithRoot()
+	if err := pipelines.Train(sb, bounded, pipelines.Options{Brokers: brokers}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runners.Run(ctx, pb, runners.Options{}); err != nil {
+		t.Fatal(err)
+	}
+
+	type window struct {
+		Window, Base time.Time
+		Rows         int64
+	}
+	runStream := func(topic string) []window {
+		spec, err := configs.Load(cfg, "output.dir="+filepath.Join(dir, "stream"), "source.topics=["+topic+"]",
+			"training.stream.initial="+pipelines.ModelFile(bounded))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = os.Remove(pipelines.WindowsFile(spec))
+		p, s := beam.NewPipelineWithRoot()
+		if err := pipelines.Train(s, spec, pipelines.Options{Brokers: brokers, Until: time.Now().Add(10 * time.Second)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := runners.Run(ctx, p, runners.Options{}); err != nil {
+			t.Fatal(err)
+		}
+		data, err := os.ReadFile(pipelines.WindowsFile(spec))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ws []window
+		var rows int64
+		for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+			var w window
+			if err := json.Unmarshal([]byte(line), &w); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat(filepath.Join(pipelines.StoreDir(spec), train.PublishedFile(w.Window))); err != nil {
+				t.Errorf("window %s: no published model: %v", w.Window, err)
+			}
+			if w.Base.After(w.Window) {
+				t.Errorf("window %s started from the model of a later window, %s", w.Window, w.Base)
+			}
+			ws = append(ws, w)
+			rows += w.Rows
+		}
+		// Every whole 30-cycle window of every engine trains once.
+		if rows != 20631-100*29 {
+			t.Errorf("%s: %d rows trained in %d windows, want %d", topic, rows, len(ws), 20631-100*29)
+		}
+		return ws
+	}
+	first := runStream("live1")
+	var newest time.Time
+	for _, w := range first {
+		if w.Base.Before(day) && !w.Base.IsZero() {
+			t.Errorf("first run: window %s started from %s, before any was published", w.Window, w.Base)
+		}
+		if w.Window.After(newest) {
+			newest = w.Window
+		}
+	}
+	store := filepath.Join(dir, "stream", "models")
+	latest, err := train.Latest(store)
+	if err != nil || latest == nil || !latest.Window.Equal(newest) {
+		t.Fatalf("store's newest %+v (%v), want the window ending %s", latest, err, newest)
+	}
+	// A day later: every window's newest earlier model is the first run's
+	// newest, or one of this run's.
+	for _, w := range runStream("live2") {
+		if !w.Base.Equal(newest) && !(w.Base.After(day.AddDate(0, 0, 1)) && w.Base.Before(w.Window.Add(time.Nanosecond))) {
+			t.Errorf("second run: window %s started from %s, want the first run's newest (%s) or a later one", w.Window, w.Base, newest)
+		}
+	}
 }

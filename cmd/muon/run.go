@@ -110,6 +110,7 @@ type jobSummary struct {
 	CountsFile  string           `json:"counts_file,omitempty"`
 	Features    *featureSummary  `json:"features,omitempty"`
 	Training    *trainSummary    `json:"training,omitempty"`
+	Stream      *streamSummary   `json:"stream_training,omitempty"`
 	Seconds     float64          `json:"seconds"`
 	PerSecond   float64          `json:"records_per_second"`
 	Counters    map[string]int64 `json:"counters"`
@@ -196,6 +197,7 @@ func runJob(spec *configs.Spec, ro runners.Options, stdout, stderr io.Writer) er
 	case "train":
 		_ = os.Remove(pipelines.EpochsFile(spec))
 		_ = os.Remove(pipelines.ModelFile(spec))
+		_ = os.Remove(pipelines.WindowsFile(spec)) // the model store stays: a new run continues from its newest model
 		if err := pipelines.Train(s, spec, opts); err != nil {
 			return err
 		}
@@ -229,6 +231,10 @@ func runJob(spec *configs.Spec, ro runners.Options, stdout, stderr io.Writer) er
 	}
 	var devices [][]string
 	switch {
+	case spec.Job == "train" && !spec.Source.IsBounded():
+		if sum.Stream, err = summarizeStream(spec); err != nil {
+			return err
+		}
 	case spec.Job == "train":
 		if sum.Training, err = summarizeTraining(spec, res); err != nil {
 			return err
@@ -361,6 +367,8 @@ func printSummary(w io.Writer, spec *configs.Spec, s *jobSummary, devices [][]st
 	}
 	if s.Training != nil {
 		printTraining(w, s.Training)
+	} else if s.Stream != nil {
+		printStream(w, s.Stream)
 	} else if s.Features != nil {
 		printFeatures(w, s.Features)
 	} else if spec.Source.IsBounded() {

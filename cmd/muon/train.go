@@ -2,14 +2,18 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strings"
+	"time"
 
 	"github.com/muonml/muon/configs"
 	"github.com/muonml/muon/models"
 	"github.com/muonml/muon/pipelines"
 	"github.com/muonml/muon/runners"
+	"github.com/muonml/muon/transforms/train"
 )
 
 // trainSummary is what a train job made.
@@ -81,4 +85,70 @@ func printTraining(w io.Writer, t *trainSummary) {
 		fmt.Fprintf(w, "  targets        capped at %g\n", t.TargetCap)
 	}
 	fmt.Fprintf(w, "  model file     %s (epochs: %s)\n", t.ModelFile, t.EpochsFile)
+}
+
+// streamSummary is what a train job on a stream published.
+type streamSummary struct {
+	Windows int    `json:"windows"`
+	Rows    int64  `json:"rows"`
+	First   string `json:"first_window,omitempty"`
+	Last    string `json:"last_window,omitempty"`
+	// Chained counts windows that started from a model this run published.
+	Chained   int     `json:"chained"`
+	TrainLoss float64 `json:"last_train_loss"`
+	Store     string  `json:"store"`
+	Newest    string  `json:"newest,omitempty"`
+}
+
+func summarizeStream(spec *configs.Spec) (*streamSummary, error) {
+	sum := &streamSummary{Store: pipelines.StoreDir(spec)}
+	b, err := os.ReadFile(pipelines.WindowsFile(spec))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	ours := map[time.Time]bool{}
+	var bases []time.Time
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if line == "" {
+			continue
+		}
+		var w struct {
+			Window    time.Time `json:"window"`
+			Base      time.Time `json:"base"`
+			Rows      int64     `json:"rows"`
+			TrainLoss float64   `json:"train_loss"`
+		}
+		if err := json.Unmarshal([]byte(line), &w); err != nil {
+			return nil, fmt.Errorf("%s: %w", pipelines.WindowsFile(spec), err)
+		}
+		sum.Windows++
+		sum.Rows += w.Rows
+		if f := w.Window.Format(time.RFC3339); sum.First == "" || f < sum.First {
+			sum.First = f
+		}
+		if l := w.Window.Format(time.RFC3339); l > sum.Last {
+			sum.Last, sum.TrainLoss = l, w.TrainLoss
+		}
+		ours[w.Window] = true
+		bases = append(bases, w.Base)
+	}
+	for _, b := range bases {
+		if ours[b] {
+			sum.Chained++
+		}
+	}
+	if pub, err := train.Latest(sum.Store); err == nil && pub != nil {
+		sum.Newest = train.PublishedFile(pub.Window)
+	}
+	return sum, nil
+}
+
+func printStream(w io.Writer, s *streamSummary) {
+	if s.Windows == 0 {
+		fmt.Fprintf(w, "  training       no window with rows closed; nothing published\n")
+		return
+	}
+	fmt.Fprintf(w, "  training       %d windows (%s … %s) on %d rows, %d started from this run's previous model; last train loss %.4f\n",
+		s.Windows, s.First, s.Last, s.Rows, s.Chained, s.TrainLoss)
+	fmt.Fprintf(w, "  model store    %s (newest %s)\n", s.Store, s.Newest)
 }

@@ -323,9 +323,12 @@ type shardResult struct {
 	Rows    int64   `json:"rows"`
 	LossSum float64 `json:"loss_sum"`
 	// Seconds is the longest shard's training time.
-	Seconds float64               `json:"seconds"`
-	Params  []float64             `json:"params"`
-	Opt     models.OptimizerState `json:"optimizer"`
+	Seconds float64 `json:"seconds"`
+	// Base is, in a stream, the window end of the published model the
+	// shards started from (the latest, after merging).
+	Base   time.Time             `json:"base"`
+	Params []float64             `json:"params"`
+	Opt    models.OptimizerState `json:"optimizer"`
 }
 
 // epochFn trains one shard for one epoch from the epoch's state. A runner
@@ -476,6 +479,11 @@ func merge(a, b shardResult) shardResult {
 		Params: make([]float64, len(a.Params)), Opt: a.Opt}
 	for i := range out.Params {
 		out.Params[i] = a.Params[i] + b.Params[i]
+	}
+	if b.Base.After(a.Base) {
+		out.Base = b.Base
+	} else {
+		out.Base = a.Base
 	}
 	out.Opt.Steps = max(a.Opt.Steps, b.Opt.Steps)
 	out.Opt.Epochs = max(a.Opt.Epochs, b.Opt.Epochs)

@@ -1,0 +1,348 @@
+package train
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/graph/window"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+	"github.com/muonml/muon/models"
+	"github.com/muonml/muon/transforms/featurize"
+)
+
+func init() {
+	beam.RegisterType(reflect.TypeOf((*Published)(nil)).Elem())
+	beam.RegisterCoder(reflect.TypeOf((*Published)(nil)).Elem(), encodePublished, decodePublished)
+	register.DoFn2x0[featurize.Row, func(int, featurize.Row)](&streamShardFn{})
+	register.DoFn5x1[context.Context, beam.Window, int, func(*featurize.Row) bool, func(shardResult), error](&windowTrainFn{})
+	register.DoFn4x1[context.Context, beam.Window, shardResult, func(Published), error](&publishFn{})
+	register.Emitter2[int, featurize.Row]()
+	register.Emitter1[Published]()
+	register.Iter1[featurize.Row]()
+}
+
+// StreamParams configures Stream.
+type StreamParams struct {
+	// Params are the model, optimizer, batch size, shards and seed; Epochs
+	// is the number of passes over each window's rows (default 1), and
+	// Patience does not apply.
+	Params
+	// Window is the length of the event-time windows. Required.
+	Window time.Duration
+	// Store is the directory the models are published to. Required.
+	Store string
+	// Initial is the model the first window starts from when the store has
+	// none; nil starts from the seeded initial weights.
+	Initial []float64
+}
+
+// Published is a model a streaming run published: the average of its
+// shards' models after training on one window.
+type Published struct {
+	// Window is the end of the window it trained on; Base the window end
+	// of the model it started from (zero: the initial model).
+	Window time.Time `json:"window"`
+	Base   time.Time `json:"base"`
+	// Rows, TrainLoss and Seconds are as in State.
+	Rows      int64                 `json:"rows"`
+	TrainLoss float64               `json:"train_loss"`
+	Seconds   float64               `json:"seconds"`
+	Params    []float64             `json:"params"`
+	Opt       models.OptimizerState `json:"optimizer"`
+}
+
+// Stream trains on an unbounded stream of standardized feature rows, one
+// event-time window at a time: PCollection<featurize.Row> →
+// PCollection<Published>, one element per window with rows.
+//
+// The rows of a window are spread over Shards shards by a hash of their
+// ids. Each shard starts from the newest model published to Store when it
+// begins (the model of the latest window that ended by this one's end, read
+// then: a slowly updating input, refreshed every window; a later pane of a
+// window continues from the window's own model), trains Epochs passes of
+// minibatch SGD,
+// and a combiner averages the shard models weighted by their rows. The
+// average is published to Store (PublishedFile, then LatestFile names it)
+// and emitted. Windows that a runner hands over together (a backlog) may
+// start from the same model: a window starts from whatever earlier
+// window's model has been published when it begins. It panics if p is invalid.
+func Stream(s beam.Scope, p StreamParams, rows beam.PCollection) beam.PCollection {
+	s = s.Scope("train.Stream")
+	if p.Epochs == 0 {
+		p.Epochs = 1
+	}
+	if err := p.Params.validate(); err != nil {
+		panic("train.Stream: " + err.Error())
+	}
+	if p.Window <= 0 || p.Store == "" {
+		panic(fmt.Sprintf("train.Stream: window %v must be positive and the store named (%q)", p.Window, p.Store))
+	}
+	windowed := beam.WindowInto(s, window.NewFixedWindows(p.Window), rows)
+	shards := beam.GroupByKey(s, beam.ParDo(s, &streamShardFn{Shards: p.Shards}, windowed))
+	partial := beam.ParDo(s, &windowTrainFn{Params: p}, shards)
+	return beam.ParDo(s, &publishFn{Store: p.Store}, beam.Combine(s, &averageFn{}, partial))
+}
+
+// streamShardFn keys rows by shard: a hash of their ids.
+type streamShardFn struct{ Shards int }
+
+func (fn *streamShardFn) ProcessElement(r featurize.Row, emit func(int, featurize.Row)) {
+	h := fnv.New32a()
+	h.Write([]byte(r.ID))
+	emit(int(h.Sum32()%uint32(fn.Shards)), r)
+}
+
+// windowTrainFn trains one shard on one window's rows from the newest
+// published model.
+type windowTrainFn struct {
+	Params StreamParams
+
+	classes map[string]int
+}
+
+func (fn *windowTrainFn) Setup() { fn.classes = classIndex(&fn.Params.Params) }
+
+func (fn *windowTrainFn) ProcessElement(ctx context.Context, w beam.Window, shard int, iter func(*featurize.Row) bool, emit func(shardResult)) error {
+	p := &fn.Params
+	var data rows
+	var r featurize.Row
+	for iter(&r) {
+		if err := data.appendRow(r, &p.Params, fn.classes); err != nil {
+			return err
+		}
+	}
+	if len(data.ids) == 0 {
+		return nil
+	}
+	// The newest model of this window or an earlier one: a later pane of
+	// the window (rows that came after it first fired) continues from the
+	// window's own published model.
+	base, err := LatestBefore(p.Store, windowEnd(w))
+	if err != nil {
+		return err
+	}
+	st := State{}
+	if base != nil {
+		st.Params, st.Opt = base.Params, base.Opt
+	} else {
+		m, err := models.New(p.Model, p.Seed)
+		if err != nil {
+			return err
+		}
+		if p.Initial != nil {
+			if m, err = models.FromParams(p.Model, p.Initial); err != nil {
+				return fmt.Errorf("train.Stream: initial model: %w", err)
+			}
+		}
+		opt, err := models.NewOptimizer(p.Optimizer, m.NumParams())
+		if err != nil {
+			return err
+		}
+		st.Params, st.Opt = m.Params(), opt.State()
+	}
+	end := windowEnd(w)
+	m, err := models.FromParams(p.Model, st.Params)
+	if err != nil {
+		return err
+	}
+	opt, err := models.NewOptimizer(p.Optimizer, m.NumParams())
+	if err != nil {
+		return err
+	}
+	if err := opt.SetState(st.Opt); err != nil {
+		return err
+	}
+	d := data.sorted()
+	x := d.matrix()
+	if err := m.CheckData(x, d.y); err != nil {
+		return fmt.Errorf("train.Stream: window ending %s, shard %d: %w", end.Format(time.RFC3339), shard, err)
+	}
+	tr := models.NewTrainer(m, opt)
+	began := time.Now()
+	var loss float64
+	var n int
+	for e := 0; e < p.Epochs; e++ {
+		rng := rand.New(rand.NewPCG(p.Seed, uint64(end.UnixMilli())<<8^uint64(e)<<4^uint64(shard)))
+		loss, n = tr.Epoch(x, d.y, p.BatchSize, rng)
+	}
+	res := shardResult{Shard: shard, Shards: 1, Rows: int64(n), LossSum: loss * float64(n), Seconds: time.Since(began).Seconds(),
+		Params: m.Params(), Opt: opt.State()}
+	if base != nil {
+		res.Base = base.Window
+	}
+	emit(res)
+	return nil
+}
+
+// windowEnd is the end of an interval window; the zero time otherwise.
+func windowEnd(w beam.Window) time.Time {
+	if iw, ok := w.(window.IntervalWindow); ok {
+		return iw.End.ToTime().UTC()
+	}
+	return time.Time{}
+}
+
+// appendRow appends one feature row; its label becomes a class index or a
+// value.
+func (r *rows) appendRow(row featurize.Row, p *Params, classes map[string]int) error {
+	if r.dim == 0 {
+		r.dim = len(row.Features)
+	}
+	if len(row.Features) != r.dim || len(row.Features) != p.Model.Inputs {
+		return fmt.Errorf("train: row %s has %d features, model of %d inputs", row.ID, len(row.Features), p.Model.Inputs)
+	}
+	if row.Label == "" {
+		return fmt.Errorf("train: row %s has no label", row.ID)
+	}
+	if classes != nil {
+		c, ok := classes[row.Label]
+		if !ok {
+			return fmt.Errorf("train: row %s has label %q, not one of the model's %d classes", row.ID, row.Label, len(classes))
+		}
+		r.y.Classes = append(r.y.Classes, c)
+	} else {
+		v, err := strconv.ParseFloat(row.Label, 64)
+		if err != nil {
+			return fmt.Errorf("train: row %s has target %q, not a number", row.ID, row.Label)
+		}
+		r.y.Values = append(r.y.Values, v)
+	}
+	r.ids = append(r.ids, row.ID)
+	r.x = append(r.x, row.Features...)
+	return nil
+}
+
+// publishFn publishes a window's averaged model to the store.
+type publishFn struct{ Store string }
+
+func (fn *publishFn) ProcessElement(_ context.Context, w beam.Window, r shardResult, emit func(Published)) error {
+	if r.Rows == 0 {
+		return nil
+	}
+	pub := Published{Window: windowEnd(w), Base: r.Base, Rows: r.Rows, TrainLoss: r.LossSum / float64(r.Rows),
+		Seconds: r.Seconds, Params: r.Params, Opt: r.Opt}
+	if err := Publish(fn.Store, pub); err != nil {
+		return err
+	}
+	emit(pub)
+	return nil
+}
+
+// LatestFile names, in a store directory, the file that names the newest
+// published model.
+const LatestFile = "LATEST"
+
+// PublishedFile is the file name of the model published for the window
+// ending at end.
+func PublishedFile(end time.Time) string {
+	return fmt.Sprintf("model-%013d.json", end.UnixMilli())
+}
+
+// storeMu serializes publishing within a process; across processes the
+// rename of LATEST is atomic and a reader sees the old or the new name.
+var storeMu sync.Mutex
+
+// Publish writes pub to the store directory and, unless the store already
+// names a model of a later window, makes it the newest.
+func Publish(dir string, pub Published) error {
+	b, err := json.Marshal(pub)
+	if err != nil {
+		return err
+	}
+	storeMu.Lock()
+	defer storeMu.Unlock()
+	name := PublishedFile(pub.Window)
+	if err := writeAtomic(filepath.Join(dir, name), b); err != nil {
+		return fmt.Errorf("train: publishing %s: %w", name, err)
+	}
+	cur, err := os.ReadFile(filepath.Join(dir, LatestFile))
+	if err == nil && strings.TrimSpace(string(cur)) >= name {
+		return nil // names are zero-padded window ends: a later one stays newest
+	}
+	return writeAtomic(filepath.Join(dir, LatestFile), []byte(name+"\n"))
+}
+
+// LatestBefore reads the model of the latest window that ended by t
+// published to the store directory; nil if there is none.
+func LatestBefore(dir string, t time.Time) (*Published, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("train: model store: %w", err)
+	}
+	limit := PublishedFile(t)
+	best := ""
+	for _, e := range entries {
+		n := e.Name()
+		// Zero-padded window ends: names sort by time.
+		if strings.HasPrefix(n, "model-") && strings.HasSuffix(n, ".json") && len(n) == len(limit) && n <= limit && n > best {
+			best = n
+		}
+	}
+	if best == "" {
+		return nil, nil
+	}
+	return readPublished(filepath.Join(dir, best))
+}
+
+// Latest reads the newest model published to the store directory (the
+// one LatestFile names); nil if there is none yet.
+func Latest(dir string) (*Published, error) {
+	name, err := os.ReadFile(filepath.Join(dir, LatestFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("train: model store: %w", err)
+	}
+	return readPublished(filepath.Join(dir, filepath.Base(strings.TrimSpace(string(name)))))
+}
+
+func readPublished(file string) (*Published, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("train: model store names %s: %w", file, err)
+	}
+	var pub Published
+	if err := json.Unmarshal(b, &pub); err != nil {
+		return nil, fmt.Errorf("train: model store: %s: %w", file, err)
+	}
+	return &pub, nil
+}
+
+func writeAtomic(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+func encodePublished(p Published) ([]byte, error) { return json.Marshal(p) }
+
+func decodePublished(b []byte) (p Published, err error) { return p, jsonDecode(b, &p) }
