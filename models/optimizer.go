@@ -306,13 +306,16 @@ func (o *Optimizer) adam(p, g, m, v []float64, lr, decay float64) {
 	t := float64(o.steps)
 	c1 := 1 - math.Pow(b1, t)
 	c2 := math.Sqrt(1 - math.Pow(b2, t))
-	step := lr / c1
+	// w − (lr/c1)·m/(√v/c2 + ε) = w − (lr·c2/c1)·m/(√v + ε·c2): one
+	// division and one square root a parameter.
+	step, epsC := lr*c2/c1, eps*c2
+	a1, a2 := 1-b1, 1-b2
 	g, m, v = g[:len(p)], m[:len(p)], v[:len(p)]
 	for i, w := range p {
 		gi := g[i] + decay*w
-		mi := b1*m[i] + (1-b1)*gi
-		vi := b2*v[i] + (1-b2)*gi*gi
+		mi := b1*m[i] + a1*gi
+		vi := b2*v[i] + a2*gi*gi
 		m[i], v[i] = mi, vi
-		p[i] = w - step*mi/(math.Sqrt(vi)/c2+eps)
+		p[i] = w - step*mi/(math.Sqrt(vi)+epsC)
 	}
 }
