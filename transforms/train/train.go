@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 	"github.com/muonml/muon/io/arrowio"
@@ -35,7 +37,7 @@ func init() {
 	register.Function1x1(toMetrics)
 	register.Iter1[models.Metrics]()
 	register.DoFn2x1[[]byte, func(State), error](&initFn{})
-	register.DoFn2x0[arrowio.Batch, func(int, arrowio.Batch)](&shardFn{})
+	register.DoFn2x1[arrowio.Batch, func(int, arrowio.Batch), error](&shardFn{})
 	register.DoFn4x1[int, func(*arrowio.Batch) bool, State, func(shardResult), error](&epochFn{})
 	register.DoFn5x1[[]byte, State, func(*shardResult) bool, func(*partialMetrics) bool, func(State), error](&nextFn{})
 	register.DoFn4x1[context.Context, arrowio.Batch, State, func(partialMetrics), error](&evalFn{})
@@ -214,20 +216,61 @@ func (fn *initFn) ProcessElement(_ []byte, emit func(State)) error {
 	return nil
 }
 
-// shardFn spreads batches over shards by their first row's id, so a batch
-// lands on the same shard in every run.
+// shardFn spreads rows over shards by a hash of their ids, so a row lands
+// on the same shard in every run however the rows were batched. With one
+// shard a batch passes whole; otherwise each batch is split into one
+// batch per shard (the rows copied once: the shards are computed once for
+// all epochs).
 type shardFn struct{ Shards int }
 
-func (fn *shardFn) ProcessElement(b arrowio.Batch, emit func(int, arrowio.Batch)) {
-	if b.Rows() == 0 {
-		return
+func (fn *shardFn) ProcessElement(b arrowio.Batch, emit func(int, arrowio.Batch)) error {
+	n := b.Rows()
+	if n == 0 {
+		return nil
 	}
-	id := b.Record.Column(arrowio.IDIndex).ValueStr(0)
+	if fn.Shards == 1 {
+		emit(0, b)
+		return nil
+	}
+	vals, _, dim, err := arrowio.Features(b.Record)
+	if err != nil {
+		return err
+	}
+	rec := b.Record
+	keys, okK := rec.Column(arrowio.KeyIndex).(*array.String)
+	times, okT := rec.Column(arrowio.TimeIndex).(*array.Timestamp)
+	labels, okL := rec.Column(arrowio.LabelIndex).(*array.String)
+	ids, okI := rec.Column(arrowio.IDIndex).(*array.String)
+	if !okK || !okT || !okL || !okI {
+		return fmt.Errorf("train: batch schema %s is not arrowio.RowSchema", rec.Schema())
+	}
+	builders := make([]*arrowio.RowBuilder, fn.Shards)
+	for i := 0; i < n; i++ {
+		id := ids.Value(i)
+		sh := shardOf(id, fn.Shards)
+		if builders[sh] == nil {
+			builders[sh] = arrowio.NewRowBuilder(memory.DefaultAllocator, dim)
+			builders[sh].Reserve(n/fn.Shards + 1)
+		}
+		builders[sh].AppendBytes([]byte(keys.Value(i)), int64(times.Value(i)), vals[i*dim:(i+1)*dim],
+			[]byte(labels.Value(i)), labels.IsValid(i), []byte(id))
+	}
+	for sh, rb := range builders {
+		if rb != nil {
+			emit(sh, rb.NewBatch())
+			rb.Release()
+		}
+	}
+	return nil
+}
+
+// shardOf is a row's shard: FNV-1a of its id.
+func shardOf(id string, shards int) int {
 	var h uint32 = 2166136261
 	for i := 0; i < len(id); i++ {
 		h = (h ^ uint32(id[i])) * 16777619
 	}
-	emit(int(h%uint32(fn.Shards)), b)
+	return int(h % uint32(shards))
 }
 
 // rows is a shard's or a batch's data as a matrix and targets.
