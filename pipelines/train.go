@@ -65,12 +65,13 @@ func TrainParams(spec *configs.Spec) (train.Params, error) {
 		Kind:       models.Kind(m.Kind),
 		Inputs:     len(FeatureNames(spec)),
 		Hidden:     m.Hidden,
-		Activation: models.Activation(m.Activation),
 		Filters:    m.Filters,
 		Labels:     m.Labels,
 	}
 	if m.Kind == "mlp" || m.Kind == "cnn" {
-		d.Head = models.Head(m.Head)
+		// The activation of hidden layers and the head: softmax and linear
+		// models have neither.
+		d.Head, d.Activation = models.Head(m.Head), models.Activation(m.Activation)
 	}
 	if len(m.Labels) > 0 {
 		d.Classes = len(m.Labels)

@@ -70,6 +70,8 @@ func main() {
 	}
 	if want["train"] {
 		benchTrain(*datasets)
+		benchScaling(*muon)
+		benchAccuracy(*muon)
 	}
 	if !want["kafka"] && !want["featurize"] {
 		return

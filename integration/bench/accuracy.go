@@ -1,0 +1,115 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/muonml/muon/pipelines"
+)
+
+// accuracyRuns are the example train specs whose held-out test metrics
+// `make bench` reports, with the overrides that pick each model.
+var accuracyRuns = []struct {
+	name, config string
+	set          []string
+}{
+	// optdigits on one shard (serial minibatch SGD, the same model every
+	// run); the spec's two shards beside it for the MLP.
+	{"optdigits.softmax", "configs/train-digits.yaml", []string{"training.shards=1", "model.kind=softmax", "model.hidden=[]",
+		"training.optimizer=sgd", "training.learning_rate=0.1", "training.momentum=0.9", "training.epochs=20"}},
+	{"optdigits.mlp", "configs/train-digits.yaml", []string{"training.shards=1"}},
+	{"optdigits.mlp_2shards", "configs/train-digits.yaml", nil},
+	{"optdigits.cnn", "configs/train-digits.yaml", []string{"training.shards=1", "model.kind=cnn", "model.filters=[16]", "model.hidden=[64]",
+		"training.learning_rate=0.002", "training.schedule=cosine", "training.epochs=20", "training.weight_decay=0.001"}},
+	{"basicmotions.mlp", "configs/train-sensors.yaml", nil},
+	{"magnetic_tile.cnn", "configs/train-defects.yaml", nil},
+	{"cmapss_fd001.mlp", "configs/train-engines.yaml", nil},
+}
+
+// runTrainJob runs `muon run` on a train spec with its output in a
+// temporary folder and returns the model file and the job's wall time.
+func runTrainJob(muon, config string, set ...string) (pipelines.TrainedModel, string, time.Duration) {
+	dir, err := os.MkdirTemp("", "muon-bench-train-")
+	must(err)
+	args := []string{"run", "--config", config, "--set", "output.dir=" + dir}
+	for _, s := range set {
+		args = append(args, "--set", s)
+	}
+	var stderr bytes.Buffer
+	cmd := exec.Command(muon, args...)
+	cmd.Stderr = &stderr
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+		must(fmt.Errorf("%s %s: %v\n%s", muon, strings.Join(args, " "), err, strings.Join(lines[max(0, len(lines)-15):], "\n")))
+	}
+	took := time.Since(start)
+	b, err := os.ReadFile(filepath.Join(dir, "model.json"))
+	must(err)
+	var tm pipelines.TrainedModel
+	must(json.Unmarshal(b, &tm))
+	return tm, dir, took
+}
+
+// benchAccuracy trains every example and reports its test metrics.
+func benchAccuracy(muon string) {
+	for _, r := range accuracyRuns {
+		tm, dir, took := runTrainJob(muon, r.config, r.set...)
+		os.RemoveAll(dir)
+		if tm.Test == nil {
+			must(fmt.Errorf("%s: no test metrics in model.json", r.config))
+		}
+		fmt.Fprintf(os.Stderr, "bench: %s (%s %s): %d test rows in %.1fs\n", r.name, r.config, strings.Join(r.set, " "), tm.Test.N, took.Seconds())
+		if tm.Test.Confusion == nil {
+			bench("rmse."+r.name, tm.Test.RMSE, "cycles")
+			continue
+		}
+		bench("accuracy."+r.name, tm.Test.Accuracy, "fraction")
+		if r.name == "magnetic_tile.cnn" {
+			bench("balanced_accuracy."+r.name, tm.Test.BalancedAccuracy, "fraction")
+		}
+	}
+}
+
+// benchScaling trains the digits MLP with one shard and with two and
+// compares the training rates the epochs report (rows over the slowest
+// shard's time; the first epoch is left out), and the jobs' wall times.
+func benchScaling(muon string) {
+	const epochs = "training.epochs=20"
+	rate := func(shards string) (float64, time.Duration) {
+		_, dir, took := runTrainJob(muon, "configs/train-digits.yaml", "training.shards="+shards, epochs, "model.hidden=[256]")
+		defer os.RemoveAll(dir)
+		f, err := os.Open(filepath.Join(dir, "epochs.jsonl"))
+		must(err)
+		defer f.Close()
+		var rows int64
+		var secs float64
+		sc := bufio.NewScanner(f)
+		for n := 0; sc.Scan(); n++ {
+			var e struct {
+				Rows    int64   `json:"rows"`
+				Seconds float64 `json:"seconds"`
+			}
+			must(json.Unmarshal(sc.Bytes(), &e))
+			if n > 0 {
+				rows, secs = rows+e.Rows, secs+e.Seconds
+			}
+		}
+		must(sc.Err())
+		return float64(rows) / secs, took
+	}
+	r1, t1 := rate("1")
+	r2, t2 := rate("2")
+	fmt.Fprintf(os.Stderr, "bench: digits MLP 64→256→10, 20 epochs: 1 shard %.0f samples/s (job %.1fs), 2 shards %.0f samples/s (job %.1fs)\n", r1, t1.Seconds(), r2, t2.Seconds())
+	bench("train.pipeline_mlp_1shard.sps", r1, "samples/s")
+	bench("train.pipeline_mlp_2shards.sps", r2, "samples/s")
+	bench("train.scaling.2shards", r2/r1, "x")
+	bench("train.scaling.2shards_job", t1.Seconds()/t2.Seconds(), "x")
+}
