@@ -143,3 +143,62 @@ func TestFeaturesSameOnEdgeAndFlink(t *testing.T) {
 		}
 	}
 }
+
+// The train job on Flink trains the model the edge runner trains: on one
+// shard it is serial minibatch SGD over rows in id order, so the
+// parameters agree to the rounding of the standardization statistics, and
+// the held-out test accuracy is the same.
+func TestTrainSameOnEdgeAndFlink(t *testing.T) {
+	ep := flinkEndpoint(t)
+	bs := brokers(t)
+	b := bs[len(bs)-1]
+	topic, test := topicName(t, b, "train"), topicName(t, b, "train-test")
+	ensure(t, b, topic, topic+".dlq", test, test+".dlq")
+	dir := filepath.Join("..", "..", "shared", "datasets", "basicmotions")
+	for tp, file := range map[string]string{topic: "BasicMotions_TRAIN.ts", test: "BasicMotions_TEST.ts"} {
+		if _, err := replay.Replay(context.Background(), []string{filepath.Join(dir, file)}, replay.Options{Brokers: b.addrs, Topic: tp,
+			Recording: recording.Options{Start: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), Period: 100 * time.Millisecond}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := func(kind runners.Kind) pipelines.TrainedModel {
+		out := t.TempDir()
+		spec, err := configs.Parse("train.yaml", []byte(fmt.Sprintf(`name: it
+job: train
+source: {topics: [%s], format: sensor}
+features: {kind: cases, channels: [dim0, dim1, dim2, dim3, dim4, dim5], bands: 4}
+model: {kind: mlp, hidden: [16], activation: tanh, labels: [Badminton, Running, Standing, Walking]}
+training: {epochs: 8, batch_size: 4, shards: 1, validation: 0.25, learning_rate: 0.01, test: {topics: [%s]}}
+output: {dir: %s}
+`, topic, test, out)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, s := beam.NewPipelineWithRoot()
+		if err := pipelines.Train(s, spec, pipelines.Options{Brokers: b.addrs}); err != nil {
+			t.Fatal(err)
+		}
+		res, err := runners.Run(context.Background(), p, runners.Options{Kind: kind, Endpoint: ep})
+		if err != nil {
+			t.Fatalf("%s: %v", kind, err)
+		}
+		tm, err := pipelines.ReadTrainedModel(pipelines.ModelFile(spec))
+		if err != nil {
+			t.Fatalf("%s: %v", kind, err)
+		}
+		t.Logf("%s runner: %d epochs in %s, test accuracy %.3f on %d cases", kind, tm.Epochs, res.Elapsed, tm.Test.Accuracy, tm.Test.N)
+		return *tm
+	}
+	edge, flink := run(runners.Edge), run(runners.Flink)
+	if edge.Test == nil || flink.Test == nil || edge.Test.N != 40 || flink.Test.N != 40 || edge.Validation.N != flink.Validation.N {
+		t.Fatalf("test sets %+v and %+v, validation %d and %d rows", edge.Test, flink.Test, edge.Validation.N, flink.Validation.N)
+	}
+	for i, e := range edge.Params {
+		if f := flink.Params[i]; math.Abs(f-e) > 1e-9*math.Max(1, math.Abs(e)) {
+			t.Fatalf("parameter %d: %v on Flink, %v on the edge runner", i, f, e)
+		}
+	}
+	if edge.Test.Accuracy != flink.Test.Accuracy {
+		t.Errorf("test accuracy %v on Flink, %v on the edge runner", flink.Test.Accuracy, edge.Test.Accuracy)
+	}
+}

@@ -70,11 +70,18 @@ type sklearnFigs struct {
 	Accuracy float64 `json:"accuracy"`
 }
 
+// model returns the figures train_sklearn.py printed under name (one of
+// its --models), nil if it printed none.
 func (r sklearnResult) model(name string) *sklearnFigs {
-	if name == "mlp" {
+	switch name {
+	case "softmax":
+		return r.Softmax
+	case "softmax_fit":
+		return r.SoftmaxFit
+	case "mlp":
 		return r.MLP
 	}
-	return r.Softmax
+	return nil
 }
 
 // benchTrain measures training samples/s on optdigits for muon's softmax

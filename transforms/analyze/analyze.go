@@ -1,6 +1,8 @@
 package analyze
 
 import (
+	"bytes"
+	"encoding/gob"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +18,11 @@ import (
 func init() {
 	beam.RegisterType(reflect.TypeOf((*Stats)(nil)).Elem())
 	beam.RegisterType(reflect.TypeOf((*Spec)(nil)).Elem())
+	// A Spec is read as a side input, and a runner in Java decodes side
+	// inputs with the coder it is given: Beam's schema row coder for a Go
+	// struct does not round-trip Spec's slices through Flink's
+	// broadcast variables, so Spec travels as opaque bytes.
+	beam.RegisterCoder(reflect.TypeOf((*Spec)(nil)).Elem(), encodeSpec, decodeSpec)
 	register.Combiner3[Stats, featurize.Row, Spec](&statsFn{})
 }
 
@@ -85,6 +92,22 @@ func (s *Spec) LabelIndex(label string) int {
 
 // MarshalSpec encodes s as JSON.
 func MarshalSpec(s Spec) ([]byte, error) { return json.Marshal(s) }
+
+// encodeSpec and decodeSpec are Spec's element coder: gob, which keeps NaN
+// statistics (a channel a device never sent) that JSON cannot hold.
+func encodeSpec(s Spec) ([]byte, error) {
+	var buf bytes.Buffer
+	err := gob.NewEncoder(&buf).Encode(s)
+	return buf.Bytes(), err
+}
+
+func decodeSpec(b []byte) (Spec, error) {
+	var s Spec
+	if err := gob.NewDecoder(bytes.NewReader(b)).Decode(&s); err != nil {
+		return Spec{}, fmt.Errorf("analyze: decoding a spec element: %w", err)
+	}
+	return s, nil
+}
 
 // UnmarshalSpec decodes and checks a spec: consistent lengths, finite
 // statistics, non-negative deviations and counts, sorted unique labels.
