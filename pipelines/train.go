@@ -62,11 +62,11 @@ func schedule(t configs.Training) models.Schedule {
 func TrainParams(spec *configs.Spec) (train.Params, error) {
 	m, t := spec.Model, spec.Training
 	d := models.Desc{
-		Kind:       models.Kind(m.Kind),
-		Inputs:     len(FeatureNames(spec)),
-		Hidden:     m.Hidden,
-		Filters:    m.Filters,
-		Labels:     m.Labels,
+		Kind:    models.Kind(m.Kind),
+		Inputs:  len(FeatureNames(spec)),
+		Hidden:  m.Hidden,
+		Filters: m.Filters,
+		Labels:  m.Labels,
 	}
 	if m.Kind == "mlp" || m.Kind == "cnn" {
 		// The activation of hidden layers and the head: softmax and linear
