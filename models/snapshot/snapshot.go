@@ -1,0 +1,615 @@
+// Package snapshot reads and writes model snapshots: one file holding a
+// model's manifest (descriptor, labels, preprocessing statistics, metrics,
+// lineage) and its tensors, compressed with zstd, with a SHA-256 digest and
+// an ed25519 signature.
+//
+// The file is a fixed header followed by the compressed body:
+//
+//	magic     8 bytes  "MUONSNAP"
+//	version   uint16   FormatVersion
+//	reserved  uint16   0
+//	key id    8 bytes  KeyIDOf(signer's public key)
+//	body size uint64   length of the compressed body
+//	raw size  uint64   length of the body once decompressed
+//	digest    32 bytes SHA-256 of the header before the digest, then the body
+//	signature 64 bytes ed25519 signature of the digest
+//	body      zstd frame
+//
+// All integers are little-endian. Read checks the header, the length, the
+// digest, the signer and the signature before it decompresses a byte, then
+// decompresses into a buffer of exactly the declared raw size (bounded by
+// Limits) and decodes the body with explicit bounds on every length. The
+// manifest is JSON, decoded only once the signature has proven it comes
+// from a trusted signer.
+package snapshot
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/muonml/muon/models"
+)
+
+// FormatVersion is the version this package writes and the only one it
+// reads.
+const FormatVersion = 1
+
+const (
+	magic      = "MUONSNAP"
+	headerSize = 8 + 2 + 2 + 8 + 8 + 8 + sha256.Size + ed25519.SignatureSize
+	digestAt   = 8 + 2 + 2 + 8 + 8 + 8
+)
+
+// Errors; every error Read returns wraps exactly one of them.
+var (
+	ErrNotSnapshot   = errors.New("snapshot: not a muon snapshot (bad magic)")
+	ErrVersion       = errors.New("snapshot: unknown format version")
+	ErrTruncated     = errors.New("snapshot: truncated")
+	ErrTooLarge      = errors.New("snapshot: larger than the limits allow")
+	ErrDigest        = errors.New("snapshot: digest mismatch (the file was altered or damaged)")
+	ErrUnsigned      = errors.New("snapshot: unsigned")
+	ErrUnknownSigner = errors.New("snapshot: signed by a key that is not trusted")
+	ErrSignature     = errors.New("snapshot: bad signature")
+	ErrFormat        = errors.New("snapshot: malformed body")
+)
+
+// Limits bound what Read accepts.
+type Limits struct {
+	// MaxBody is the largest compressed body. Default 256 MiB.
+	MaxBody int64
+	// MaxRaw is the largest decompressed body. Default 1 GiB.
+	MaxRaw int64
+	// MaxManifest is the largest manifest. Default 4 MiB.
+	MaxManifest int
+	// MaxTensors is the most tensors. Default 4096.
+	MaxTensors int
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxBody == 0 {
+		l.MaxBody = 256 << 20
+	}
+	if l.MaxRaw == 0 {
+		l.MaxRaw = 1 << 30
+	}
+	if l.MaxManifest == 0 {
+		l.MaxManifest = 4 << 20
+	}
+	if l.MaxTensors == 0 {
+		l.MaxTensors = 4096
+	}
+	return l
+}
+
+// Manifest describes a snapshot's model.
+type Manifest struct {
+	// Name is the model's name, e.g. the job's.
+	Name  string      `json:"name"`
+	Model models.Desc `json:"model"`
+	// Labels are the class names in class order; empty for regression.
+	Labels []string `json:"labels,omitempty"`
+	// Preprocess is the preprocessing spec (analyze.Spec as JSON) that
+	// standardizes a row before the model sees it.
+	Preprocess json.RawMessage `json:"preprocess,omitempty"`
+	// Metrics are named measurements, e.g. "float" and "compressed" on
+	// the validation and test sets.
+	Metrics map[string]models.Metrics `json:"metrics,omitempty"`
+	// Compression says what was done to the tensors.
+	Compression Compression `json:"compression"`
+	Lineage     Lineage     `json:"lineage"`
+}
+
+// Compression records how a snapshot's tensors were compressed.
+type Compression struct {
+	// Sparsity is the fraction of weights pruned to zero.
+	Sparsity float64 `json:"sparsity,omitempty"`
+	// Weights is the storage of weight tensors: float32, float16 or int8.
+	Weights string `json:"weights"`
+}
+
+// Lineage records where a model came from.
+type Lineage struct {
+	Sources     []Source  `json:"sources,omitempty"`
+	SpecHash    string    `json:"spec_hash,omitempty"`
+	MuonVersion string    `json:"muon_version,omitempty"`
+	Created     time.Time `json:"created"`
+}
+
+// Source is data a model was trained on: Kafka offset ranges or files.
+type Source struct {
+	Kind      string   `json:"kind"` // kafka or parquet
+	Topic     string   `json:"topic,omitempty"`
+	Partition int      `json:"partition,omitempty"`
+	From      int64    `json:"from,omitempty"` // first offset
+	To        int64    `json:"to,omitempty"`   // one past the last offset
+	Files     []string `json:"files,omitempty"`
+}
+
+// DType is how a tensor's values are stored.
+type DType uint8
+
+// The storage types.
+const (
+	Float32 DType = 1
+	Float16 DType = 2
+	Int8    DType = 3
+)
+
+func (d DType) String() string {
+	switch d {
+	case Float32:
+		return "float32"
+	case Float16:
+		return "float16"
+	case Int8:
+		return "int8"
+	}
+	return fmt.Sprintf("dtype(%d)", uint8(d))
+}
+
+// size is the bytes of one value.
+func (d DType) size() int {
+	switch d {
+	case Float32:
+		return 4
+	case Float16:
+		return 2
+	case Int8:
+		return 1
+	}
+	return 0
+}
+
+// Tensor is one stored tensor. Exactly the value slice of its DType is
+// set. Int8 tensors carry one scale per output channel (the first
+// dimension): value = int8 × scale. A sparse tensor lists the flat
+// positions of its stored values in Index (ascending); the others are 0.
+type Tensor struct {
+	Name   string
+	Shape  []int
+	DType  DType
+	F32    []float32
+	F16    []uint16
+	I8     []int8
+	Scales []float32
+	Index  []uint32
+}
+
+// Len is the number of elements the shape describes.
+func (t *Tensor) Len() int {
+	n := 1
+	for _, d := range t.Shape {
+		n *= d
+	}
+	return n
+}
+
+// Sparse reports whether t stores only some positions.
+func (t *Tensor) Sparse() bool { return t.Index != nil }
+
+func (t *Tensor) stored() int {
+	switch t.DType {
+	case Float32:
+		return len(t.F32)
+	case Float16:
+		return len(t.F16)
+	case Int8:
+		return len(t.I8)
+	}
+	return 0
+}
+
+func (t *Tensor) check() error {
+	if t.Name == "" || len(t.Name) > math.MaxUint16 {
+		return fmt.Errorf("tensor name %q: empty or too long", t.Name)
+	}
+	if len(t.Shape) == 0 || len(t.Shape) > 8 {
+		return fmt.Errorf("tensor %s: rank %d, want 1 to 8", t.Name, len(t.Shape))
+	}
+	n := 1
+	for _, d := range t.Shape {
+		if d < 1 || d > models.MaxParams || n > models.MaxParams/d {
+			return fmt.Errorf("tensor %s: shape %v is out of range", t.Name, t.Shape)
+		}
+		n *= d
+	}
+	if t.DType.size() == 0 {
+		return fmt.Errorf("tensor %s: %s", t.Name, t.DType)
+	}
+	want := n
+	if t.Sparse() {
+		want = len(t.Index)
+		for i, at := range t.Index {
+			if int(at) >= n || (i > 0 && at <= t.Index[i-1]) {
+				return fmt.Errorf("tensor %s: sparse index %d (%d) is out of order or range", t.Name, i, at)
+			}
+		}
+	}
+	if t.stored() != want {
+		return fmt.Errorf("tensor %s: %d %s values for %d positions", t.Name, t.stored(), t.DType, want)
+	}
+	if (t.DType == Int8) != (t.Scales != nil) || (t.DType == Int8 && len(t.Scales) != t.Shape[0]) {
+		return fmt.Errorf("tensor %s: %d scales for a %s tensor of %d channels", t.Name, len(t.Scales), t.DType, t.Shape[0])
+	}
+	return nil
+}
+
+// KeyID names a public key: the first 8 bytes of its SHA-256.
+type KeyID [8]byte
+
+func (k KeyID) String() string { return fmt.Sprintf("%x", k[:]) }
+
+// KeyIDOf is the id of a public key.
+func KeyIDOf(pub ed25519.PublicKey) KeyID {
+	sum := sha256.Sum256(pub)
+	var id KeyID
+	copy(id[:], sum[:8])
+	return id
+}
+
+// Keyring holds the trusted public keys.
+type Keyring map[KeyID]ed25519.PublicKey
+
+// NewKeyring trusts the given keys.
+func NewKeyring(keys ...ed25519.PublicKey) Keyring {
+	k := Keyring{}
+	for _, pub := range keys {
+		k[KeyIDOf(pub)] = pub
+	}
+	return k
+}
+
+// Write encodes a snapshot of m and tensors, signed with key, to w.
+func Write(w io.Writer, m Manifest, tensors []Tensor, key ed25519.PrivateKey) error {
+	if len(key) != ed25519.PrivateKeySize {
+		return fmt.Errorf("snapshot: signing key of %d bytes, want an ed25519 private key", len(key))
+	}
+	man, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("snapshot: manifest: %w", err)
+	}
+	var raw bytes.Buffer
+	le := binary.LittleEndian
+	raw.Write(le.AppendUint32(nil, uint32(len(man))))
+	raw.Write(man)
+	raw.Write(le.AppendUint32(nil, uint32(len(tensors))))
+	var buf []byte
+	for i := range tensors {
+		t := &tensors[i]
+		if err := t.check(); err != nil {
+			return fmt.Errorf("snapshot: %w", err)
+		}
+		buf = buf[:0]
+		buf = le.AppendUint16(buf, uint16(len(t.Name)))
+		buf = append(buf, t.Name...)
+		buf = append(buf, byte(t.DType), byte(len(t.Shape)))
+		for _, d := range t.Shape {
+			buf = le.AppendUint32(buf, uint32(d))
+		}
+		if t.Sparse() {
+			buf = append(buf, 1)
+			buf = le.AppendUint32(buf, uint32(len(t.Index)))
+			// Delta-coded positions compress well.
+			prev := uint32(0)
+			for _, at := range t.Index {
+				buf = le.AppendUint32(buf, at-prev)
+				prev = at
+			}
+		} else {
+			buf = append(buf, 0)
+		}
+		for _, s := range t.Scales {
+			buf = le.AppendUint32(buf, math.Float32bits(s))
+		}
+		switch t.DType {
+		case Float32:
+			for _, v := range t.F32 {
+				buf = le.AppendUint32(buf, math.Float32bits(v))
+			}
+		case Float16:
+			for _, v := range t.F16 {
+				buf = le.AppendUint16(buf, v)
+			}
+		case Int8:
+			for _, v := range t.I8 {
+				buf = append(buf, byte(v))
+			}
+		}
+		raw.Write(buf)
+	}
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBetterCompression))
+	if err != nil {
+		return err
+	}
+	body := enc.EncodeAll(raw.Bytes(), nil)
+	enc.Close()
+
+	head := make([]byte, headerSize)
+	copy(head, magic)
+	le.PutUint16(head[8:], FormatVersion)
+	id := KeyIDOf(key.Public().(ed25519.PublicKey))
+	copy(head[12:20], id[:])
+	le.PutUint64(head[20:], uint64(len(body)))
+	le.PutUint64(head[28:], uint64(raw.Len()))
+	digest := digestOf(head[:digestAt], body)
+	copy(head[digestAt:], digest[:])
+	copy(head[digestAt+sha256.Size:], ed25519.Sign(key, digest[:]))
+	if _, err := w.Write(head); err != nil {
+		return err
+	}
+	_, err = w.Write(body)
+	return err
+}
+
+func digestOf(head, body []byte) [sha256.Size]byte {
+	h := sha256.New()
+	h.Write(head)
+	h.Write(body)
+	var d [sha256.Size]byte
+	h.Sum(d[:0])
+	return d
+}
+
+// Snapshot is a verified, decoded snapshot.
+type Snapshot struct {
+	Manifest Manifest
+	Tensors  []Tensor
+	// Signer is the key that signed it; Digest the file's SHA-256 digest.
+	Signer KeyID
+	Digest [sha256.Size]byte
+	// Size is the file's size; RawSize the body's size decompressed.
+	Size, RawSize int64
+}
+
+// Header is what a file's header says, read without verifying anything.
+type Header struct {
+	Version          uint16
+	Signer           KeyID
+	BodySize, RawLen uint64
+	Signed           bool
+}
+
+// Read verifies and decodes a snapshot: the header, the length, the
+// digest, the signer (one of trusted) and the signature, and only then
+// the body, within l.
+func Read(r io.Reader, trusted Keyring, l Limits) (*Snapshot, error) {
+	l = l.withDefaults()
+	head := make([]byte, headerSize)
+	if n, err := io.ReadFull(r, head); err != nil {
+		if n >= len(magic) && string(head[:len(magic)]) != magic {
+			return nil, ErrNotSnapshot
+		}
+		return nil, fmt.Errorf("%w: %d of the header's %d bytes", ErrTruncated, n, headerSize)
+	}
+	h, err := parseHeader(head)
+	if err != nil {
+		return nil, err
+	}
+	if h.BodySize > uint64(l.MaxBody) || h.RawLen > uint64(l.MaxRaw) {
+		return nil, fmt.Errorf("%w: body %d bytes (limit %d), %d decompressed (limit %d)", ErrTooLarge, h.BodySize, l.MaxBody, h.RawLen, l.MaxRaw)
+	}
+	body := make([]byte, h.BodySize)
+	if n, err := io.ReadFull(r, body); err != nil {
+		return nil, fmt.Errorf("%w: %d of the body's %d bytes", ErrTruncated, n, h.BodySize)
+	}
+	if n, _ := io.CopyN(io.Discard, r, 1); n > 0 {
+		return nil, fmt.Errorf("%w: bytes after the body", ErrDigest)
+	}
+	digest := digestOf(head[:digestAt], body)
+	if !bytes.Equal(digest[:], head[digestAt:digestAt+sha256.Size]) {
+		return nil, ErrDigest
+	}
+	if !h.Signed {
+		return nil, ErrUnsigned
+	}
+	pub, ok := trusted[h.Signer]
+	if !ok {
+		return nil, fmt.Errorf("%w: key %s", ErrUnknownSigner, h.Signer)
+	}
+	if !ed25519.Verify(pub, digest[:], head[digestAt+sha256.Size:]) {
+		return nil, fmt.Errorf("%w: key %s", ErrSignature, h.Signer)
+	}
+
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderMaxMemory(uint64(l.MaxRaw)), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(uint64(min(l.MaxRaw, 1<<29))))
+	if err != nil {
+		return nil, err
+	}
+	defer dec.Close()
+	raw, err := dec.DecodeAll(body, make([]byte, 0, h.RawLen))
+	if err != nil {
+		return nil, fmt.Errorf("%w: zstd: %v", ErrFormat, err)
+	}
+	if uint64(len(raw)) != h.RawLen {
+		return nil, fmt.Errorf("%w: body is %d bytes decompressed, the header says %d", ErrFormat, len(raw), h.RawLen)
+	}
+	snap, err := decodeBody(raw, l)
+	if err != nil {
+		return nil, err
+	}
+	snap.Signer, snap.Digest = h.Signer, digest
+	snap.Size, snap.RawSize = int64(headerSize)+int64(h.BodySize), int64(h.RawLen)
+	return snap, nil
+}
+
+// ReadHeader reads what a file's header says, verifying nothing: for
+// tools that show why a file is refused.
+func ReadHeader(r io.Reader) (Header, error) {
+	head := make([]byte, headerSize)
+	if n, err := io.ReadFull(r, head); err != nil {
+		return Header{}, fmt.Errorf("%w: %d of the header's %d bytes", ErrTruncated, n, headerSize)
+	}
+	return parseHeader(head)
+}
+
+func parseHeader(head []byte) (Header, error) {
+	if string(head[:len(magic)]) != magic {
+		return Header{}, ErrNotSnapshot
+	}
+	le := binary.LittleEndian
+	h := Header{Version: le.Uint16(head[8:]), BodySize: le.Uint64(head[20:]), RawLen: le.Uint64(head[28:])}
+	if h.Version != FormatVersion {
+		return h, fmt.Errorf("%w %d (this muon reads version %d)", ErrVersion, h.Version, FormatVersion)
+	}
+	copy(h.Signer[:], head[12:20])
+	for _, b := range head[digestAt+sha256.Size:] {
+		if b != 0 {
+			h.Signed = true
+			break
+		}
+	}
+	return h, nil
+}
+
+// body is a cursor over a decompressed body that refuses to read past its
+// end.
+type body struct {
+	b   []byte
+	err error
+}
+
+func (c *body) take(n int) []byte {
+	if c.err != nil {
+		return nil
+	}
+	if n < 0 || n > len(c.b) {
+		c.err = fmt.Errorf("%w: %d bytes wanted, %d left", ErrFormat, n, len(c.b))
+		return nil
+	}
+	out := c.b[:n]
+	c.b = c.b[n:]
+	return out
+}
+
+func (c *body) u8() uint8 {
+	b := c.take(1)
+	if b == nil {
+		return 0
+	}
+	return b[0]
+}
+
+func (c *body) u16() uint16 {
+	b := c.take(2)
+	if b == nil {
+		return 0
+	}
+	return binary.LittleEndian.Uint16(b)
+}
+
+func (c *body) u32() uint32 {
+	b := c.take(4)
+	if b == nil {
+		return 0
+	}
+	return binary.LittleEndian.Uint32(b)
+}
+
+func decodeBody(raw []byte, l Limits) (*Snapshot, error) {
+	c := &body{b: raw}
+	mlen := int(c.u32())
+	if c.err == nil && mlen > l.MaxManifest {
+		return nil, fmt.Errorf("%w: manifest of %d bytes (limit %d)", ErrTooLarge, mlen, l.MaxManifest)
+	}
+	man := c.take(mlen)
+	if c.err != nil {
+		return nil, c.err
+	}
+	snap := &Snapshot{}
+	if err := json.Unmarshal(man, &snap.Manifest); err != nil {
+		return nil, fmt.Errorf("%w: manifest: %v", ErrFormat, err)
+	}
+	count := int(c.u32())
+	if c.err == nil && count > l.MaxTensors {
+		return nil, fmt.Errorf("%w: %d tensors (limit %d)", ErrTooLarge, count, l.MaxTensors)
+	}
+	for i := 0; i < count && c.err == nil; i++ {
+		var t Tensor
+		t.Name = string(c.take(int(c.u16())))
+		t.DType = DType(c.u8())
+		rank := int(c.u8())
+		if c.err == nil && (rank < 1 || rank > 8) {
+			return nil, fmt.Errorf("%w: tensor %d (%s): rank %d", ErrFormat, i, t.Name, rank)
+		}
+		n := 1
+		for range rank {
+			d := int(c.u32())
+			if c.err == nil && (d < 1 || d > models.MaxParams || n > models.MaxParams/d) {
+				return nil, fmt.Errorf("%w: tensor %s: dimension %d out of range", ErrFormat, t.Name, d)
+			}
+			t.Shape = append(t.Shape, d)
+			n *= d
+		}
+		stored := n
+		switch c.u8() {
+		case 0:
+		case 1:
+			nnz := int(c.u32())
+			if c.err == nil && nnz > n {
+				return nil, fmt.Errorf("%w: tensor %s: %d stored values for %d positions", ErrFormat, t.Name, nnz, n)
+			}
+			idx := c.take(4 * nnz)
+			t.Index = make([]uint32, 0, nnz)
+			at := uint64(0)
+			for k := 0; k < len(idx); k += 4 {
+				at += uint64(binary.LittleEndian.Uint32(idx[k:]))
+				if at >= uint64(n) || (k > 0 && binary.LittleEndian.Uint32(idx[k:]) == 0) {
+					return nil, fmt.Errorf("%w: tensor %s: sparse positions out of order or range", ErrFormat, t.Name)
+				}
+				t.Index = append(t.Index, uint32(at))
+			}
+			stored = nnz
+		default:
+			return nil, fmt.Errorf("%w: tensor %s: unknown layout", ErrFormat, t.Name)
+		}
+		if c.err != nil {
+			break
+		}
+		if t.DType == Int8 {
+			sc := c.take(4 * t.Shape[0])
+			for k := 0; k < len(sc); k += 4 {
+				t.Scales = append(t.Scales, math.Float32frombits(binary.LittleEndian.Uint32(sc[k:])))
+			}
+		}
+		if t.DType.size() == 0 {
+			return nil, fmt.Errorf("%w: tensor %s: unknown value type %d", ErrFormat, t.Name, uint8(t.DType))
+		}
+		vals := c.take(t.DType.size() * stored)
+		if c.err != nil {
+			break
+		}
+		switch t.DType {
+		case Float32:
+			t.F32 = make([]float32, stored)
+			for k := range t.F32 {
+				t.F32[k] = math.Float32frombits(binary.LittleEndian.Uint32(vals[4*k:]))
+			}
+		case Float16:
+			t.F16 = make([]uint16, stored)
+			for k := range t.F16 {
+				t.F16[k] = binary.LittleEndian.Uint16(vals[2*k:])
+			}
+		case Int8:
+			t.I8 = make([]int8, stored)
+			for k := range t.I8 {
+				t.I8[k] = int8(vals[k])
+			}
+		}
+		snap.Tensors = append(snap.Tensors, t)
+	}
+	if c.err != nil {
+		return nil, c.err
+	}
+	if len(c.b) != 0 {
+		return nil, fmt.Errorf("%w: %d bytes after the last tensor", ErrFormat, len(c.b))
+	}
+	return snap, nil
+}

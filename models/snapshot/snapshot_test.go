@@ -1,0 +1,249 @@
+package snapshot
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/binary"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/muonml/muon/models"
+)
+
+func testKey(t testing.TB, seed byte) ed25519.PrivateKey {
+	t.Helper()
+	return ed25519.NewKeyFromSeed(bytes.Repeat([]byte{seed}, ed25519.SeedSize))
+}
+
+func testSnapshot() (Manifest, []Tensor) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	w := make([]float32, 100*64)
+	for i := range w {
+		w[i] = float32(rng.NormFloat64())
+	}
+	f16 := make([]uint16, 10*100)
+	for i := range f16 {
+		f16[i] = uint16(rng.Uint32())
+	}
+	i8 := make([]int8, 10*100)
+	for i := range i8 {
+		i8[i] = int8(rng.IntN(255) - 127)
+	}
+	scales := make([]float32, 10)
+	for i := range scales {
+		scales[i] = float32(i+1) / 127
+	}
+	m := Manifest{
+		Name:        "digits",
+		Model:       models.Desc{Kind: models.MLP, Inputs: 64, Hidden: []int{100}, Classes: 10, Head: models.SoftmaxHead, Activation: models.ReLU},
+		Labels:      []string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"},
+		Preprocess:  []byte(`{"features":64}`),
+		Metrics:     map[string]models.Metrics{"float": {N: 1797, Accuracy: 0.968}},
+		Compression: Compression{Sparsity: 0.5, Weights: "int8"},
+		Lineage: Lineage{Sources: []Source{{Kind: "kafka", Topic: "digits", Partition: 2, From: 0, To: 955}},
+			SpecHash: "abc", MuonVersion: "test", Created: time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)},
+	}
+	ts := []Tensor{
+		{Name: "dense0.w", Shape: []int{100, 64}, DType: Float32, F32: w},
+		{Name: "dense0.b", Shape: []int{100}, DType: Float32, F32: make([]float32, 100)},
+		{Name: "dense1.w", Shape: []int{10, 100}, DType: Float16, F16: f16},
+		{Name: "dense1.q", Shape: []int{10, 100}, DType: Int8, I8: i8, Scales: scales},
+		{Name: "dense1.sparse", Shape: []int{10, 100}, DType: Int8, I8: []int8{5, -7, 127}, Scales: scales, Index: []uint32{0, 17, 999}},
+	}
+	return m, ts
+}
+
+func encode(t testing.TB, key ed25519.PrivateKey) []byte {
+	t.Helper()
+	m, ts := testSnapshot()
+	var buf bytes.Buffer
+	if err := Write(&buf, m, ts, key); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func TestRoundTrip(t *testing.T) {
+	key := testKey(t, 1)
+	file := encode(t, key)
+	snap, err := Read(bytes.NewReader(file), NewKeyring(testKey(t, 9).Public().(ed25519.PublicKey), key.Public().(ed25519.PublicKey)), Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, ts := testSnapshot()
+	if !reflect.DeepEqual(snap.Manifest, m) {
+		t.Errorf("manifest\n%+v\nwant\n%+v", snap.Manifest, m)
+	}
+	if !reflect.DeepEqual(snap.Tensors, ts) {
+		t.Errorf("tensors differ after a round trip")
+	}
+	if snap.Signer != KeyIDOf(key.Public().(ed25519.PublicKey)) || snap.Size != int64(len(file)) || snap.RawSize <= 0 {
+		t.Errorf("signer %s, size %d of %d, raw %d", snap.Signer, snap.Size, len(file), snap.RawSize)
+	}
+}
+
+// Every way a file can be wrong is refused with its own error, before
+// anything is decompressed.
+func TestRefusals(t *testing.T) {
+	key, other := testKey(t, 1), testKey(t, 2)
+	trusted := NewKeyring(key.Public().(ed25519.PublicKey))
+	good := encode(t, key)
+	mutate := func(f func(b []byte) []byte) []byte { return f(append([]byte(nil), good...)) }
+	resign := func(b []byte, k ed25519.PrivateKey, id KeyID) []byte {
+		copy(b[12:20], id[:])
+		d := digestOf(b[:digestAt], b[headerSize:])
+		copy(b[digestAt:], d[:])
+		copy(b[digestAt+32:], ed25519.Sign(k, d[:]))
+		return b
+	}
+	tests := []struct {
+		name   string
+		file   []byte
+		limits Limits
+		want   error
+	}{
+		{"empty", nil, Limits{}, ErrTruncated},
+		{"not a snapshot", mutate(func(b []byte) []byte { copy(b, "PK\x03\x04"); return b }), Limits{}, ErrNotSnapshot},
+		{"unknown version", mutate(func(b []byte) []byte { b[8] = 2; return b }), Limits{}, ErrVersion},
+		{"truncated header", good[:headerSize-1], Limits{}, ErrTruncated},
+		{"truncated body", good[:len(good)-1], Limits{}, ErrTruncated},
+		{"trailing bytes", append(append([]byte(nil), good...), 0), Limits{}, ErrDigest},
+		{"bit flip in the body", mutate(func(b []byte) []byte { b[headerSize+10] ^= 1; return b }), Limits{}, ErrDigest},
+		{"bit flip in the raw size", mutate(func(b []byte) []byte { b[28] ^= 1; return b }), Limits{}, ErrDigest},
+		{"bit flip in the digest", mutate(func(b []byte) []byte { b[digestAt] ^= 0x80; return b }), Limits{}, ErrDigest},
+		{"unsigned", mutate(func(b []byte) []byte { clear(b[digestAt+32 : headerSize]); return b }), Limits{}, ErrUnsigned},
+		{"unknown signer", encode(t, other), Limits{}, ErrUnknownSigner},
+		{"bit flip in the signature", mutate(func(b []byte) []byte { b[headerSize-1] ^= 1; return b }), Limits{}, ErrSignature},
+		{"signed by another key under a trusted id", mutate(func(b []byte) []byte {
+			return resign(b, other, KeyIDOf(key.Public().(ed25519.PublicKey)))
+		}), Limits{}, ErrSignature},
+		{"body over the limit", good, Limits{MaxBody: 100}, ErrTooLarge},
+		{"raw size over the limit", good, Limits{MaxRaw: 1000}, ErrTooLarge},
+		{"manifest over the limit", good, Limits{MaxManifest: 10}, ErrTooLarge},
+		{"too many tensors", good, Limits{MaxTensors: 2}, ErrTooLarge},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Read(bytes.NewReader(tt.file), trusted, tt.limits)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("error %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+// A body that lies about itself, signed by a trusted key (a key holder's
+// bug, not an attacker's edit), is still refused by the decoder's bounds.
+func TestSignedMalformedBodies(t *testing.T) {
+	key := testKey(t, 1)
+	trusted := NewKeyring(key.Public().(ed25519.PublicKey))
+	le := binary.LittleEndian
+	tensor := func(name string, dtype, rank byte, dims []uint32, layout byte, extra []byte) []byte {
+		b := le.AppendUint32(nil, 2)
+		b = append(b, "{}"...)
+		b = le.AppendUint32(b, 1)
+		b = le.AppendUint16(b, uint16(len(name)))
+		b = append(b, name...)
+		b = append(b, dtype, rank)
+		for _, d := range dims {
+			b = le.AppendUint32(b, d)
+		}
+		b = append(b, layout)
+		return append(b, extra...)
+	}
+	for name, raw := range map[string][]byte{
+		"rank 0":              tensor("w", 1, 0, nil, 0, nil),
+		"huge dimension":      tensor("w", 1, 2, []uint32{math.MaxUint32, math.MaxUint32}, 0, nil),
+		"values missing":      tensor("w", 1, 1, []uint32{4}, 0, make([]byte, 12)),
+		"unknown type":        tensor("w", 9, 1, []uint32{1}, 0, make([]byte, 4)),
+		"unknown layout":      tensor("w", 1, 1, []uint32{1}, 7, make([]byte, 4)),
+		"sparse out of range": tensor("w", 1, 1, []uint32{4}, 1, append(le.AppendUint32(le.AppendUint32(nil, 1), 9), make([]byte, 4)...)),
+		"sparse repeated":     tensor("w", 1, 1, []uint32{4}, 1, append(le.AppendUint32(le.AppendUint32(le.AppendUint32(nil, 2), 1), 0), make([]byte, 8)...)),
+		"sparse nnz too big":  tensor("w", 1, 1, []uint32{4}, 1, le.AppendUint32(nil, 5)),
+		"trailing bytes":      tensor("w", 1, 1, []uint32{1}, 0, make([]byte, 5)),
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := decodeBody(raw, Limits{}.withDefaults()); !errors.Is(err, ErrFormat) {
+				t.Fatalf("error %v, want ErrFormat", err)
+			}
+		})
+	}
+	// And through Read: a signed file whose body says too little.
+	var buf bytes.Buffer
+	if err := Write(&buf, Manifest{}, nil, key); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Read(bytes.NewReader(buf.Bytes()), trusted, Limits{}); err != nil {
+		t.Fatalf("an empty snapshot: %v", err)
+	}
+}
+
+func TestWriteRefusesBadTensors(t *testing.T) {
+	key := testKey(t, 1)
+	for name, tt := range map[string]Tensor{
+		"no name":         {Shape: []int{1}, DType: Float32, F32: []float32{1}},
+		"wrong count":     {Name: "w", Shape: []int{2}, DType: Float32, F32: []float32{1}},
+		"int8 no scales":  {Name: "w", Shape: []int{2}, DType: Int8, I8: []int8{1, 2}},
+		"unsorted sparse": {Name: "w", Shape: []int{4}, DType: Float32, F32: []float32{1, 2}, Index: []uint32{2, 1}},
+		"bad dtype":       {Name: "w", Shape: []int{1}, DType: 7},
+	} {
+		if err := Write(&bytes.Buffer{}, Manifest{}, []Tensor{tt}, key); err == nil {
+			t.Errorf("%s: written", name)
+		}
+	}
+	if err := Write(&bytes.Buffer{}, Manifest{}, nil, nil); err == nil {
+		t.Error("written without a key")
+	}
+}
+
+// FuzzRead: arbitrary bytes never panic, and a file that verifies decodes.
+func FuzzRead(f *testing.F) {
+	key := testKey(f, 1)
+	trusted := NewKeyring(key.Public().(ed25519.PublicKey))
+	good := encode(f, key)
+	f.Add(good)
+	f.Add(good[:headerSize])
+	f.Add([]byte(magic))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, _ = Read(bytes.NewReader(b), trusted, Limits{MaxRaw: 1 << 20, MaxBody: 1 << 20})
+	})
+}
+
+// FuzzDecodeBody fuzzes what lies behind the signature, which FuzzRead's
+// inputs cannot reach: the decoder must bound everything itself.
+func FuzzDecodeBody(f *testing.F) {
+	// The seed is a real body: the signed file's, decompressed.
+	file := encode(f, testKey(f, 1))
+	dec, err := zstd.NewReader(nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	raw, err := dec.DecodeAll(file[headerSize:], nil)
+	dec.Close()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(raw)
+	f.Add([]byte{2, 0, 0, 0, '{', '}', 0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		_, _ = decodeBody(raw, Limits{MaxManifest: 1 << 16, MaxTensors: 64}.withDefaults())
+	})
+}
+
+func BenchmarkReadVerify(b *testing.B) {
+	key := testKey(b, 1)
+	file := encode(b, key)
+	trusted := NewKeyring(key.Public().(ed25519.PublicKey))
+	b.SetBytes(int64(len(file)))
+	b.ReportAllocs()
+	for range b.N {
+		if _, err := Read(bytes.NewReader(file), trusted, Limits{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
