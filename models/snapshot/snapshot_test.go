@@ -7,6 +7,7 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"os"
 	"reflect"
 	"testing"
 	"time"
@@ -245,5 +246,43 @@ func BenchmarkReadVerify(b *testing.B) {
 		if _, err := Read(bytes.NewReader(file), trusted, Limits{}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestKeyFiles(t *testing.T) {
+	dir := t.TempDir()
+	priv, pub, err := GenerateKey(dir, "ci")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(priv); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("private key file %v, mode %v", err, st.Mode())
+	}
+	if _, _, err := GenerateKey(dir, "ci"); err == nil {
+		t.Fatal("overwrote an existing key")
+	}
+	key, err := LoadPrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring, err := LoadKeyring(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := Write(&buf, Manifest{Name: "x"}, nil, key); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Read(bytes.NewReader(buf.Bytes()), ring, Limits{}); err != nil {
+		t.Fatalf("a snapshot signed with the generated key: %v", err)
+	}
+	if _, err := LoadPublicKey(priv); !errors.Is(err, ErrKeyFile) {
+		t.Errorf("a private key read as public: %v", err)
+	}
+	if _, err := LoadPrivateKey(pub); !errors.Is(err, ErrKeyFile) {
+		t.Errorf("a public key read as private: %v", err)
+	}
+	if _, err := LoadKeyring(t.TempDir()); err == nil {
+		t.Error("an empty folder made a keyring")
 	}
 }
