@@ -1,0 +1,182 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/muonml/muon/models"
+	"github.com/muonml/muon/models/snapshot"
+)
+
+func modelsCmd() *command {
+	return &command{
+		name:  "models",
+		usage: "models keygen [--dir DIR] [--name NAME] | inspect --trust KEY FILE | verify --trust KEY FILE...",
+		short: "make signing keys; inspect and verify model snapshots",
+		long: `Model snapshots are signed files: a manifest (model, labels,
+preprocessing statistics, metrics, lineage) and the tensors, compressed with
+zstd, with a SHA-256 digest and an ed25519 signature.
+
+  muon models keygen --dir keys --name ci
+      Writes keys/ci.key (the private signing key, mode 0600: keep it where
+      training runs) and keys/ci.pub (the public key: give it to every
+      device that loads models). Refuses to overwrite existing files.
+
+  muon models inspect --trust keys FILE
+      Verifies FILE against the trusted public keys, then prints its size,
+      compression ratio, model, labels, metrics, lineage and signer. A file
+      that does not verify is described from its header, and the reason is
+      printed; nothing behind the signature is decoded.
+
+  muon models verify --trust keys FILE...
+      Verifies each file; prints one line per file and exits 1 if any fails.
+
+--trust takes public key files or folders of *.pub files and repeats.`,
+		flags: func(fs *flag.FlagSet, out *streams) func([]string) error {
+			var trust stringList
+			fs.Var(&trust, "trust", "trusted public key `file or folder` (*.pub); repeat for more")
+			dir := fs.String("dir", "keys", "keygen: the `folder` to write the key pair to")
+			name := fs.String("name", "muon", "keygen: the key pair's file `name`")
+			return func(args []string) error {
+				if len(args) == 0 {
+					return fmt.Errorf("%w: name a subcommand: keygen, inspect or verify", errUsage)
+				}
+				sub := args[0]
+				if err := fs.Parse(args[1:]); err != nil {
+					return fmt.Errorf("%w: %v", errUsage, err)
+				}
+				rest := fs.Args()
+				switch sub {
+				case "keygen":
+					if len(rest) > 0 {
+						return fmt.Errorf("%w: keygen takes no arguments", errUsage)
+					}
+					priv, pub, err := snapshot.GenerateKey(*dir, *name)
+					if err != nil {
+						return err
+					}
+					key, err := snapshot.LoadPublicKey(pub)
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(out.stdout, "private key  %s (sign with it; keep it secret)\npublic key   %s (trust it where models are loaded)\nkey id       %s\n",
+						priv, pub, snapshot.KeyIDOf(key))
+					return nil
+				case "inspect", "verify":
+					if len(rest) == 0 || (sub == "inspect" && len(rest) > 1) {
+						return fmt.Errorf("%w: %s takes snapshot files (inspect: one)", errUsage, sub)
+					}
+					if len(trust) == 0 {
+						return fmt.Errorf("%w: --trust names the public keys to verify against", errUsage)
+					}
+					ring, err := snapshot.LoadKeyring(trust...)
+					if err != nil {
+						return err
+					}
+					if sub == "inspect" {
+						return inspectSnapshot(out.stdout, rest[0], ring)
+					}
+					failed := 0
+					for _, f := range rest {
+						snap, err := readSnapshot(f, ring)
+						if err != nil {
+							failed++
+							fmt.Fprintf(out.stdout, "REFUSED  %s: %v\n", f, err)
+							continue
+						}
+						fmt.Fprintf(out.stdout, "ok       %s: %s, signed by %s\n", f, snap.Manifest.Name, snap.Signer)
+					}
+					if failed > 0 {
+						return fmt.Errorf("%d of %d snapshots refused", failed, len(rest))
+					}
+					return nil
+				}
+				return fmt.Errorf("%w: unknown subcommand %q: keygen, inspect or verify", errUsage, sub)
+			}
+		},
+	}
+}
+
+func readSnapshot(path string, ring snapshot.Keyring) (*snapshot.Snapshot, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return snapshot.Read(f, ring, snapshot.Limits{})
+}
+
+// inspectSnapshot prints what a person needs to know about a snapshot.
+func inspectSnapshot(w io.Writer, path string, ring snapshot.Keyring) error {
+	snap, err := readSnapshot(path, ring)
+	if err != nil {
+		if f, oerr := os.Open(path); oerr == nil {
+			if h, herr := snapshot.ReadHeader(f); herr == nil {
+				signed := "unsigned"
+				if h.Signed {
+					signed = "signed by key " + h.Signer.String()
+				}
+				fmt.Fprintf(w, "file          %s (not verified)\nheader        format %d, %d bytes compressed, %d raw, %s\n", path, h.Version, h.BodySize, h.RawLen, signed)
+			}
+			f.Close()
+		}
+		return fmt.Errorf("%s refused: %w", path, err)
+	}
+	m := snap.Manifest
+	desc := string(m.Model.Kind)
+	var params int
+	if mm, err := models.New(m.Model, 1); err == nil {
+		desc, params = mm.String(), mm.NumParams()
+	}
+	fmt.Fprintf(w, "file          %s\n", path)
+	fmt.Fprintf(w, "signer        %s (verified; digest %x…)\n", snap.Signer, snap.Digest[:8])
+	fmt.Fprintf(w, "name          %s\n", m.Name)
+	fmt.Fprintf(w, "model         %s, %d parameters\n", desc, params)
+	if params > 0 {
+		fmt.Fprintf(w, "size          %d bytes (%d decompressed); %.1f× smaller than the float64 weights (%d bytes)\n",
+			snap.Size, snap.RawSize, float64(params*8)/float64(snap.Size), params*8)
+	} else {
+		fmt.Fprintf(w, "size          %d bytes (%d decompressed)\n", snap.Size, snap.RawSize)
+	}
+	fmt.Fprintf(w, "weights       %s, %.0f%% pruned\n", m.Compression.Weights, 100*m.Compression.Sparsity)
+	var tensors []string
+	for _, t := range snap.Tensors {
+		kind := "dense"
+		if t.Sparse() {
+			kind = fmt.Sprintf("sparse %d/%d", len(t.Index), t.Len())
+		}
+		tensors = append(tensors, fmt.Sprintf("%s %v %s %s", t.Name, t.Shape, t.DType, kind))
+	}
+	fmt.Fprintf(w, "tensors       %s\n", strings.Join(tensors, "; "))
+	if len(m.Labels) > 0 {
+		fmt.Fprintf(w, "labels        %s\n", strings.Join(m.Labels, ", "))
+	}
+	names := make([]string, 0, len(m.Metrics))
+	for k := range m.Metrics {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		v := m.Metrics[k]
+		if v.Confusion == nil && (v.RMSE > 0 || v.MAE > 0) {
+			fmt.Fprintf(w, "metrics       %-12s %d rows: RMSE %.4f, MAE %.4f\n", k, v.N, v.RMSE, v.MAE)
+		} else {
+			fmt.Fprintf(w, "metrics       %-12s %d rows: accuracy %.4f, balanced %.4f\n", k, v.N, v.Accuracy, v.BalancedAccuracy)
+		}
+	}
+	l := m.Lineage
+	fmt.Fprintf(w, "created       %s by muon %s, spec %s\n", l.Created.Format("2006-01-02 15:04:05 MST"), l.MuonVersion, l.SpecHash)
+	for _, s := range l.Sources {
+		switch s.Kind {
+		case "kafka":
+			fmt.Fprintf(w, "source        kafka %s[%d] offsets %d–%d\n", s.Topic, s.Partition, s.From, s.To)
+		default:
+			fmt.Fprintf(w, "source        %s %s\n", s.Kind, strings.Join(s.Files, ", "))
+		}
+	}
+	return nil
+}

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/muonml/muon/models"
+	"github.com/muonml/muon/models/snapshot"
+)
+
+// keygen, then verify and inspect a signed snapshot; a tampered copy and
+// a snapshot from an untrusted key are refused with their reasons.
+func TestModelsCommand(t *testing.T) {
+	dir := t.TempDir()
+	keys, others := filepath.Join(dir, "keys"), filepath.Join(dir, "others")
+	if code, out, errs := runMuon(t, "models", "keygen", "--dir", keys, "--name", "ci"); code != 0 || !strings.Contains(out, "ci.key") {
+		t.Fatalf("keygen exited %d: %s%s", code, out, errs)
+	}
+	if code, _, errs := runMuon(t, "models", "keygen", "--dir", keys, "--name", "ci"); code == 0 || !strings.Contains(errs, "exists") {
+		t.Fatalf("keygen over an existing key exited %d: %s", code, errs)
+	}
+	if code, _, _ := runMuon(t, "models", "keygen", "--dir", others, "--name", "stranger"); code != 0 {
+		t.Fatal("second keygen failed")
+	}
+	write := func(keyFile, name string) string {
+		key, err := snapshot.LoadPrivateKey(keyFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := snapshot.Manifest{Name: "digits", Model: models.Desc{Kind: models.Softmax, Inputs: 2, Classes: 2}, Labels: []string{"a", "b"},
+			Metrics:     map[string]models.Metrics{"test": {N: 10, Accuracy: 0.9, BalancedAccuracy: 0.9}},
+			Compression: snapshot.Compression{Weights: "float32"},
+			Lineage:     snapshot.Lineage{Sources: []snapshot.Source{{Kind: "kafka", Topic: "digits", Partition: 0, From: 0, To: 10}}, Created: time.Now()}}
+		ts := []snapshot.Tensor{{Name: "w", Shape: []int{2, 2}, DType: snapshot.Float32, F32: []float32{1, 2, 3, 4}},
+			{Name: "b", Shape: []int{2}, DType: snapshot.Float32, F32: []float32{0, 0}}}
+		var buf bytes.Buffer
+		if err := snapshot.Write(&buf, m, ts, key); err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	good := write(filepath.Join(keys, "ci.key"), "good.snap")
+	stranger := write(filepath.Join(others, "stranger.key"), "stranger.snap")
+	b, _ := os.ReadFile(good)
+	b[len(b)-3] ^= 0x10
+	tampered := filepath.Join(dir, "tampered.snap")
+	if err := os.WriteFile(tampered, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	code, out, _ := runMuon(t, "models", "inspect", "--trust", keys, good)
+	if code != 0 {
+		t.Fatalf("inspect exited %d:\n%s", code, out)
+	}
+	for _, want := range []string{"verified", "softmax", "float32", "labels        a, b", "accuracy 0.9000", "kafka digits[0] offsets 0–10"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("inspect output lacks %q:\n%s", want, out)
+		}
+	}
+	code, out, _ = runMuon(t, "models", "verify", "--trust", filepath.Join(keys, "ci.pub"), good, tampered, stranger)
+	if code != 1 || !strings.Contains(out, "ok       "+good) || !strings.Contains(out, "REFUSED  "+tampered+": snapshot: digest mismatch") ||
+		!strings.Contains(out, "REFUSED  "+stranger+": snapshot: signed by a key that is not trusted") {
+		t.Fatalf("verify exited %d:\n%s", code, out)
+	}
+	code, out, errs := runMuon(t, "models", "inspect", "--trust", keys, tampered)
+	if code != 1 || !strings.Contains(out, "not verified") || !strings.Contains(errs, "digest mismatch") {
+		t.Fatalf("inspect of a tampered file exited %d:\n%s%s", code, out, errs)
+	}
+	if code, _, errs := runMuon(t, "models", "verify", good); code != 2 || !strings.Contains(errs, "--trust") {
+		t.Fatalf("verify without --trust exited %d: %s", code, errs)
+	}
+}
