@@ -169,9 +169,10 @@ func (d DType) size() int {
 	return 0
 }
 
-// Tensor is one stored tensor. Exactly the value slice of its DType is
-// set. Int8 tensors carry one scale per output channel (the first
-// dimension): value = int8 × scale. A sparse tensor lists the flat
+// Tensor is one stored tensor, shaped as models.Tensor (the output
+// channel is the last dimension and varies fastest). Exactly the value
+// slice of its DType is set. Int8 tensors carry one scale per output
+// channel: value = int8 × Scales[position mod channels]. A sparse tensor lists the flat
 // positions of its stored values in Index (ascending); the others are 0.
 type Tensor struct {
 	Name   string
@@ -192,6 +193,9 @@ func (t *Tensor) Len() int {
 	}
 	return n
 }
+
+// Channels is the number of output channels: the last dimension.
+func (t *Tensor) Channels() int { return t.Shape[len(t.Shape)-1] }
 
 // Sparse reports whether t stores only some positions.
 func (t *Tensor) Sparse() bool { return t.Index != nil }
@@ -237,8 +241,8 @@ func (t *Tensor) check() error {
 	if t.stored() != want {
 		return fmt.Errorf("tensor %s: %d %s values for %d positions", t.Name, t.stored(), t.DType, want)
 	}
-	if (t.DType == Int8) != (t.Scales != nil) || (t.DType == Int8 && len(t.Scales) != t.Shape[0]) {
-		return fmt.Errorf("tensor %s: %d scales for a %s tensor of %d channels", t.Name, len(t.Scales), t.DType, t.Shape[0])
+	if (t.DType == Int8) != (t.Scales != nil) || (t.DType == Int8 && len(t.Scales) != t.Channels()) {
+		return fmt.Errorf("tensor %s: %d scales for a %s tensor of %d channels", t.Name, len(t.Scales), t.DType, t.Channels())
 	}
 	return nil
 }
@@ -574,7 +578,7 @@ func decodeBody(raw []byte, l Limits) (*Snapshot, error) {
 			break
 		}
 		if t.DType == Int8 {
-			sc := c.take(4 * t.Shape[0])
+			sc := c.take(4 * t.Channels())
 			for k := 0; k < len(sc); k += 4 {
 				t.Scales = append(t.Scales, math.Float32frombits(binary.LittleEndian.Uint32(sc[k:])))
 			}

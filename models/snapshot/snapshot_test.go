@@ -53,8 +53,8 @@ func testSnapshot() (Manifest, []Tensor) {
 		{Name: "dense0.w", Shape: []int{100, 64}, DType: Float32, F32: w},
 		{Name: "dense0.b", Shape: []int{100}, DType: Float32, F32: make([]float32, 100)},
 		{Name: "dense1.w", Shape: []int{10, 100}, DType: Float16, F16: f16},
-		{Name: "dense1.q", Shape: []int{10, 100}, DType: Int8, I8: i8, Scales: scales},
-		{Name: "dense1.sparse", Shape: []int{10, 100}, DType: Int8, I8: []int8{5, -7, 127}, Scales: scales, Index: []uint32{0, 17, 999}},
+		{Name: "dense1.q", Shape: []int{100, 10}, DType: Int8, I8: i8, Scales: scales},
+		{Name: "dense1.sparse", Shape: []int{100, 10}, DType: Int8, I8: []int8{5, -7, 127}, Scales: scales, Index: []uint32{0, 17, 999}},
 	}
 	return m, ts
 }
