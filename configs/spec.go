@@ -26,6 +26,7 @@ type Spec struct {
 	Archive  Archive  `yaml:"archive"`
 	Model    Model    `yaml:"model"`
 	Training Training `yaml:"training"`
+	Snapshot Snapshot `yaml:"snapshot"`
 	Output   Output   `yaml:"output"`
 	// Replay lists recordings to produce into Kafka before the job reads:
 	// for the quick start and demos, usually with the embedded broker.
@@ -266,6 +267,43 @@ type Test struct {
 	LastPerDevice bool `yaml:"last_per_device"`
 }
 
+// Snapshot says how a bounded train job compresses, signs and publishes
+// its model. Without a key, the job writes model.json only.
+type Snapshot struct {
+	// Key is the private signing key file (muon models keygen).
+	Key string `yaml:"key"`
+	// Store is the model store directory. Default <output.dir>/store.
+	Store string `yaml:"store"`
+	// Weights is how weights are stored: int8 (per output channel),
+	// float16 or float32. Default int8.
+	Weights string `yaml:"weights" enum:"int8,float16,float32"`
+	// Prune is the fraction of weights pruned to zero by magnitude (over
+	// all layers, or each with per_layer). Default 0.
+	Prune    float64 `yaml:"prune" min:"0"`
+	PerLayer bool    `yaml:"per_layer"`
+	// FineTune is how many epochs train the pruned model further, on the
+	// training rows, with pruned weights held at zero. Default 2 when
+	// pruning.
+	FineTune int `yaml:"fine_tune" min:"0"`
+	// Gate is what the model must reach to be published; a model that
+	// misses goes under <store>/rejected with the reason.
+	Gate Gate `yaml:"gate"`
+}
+
+// Gate is a train job's quality gate on the validation rows.
+type Gate struct {
+	// Min is the lowest validation accuracy of a classifier (balanced
+	// accuracy with balanced: true); Max the highest validation RMSE of a
+	// regression model. Default 0: no threshold.
+	Min      float64 `yaml:"min" min:"0"`
+	Max      float64 `yaml:"max" min:"0"`
+	Balanced bool    `yaml:"balanced"`
+	// MaxDrop is how much the compressed model may lose against the float
+	// model: accuracy points as a fraction (classifier) or RMSE (regression,
+	// as a fraction of the float RMSE). Default 0.01.
+	MaxDrop float64 `yaml:"max_drop" min:"0"`
+}
+
 // Output says where results go.
 type Output struct {
 	// Dir receives the job's files (per-device counts, summary). Default
@@ -373,6 +411,20 @@ func (s *Spec) applyDefaults() {
 		}
 		if t.StepGamma == 0 {
 			t.StepGamma = 0.5
+		}
+		if sn := &s.Snapshot; sn.Key != "" {
+			if sn.Store == "" {
+				sn.Store = s.Output.Dir + "/store"
+			}
+			if sn.Weights == "" {
+				sn.Weights = "int8"
+			}
+			if sn.Prune > 0 && sn.FineTune == 0 {
+				sn.FineTune = 2
+			}
+			if sn.Gate.MaxDrop == 0 {
+				sn.Gate.MaxDrop = 0.01
+			}
 		}
 		if s.Model.Head == "" && (s.Model.Kind == "mlp" || s.Model.Kind == "cnn") {
 			s.Model.Head = "softmax"
@@ -620,6 +672,16 @@ func (s *Spec) checkTraining() (string, error) {
 	}
 	if p, err := s.checkTest(); err != nil {
 		return p, err
+	}
+	if sn := s.Snapshot; sn != (Snapshot{}) {
+		switch {
+		case sn.Key == "":
+			return "snapshot.key", fmt.Errorf("a snapshot is signed: name the private key file (muon models keygen)")
+		case !s.Source.IsBounded():
+			return "snapshot", fmt.Errorf("a train job on a stream publishes to training.stream's store; snapshots come from bounded jobs")
+		case sn.Prune >= 1:
+			return "snapshot.prune", fmt.Errorf("%v prunes every weight; use a fraction below 1", sn.Prune)
+		}
 	}
 	classify := m.Kind == "softmax" || (m.Kind != "linear" && m.Head == "softmax")
 	if classify && len(m.Labels) < 2 {

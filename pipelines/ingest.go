@@ -76,6 +76,8 @@ type Options struct {
 	StopFile string
 	// Until stops an unbounded source at this wall time.
 	Until time.Time
+	// Version is muon's version, for the lineage of snapshots.
+	Version string
 }
 
 // sourceParams is SourceParams with the stop conditions of an unbounded read.

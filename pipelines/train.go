@@ -119,6 +119,9 @@ func Train(s beam.Scope, spec *configs.Spec, o Options) error {
 	if !spec.Source.IsBounded() {
 		return trainStream(s, spec, o, tp)
 	}
+	if err := checkSnapshotSpec(spec); err != nil {
+		return err
+	}
 	t := spec.Training
 	dim := len(FeatureNames(spec))
 	rows := trainingRows(s, spec, o, spec.Source.Topics, spec.Source.Archive)
@@ -137,14 +140,22 @@ func Train(s beam.Scope, spec *configs.Spec, o Options) error {
 	std := beam.ParDo(s, &standardizeFn{}, rows, beam.SideInput{Input: stats})
 	trainRows, valRows := beam.ParDo2(s, &splitFn{Fraction: t.Validation, ByDevice: t.SplitBy == "device"}, std)
 	bp := batch.Params{Dim: dim, MaxRows: spec.Batch.MaxRows, Shards: spec.Batch.Shards}
-	final, epochs := train.DataParallel(s, tp, batch.Rows(s.Scope("Train"), bp, trainRows), batch.Rows(s.Scope("Validation"), bp, valRows))
+	trainB, valB := batch.Rows(s.Scope("Train"), bp, trainRows), batch.Rows(s.Scope("Validation"), bp, valRows)
+	final, epochs := train.DataParallel(s, tp, trainB, valB)
 	beam.ParDo0(s, &progressFn{Path: EpochsFile(spec), Epochs: tp.Epochs}, epochs)
 
 	testMetrics := beam.CreateList(s, []models.Metrics{})
+	testB := beam.CreateList(s, []arrowio.Batch{})
 	if test.IsValid() {
 		ts := s.Scope("Test")
 		stdTest := beam.ParDo(ts, &standardizeFn{}, test, beam.SideInput{Input: stats})
-		testMetrics = train.Evaluate(ts, tp, final, batch.Rows(ts, bp, stdTest))
+		testB = batch.Rows(ts, bp, stdTest)
+		testMetrics = train.Evaluate(ts, tp, final, testB)
+	}
+	if spec.Snapshot.Key != "" {
+		beam.ParDo0(s.Scope("Snapshot"), &snapshotFn{Spec: spec.Snapshot, Params: tp, Names: FeatureNames(spec), Name: spec.Name,
+			Topics: spec.Source.Topics, SpecHash: specHash(spec), Version: o.Version, OutputDir: spec.Output.Dir, TargetCap: t.TargetCap},
+			beam.Impulse(s.Scope("Snapshot")), beam.SideInput{Input: final}, beam.SideInput{Input: stats}, beam.SideInput{Input: trainB}, beam.SideInput{Input: valB}, beam.SideInput{Input: testB})
 	}
 	beam.ParDo0(s, &writeModelFn{Path: ModelFile(spec), Params: tp, Names: FeatureNames(spec), TargetCap: t.TargetCap},
 		final, beam.SideInput{Input: stats}, beam.SideInput{Input: testMetrics})

@@ -17,8 +17,11 @@ import (
 	"github.com/muonml/muon/configs"
 	"github.com/muonml/muon/io/kafkaio"
 	"github.com/muonml/muon/io/kafkaio/embedded"
+	"github.com/muonml/muon/io/modelstore"
 	"github.com/muonml/muon/io/recording"
 	"github.com/muonml/muon/io/replay"
+	"github.com/muonml/muon/models/compress"
+	"github.com/muonml/muon/models/snapshot"
 	"github.com/muonml/muon/pipelines"
 	"github.com/muonml/muon/runners"
 	"github.com/muonml/muon/transforms/train"
@@ -381,5 +384,85 @@ func TestTrainStream(t *testing.T) {
 		if !w.Base.Equal(newest) && !(w.Base.After(day.AddDate(0, 0, 1)) && w.Base.Before(w.Window.Add(time.Nanosecond))) {
 			t.Errorf("second run: window %s started from %s, want the first run's newest (%s) or a later one", w.Window, w.Base, newest)
 		}
+	}
+}
+
+// A train job with a signing key compresses, gates and publishes a signed
+// snapshot; a gate it misses sends the snapshot to rejected/ and leaves
+// the latest as it was; a missing key fails before the job starts.
+func TestTrainSnapshotGate(t *testing.T) {
+	brokers := basicMotionsBroker(t)
+	dir := t.TempDir()
+	priv, pub, err := snapshot.GenerateKey(filepath.Join(dir, "keys"), "ci")
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := func(gate string) string {
+		return fmt.Sprintf(`name: bm
+job: train
+source: {topics: [sensors], format: sensor}
+features: {kind: cases, channels: [dim0, dim1, dim2, dim3, dim4, dim5], bands: 4}
+model: {kind: mlp, hidden: [16], activation: tanh, labels: [Badminton, Running, Standing, Walking]}
+training: {epochs: 30, batch_size: 4, shards: 1, validation: 0.25, learning_rate: 0.01, test: {topics: [sensors-test]}}
+snapshot: {key: %s, store: %s, prune: 0.5, gate: {%s}}
+output: {dir: %s}
+`, priv, filepath.Join(dir, "store"), gate, filepath.Join(dir, "out"))
+	}
+	spec := runJob(t, brokers, job("min: 0.5"))
+	var res pipelines.SnapshotResult
+	b, err := os.ReadFile(pipelines.SnapshotFile(spec))
+	if err != nil || json.Unmarshal(b, &res) != nil || !res.Published {
+		t.Fatalf("snapshot result %s (%v)", b, err)
+	}
+	ring, err := snapshot.LoadKeyring(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &modelstore.Dir{Root: filepath.Join(dir, "store")}
+	latest, err := store.Latest(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(latest.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := snapshot.Read(f, ring, snapshot.Limits{})
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.Manifest.Compression.Weights != "int8" || snap.Manifest.Compression.Sparsity < 0.5 || len(snap.Manifest.Labels) != 4 {
+		t.Errorf("manifest %+v", snap.Manifest.Compression)
+	}
+	m, err := compress.FromTensors(snap.Manifest.Model, snap.Tensors)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ct := snap.Manifest.Metrics["compressed.test"]; ct.N != 40 || ct.Accuracy < 0.85 || m.NumParams() == 0 {
+		t.Errorf("compressed model's test metrics %+v", ct)
+	}
+
+	// An unreachable gate: rejected, and the latest stays.
+	spec = runJob(t, brokers, job("min: 1.01, balanced: true"))
+	b, _ = os.ReadFile(pipelines.SnapshotFile(spec))
+	res = pipelines.SnapshotResult{}
+	if err := json.Unmarshal(b, &res); err != nil || res.Published || !strings.Contains(res.Reason, "below the gate") {
+		t.Fatalf("snapshot result %s (%v)", b, err)
+	}
+	if again, err := store.Latest(context.Background()); err != nil || again.Seq != latest.Seq {
+		t.Fatalf("latest moved to %+v (%v) after a rejection", again, err)
+	}
+	if rej, _ := store.Rejected(context.Background()); len(rej) != 1 {
+		t.Fatalf("%d rejected snapshots", len(rej))
+	}
+
+	bad, err := configs.Parse("job.yaml", []byte(strings.Replace(job(""), priv, filepath.Join(dir, "missing.key"), 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, s := beam.NewPipelineWithRoot()
+	if err := pipelines.Train(s, bad, pipelines.Options{Brokers: brokers}); err == nil || !strings.Contains(err.Error(), "snapshot.key") {
+		t.Fatalf("a missing key: %v", err)
 	}
 }

@@ -173,7 +173,11 @@ func inspectSnapshot(w io.Writer, path string, ring snapshot.Keyring) error {
 	for _, s := range l.Sources {
 		switch s.Kind {
 		case "kafka":
-			fmt.Fprintf(w, "source        kafka %s[%d] offsets %d–%d\n", s.Topic, s.Partition, s.From, s.To)
+			if s.To > s.From {
+				fmt.Fprintf(w, "source        kafka %s[%d] offsets %d–%d\n", s.Topic, s.Partition, s.From, s.To)
+			} else {
+				fmt.Fprintf(w, "source        kafka topic %s\n", s.Topic)
+			}
 		default:
 			fmt.Fprintf(w, "source        %s %s\n", s.Kind, strings.Join(s.Files, ", "))
 		}

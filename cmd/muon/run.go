@@ -167,7 +167,7 @@ func runJob(spec *configs.Spec, ro runners.Options, stdout, stderr io.Writer) er
 	_ = os.Remove(countsFile)
 	_ = os.Remove(pipelines.PreprocessFile(spec))
 
-	opts := pipelines.Options{Brokers: brokers}
+	opts := pipelines.Options{Brokers: brokers, Version: muonVersion()}
 	if !spec.Source.IsBounded() {
 		stopFile := filepath.Join(spec.Output.Dir, ".stop")
 		_ = os.Remove(stopFile)
@@ -198,6 +198,7 @@ func runJob(spec *configs.Spec, ro runners.Options, stdout, stderr io.Writer) er
 		_ = os.Remove(pipelines.EpochsFile(spec))
 		_ = os.Remove(pipelines.ModelFile(spec))
 		_ = os.Remove(pipelines.WindowsFile(spec)) // the model store stays: a new run continues from its newest model
+		_ = os.Remove(pipelines.SnapshotFile(spec))
 		if err := pipelines.Train(s, spec, opts); err != nil {
 			return err
 		}

@@ -18,18 +18,19 @@ import (
 
 // trainSummary is what a train job made.
 type trainSummary struct {
-	Model      string          `json:"model"`
-	Params     int             `json:"params"`
-	Rows       int64           `json:"rows"`
-	Epochs     int             `json:"epochs"`
-	Trained    int             `json:"trained"`
-	BestEpoch  int             `json:"best_epoch,omitempty"`
-	TrainLoss  float64         `json:"train_loss"`
-	Validation models.Metrics  `json:"validation"`
-	Test       *models.Metrics `json:"test,omitempty"`
-	TargetCap  float64         `json:"target_cap,omitempty"`
-	ModelFile  string          `json:"model_file"`
-	EpochsFile string          `json:"epochs_file"`
+	Model      string                    `json:"model"`
+	Params     int                       `json:"params"`
+	Rows       int64                     `json:"rows"`
+	Epochs     int                       `json:"epochs"`
+	Trained    int                       `json:"trained"`
+	BestEpoch  int                       `json:"best_epoch,omitempty"`
+	TrainLoss  float64                   `json:"train_loss"`
+	Validation models.Metrics            `json:"validation"`
+	Test       *models.Metrics           `json:"test,omitempty"`
+	TargetCap  float64                   `json:"target_cap,omitempty"`
+	ModelFile  string                    `json:"model_file"`
+	Snapshot   *pipelines.SnapshotResult `json:"snapshot,omitempty"`
+	EpochsFile string                    `json:"epochs_file"`
 }
 
 func summarizeTraining(spec *configs.Spec, res *runners.Result) (*trainSummary, error) {
@@ -46,7 +47,18 @@ func summarizeTraining(spec *configs.Spec, res *runners.Result) (*trainSummary, 
 		return nil, fmt.Errorf("%s: %w", pipelines.ModelFile(spec), err)
 	}
 	tm.Validation.Confusion = nil
-	return &trainSummary{Test: tm.Test, TargetCap: tm.TargetCap, Model: m.String(), Params: m.NumParams(), Rows: res.Counter("batch", "rows"),
+	var snap *pipelines.SnapshotResult
+	if spec.Snapshot.Key != "" {
+		b, err := os.ReadFile(pipelines.SnapshotFile(spec))
+		if err != nil {
+			return nil, fmt.Errorf("the train job wrote no snapshot result: %w", err)
+		}
+		snap = &pipelines.SnapshotResult{}
+		if err := json.Unmarshal(b, snap); err != nil {
+			return nil, fmt.Errorf("%s: %w", pipelines.SnapshotFile(spec), err)
+		}
+	}
+	return &trainSummary{Snapshot: snap, Test: tm.Test, TargetCap: tm.TargetCap, Model: m.String(), Params: m.NumParams(), Rows: res.Counter("batch", "rows"),
 		Epochs: tm.Epochs, Trained: tm.Trained, BestEpoch: tm.BestEpoch, TrainLoss: tm.TrainLoss, Validation: tm.Validation,
 		ModelFile: pipelines.ModelFile(spec), EpochsFile: pipelines.EpochsFile(spec)}, nil
 }
@@ -85,6 +97,14 @@ func printTraining(w io.Writer, t *trainSummary) {
 		fmt.Fprintf(w, "  targets        capped at %g\n", t.TargetCap)
 	}
 	fmt.Fprintf(w, "  model file     %s (epochs: %s)\n", t.ModelFile, t.EpochsFile)
+	if s := t.Snapshot; s != nil {
+		what := fmt.Sprintf("%s, %.0f%% pruned, %d bytes (%.1f× smaller than float64), signed by %s", s.Weights, 100*s.Sparsity, s.Size, s.Ratio, s.Signer)
+		if s.Published {
+			fmt.Fprintf(w, "  snapshot       published %s: %s → %s\n", s.Version, what, s.Path)
+		} else {
+			fmt.Fprintf(w, "  snapshot       REJECTED %s: %s\n                 %s → %s\n", s.Version, s.Reason, what, s.Path)
+		}
+	}
 }
 
 // streamSummary is what a train job on a stream published.

@@ -721,3 +721,17 @@ func jsonDecode(b []byte, v any) error {
 	}
 	return nil
 }
+
+// Data gathers batches of arrowio.RowSchema rows into a matrix and
+// targets for p's model, in the order of the rows' ids.
+func Data(p Params, batches []arrowio.Batch) (*mat.Dense, models.Targets, error) {
+	classes := classIndex(&p)
+	var data rows
+	for _, b := range batches {
+		if err := data.appendBatch(b, &p, classes); err != nil {
+			return nil, models.Targets{}, err
+		}
+	}
+	d := data.sorted()
+	return d.matrix(), d.y, nil
+}

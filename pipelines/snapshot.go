@@ -1,0 +1,227 @@
+package pipelines
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"time"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+	"github.com/muonml/muon/configs"
+	"github.com/muonml/muon/io/arrowio"
+	"github.com/muonml/muon/io/modelstore"
+	"github.com/muonml/muon/models"
+	"github.com/muonml/muon/models/compress"
+	"github.com/muonml/muon/models/snapshot"
+	"github.com/muonml/muon/transforms/analyze"
+	"github.com/muonml/muon/transforms/train"
+	"gonum.org/v1/gonum/mat"
+)
+
+func init() {
+	register.DoFn7x1[context.Context, []byte, train.State, analyze.Spec, func(*arrowio.Batch) bool, func(*arrowio.Batch) bool, func(*arrowio.Batch) bool, error](&snapshotFn{})
+}
+
+// SnapshotFile is where a train job writes what became of its snapshot.
+func SnapshotFile(spec *configs.Spec) string { return filepath.Join(spec.Output.Dir, "snapshot.json") }
+
+// SnapshotResult is what SnapshotFile holds.
+type SnapshotResult struct {
+	Published bool   `json:"published"`
+	Version   string `json:"version"`
+	Path      string `json:"path"`
+	// Reason is why the quality gate rejected the snapshot.
+	Reason string `json:"reason,omitempty"`
+	Size   int64  `json:"size"`
+	// Ratio is the size of the float64 weights over the snapshot's.
+	Ratio    float64                   `json:"ratio"`
+	Weights  string                    `json:"weights"`
+	Sparsity float64                   `json:"sparsity"`
+	Metrics  map[string]models.Metrics `json:"metrics"`
+	Signer   string                    `json:"signer"`
+}
+
+// checkSnapshotSpec fails before the job starts if the signing key does
+// not load.
+func checkSnapshotSpec(spec *configs.Spec) error {
+	if spec.Snapshot.Key == "" {
+		return nil
+	}
+	if _, err := snapshot.LoadPrivateKey(spec.Snapshot.Key); err != nil {
+		return fmt.Errorf("snapshot.key: %w", err)
+	}
+	return nil
+}
+
+// specHash is the SHA-256 of the spec as the job ran it.
+func specHash(spec *configs.Spec) string {
+	b, _ := json.Marshal(spec)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// snapshotFn runs once, on an impulse with everything as side inputs (as
+// a main input, the final state would fuse it into a stage that the test
+// batches depend on, a cycle), and compresses the trained model, measures the float and the
+// compressed model on the validation and test rows, applies the quality
+// gate, and publishes a signed snapshot to the store, or rejects it there
+// with the reason.
+type snapshotFn struct {
+	Spec      configs.Snapshot
+	Params    train.Params
+	Names     []string
+	Name      string
+	Topics    []string
+	SpecHash  string
+	Version   string
+	OutputDir string
+	TargetCap float64
+}
+
+func (fn *snapshotFn) ProcessElement(ctx context.Context, _ []byte, st train.State, sp analyze.Spec, trainIter, valIter, testIter func(*arrowio.Batch) bool) error {
+	key, err := snapshot.LoadPrivateKey(fn.Spec.Key)
+	if err != nil {
+		return err
+	}
+	gather := func(iter func(*arrowio.Batch) bool) (*mat.Dense, models.Targets, error) {
+		var bs []arrowio.Batch
+		var b arrowio.Batch
+		for iter(&b) {
+			bs = append(bs, b)
+		}
+		if len(bs) == 0 {
+			return nil, models.Targets{}, nil
+		}
+		return train.Data(fn.Params, bs)
+	}
+	xv, yv, err := gather(valIter)
+	if err != nil {
+		return err
+	}
+	xt, yt, err := gather(testIter)
+	if err != nil {
+		return err
+	}
+	m, err := st.Model(fn.Params.Model)
+	if err != nil {
+		return err
+	}
+	metrics := map[string]models.Metrics{}
+	measure := func(prefix string, m *models.Model) {
+		if xv != nil {
+			metrics[prefix+".validation"] = models.Evaluate(m, xv, yv)
+		}
+		if xt != nil {
+			metrics[prefix+".test"] = models.Evaluate(m, xt, yt)
+		}
+	}
+	measure("float", m)
+
+	c := m.Clone()
+	if fn.Spec.Prune > 0 {
+		mask, err := compress.Prune(c, fn.Spec.Prune, fn.Spec.PerLayer)
+		if err != nil {
+			return err
+		}
+		if fn.Spec.FineTune > 0 {
+			x, y, err := gather(trainIter)
+			if err != nil {
+				return err
+			}
+			if x != nil {
+				opt, err := models.NewOptimizer(fn.Params.Optimizer, c.NumParams())
+				if err != nil {
+					return err
+				}
+				compress.FineTune(c, mask, opt, x, y, fn.Spec.FineTune, fn.Params.BatchSize, rand.New(rand.NewPCG(fn.Params.Seed, 1<<40)))
+			}
+		}
+	}
+	dtype := map[string]snapshot.DType{"int8": snapshot.Int8, "float16": snapshot.Float16, "float32": snapshot.Float32}[fn.Spec.Weights]
+	tensors, err := compress.Tensors(c, dtype)
+	if err != nil {
+		return err
+	}
+	cm, err := compress.FromTensors(c.Desc(), tensors)
+	if err != nil {
+		return err
+	}
+	measure("compressed", cm)
+	reason := gate(fn.Spec.Gate, metrics, m.Head() == models.SoftmaxHead)
+
+	sp.Names = fn.Names
+	pre, err := json.Marshal(sp)
+	if err != nil {
+		return err
+	}
+	man := snapshot.Manifest{
+		Name: fn.Name, Model: m.Desc(), Labels: fn.Params.Labels, Preprocess: pre, Metrics: metrics,
+		Compression: snapshot.Compression{Sparsity: compress.Sparsity(c), Weights: fn.Spec.Weights},
+		Lineage:     snapshot.Lineage{SpecHash: fn.SpecHash, MuonVersion: fn.Version, Created: time.Now().UTC()},
+	}
+	for _, t := range fn.Topics {
+		man.Lineage.Sources = append(man.Lineage.Sources, snapshot.Source{Kind: "kafka", Topic: t})
+	}
+	var buf bytes.Buffer
+	if err := snapshot.Write(&buf, man, tensors, key); err != nil {
+		return err
+	}
+	store := &modelstore.Dir{Root: fn.Spec.Store}
+	res := SnapshotResult{Size: int64(buf.Len()), Ratio: float64(8*m.NumParams()) / float64(buf.Len()), Weights: fn.Spec.Weights,
+		Sparsity: man.Compression.Sparsity, Metrics: metrics, Signer: snapshot.KeyIDOf(key.Public().(ed25519.PublicKey)).String()}
+	var v modelstore.Version
+	if reason == "" {
+		v, err = store.Publish(ctx, fn.Name, &buf)
+		res.Published = true
+	} else {
+		v, err = store.Reject(ctx, fn.Name, &buf, reason)
+		res.Reason = reason
+	}
+	if err != nil {
+		return err
+	}
+	res.Version, res.Path = v.String(), v.Path
+	b, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(fn.OutputDir, "snapshot.json"), append(b, '\n'))
+}
+
+// gate says why metrics miss the gate; "" if they pass.
+func gate(g configs.Gate, metrics map[string]models.Metrics, classifier bool) string {
+	fv, okF := metrics["float.validation"]
+	cv, okC := metrics["compressed.validation"]
+	if !okF || !okC {
+		if g.Min > 0 || g.Max > 0 {
+			return "no validation rows to measure the gate on"
+		}
+		return ""
+	}
+	if classifier {
+		name, f, c := "accuracy", fv.Accuracy, cv.Accuracy
+		if g.Balanced {
+			name, f, c = "balanced accuracy", fv.BalancedAccuracy, cv.BalancedAccuracy
+		}
+		switch {
+		case g.Min > 0 && f < g.Min:
+			return fmt.Sprintf("validation %s %.4f is below the gate's %.4f", name, f, g.Min)
+		case f-c > g.MaxDrop:
+			return fmt.Sprintf("compression costs %.4f of validation %s (%.4f → %.4f); the gate allows %.4f", f-c, name, f, c, g.MaxDrop)
+		}
+		return ""
+	}
+	switch {
+	case g.Max > 0 && fv.RMSE > g.Max:
+		return fmt.Sprintf("validation RMSE %.4f is above the gate's %.4f", fv.RMSE, g.Max)
+	case cv.RMSE > fv.RMSE*(1+g.MaxDrop):
+		return fmt.Sprintf("compression raises validation RMSE from %.4f to %.4f; the gate allows %.1f%%", fv.RMSE, cv.RMSE, 100*g.MaxDrop)
+	}
+	return ""
+}
