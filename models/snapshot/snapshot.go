@@ -33,6 +33,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/bits"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -300,14 +301,14 @@ func Write(w io.Writer, m Manifest, tensors []Tensor, key ed25519.PrivateKey) er
 			buf = le.AppendUint32(buf, uint32(d))
 		}
 		if t.Sparse() {
+			// A bitmap of the stored positions: one bit a position, so a
+			// pruned int8 tensor costs 1/8 byte per weight plus its values.
 			buf = append(buf, 1)
-			buf = le.AppendUint32(buf, uint32(len(t.Index)))
-			// Delta-coded positions compress well.
-			prev := uint32(0)
+			bitmap := make([]byte, (t.Len()+7)/8)
 			for _, at := range t.Index {
-				buf = le.AppendUint32(buf, at-prev)
-				prev = at
+				bitmap[at/8] |= 1 << (at % 8)
 			}
+			buf = append(buf, bitmap...)
 		} else {
 			buf = append(buf, 0)
 		}
@@ -556,21 +557,22 @@ func decodeBody(raw []byte, l Limits) (*Snapshot, error) {
 		switch c.u8() {
 		case 0:
 		case 1:
-			nnz := int(c.u32())
-			if c.err == nil && nnz > n {
-				return nil, fmt.Errorf("%w: tensor %s: %d stored values for %d positions", ErrFormat, t.Name, nnz, n)
+			bitmap := c.take((n + 7) / 8)
+			if c.err != nil {
+				break
 			}
-			idx := c.take(4 * nnz)
-			t.Index = make([]uint32, 0, nnz)
-			at := uint64(0)
-			for k := 0; k < len(idx); k += 4 {
-				at += uint64(binary.LittleEndian.Uint32(idx[k:]))
-				if at >= uint64(n) || (k > 0 && binary.LittleEndian.Uint32(idx[k:]) == 0) {
-					return nil, fmt.Errorf("%w: tensor %s: sparse positions out of order or range", ErrFormat, t.Name)
+			if n%8 != 0 && bitmap[len(bitmap)-1]>>(n%8) != 0 {
+				return nil, fmt.Errorf("%w: tensor %s: bitmap marks positions past the end", ErrFormat, t.Name)
+			}
+			for k, b := range bitmap {
+				for ; b != 0; b &= b - 1 {
+					t.Index = append(t.Index, uint32(8*k+bits.TrailingZeros8(b)))
 				}
-				t.Index = append(t.Index, uint32(at))
 			}
-			stored = nnz
+			if t.Index == nil {
+				t.Index = []uint32{}
+			}
+			stored = len(t.Index)
 		default:
 			return nil, fmt.Errorf("%w: tensor %s: unknown layout", ErrFormat, t.Name)
 		}

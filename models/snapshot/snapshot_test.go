@@ -158,15 +158,15 @@ func TestSignedMalformedBodies(t *testing.T) {
 		return append(b, extra...)
 	}
 	for name, raw := range map[string][]byte{
-		"rank 0":              tensor("w", 1, 0, nil, 0, nil),
-		"huge dimension":      tensor("w", 1, 2, []uint32{math.MaxUint32, math.MaxUint32}, 0, nil),
-		"values missing":      tensor("w", 1, 1, []uint32{4}, 0, make([]byte, 12)),
-		"unknown type":        tensor("w", 9, 1, []uint32{1}, 0, make([]byte, 4)),
-		"unknown layout":      tensor("w", 1, 1, []uint32{1}, 7, make([]byte, 4)),
-		"sparse out of range": tensor("w", 1, 1, []uint32{4}, 1, append(le.AppendUint32(le.AppendUint32(nil, 1), 9), make([]byte, 4)...)),
-		"sparse repeated":     tensor("w", 1, 1, []uint32{4}, 1, append(le.AppendUint32(le.AppendUint32(le.AppendUint32(nil, 2), 1), 0), make([]byte, 8)...)),
-		"sparse nnz too big":  tensor("w", 1, 1, []uint32{4}, 1, le.AppendUint32(nil, 5)),
-		"trailing bytes":      tensor("w", 1, 1, []uint32{1}, 0, make([]byte, 5)),
+		"rank 0":                tensor("w", 1, 0, nil, 0, nil),
+		"huge dimension":        tensor("w", 1, 2, []uint32{math.MaxUint32, math.MaxUint32}, 0, nil),
+		"values missing":        tensor("w", 1, 1, []uint32{4}, 0, make([]byte, 12)),
+		"unknown type":          tensor("w", 9, 1, []uint32{1}, 0, make([]byte, 4)),
+		"unknown layout":        tensor("w", 1, 1, []uint32{1}, 7, make([]byte, 4)),
+		"bitmap past the end":   tensor("w", 1, 1, []uint32{4}, 1, append([]byte{0x10}, make([]byte, 4)...)),
+		"bitmap values missing": tensor("w", 1, 1, []uint32{4}, 1, append([]byte{0x0f}, make([]byte, 12)...)),
+		"bitmap cut short":      tensor("w", 1, 1, []uint32{20}, 1, []byte{0xff}),
+		"trailing bytes":        tensor("w", 1, 1, []uint32{1}, 0, make([]byte, 5)),
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := decodeBody(raw, Limits{}.withDefaults()); !errors.Is(err, ErrFormat) {
