@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -8,6 +10,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/muonml/muon/io/modelstore"
 	"github.com/muonml/muon/models"
 	"github.com/muonml/muon/models/snapshot"
 )
@@ -15,7 +18,7 @@ import (
 func modelsCmd() *command {
 	return &command{
 		name:  "models",
-		usage: "models keygen [--dir DIR] [--name NAME] | inspect --trust KEY FILE | verify --trust KEY FILE...",
+		usage: "models keygen [--dir DIR] [--name NAME] | list --store DIR [--trust KEY] | inspect --trust KEY FILE | verify --trust KEY FILE...",
 		short: "make signing keys; inspect and verify model snapshots",
 		long: `Model snapshots are signed files: a manifest (model, labels,
 preprocessing statistics, metrics, lineage) and the tensors, compressed with
@@ -25,6 +28,12 @@ zstd, with a SHA-256 digest and an ed25519 signature.
       Writes keys/ci.key (the private signing key, mode 0600: keep it where
       training runs) and keys/ci.pub (the public key: give it to every
       device that loads models). Refuses to overwrite existing files.
+
+  muon models list --store out/train-digits/store [--trust keys]
+      Lists the published versions, oldest first, marking the latest, and
+      the rejected ones with their reasons. With --trust, each version is
+      verified too, and the newest that verifies (the one that serves) is
+      marked.
 
   muon models inspect --trust keys FILE
       Verifies FILE against the trusted public keys, then prints its size,
@@ -41,9 +50,10 @@ zstd, with a SHA-256 digest and an ed25519 signature.
 			fs.Var(&trust, "trust", "trusted public key `file or folder` (*.pub); repeat for more")
 			dir := fs.String("dir", "keys", "keygen: the `folder` to write the key pair to")
 			name := fs.String("name", "muon", "keygen: the key pair's file `name`")
+			store := fs.String("store", "", "list: the model store `folder`")
 			return func(args []string) error {
 				if len(args) == 0 {
-					return fmt.Errorf("%w: name a subcommand: keygen, inspect or verify", errUsage)
+					return fmt.Errorf("%w: name a subcommand: keygen, list, inspect or verify", errUsage)
 				}
 				sub := args[0]
 				if err := fs.Parse(args[1:]); err != nil {
@@ -95,7 +105,20 @@ zstd, with a SHA-256 digest and an ed25519 signature.
 					}
 					return nil
 				}
-				return fmt.Errorf("%w: unknown subcommand %q: keygen, inspect or verify", errUsage, sub)
+				if sub == "list" {
+					if *store == "" || len(rest) > 0 {
+						return fmt.Errorf("%w: list takes --store and no arguments", errUsage)
+					}
+					var ring snapshot.Keyring
+					if len(trust) > 0 {
+						var err error
+						if ring, err = snapshot.LoadKeyring(trust...); err != nil {
+							return err
+						}
+					}
+					return listStore(out.stdout, *store, ring)
+				}
+				return fmt.Errorf("%w: unknown subcommand %q: keygen, list, inspect or verify", errUsage, sub)
 			}
 		},
 	}
@@ -108,6 +131,60 @@ func readSnapshot(path string, ring snapshot.Keyring) (*snapshot.Snapshot, error
 	}
 	defer f.Close()
 	return snapshot.Read(f, ring, snapshot.Limits{})
+}
+
+// listStore prints a store's versions; with a keyring, their verification
+// and the version that serves.
+func listStore(w io.Writer, root string, ring snapshot.Keyring) error {
+	ctx := context.Background()
+	d := &modelstore.Dir{Root: root}
+	if _, err := os.Stat(root); err != nil {
+		return err
+	}
+	vs, err := d.List(ctx)
+	if err != nil {
+		return err
+	}
+	latest, err := d.Latest(ctx)
+	if err != nil && !errors.Is(err, modelstore.ErrEmpty) {
+		return err
+	}
+	var serving modelstore.Version
+	if ring != nil && len(vs) > 0 {
+		serving, _, _ = modelstore.LatestVerified(ctx, d, func(r io.Reader) error {
+			_, err := snapshot.Read(r, ring, snapshot.Limits{})
+			return err
+		})
+	}
+	if len(vs) == 0 {
+		fmt.Fprintf(w, "%s: no published versions\n", root)
+	}
+	for _, v := range vs {
+		var marks []string
+		if v.Seq == latest.Seq {
+			marks = append(marks, "latest")
+		}
+		if ring != nil {
+			if _, err := readSnapshot(v.Path, ring); err != nil {
+				marks = append(marks, "REFUSED: "+err.Error())
+			} else {
+				marks = append(marks, "verified")
+			}
+			if v.Seq == serving.Seq {
+				marks = append(marks, "serving")
+			}
+		}
+		fmt.Fprintf(w, "%-24s %8d bytes  %s  %s\n", v, v.Size, v.Created.UTC().Format("2006-01-02 15:04:05"), strings.Join(marks, ", "))
+	}
+	rej, err := d.Rejected(ctx)
+	if err != nil {
+		return err
+	}
+	for _, v := range rej {
+		reason, _ := modelstore.RejectReason(v)
+		fmt.Fprintf(w, "%-24s %8d bytes  %s  rejected: %s\n", v, v.Size, v.Created.UTC().Format("2006-01-02 15:04:05"), reason)
+	}
+	return nil
 }
 
 // inspectSnapshot prints what a person needs to know about a snapshot.

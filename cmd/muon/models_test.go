@@ -2,12 +2,14 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/muonml/muon/io/modelstore"
 	"github.com/muonml/muon/models"
 	"github.com/muonml/muon/models/snapshot"
 )
@@ -76,5 +78,21 @@ func TestModelsCommand(t *testing.T) {
 	}
 	if code, _, errs := runMuon(t, "models", "verify", good); code != 2 || !strings.Contains(errs, "--trust") {
 		t.Fatalf("verify without --trust exited %d: %s", code, errs)
+	}
+
+	// A store whose latest version is corrupt: list says so and marks the
+	// previous version as the one serving.
+	store := &modelstore.Dir{Root: filepath.Join(dir, "store")}
+	for _, f := range []string{good, tampered} {
+		b, _ := os.ReadFile(f)
+		if _, err := store.Publish(context.Background(), "digits", bytes.NewReader(b)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, out, errs = runMuon(t, "models", "list", "--store", store.Root, "--trust", keys)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines) != 2 || !strings.Contains(lines[0], "digits@1") || !strings.Contains(lines[0], "verified, serving") ||
+		!strings.Contains(lines[1], "latest, REFUSED: snapshot: digest mismatch") {
+		t.Fatalf("list exited %d:\n%s%s", code, out, errs)
 	}
 }
