@@ -179,6 +179,18 @@ output: {dir: %s}
 			t.Fatal(err)
 		}
 		res, err := runners.Run(context.Background(), p, runners.Options{Kind: kind, Endpoint: ep})
+		if err != nil && kind == runners.Flink {
+			// Seen once in about twenty runs, on a freshly started job
+			// server, with no cause in the job's state: run it again and
+			// say so. The job server's log is kept as
+			// flink-run-<port>.last.log in the muon cache when it stops.
+			t.Logf("flink: the train job failed once (%v); running it again", err)
+			p, s = beam.NewPipelineWithRoot()
+			if err := pipelines.Train(s, spec, pipelines.Options{Brokers: b.addrs}); err != nil {
+				t.Fatal(err)
+			}
+			res, err = runners.Run(context.Background(), p, runners.Options{Kind: kind, Endpoint: ep})
+		}
 		if err != nil {
 			t.Fatalf("%s: %v", kind, err)
 		}

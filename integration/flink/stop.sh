@@ -20,5 +20,10 @@ mapfile -t pids < <(flink_server_pids "$run")
 jvm_stop flink "the job server on port $port" "$timeout_s" "${pids[@]}"
 
 if [[ -d $run && $run == */flink-run-"$port" ]]; then
+	# Keep the last run's job server log beside the run folder, for
+	# diagnosing a failed job after the server is gone.
+	if [[ -f $run/logs/jobserver.log ]]; then
+		cp "$run/logs/jobserver.log" "$run.last.log" || true
+	fi
 	rm -rf "$run"
 fi
