@@ -62,7 +62,7 @@ func PreprocessFile(spec *configs.Spec) string {
 func Features(s beam.Scope, spec *configs.Spec, o Options) {
 	s = s.Scope("pipelines.Features")
 	rp := o.sourceParams(spec)
-	rows := featureRows(s, spec, o, spec.Source.Topics)
+	rows, _ := featureRows(s, spec, o, spec.Source.Topics)
 	dim := len(FeatureNames(spec))
 	batches := batch.Rows(s, batch.Params{
 		Dim:       dim,
@@ -81,14 +81,15 @@ func Features(s beam.Scope, spec *configs.Spec, o Options) {
 // letters to <topic><suffix>), archives the readings if the spec says so,
 // and makes the feature rows the spec's features section describes, with
 // their labels mapped by features.relabel: PCollection<featurize.Row>.
-func featureRows(s beam.Scope, spec *configs.Spec, o Options, topics []string) beam.PCollection {
+// ranges are the offset ranges read, PCollection<kafkaio.PartitionRange>.
+func featureRows(s beam.Scope, spec *configs.Spec, o Options, topics []string) (rows, ranges beam.PCollection) {
 	rp := o.sourceParams(spec)
 	rp.Topics = topics
-	records := kafkaio.ReadBatches(s, rp)
+	records, ranges := kafkaio.ReadBatchesRanges(s, rp)
 	wp := kafkaio.WriteParams{Brokers: o.Brokers}
 	f := spec.Features
 
-	var rows, dead beam.PCollection
+	var dead beam.PCollection
 	switch spec.Source.Format {
 	case "image":
 		var images beam.PCollection
@@ -103,7 +104,7 @@ func featureRows(s beam.Scope, spec *configs.Spec, o Options, topics []string) b
 		rows = sensorRows(s, spec, rp.Unbounded, readings, wp)
 	}
 	kafkaio.Write(s.Scope("DeadLetters"), wp, dead)
-	return relabel(s, spec, rows)
+	return relabel(s, spec, rows), ranges
 }
 
 // relabel maps row labels as features.relabel says.

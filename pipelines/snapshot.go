@@ -10,12 +10,16 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"reflect"
+	"sort"
 	"time"
 
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 	"github.com/muonml/muon/configs"
 	"github.com/muonml/muon/io/arrowio"
 	"github.com/muonml/muon/io/modelstore"
+	"github.com/muonml/muon/io/parquetio"
 	"github.com/muonml/muon/models"
 	"github.com/muonml/muon/models/compress"
 	"github.com/muonml/muon/models/snapshot"
@@ -25,7 +29,18 @@ import (
 )
 
 func init() {
-	register.DoFn7x1[context.Context, []byte, train.State, analyze.Spec, func(*arrowio.Batch) bool, func(*arrowio.Batch) bool, func(*arrowio.Batch) bool, error](&snapshotFn{})
+	register.DoFn8x1[context.Context, []byte, train.State, analyze.Spec, func(*arrowio.Batch) bool, func(*arrowio.Batch) bool, func(*arrowio.Batch) bool, func(*snapshot.Source) bool, error](&snapshotFn{})
+	register.Iter1[snapshot.Source]()
+	beam.RegisterCoder(reflect.TypeOf((*snapshot.Source)(nil)).Elem(), encodeSource, decodeSource)
+}
+
+// encodeSource and decodeSource are snapshot.Source's coder, JSON.
+func encodeSource(s snapshot.Source) ([]byte, error) { return json.Marshal(s) }
+
+func decodeSource(b []byte) (snapshot.Source, error) {
+	var s snapshot.Source
+	err := json.Unmarshal(b, &s)
+	return s, err
 }
 
 // SnapshotFile is where a train job writes what became of its snapshot.
@@ -77,14 +92,16 @@ type snapshotFn struct {
 	Params    train.Params
 	Names     []string
 	Name      string
-	Topics    []string
+	// Archive and TestArchive are the feature archives read, if any.
+	Archive     []string
+	TestArchive []string
 	SpecHash  string
 	Version   string
 	OutputDir string
 	TargetCap float64
 }
 
-func (fn *snapshotFn) ProcessElement(ctx context.Context, _ []byte, st train.State, sp analyze.Spec, trainIter, valIter, testIter func(*arrowio.Batch) bool) error {
+func (fn *snapshotFn) ProcessElement(ctx context.Context, _ []byte, st train.State, sp analyze.Spec, trainIter, valIter, testIter func(*arrowio.Batch) bool, sourceIter func(*snapshot.Source) bool) error {
 	key, err := snapshot.LoadPrivateKey(fn.Spec.Key)
 	if err != nil {
 		return err
@@ -165,8 +182,8 @@ func (fn *snapshotFn) ProcessElement(ctx context.Context, _ []byte, st train.Sta
 		Compression: snapshot.Compression{Sparsity: compress.Sparsity(c), Weights: fn.Spec.Weights},
 		Lineage:     snapshot.Lineage{SpecHash: fn.SpecHash, MuonVersion: fn.Version, Created: time.Now().UTC()},
 	}
-	for _, t := range fn.Topics {
-		man.Lineage.Sources = append(man.Lineage.Sources, snapshot.Source{Kind: "kafka", Topic: t})
+	if man.Lineage.Sources, err = fn.lineage(sourceIter); err != nil {
+		return err
 	}
 	var buf bytes.Buffer
 	if err := snapshot.Write(&buf, man, tensors, key); err != nil {
@@ -192,6 +209,43 @@ func (fn *snapshotFn) ProcessElement(ctx context.Context, _ []byte, st train.Sta
 		return err
 	}
 	return writeFileAtomic(filepath.Join(fn.OutputDir, "snapshot.json"), append(b, '\n'))
+}
+
+// lineage lists what the job read: the Kafka offset ranges, then the
+// archives' files, training data before test data.
+func (fn *snapshotFn) lineage(iter func(*snapshot.Source) bool) ([]snapshot.Source, error) {
+	var out []snapshot.Source
+	var src snapshot.Source
+	for iter(&src) {
+		out = append(out, src)
+	}
+	for _, a := range []struct {
+		use   string
+		paths []string
+	}{{"train", fn.Archive}, {"test", fn.TestArchive}} {
+		if len(a.paths) == 0 {
+			continue
+		}
+		files, err := parquetio.Files(a.paths...)
+		if err != nil {
+			return nil, fmt.Errorf("lineage: %w", err)
+		}
+		out = append(out, snapshot.Source{Kind: "parquet", Use: a.use, Files: files})
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Use != b.Use {
+			return a.Use > b.Use // train, then test
+		}
+		if a.Kind != b.Kind {
+			return a.Kind < b.Kind
+		}
+		if a.Topic != b.Topic {
+			return a.Topic < b.Topic
+		}
+		return a.Partition < b.Partition
+	})
+	return out, nil
 }
 
 // gate says why metrics miss the gate; "" if they pass.

@@ -17,8 +17,10 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 	"github.com/muonml/muon/configs"
 	"github.com/muonml/muon/io/arrowio"
+	"github.com/muonml/muon/io/kafkaio"
 	"github.com/muonml/muon/io/parquetio"
 	"github.com/muonml/muon/models"
+	"github.com/muonml/muon/models/snapshot"
 	"github.com/muonml/muon/transforms/analyze"
 	"github.com/muonml/muon/transforms/batch"
 	"github.com/muonml/muon/transforms/featurize"
@@ -31,6 +33,7 @@ func init() {
 	register.DoFn2x1[arrowio.Batch, func(featurize.Row), error](&unbatchFn{})
 	register.DoFn2x0[featurize.Row, func(featurize.Row)](&capFn{})
 	register.Function1x2(rowKey)
+	register.DoFn1x1[kafkaio.PartitionRange, snapshot.Source](&sourceFn{})
 	register.Function3x0(lastRow)
 	register.Iter1[featurize.Row]()
 	register.DoFn2x1[context.Context, train.State, error](&progressFn{})
@@ -124,11 +127,13 @@ func Train(s beam.Scope, spec *configs.Spec, o Options) error {
 	}
 	t := spec.Training
 	dim := len(FeatureNames(spec))
-	rows := trainingRows(s, spec, o, spec.Source.Topics, spec.Source.Archive)
+	rows, sources := trainingRows(s, spec, o, spec.Source.Topics, spec.Source.Archive, "train")
 	var test beam.PCollection
 	switch {
 	case len(t.Test.Topics) > 0 || len(t.Test.Archive) > 0:
-		test = trainingRows(s.Scope("Test"), spec, o, t.Test.Topics, t.Test.Archive)
+		var testSources beam.PCollection
+		test, testSources = trainingRows(s.Scope("Test"), spec, o, t.Test.Topics, t.Test.Archive, "test")
+		sources = beam.Flatten(s, sources, testSources)
 	case t.Test.Fraction > 0:
 		rows, test = beam.ParDo2(s.Scope("TestSplit"), &splitFn{Fraction: t.Test.Fraction, Salt: fmt.Sprintf("test/%d/", t.Seed), ByDevice: t.SplitBy == "device"}, rows)
 	}
@@ -154,8 +159,9 @@ func Train(s beam.Scope, spec *configs.Spec, o Options) error {
 	}
 	if spec.Snapshot.Key != "" {
 		beam.ParDo0(s.Scope("Snapshot"), &snapshotFn{Spec: spec.Snapshot, Params: tp, Names: FeatureNames(spec), Name: spec.Name,
-			Topics: spec.Source.Topics, SpecHash: specHash(spec), Version: o.Version, OutputDir: spec.Output.Dir, TargetCap: t.TargetCap},
-			beam.Impulse(s.Scope("Snapshot")), beam.SideInput{Input: final}, beam.SideInput{Input: stats}, beam.SideInput{Input: trainB}, beam.SideInput{Input: valB}, beam.SideInput{Input: testB})
+			Archive: spec.Source.Archive, TestArchive: t.Test.Archive, SpecHash: specHash(spec), Version: o.Version, OutputDir: spec.Output.Dir, TargetCap: t.TargetCap},
+			beam.Impulse(s.Scope("Snapshot")), beam.SideInput{Input: final}, beam.SideInput{Input: stats}, beam.SideInput{Input: trainB}, beam.SideInput{Input: valB}, beam.SideInput{Input: testB},
+			beam.SideInput{Input: sources})
 	}
 	beam.ParDo0(s, &writeModelFn{Path: ModelFile(spec), Params: tp, Names: FeatureNames(spec), TargetCap: t.TargetCap},
 		final, beam.SideInput{Input: stats}, beam.SideInput{Input: testMetrics})
@@ -205,7 +211,7 @@ func trainStream(s beam.Scope, spec *configs.Spec, o Options, tp train.Params) e
 	if n := init.Preprocess.Features; n != tp.Model.Inputs {
 		return fmt.Errorf("training.stream.initial: %s standardizes %d features; the features section makes %d", st.Initial, n, tp.Model.Inputs)
 	}
-	rows := trainingRows(s, spec, o, spec.Source.Topics, nil)
+	rows, _ := trainingRows(s, spec, o, spec.Source.Topics, nil, "train")
 	std := beam.ParDo(s, &standardizeWithFn{Spec: init.Preprocess}, rows)
 	published := train.Stream(s, train.StreamParams{Params: tp, Window: st.Window.D(), Store: StoreDir(spec), Initial: init.Params}, std)
 	beam.ParDo0(s, &windowProgressFn{Path: WindowsFile(spec)}, published)
@@ -283,19 +289,31 @@ func appendLine(path string, line []byte) error {
 }
 
 // trainingRows reads a train job's rows from topics (featurized as the
-// spec says) or from feature archives, and caps their targets.
-func trainingRows(s beam.Scope, spec *configs.Spec, o Options, topics, archive []string) beam.PCollection {
-	var rows beam.PCollection
+// spec says) or from feature archives, and caps their targets. sources is
+// their lineage, PCollection<snapshot.Source>: the Kafka offset ranges
+// read, marked with use (an archive's files are listed when the snapshot
+// is written).
+func trainingRows(s beam.Scope, spec *configs.Spec, o Options, topics, archive []string, use string) (rows, sources beam.PCollection) {
 	if len(archive) > 0 {
 		batches := parquetio.ReadFeatures(s, parquetio.ReadParams{Paths: archive, Dim: len(FeatureNames(spec))})
 		rows = relabel(s, spec, beam.ParDo(s, &unbatchFn{}, batches))
+		sources = beam.CreateList(s, []snapshot.Source{})
 	} else {
-		rows = featureRows(s, spec, o, topics)
+		var ranges beam.PCollection
+		rows, ranges = featureRows(s, spec, o, topics)
+		sources = beam.ParDo(s, &sourceFn{Use: use}, ranges)
 	}
 	if c := spec.Training.TargetCap; c > 0 {
 		rows = beam.ParDo(s, &capFn{Cap: c}, rows)
 	}
-	return rows
+	return rows, sources
+}
+
+// sourceFn is the lineage of an offset range read.
+type sourceFn struct{ Use string }
+
+func (fn *sourceFn) ProcessElement(r kafkaio.PartitionRange) snapshot.Source {
+	return snapshot.Source{Kind: "kafka", Use: fn.Use, Topic: r.Topic, Partition: r.Partition, From: r.Start, To: r.End}
 }
 
 // unbatchFn turns a feature batch back into rows.

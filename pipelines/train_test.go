@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -438,6 +439,20 @@ output: {dir: %s}
 	m, err := compress.FromTensors(snap.Manifest.Model, snap.Tensors)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The lineage is every partition's offset range the job read.
+	var want []snapshot.Source
+	for _, use := range []struct{ use, topic string }{{"train", "sensors"}, {"test", "sensors-test"}} {
+		ranges, err := kafkaio.ResolveRanges(context.Background(), kafkaio.Params{Brokers: brokers, Topics: []string{use.topic}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range ranges {
+			want = append(want, snapshot.Source{Kind: "kafka", Use: use.use, Topic: r.Topic, Partition: r.Partition, From: r.Start, To: r.End})
+		}
+	}
+	if got := snap.Manifest.Lineage.Sources; !reflect.DeepEqual(got, want) {
+		t.Errorf("lineage %+v, want %+v", got, want)
 	}
 	if ct := snap.Manifest.Metrics["compressed.test"]; ct.N != 40 || ct.Accuracy < 0.85 || m.NumParams() == 0 {
 		t.Errorf("compressed model's test metrics %+v", ct)

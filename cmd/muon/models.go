@@ -240,23 +240,28 @@ func inspectSnapshot(w io.Writer, path string, ring snapshot.Keyring) error {
 	for _, k := range names {
 		v := m.Metrics[k]
 		if v.Confusion == nil && (v.RMSE > 0 || v.MAE > 0) {
-			fmt.Fprintf(w, "metrics       %-12s %d rows: RMSE %.4f, MAE %.4f\n", k, v.N, v.RMSE, v.MAE)
+			fmt.Fprintf(w, "metrics       %-22s %d rows: RMSE %.4f, MAE %.4f\n", k, v.N, v.RMSE, v.MAE)
 		} else {
-			fmt.Fprintf(w, "metrics       %-12s %d rows: accuracy %.4f, balanced %.4f\n", k, v.N, v.Accuracy, v.BalancedAccuracy)
+			fmt.Fprintf(w, "metrics       %-22s %d rows: accuracy %.4f, balanced %.4f\n", k, v.N, v.Accuracy, v.BalancedAccuracy)
 		}
 	}
 	l := m.Lineage
 	fmt.Fprintf(w, "created       %s by muon %s, spec %s\n", l.Created.Format("2006-01-02 15:04:05 MST"), l.MuonVersion, l.SpecHash)
 	for _, s := range l.Sources {
+		use := s.Use
+		if use == "" {
+			use = "source"
+		}
 		switch s.Kind {
 		case "kafka":
-			if s.To > s.From {
-				fmt.Fprintf(w, "source        kafka %s[%d] offsets %d–%d\n", s.Topic, s.Partition, s.From, s.To)
-			} else {
-				fmt.Fprintf(w, "source        kafka topic %s\n", s.Topic)
+			// To is one past the last offset read.
+			if s.To <= s.From {
+				fmt.Fprintf(w, "%-13s kafka %s[%d] empty at offset %d\n", use, s.Topic, s.Partition, s.From)
+				continue
 			}
+			fmt.Fprintf(w, "%-13s kafka %s[%d] offsets %d–%d (%d records)\n", use, s.Topic, s.Partition, s.From, s.To-1, s.To-s.From)
 		default:
-			fmt.Fprintf(w, "source        %s %s\n", s.Kind, strings.Join(s.Files, ", "))
+			fmt.Fprintf(w, "%-13s %s, %d files: %s\n", use, s.Kind, len(s.Files), strings.Join(s.Files, ", "))
 		}
 	}
 	return nil

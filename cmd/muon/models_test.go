@@ -62,7 +62,7 @@ func TestModelsCommand(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("inspect exited %d:\n%s", code, out)
 	}
-	for _, want := range []string{"verified", "softmax", "float32", "labels        a, b", "accuracy 0.9000", "kafka digits[0] offsets 0–10"} {
+	for _, want := range []string{"verified", "softmax", "float32", "labels        a, b", "accuracy 0.9000", "kafka digits[0] offsets 0–9 (10 records)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("inspect output lacks %q:\n%s", want, out)
 		}

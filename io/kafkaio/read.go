@@ -2,6 +2,7 @@ package kafkaio
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -32,6 +33,8 @@ func init() {
 	register.DoFn5x2[context.Context, *watermarkEstimator, *sdf.LockRTracker, partitionRange, func(beam.EventTime, Records), sdf.ProcessContinuation, error](&unboundedBatchReadFn{})
 	register.Emitter2[beam.EventTime, Record]()
 	register.Emitter2[beam.EventTime, Records]()
+	register.Function1x1(exportRange)
+	beam.RegisterCoder(reflect.TypeOf((*PartitionRange)(nil)).Elem(), encodeRange, decodeRange)
 }
 
 // Metrics of the read, incremented once per fetch.
@@ -76,12 +79,44 @@ func ReadBatches(s beam.Scope, p Params) beam.PCollection {
 	if err := q.validate(); err != nil {
 		panic(fmt.Sprintf("kafkaio.ReadBatches: %v", err))
 	}
-	parts := resolve(s, q)
+	batches, _ := readBatches(s, q)
+	return batches
+}
+
+// ReadBatchesRanges is ReadBatches that also returns what it reads:
+// PCollection<PartitionRange>, one element a partition, with the offsets
+// resolved when the pipeline started. A batch run records them as its
+// lineage.
+func ReadBatchesRanges(s beam.Scope, p Params) (batches, ranges beam.PCollection) {
+	s = s.Scope("kafkaio.ReadBatches")
+	q := p.withDefaults()
+	if err := q.validate(); err != nil {
+		panic(fmt.Sprintf("kafkaio.ReadBatchesRanges: %v", err))
+	}
+	batches, parts := readBatches(s, q)
+	return batches, beam.ParDo(s.Scope("Ranges"), exportRange, parts)
+}
+
+func readBatches(s beam.Scope, q Params) (batches, parts beam.PCollection) {
+	parts = resolve(s, q)
 	base := readBase{Params: q}
 	if q.Unbounded {
-		return beam.ParDo(s, &unboundedBatchReadFn{unboundedBase{base}}, parts)
+		return beam.ParDo(s, &unboundedBatchReadFn{unboundedBase{base}}, parts), parts
 	}
-	return beam.ParDo(s, &boundedBatchReadFn{readBase: base}, parts)
+	return beam.ParDo(s, &boundedBatchReadFn{readBase: base}, parts), parts
+}
+
+func exportRange(r partitionRange) PartitionRange { return PartitionRange(r) }
+
+// encodeRange and decodeRange are PartitionRange's coder: JSON, which
+// every runner passes through as bytes (a side input of structs is
+// otherwise decoded by the runner with Beam's schema coder).
+func encodeRange(r PartitionRange) ([]byte, error) { return json.Marshal(r) }
+
+func decodeRange(b []byte) (PartitionRange, error) {
+	var r PartitionRange
+	err := json.Unmarshal(b, &r)
+	return r, err
 }
 
 func resolve(s beam.Scope, p Params) beam.PCollection {

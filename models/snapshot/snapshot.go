@@ -127,7 +127,10 @@ type Lineage struct {
 
 // Source is data a model was trained on: Kafka offset ranges or files.
 type Source struct {
-	Kind      string   `json:"kind"` // kafka or parquet
+	Kind string `json:"kind"` // kafka or parquet
+	// Use is what the job did with the data: train (training and
+	// validation rows) or test.
+	Use       string   `json:"use,omitempty"`
 	Topic     string   `json:"topic,omitempty"`
 	Partition int      `json:"partition,omitempty"`
 	From      int64    `json:"from,omitempty"` // first offset
