@@ -88,17 +88,17 @@ func specHash(spec *configs.Spec) string {
 // gate, and publishes a signed snapshot to the store, or rejects it there
 // with the reason.
 type snapshotFn struct {
-	Spec      configs.Snapshot
-	Params    train.Params
-	Names     []string
-	Name      string
+	Spec   configs.Snapshot
+	Params train.Params
+	Names  []string
+	Name   string
 	// Archive and TestArchive are the feature archives read, if any.
 	Archive     []string
 	TestArchive []string
-	SpecHash  string
-	Version   string
-	OutputDir string
-	TargetCap float64
+	SpecHash    string
+	Version     string
+	OutputDir   string
+	TargetCap   float64
 }
 
 func (fn *snapshotFn) ProcessElement(ctx context.Context, _ []byte, st train.State, sp analyze.Spec, trainIter, valIter, testIter func(*arrowio.Batch) bool, sourceIter func(*snapshot.Source) bool) error {
