@@ -10,7 +10,7 @@ KAFKA_PORT ?= 19092
 FLINK_PORT ?= 18099
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build run test unit integration lint bench clean kafka-start kafka-stop
+.PHONY: all build run test unit integration lint bench clean kafka-start kafka-stop keys
 
 all: build
 
@@ -21,6 +21,15 @@ build:
 # windows and features, Arrow batches, the Parquet archive.
 run: build
 	$(BIN) run --config configs/features.yaml
+
+# The signing key pair the example train specs name (snapshot.key):
+# keys/muon.key signs, keys/muon.pub verifies. Never overwritten.
+keys: keys/muon.key
+
+keys/muon.key: | $(BIN)
+	$(BIN) models keygen --dir keys --name muon
+
+$(BIN): build
 
 # Unit tests, lint, then the integration tests against Apache Kafka and
 # Beam's Flink job server (both started and stopped here) and the embedded

@@ -7,11 +7,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"path/filepath"
 	"reflect"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
@@ -62,6 +65,11 @@ type SnapshotResult struct {
 	Signer   string                    `json:"signer"`
 }
 
+// CheckFiles checks what a spec names on disk and the job needs before
+// it starts (the signing key), so that a job fails before it replays or
+// reads anything.
+func CheckFiles(spec *configs.Spec) error { return checkSnapshotSpec(spec) }
+
 // checkSnapshotSpec fails before the job starts if the signing key does
 // not load.
 func checkSnapshotSpec(spec *configs.Spec) error {
@@ -69,6 +77,10 @@ func checkSnapshotSpec(spec *configs.Spec) error {
 		return nil
 	}
 	if _, err := snapshot.LoadPrivateKey(spec.Snapshot.Key); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			dir, name := filepath.Split(spec.Snapshot.Key)
+			return fmt.Errorf("snapshot.key: %w; create a key pair with: muon models keygen --dir %s --name %s", err, filepath.Clean(dir), strings.TrimSuffix(name, ".key"))
+		}
 		return fmt.Errorf("snapshot.key: %w", err)
 	}
 	return nil

@@ -227,7 +227,7 @@ func TestTrainFromArchive(t *testing.T) {
 // 125, validated on a fifth of the engines and tested on each test
 // engine's last window.
 func TestTrainEngines(t *testing.T) {
-	spec, err := configs.Load(filepath.Join("..", "configs", "train-engines.yaml"), "output.dir="+t.TempDir(), "training.epochs=20")
+	spec, err := configs.Load(filepath.Join("..", "configs", "train-engines.yaml"), "output.dir="+t.TempDir(), "training.epochs=20", "snapshot.key="+testKey(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +308,7 @@ func TestTrainStream(t *testing.T) {
 	}
 	cfg := filepath.Join("..", "configs", "train-engines-stream.yaml")
 	initial := filepath.Join(dir, "initial")
-	bounded, err := configs.Load(filepath.Join("..", "configs", "train-engines.yaml"), "output.dir="+initial, "training.epochs=3", "source.topics=[engines]", "training.test={}")
+	bounded, err := configs.Load(filepath.Join("..", "configs", "train-engines.yaml"), "output.dir="+initial, "training.epochs=3", "source.topics=[engines]", "training.test={}", "snapshot.key="+testKey(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -480,4 +480,14 @@ output: {dir: %s}
 	if err := pipelines.Train(s, bad, pipelines.Options{Brokers: brokers}); err == nil || !strings.Contains(err.Error(), "snapshot.key") {
 		t.Fatalf("a missing key: %v", err)
 	}
+}
+
+// testKey is a new signing key for the example specs' snapshot.key.
+func testKey(t *testing.T) string {
+	t.Helper()
+	priv, _, err := snapshot.GenerateKey(t.TempDir(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return priv
 }

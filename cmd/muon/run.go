@@ -118,6 +118,9 @@ type jobSummary struct {
 
 func runJob(spec *configs.Spec, ro runners.Options, stdout, stderr io.Writer) error {
 	ctx := context.Background()
+	if err := pipelines.CheckFiles(spec); err != nil {
+		return err
+	}
 	brokers := spec.Kafka.Brokers
 	embeddedBroker := len(brokers) == 0
 	if embeddedBroker {

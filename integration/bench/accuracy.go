@@ -41,7 +41,7 @@ var accuracyRuns = []struct {
 func runTrainJob(muon, config string, set ...string) (pipelines.TrainedModel, string, time.Duration) {
 	dir, err := os.MkdirTemp("", "muon-bench-train-")
 	must(err)
-	args := []string{"run", "--config", config, "--set", "output.dir=" + dir}
+	args := []string{"run", "--config", config, "--set", "output.dir=" + dir, "--set", "snapshot.key=" + signingKey(muon)}
 	for _, s := range set {
 		args = append(args, "--set", s)
 	}
@@ -127,4 +127,23 @@ func benchScaling(muon string) {
 	bench("train.pipeline_mlp_2shards.sps", r2, "samples/s")
 	bench("train.scaling.2shards", r2/r1, "x")
 	bench("train.scaling.2shards_job", t1.Seconds()/t2.Seconds(), "x")
+}
+
+var benchKey string
+
+// signingKey is the key the bench's train jobs sign snapshots with (the
+// example specs name keys/muon.key): a new key pair, made once per bench
+// run in a temporary folder that main removes.
+func signingKey(muon string) string {
+	if benchKey != "" {
+		return benchKey
+	}
+	dir, err := os.MkdirTemp("", "muon-bench-keys-")
+	must(err)
+	out, err := exec.Command(muon, "models", "keygen", "--dir", dir, "--name", "bench").CombinedOutput()
+	if err != nil {
+		must(fmt.Errorf("muon models keygen: %v\n%s", err, out))
+	}
+	benchKey = filepath.Join(dir, "bench.key")
+	return benchKey
 }

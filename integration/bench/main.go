@@ -50,7 +50,7 @@ func main() {
 	flag.IntVar(&chunkRecords, "chunk-records", 0, "kafkaio Params.ChunkRecords (0: its default)")
 	flag.IntVar(&batchRows, "batch-rows", batch.DefaultMaxRows, "rows per Arrow batch in the Reshuffle figures")
 	only := flag.String("only", "", "run only the broker with this name (embedded or kafka)")
-	groups := flag.String("groups", "kafka,featurize,batch,images,gobench,train", "comma-separated figure groups to measure (kafka, featurize, batch, images, gobench, train)")
+	groups := flag.String("groups", "kafka,featurize,batch,images,gobench,train,snapshot", "comma-separated figure groups to measure (kafka, featurize, batch, images, gobench, train, snapshot)")
 	flag.Parse()
 	want := map[string]bool{}
 	for _, g := range strings.Split(*groups, ",") {
@@ -58,6 +58,11 @@ func main() {
 	}
 	cpuProfile = *cpuprofile
 	beam.Init()
+	defer func() {
+		if benchKey != "" {
+			os.RemoveAll(filepath.Dir(benchKey))
+		}
+	}()
 
 	if want["batch"] {
 		benchBatch()
@@ -72,6 +77,9 @@ func main() {
 		benchTrain(*datasets)
 		benchScaling(*muon)
 		benchAccuracy(*muon)
+	}
+	if want["snapshot"] {
+		benchSnapshot(*muon)
 	}
 	if !want["kafka"] && !want["featurize"] {
 		return

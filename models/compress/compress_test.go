@@ -258,3 +258,151 @@ func BenchmarkQuantizeInt8(b *testing.B) {
 		}
 	}
 }
+
+func int8Tensors(t testing.TB, m *models.Model, prune float64) []snapshot.Tensor {
+	t.Helper()
+	c := m.Clone()
+	if prune > 0 {
+		if _, err := compress.Prune(c, prune, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ts, err := compress.Tensors(c, snapshot.Int8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ts
+}
+
+// The integer kernels predict what the dequantized model predicts, to
+// the rounding of the activations to int8.
+func TestInt8KernelsAgree(t *testing.T) {
+	m, _, _, xt, yt := trained(t)
+	float := models.Evaluate(m, xt, yt).Accuracy
+	for _, prune := range []float64{0, 0.5} {
+		ts := int8Tensors(t, m, prune)
+		deq, err := compress.FromTensors(m.Desc(), ts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := compress.NewInt8Predictor(m.Desc(), ts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got, want mat.Dense
+		p.Predict(&got, xt)
+		models.NewPredictor(deq).Predict(&want, xt)
+		rows, k := got.Dims()
+		var worst float64
+		classes := make([]int, rows)
+		for i := 0; i < rows; i++ {
+			for j := 0; j < k; j++ {
+				worst = max(worst, math.Abs(got.At(i, j)-want.At(i, j)))
+			}
+			classes[i] = argmaxRow(got.RawRowView(i))
+		}
+		right := 0
+		for i, c := range classes {
+			if c == yt.Classes[i] {
+				right++
+			}
+		}
+		acc := float64(right) / float64(rows)
+		agree := agreement(classes, predictions(deq, xt))
+		t.Logf("pruned %.0f%%: int8 kernels accuracy %.4f (float %.4f), agreement with dequantized %.4f, largest probability difference %.4f", 100*prune, acc, float, agree, worst)
+		if agree < 0.99 || float-acc > 0.01 || worst > 0.2 {
+			t.Errorf("pruned %.0f%%: agreement %.4f, accuracy %.4f against %.4f, probabilities differ by up to %.4f", 100*prune, agree, acc, float, worst)
+		}
+	}
+}
+
+func argmaxRow(v []float64) int {
+	best := 0
+	for i, x := range v {
+		if x > v[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+// A regression model's outputs from the integer kernels are close to the
+// dequantized model's.
+func TestInt8KernelsRegression(t *testing.T) {
+	m, err := models.New(models.Desc{Kind: models.MLP, Inputs: 20, Hidden: []int{32, 16}, Activation: models.Tanh, Head: models.SquaredHead, Outputs: 2}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(5, 5))
+	x := mat.NewDense(200, 20, nil)
+	for i := 0; i < 200; i++ {
+		for j := 0; j < 20; j++ {
+			x.Set(i, j, rng.NormFloat64())
+		}
+	}
+	ts := int8Tensors(t, m, 0)
+	deq, _ := compress.FromTensors(m.Desc(), ts)
+	p, err := compress.NewInt8Predictor(m.Desc(), ts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, want := mat.Dense{}, mat.Dense{}
+	p.Predict(&got, x)
+	models.NewPredictor(deq).Predict(&want, x)
+	var diff, norm float64
+	for i := 0; i < 200; i++ {
+		for j := 0; j < 2; j++ {
+			diff += math.Abs(got.At(i, j) - want.At(i, j))
+			norm += math.Abs(want.At(i, j))
+		}
+	}
+	if diff/norm > 0.02 {
+		t.Errorf("outputs differ by %.4f of their size", diff/norm)
+	}
+}
+
+func TestInt8PredictorRefuses(t *testing.T) {
+	m, _, _, _, _ := trained(t)
+	f32, _ := compress.Tensors(m, snapshot.Float32)
+	if _, err := compress.NewInt8Predictor(m.Desc(), f32); err == nil || !strings.Contains(err.Error(), "int8") {
+		t.Errorf("float32 weights: %v", err)
+	}
+	cnn := models.Desc{Kind: models.CNN, Width: 8, Height: 8, Channels: 1, Filters: []int{4}, Head: models.SoftmaxHead, Classes: 10}
+	if _, err := compress.NewInt8Predictor(cnn, nil); err == nil || !strings.Contains(err.Error(), "cnn") {
+		t.Errorf("a cnn: %v", err)
+	}
+}
+
+// BenchmarkPredictInt8 compares batch prediction of the optdigits MLP on
+// the test set (1797 rows): float64 weights (what dequantizing at load
+// gives), and the int8 integer kernels.
+func BenchmarkPredictInt8(b *testing.B) {
+	m, _, _, xt, _ := trained(b)
+	rows, _ := xt.Dims()
+	ts := int8Tensors(b, m, 0)
+	deq, err := compress.FromTensors(m.Desc(), ts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ip, err := compress.NewInt8Predictor(m.Desc(), ts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fp := models.NewPredictor(deq)
+	var dst mat.Dense
+	for _, bb := range []struct {
+		name    string
+		predict func(dst, x *mat.Dense)
+	}{{"dequantized", fp.Predict}, {"int8_kernels", ip.Predict}} {
+		b.Run(bb.name, func(b *testing.B) {
+			dst.Reset()
+			bb.predict(&dst, xt)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				bb.predict(&dst, xt)
+			}
+			b.ReportMetric(float64(rows)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+		})
+	}
+}
