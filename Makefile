@@ -17,10 +17,12 @@ all: build
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/muon
 
-# The main job on a real dataset through the embedded broker: decode,
-# windows and features, Arrow batches, the Parquet archive.
-run: build
-	$(BIN) run --config configs/features.yaml
+# The quick start, in one process sharing one embedded Kafka broker: replay
+# optdigits into Kafka, train an MLP data-parallel on the edge runner, publish
+# a pruned int8 snapshot signed with keys/muon.key (made here if missing),
+# then stream the test split through inference to the predictions topic.
+run: build keys
+	$(BIN) run --config configs/train-digits.yaml --config configs/infer-digits.yaml
 
 # The signing key pair the example train specs name (snapshot.key):
 # keys/muon.key signs, keys/muon.pub verifies. Never overwritten.

@@ -2,6 +2,7 @@ package configs
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -16,8 +17,10 @@ type Spec struct {
 	Endpoint string `yaml:"endpoint"`
 	// Job is what the job does: ingest (decode, count per device),
 	// features (decode, featurize, batch, archive to Parquet) or train
-	// (decode, featurize, standardize, train data-parallel). Default ingest.
-	Job      string   `yaml:"job" enum:"ingest,features,train"`
+	// (decode, featurize, standardize, train data-parallel) or infer
+	// (decode, featurize, batch, score with the newest verified snapshot
+	// of each inference branch). Default ingest.
+	Job      string   `yaml:"job" enum:"ingest,features,train,infer"`
 	Kafka    Kafka    `yaml:"kafka"`
 	Source   Source   `yaml:"source" required:"true"`
 	Decode   Decode   `yaml:"decode"`
@@ -27,7 +30,11 @@ type Spec struct {
 	Model    Model    `yaml:"model"`
 	Training Training `yaml:"training"`
 	Snapshot Snapshot `yaml:"snapshot"`
-	Output   Output   `yaml:"output"`
+	// Inference lists an infer job's branches: each scores the same
+	// feature batches with its own model store and writes to its own
+	// topic.
+	Inference []Branch `yaml:"inference"`
+	Output    Output   `yaml:"output"`
 	// Replay lists recordings to produce into Kafka before the job reads:
 	// for the quick start and demos, usually with the embedded broker.
 	Replay []Replay `yaml:"replay"`
@@ -168,6 +175,9 @@ type Archive struct {
 	Dir string `yaml:"dir"`
 	// Readings also archives the decoded sensor readings. Default false.
 	Readings bool `yaml:"readings"`
+	// Features archives an infer job's feature batches too (a features
+	// job always does). Default false.
+	Features bool `yaml:"features"`
 }
 
 // Model describes the model a train job trains.
@@ -324,6 +334,11 @@ type Replay struct {
 	Start time.Time `yaml:"start"`
 	// Period between samples for files without timestamps. Default 100ms.
 	Period Duration `yaml:"period"`
+	// Live starts the event times at the moment the replay begins instead
+	// of at start, and (unless rate is set) produces one record a period,
+	// as a device streaming now would: latencies measured from event time
+	// then run from when each record was produced. Default false.
+	Live bool `yaml:"live"`
 	// Exclude lists glob patterns of files to skip in image folders.
 	Exclude []string `yaml:"exclude"`
 	// Device overrides the device name.
@@ -337,6 +352,38 @@ type Replay struct {
 	// holds unit i's cycles left after its last row. Only with format
 	// cmapss. Default: none, each unit fails at its last cycle.
 	RUL string `yaml:"rul"`
+}
+
+// Branch is one inference branch of an infer job.
+type Branch struct {
+	// Name names the branch in metrics and the summary. Required.
+	Name string `yaml:"name" required:"true"`
+	// Store is the model store the branch serves from: the newest version
+	// that verifies serves, and a newer one is picked up while the job
+	// runs. Required.
+	Store string `yaml:"store" required:"true"`
+	// Trust are public key files (or folders of .pub files) whose
+	// signatures the branch accepts. Required.
+	Trust []string `yaml:"trust" required:"true"`
+	// Topic is where predictions (or alerts) go. Required.
+	Topic string `yaml:"topic" required:"true"`
+	// Reload is how often the store is checked for a new version.
+	// Default 1s.
+	Reload Duration `yaml:"reload"`
+	// Alert makes this an alert branch: only rows whose score (or value)
+	// crosses the threshold are written.
+	Alert *Alert `yaml:"alert"`
+}
+
+// Alert is an alert branch's rule.
+type Alert struct {
+	// Label is the class whose score is compared; empty for a regression
+	// model's value.
+	Label string `yaml:"label"`
+	// Threshold is the score (or value) at or above which a row alerts.
+	Threshold float64 `yaml:"threshold"`
+	// Below alerts at or below the threshold instead.
+	Below bool `yaml:"below"`
 }
 
 // Duration is a time.Duration written as "1.5s", "250ms", "2m".
@@ -430,7 +477,7 @@ func (s *Spec) applyDefaults() {
 			s.Model.Head = "softmax"
 		}
 	}
-	if s.Job == "features" || s.Job == "train" {
+	if s.Job == "features" || s.Job == "train" || s.Job == "infer" {
 		f := &s.Features
 		if f.Kind == "" {
 			f.Kind = "windows"
@@ -521,10 +568,13 @@ func (s *Spec) check() (string, error) {
 			return d.path, fmt.Errorf("negative duration %s", d.v)
 		}
 	}
-	if s.Job == "features" || s.Job == "train" {
+	if s.Job == "features" || s.Job == "train" || s.Job == "infer" {
 		if p, err := s.checkFeatures(); err != nil {
 			return p, err
 		}
+	}
+	if p, err := s.checkInference(); err != nil {
+		return p, err
 	}
 	if s.Job == "train" {
 		if p, err := s.checkTraining(); err != nil {
@@ -699,6 +749,40 @@ func (s *Spec) checkTraining() (string, error) {
 			return fmt.Sprintf("model.labels[%d]", i), fmt.Errorf("repeated class %q", l)
 		}
 		seen[l] = true
+	}
+	return "", nil
+}
+
+// checkInference validates an infer job's branches.
+func (s *Spec) checkInference() (string, error) {
+	if s.Job != "infer" {
+		if len(s.Inference) > 0 {
+			return "inference", fmt.Errorf("only an infer job has inference branches; job is %s", s.Job)
+		}
+		return "", nil
+	}
+	if len(s.Inference) == 0 {
+		return "inference", fmt.Errorf("an infer job needs at least one branch (name, store, trust, topic)")
+	}
+	names, topics := map[string]bool{}, map[string]bool{}
+	for i, b := range s.Inference {
+		at := fmt.Sprintf("inference[%d]", i)
+		switch {
+		case names[b.Name]:
+			return at + ".name", fmt.Errorf("repeated branch name %q", b.Name)
+		case topics[b.Topic]:
+			return at + ".topic", fmt.Errorf("topic %q is another branch's: each branch writes its own topic", b.Topic)
+		case slices.Contains(s.Source.Topics, b.Topic):
+			return at + ".topic", fmt.Errorf("topic %q is a source topic", b.Topic)
+		case b.Reload < 0:
+			return at + ".reload", fmt.Errorf("negative duration %s", b.Reload)
+		}
+		for j, t := range b.Trust {
+			if t == "" {
+				return fmt.Sprintf("%s.trust[%d]", at, j), fmt.Errorf("empty path")
+			}
+		}
+		names[b.Name], topics[b.Topic] = true, true
 	}
 	return "", nil
 }

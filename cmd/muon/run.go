@@ -25,12 +25,13 @@ import (
 	"github.com/muonml/muon/io/replay"
 	"github.com/muonml/muon/pipelines"
 	"github.com/muonml/muon/runners"
+	"github.com/muonml/muon/transforms/infer"
 )
 
 func runCmd() *command {
 	return &command{
 		name:  "run",
-		usage: "run --config FILE [--runner edge|flink] [--endpoint host:port] [--set path=value]...",
+		usage: "run --config FILE [--config FILE]... [--runner edge|flink] [--endpoint host:port] [--set path=value]...",
 		short: "run a job spec on the edge runner or on Flink",
 		long: `Runs the job a YAML spec describes (see configs/ for examples). The spec is
 loaded and validated before anything starts: an unknown field, a wrong type,
@@ -51,7 +52,19 @@ The spec's job field says what runs:
   train      the features job's rows, standardized, split into training and
              validation rows, trained data-parallel on shards (model and
              training sections), one progress line per epoch; writes
-             model.json and epochs.jsonl (configs/train-sensors.yaml)
+             model.json and epochs.jsonl (configs/train-sensors.yaml); with
+             a snapshot section, compresses, signs and publishes the model
+             to a store if it passes the quality gate (configs/train-digits.yaml)
+  infer      the features job's rows in Arrow batches, fanned out to every
+             inference branch: each scores them with the newest verified
+             snapshot of its store (picking up new versions as they are
+             published) and writes predictions, or alerts, to its own topic
+             (configs/infer-digits.yaml)
+
+Several --config files run one after another in this process, sharing one
+embedded broker (specs without kafka.brokers): make run trains and publishes
+with configs/train-digits.yaml, then scores with configs/infer-digits.yaml.
+Every spec is loaded and checked before the first starts.
 
 With no kafka.brokers in the spec, muon starts an embedded Kafka broker in
 this process for the job. Before reading, the spec's replay section (if any)
@@ -59,7 +72,8 @@ produces recordings into the source topics. A bounded job ends by itself and
 prints a summary; an unbounded one runs until source.for elapses or Ctrl-C,
 then stops its sources and drains the pipeline before the summary.`,
 		flags: func(fs *flag.FlagSet, out *streams) func([]string) error {
-			config := fs.String("config", "", "job spec `file` (YAML; required)")
+			var config stringList
+			fs.Var(&config, "config", "job spec `file` (YAML; required; repeat to run several jobs in order)")
 			runner := fs.String("runner", "", "edge (alias direct) or flink (default: the spec's runner, else edge)")
 			endpoint := fs.String("endpoint", "", "Flink job server `host:port` (default: the spec's endpoint)")
 			var sets stringList
@@ -69,24 +83,51 @@ then stops its sources and drains the pipeline before the summary.`,
 				if len(args) > 0 {
 					return fmt.Errorf("%w: unexpected arguments %v", errUsage, args)
 				}
-				if *config == "" {
+				if len(config) == 0 {
 					return fmt.Errorf("%w: --config is required", errUsage)
 				}
-				spec, err := configs.Load(*config, sets...)
-				if err != nil {
-					return err
+				var specs []*configs.Spec
+				var opts []runners.Options
+				for _, c := range config {
+					spec, err := configs.Load(c, sets...)
+					if err != nil {
+						return err
+					}
+					if *runner != "" {
+						spec.Runner = *runner
+					}
+					if *endpoint != "" {
+						spec.Endpoint = *endpoint
+					}
+					kind, err := runners.Parse(spec.Runner)
+					if err != nil {
+						return fmt.Errorf("%w: %s: %v", errUsage, c, err)
+					}
+					specs = append(specs, spec)
+					opts = append(opts, runners.Options{Kind: kind, Endpoint: spec.Endpoint, JobName: spec.Name, Verbose: *verbose})
 				}
-				if *runner != "" {
-					spec.Runner = *runner
+				var shared *embedded.Broker
+				for i, spec := range specs {
+					if len(specs) > 1 && len(spec.Kafka.Brokers) == 0 && shared == nil {
+						b, err := embedded.Start(embedded.Options{Partitions: spec.Kafka.Partitions})
+						if err != nil {
+							return err
+						}
+						defer b.Close()
+						shared = b
+						fmt.Fprintf(out.stderr, "muon: embedded Kafka broker on %s, shared by %d jobs\n", b.Addr(), len(specs))
+					}
+					if len(specs) > 1 {
+						fmt.Fprintf(out.stderr, "muon: job %d of %d: %s (%s)\n", i+1, len(specs), spec.Name, config[i])
+					}
+					if err := runJob(spec, opts[i], shared, out.stdout, out.stderr); err != nil {
+						if len(specs) > 1 {
+							return fmt.Errorf("%s: %w", config[i], err)
+						}
+						return err
+					}
 				}
-				if *endpoint != "" {
-					spec.Endpoint = *endpoint
-				}
-				kind, err := runners.Parse(spec.Runner)
-				if err != nil {
-					return fmt.Errorf("%w: %v", errUsage, err)
-				}
-				return runJob(spec, runners.Options{Kind: kind, Endpoint: spec.Endpoint, JobName: spec.Name, Verbose: *verbose}, out.stdout, out.stderr)
+				return nil
 			}
 		},
 	}
@@ -101,6 +142,7 @@ type jobSummary struct {
 	Embedded    bool             `json:"embedded_broker"`
 	Topics      []string         `json:"topics"`
 	Replayed    int64            `json:"replayed_records,omitempty"`
+	Inference   []branchSummary  `json:"inference,omitempty"`
 	Read        int64            `json:"records_read"`
 	Decoded     int64            `json:"records_decoded"`
 	DeadLetters int64            `json:"dead_letters"`
@@ -116,14 +158,18 @@ type jobSummary struct {
 	Counters    map[string]int64 `json:"counters"`
 }
 
-func runJob(spec *configs.Spec, ro runners.Options, stdout, stderr io.Writer) error {
+// runJob runs one spec; shared, if not nil, is the embedded broker of a
+// spec without brokers.
+func runJob(spec *configs.Spec, ro runners.Options, shared *embedded.Broker, stdout, stderr io.Writer) error {
 	ctx := context.Background()
 	if err := pipelines.CheckFiles(spec); err != nil {
 		return err
 	}
 	brokers := spec.Kafka.Brokers
 	embeddedBroker := len(brokers) == 0
-	if embeddedBroker {
+	if embeddedBroker && shared != nil {
+		brokers = []string{shared.Addr()}
+	} else if embeddedBroker {
 		b, err := embedded.Start(embedded.Options{Partitions: spec.Kafka.Partitions})
 		if err != nil {
 			return err
@@ -142,6 +188,9 @@ func runJob(spec *configs.Spec, ro runners.Options, stdout, stderr io.Writer) er
 		dlqs = append(dlqs, t+spec.Decode.DeadLetterSuffix)
 		topics = append(topics, kafkaio.TopicSpec{Name: t, Partitions: spec.Kafka.Partitions}, kafkaio.TopicSpec{Name: t + spec.Decode.DeadLetterSuffix, Partitions: spec.Kafka.Partitions})
 	}
+	for _, b := range spec.Inference {
+		topics = append(topics, kafkaio.TopicSpec{Name: b.Topic, Partitions: spec.Kafka.Partitions})
+	}
 	if !spec.Source.IsBounded() && spec.Job == "ingest" {
 		topics = append(topics, kafkaio.TopicSpec{Name: pipelines.CountsTopic(spec), Partitions: spec.Kafka.Partitions})
 	}
@@ -151,6 +200,12 @@ func runJob(spec *configs.Spec, ro runners.Options, stdout, stderr io.Writer) er
 
 	sum := jobSummary{Job: spec.Name, Runner: string(ro.Kind), Brokers: brokers, Embedded: embeddedBroker, Topics: read, DLQTopics: dlqs}
 	for _, r := range spec.Replay {
+		if r.Live {
+			r.Start = time.Now().UTC()
+			if r.Rate == 0 {
+				r.Rate = 1 / r.Period.D().Seconds() // event times keep pace with the clock
+			}
+		}
 		o := replay.Options{
 			Brokers: brokers, Topic: r.Topic, Rate: r.Rate, Progress: stderr,
 			Recording: recording.Options{Start: r.Start, Period: r.Period.D(), Device: r.Device, Exclude: r.Exclude, Format: r.Format, RUL: r.RUL},
@@ -193,6 +248,7 @@ func runJob(spec *configs.Spec, ro runners.Options, stdout, stderr io.Writer) er
 	}
 
 	started := time.Now()
+	var served []*infer.Model
 	p, s := beam.NewPipelineWithRoot()
 	switch spec.Job {
 	case "features":
@@ -203,6 +259,17 @@ func runJob(spec *configs.Spec, ro runners.Options, stdout, stderr io.Writer) er
 		_ = os.Remove(pipelines.WindowsFile(spec)) // the model store stays: a new run continues from its newest model
 		_ = os.Remove(pipelines.SnapshotFile(spec))
 		if err := pipelines.Train(s, spec, opts); err != nil {
+			return err
+		}
+	case "infer":
+		var err error
+		if served, err = pipelines.CheckInference(ctx, spec); err != nil {
+			return err
+		}
+		for i, m := range served {
+			fmt.Fprintf(stderr, "muon: branch %s serves %s from %s\n", spec.Inference[i].Name, m.Name(), spec.Inference[i].Store)
+		}
+		if err := pipelines.Infer(s, spec, opts); err != nil {
 			return err
 		}
 	default:
@@ -242,6 +309,11 @@ func runJob(spec *configs.Spec, ro runners.Options, stdout, stderr io.Writer) er
 	case spec.Job == "train":
 		if sum.Training, err = summarizeTraining(spec, res); err != nil {
 			return err
+		}
+	case spec.Job == "infer":
+		sum.Inference = summarizeInference(ctx, spec, served, res, brokers)
+		for _, b := range sum.Inference {
+			sum.DeadLetters += b.DeadLetters
 		}
 	case spec.Job == "features":
 		if sum.Features, err = summarizeFeatures(spec, res, started); err != nil {
@@ -369,7 +441,9 @@ func printSummary(w io.Writer, spec *configs.Spec, s *jobSummary, devices [][]st
 	for _, r := range s.DLQReasons {
 		fmt.Fprintf(w, "                 %4d  %s\n", r.Count, r.Reason)
 	}
-	if s.Training != nil {
+	if s.Inference != nil {
+		printInference(w, s.Inference)
+	} else if s.Training != nil {
 		printTraining(w, s.Training)
 	} else if s.Stream != nil {
 		printStream(w, s.Stream)

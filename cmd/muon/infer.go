@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"time"
+
+	"github.com/muonml/muon/configs"
+	"github.com/muonml/muon/io/kafkaio"
+	"github.com/muonml/muon/pipelines"
+	"github.com/muonml/muon/runners"
+	"github.com/muonml/muon/transforms/infer"
+)
+
+// branchSummary is what an infer job's summary says of one branch.
+type branchSummary struct {
+	Name  string `json:"name"`
+	Topic string `json:"topic"`
+	// Model is the version that served at the start, Final the one that
+	// served at the end (they differ when a new version was published
+	// while the job ran).
+	Model       string   `json:"model"`
+	Final       string   `json:"final_model,omitempty"`
+	Size        int64    `json:"snapshot_bytes"`
+	Ratio       float64  `json:"compression_ratio"`
+	Weights     string   `json:"weights"`
+	Sparsity    float64  `json:"sparsity"`
+	Rows        int64    `json:"rows"`
+	Predictions int64    `json:"predictions"`
+	Alerts      int64    `json:"alerts,omitempty"`
+	DeadLetters int64    `json:"dead_letters"`
+	Labelled    int64    `json:"labelled"`
+	Accuracy    *float64 `json:"accuracy,omitempty"`
+	ModelLoads  int64    `json:"model_loads"`
+	Refused     int64    `json:"models_refused,omitempty"`
+	LoadMs      float64  `json:"model_load_ms"`
+	BatchP50Ms  float64  `json:"-"`
+	// Latency percentiles of the predictions written (event time to
+	// prediction), read back from the topic.
+	LatencyP50 float64 `json:"latency_p50_ms"`
+	LatencyP99 float64 `json:"latency_p99_ms"`
+	RowsPerSec float64 `json:"rows_per_second"`
+}
+
+// summarizeInference gathers each branch's figures from the job's
+// metrics, the models it served, and its predictions topic.
+func summarizeInference(ctx context.Context, spec *configs.Spec, served []*infer.Model, res *runners.Result, brokers []string) []branchSummary {
+	var out []branchSummary
+	for i, p := range pipelines.InferParams(spec) {
+		ns := "infer." + p.Name
+		m := served[i]
+		b := branchSummary{
+			Name: p.Name, Topic: p.Topic, Model: m.Name(), Size: m.Size, Ratio: m.Ratio,
+			Weights: m.Manifest.Compression.Weights, Sparsity: m.Manifest.Compression.Sparsity,
+			Rows: res.Counter(ns, "rows"), Predictions: res.Counter(ns, "predictions"), Alerts: res.Counter(ns, "alerts"),
+			DeadLetters: res.Counter(ns, "dead_letters"), Labelled: res.Counter(ns, "labelled"),
+			ModelLoads: res.Counter(ns, "model_loads"), Refused: res.Counter(ns, "models_refused"),
+		}
+		if b.Labelled > 0 {
+			acc := float64(res.Counter(ns, "correct")) / float64(b.Labelled)
+			b.Accuracy = &acc
+		}
+		if d, ok := res.Dists[ns+"/model_load_us"]; ok && d.Count > 0 {
+			b.LoadMs = float64(d.Sum) / float64(d.Count) / 1000
+		}
+		if s := res.Elapsed.Seconds(); s > 0 {
+			b.RowsPerSec = float64(b.Rows) / s
+		}
+		if recs, err := kafkaio.Tail(ctx, brokers, p.Topic, 1_000_000); err == nil {
+			var lat []float64
+			var newest time.Time
+			for _, r := range recs {
+				pr, err := infer.ParsePrediction(r.Value)
+				if err != nil {
+					continue
+				}
+				lat = append(lat, pr.LatencyMs)
+				if r.Time.After(newest) || newest.IsZero() {
+					newest = r.Time
+					if pr.Model != b.Model {
+						b.Final = pr.Model
+					}
+				}
+			}
+			sort.Float64s(lat)
+			b.LatencyP50, b.LatencyP99 = quantile(lat, 0.5), quantile(lat, 0.99)
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+// quantile is the q-quantile of sorted values (nearest rank), 0 if none.
+func quantile(sorted []float64, q float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(q*float64(len(sorted))+0.5) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
+}
+
+func printInference(w io.Writer, bs []branchSummary) {
+	for _, b := range bs {
+		fmt.Fprintf(w, "  branch %-7s %s → topic %s\n", b.Name, b.Model, b.Topic)
+		fmt.Fprintf(w, "    snapshot     %d bytes, %s, %.0f%% pruned, %.1f× smaller than float64 (loaded in %.1f ms)\n", b.Size, b.Weights, 100*b.Sparsity, b.Ratio, b.LoadMs)
+		line := fmt.Sprintf("%d rows → %d predictions", b.Rows, b.Predictions)
+		if b.Alerts > 0 || b.Predictions < b.Rows-b.DeadLetters {
+			line = fmt.Sprintf("%d rows → %d alerts", b.Rows, b.Alerts)
+		}
+		fmt.Fprintf(w, "    scored       %s (%.0f rows/s), %d dead letters\n", line, b.RowsPerSec, b.DeadLetters)
+		if b.Accuracy != nil {
+			fmt.Fprintf(w, "    accuracy     %.4f on %d labelled rows\n", *b.Accuracy, b.Labelled)
+		}
+		fmt.Fprintf(w, "    latency      p50 %.1f ms, p99 %.1f ms (event time → prediction)\n", b.LatencyP50, b.LatencyP99)
+		if b.Final != "" || b.ModelLoads > 1 || b.Refused > 0 {
+			fmt.Fprintf(w, "    models       %d loaded, %d refused; serving %s at the end\n", b.ModelLoads, b.Refused, max(b.Final, b.Model))
+		}
+	}
+}

@@ -1,0 +1,75 @@
+package pipelines
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/muonml/muon/configs"
+	"github.com/muonml/muon/io/kafkaio"
+	"github.com/muonml/muon/io/parquetio"
+	"github.com/muonml/muon/transforms/batch"
+	"github.com/muonml/muon/transforms/infer"
+)
+
+// InferParams maps an infer job's branches onto infer.Params.
+func InferParams(spec *configs.Spec) []infer.Params {
+	ps := make([]infer.Params, 0, len(spec.Inference))
+	for _, b := range spec.Inference {
+		p := infer.Params{
+			Name: b.Name, Store: b.Store, Trust: b.Trust, Names: FeatureNames(spec), Topic: b.Topic, Reload: b.Reload.D(),
+			SourceTopic: spec.Source.Topics[0], DeadLetterSuffix: spec.Decode.DeadLetterSuffix,
+		}
+		if a := b.Alert; a != nil {
+			p.Alert = &infer.Alert{Label: a.Label, Threshold: a.Threshold, Below: a.Below}
+		}
+		ps = append(ps, p)
+	}
+	return ps
+}
+
+// CheckInference loads every branch's serving model before the job
+// starts: a store with nothing that verifies, a model trained on other
+// features, or an alert on a class the model lacks fail here. It returns
+// the models, by branch.
+func CheckInference(ctx context.Context, spec *configs.Spec) ([]*infer.Model, error) {
+	var ms []*infer.Model
+	for i, p := range InferParams(spec) {
+		m, err := infer.Check(ctx, p)
+		if err != nil {
+			return nil, fmt.Errorf("inference[%d] (%s): %w", i, p.Name, err)
+		}
+		ms = append(ms, m)
+	}
+	return ms, nil
+}
+
+// Infer builds the infer job into s: the source topics decoded and
+// featurized as the features section says (dead letters and late
+// readings to <topic><suffix>), batched, and fanned out to every
+// inference branch, each scoring the batches with the newest verified
+// snapshot of its store and writing to its own topic; with an archive
+// section, the feature batches also go to the Parquet archive.
+func Infer(s beam.Scope, spec *configs.Spec, o Options) error {
+	s = s.Scope("pipelines.Infer")
+	if _, err := CheckInference(context.Background(), spec); err != nil {
+		return err
+	}
+	rp := o.sourceParams(spec)
+	rows, _ := featureRows(s, spec, o, spec.Source.Topics)
+	dim := len(FeatureNames(spec))
+	batches := batch.Rows(s, batch.Params{
+		Dim: dim, MaxRows: spec.Batch.MaxRows, Shards: spec.Batch.Shards,
+		Unbounded: rp.Unbounded, MaxWait: spec.Batch.MaxWait.D(),
+	}, rows)
+	wp := kafkaio.WriteParams{Brokers: o.Brokers}
+	for _, p := range InferParams(spec) {
+		preds, dead := infer.Batches(s, p, batches)
+		kafkaio.Write(s.Scope(p.Name), wp, preds)
+		kafkaio.Write(s.Scope(p.Name+".DeadLetters"), wp, dead)
+	}
+	if spec.Archive.Features {
+		parquetio.WriteFeatures(s, parquetio.WriteParams{Root: FeaturesArchive(spec), Dim: dim, Names: FeatureNames(spec)}, batches)
+	}
+	return nil
+}
