@@ -93,6 +93,11 @@ func TestErrors(t *testing.T) {
 		{"stream section on a bounded source", base + "job: train\nfeatures: {kind: cases, channels: [x]}\nmodel: {kind: softmax, labels: [a, b]}\ntraining: {stream: {window: 1m}}\n", nil, configs.ErrValue, 0, "training.stream"},
 		{"label last on readings", base + "job: features\nfeatures: {kind: readings, channels: [x], label: last}\n", nil, configs.ErrValue, 0, "features.label"},
 		{"all rows held out", base + "job: train\nfeatures: {kind: cases, channels: [x]}\nmodel: {kind: softmax, labels: [a, b]}\ntraining: {validation: 1}\n", nil, configs.ErrValue, 0, "training.validation"},
+		{"infer without branches", base + "job: infer\nfeatures: {kind: readings, channels: [x]}\n", nil, configs.ErrValue, 0, "inference"},
+		{"branch without trust", base + "job: infer\nfeatures: {kind: readings, channels: [x]}\ninference:\n  - {name: a, store: s, topic: p}\n", nil, configs.ErrRequired, 0, "inference[0].trust"},
+		{"branches on one topic", base + "job: infer\nfeatures: {kind: readings, channels: [x]}\ninference:\n  - {name: a, store: s, trust: [k], topic: p}\n  - {name: b, store: s, trust: [k], topic: p}\n", nil, configs.ErrValue, 0, "inference[1].topic"},
+		{"predictions to the source", base + "job: infer\nfeatures: {kind: readings, channels: [x]}\ninference:\n  - {name: a, store: s, trust: [k], topic: a}\n", nil, configs.ErrValue, 0, "inference[0].topic"},
+		{"branches on a features job", base + "job: features\nfeatures: {kind: readings, channels: [x]}\ninference:\n  - {name: a, store: s, trust: [k], topic: p}\n", nil, configs.ErrValue, 0, "inference"},
 		{"training on a stream", base + "  bounded: false\njob: train\nfeatures: {kind: windows, channels: [x], window: {size: 1s}}\nmodel: {kind: softmax, labels: [a, b]}\n", nil, configs.ErrValue, 0, "training.stream.window"},
 	}
 	for _, tt := range tests {

@@ -112,6 +112,13 @@ type Server struct {
 	refusal []error
 }
 
+// Refused returns the errors of the versions refused since the last
+// call (or the last drain by a DoFn), oldest first.
+func (s *Server) Refused() []error {
+	_, r := s.drain()
+	return r
+}
+
 // drain returns the loads and refusals since the last drain.
 func (s *Server) drain() ([]*Model, []error) {
 	s.mu.Lock()
