@@ -50,7 +50,7 @@ func main() {
 	flag.IntVar(&chunkRecords, "chunk-records", 0, "kafkaio Params.ChunkRecords (0: its default)")
 	flag.IntVar(&batchRows, "batch-rows", batch.DefaultMaxRows, "rows per Arrow batch in the Reshuffle figures")
 	only := flag.String("only", "", "run only the broker with this name (embedded or kafka)")
-	groups := flag.String("groups", "kafka,featurize,batch,images,gobench,train,snapshot", "comma-separated figure groups to measure (kafka, featurize, batch, images, gobench, train, snapshot)")
+	groups := flag.String("groups", "kafka,featurize,batch,images,gobench,train,snapshot,e2e", "comma-separated figure groups to measure (kafka, featurize, batch, images, gobench, train, snapshot, e2e)")
 	flag.Parse()
 	want := map[string]bool{}
 	for _, g := range strings.Split(*groups, ",") {
@@ -80,6 +80,9 @@ func main() {
 	}
 	if want["snapshot"] {
 		benchSnapshot(*muon)
+	}
+	if want["e2e"] {
+		benchE2E(*muon, *datasets)
 	}
 	if !want["kafka"] && !want["featurize"] {
 		return

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/muonml/muon/io/kafkaio"
+	"github.com/muonml/muon/io/kafkaio/embedded"
+	"github.com/muonml/muon/io/recording"
+	"github.com/muonml/muon/io/replay"
+)
+
+// e2eCopies is how many times the optdigits test split is replayed into
+// the e2e topic: 1797 × 60 = 107,820 records.
+const e2eCopies = 60
+
+// benchE2E measures the infer job end to end on the edge runner: Kafka →
+// decode → features → Arrow batches → inference → Kafka, with the digits
+// MLP's pruned int8 snapshot (configs/infer-digits.yaml's features, one
+// branch). First a bounded read of records already in the topic
+// (unlimited input rate): e2e.edge.rps and the job's peak resident memory,
+// edge.rss_mb. Then an unbounded job fed live at half that rate for
+// 20 s: e2e.edge.p99_ms, event time to prediction, read back from the
+// predictions topic.
+func benchE2E(muon, datasets string) {
+	res, dir := snapshotRun(muon, "configs/train-digits.yaml", "training.shards=1")
+	defer os.RemoveAll(dir)
+	store, pub := filepath.Dir(res.Path), strings.TrimSuffix(signingKey(muon), ".key")+".pub"
+
+	b, err := embedded.Start(embedded.Options{Partitions: 4})
+	must(err)
+	defer b.Close()
+	brokers := []string{b.Addr()}
+	ctx := context.Background()
+	must(kafkaio.EnsureTopics(ctx, brokers, kafkaio.TopicSpec{Name: "e2e", Partitions: 4}, kafkaio.TopicSpec{Name: "e2e.dlq", Partitions: 4},
+		kafkaio.TopicSpec{Name: "e2e.predictions", Partitions: 4}, kafkaio.TopicSpec{Name: "live", Partitions: 4},
+		kafkaio.TopicSpec{Name: "live.dlq", Partitions: 4}, kafkaio.TopicSpec{Name: "live.predictions", Partitions: 4}))
+	tes := filepath.Join(datasets, "optdigits", "optdigits.tes")
+	paths := make([]string, e2eCopies)
+	for i := range paths {
+		paths[i] = tes
+	}
+	sum, err := replay.Replay(ctx, paths, replay.Options{Brokers: brokers, Topic: "e2e",
+		Recording: recording.Options{Format: "csv", Device: "optdigits", Start: time.Now(), Period: time.Microsecond}})
+	must(err)
+	fmt.Fprintf(os.Stderr, "bench: e2e: %d optdigits test records in topic e2e\n", sum.Records)
+
+	run := func(topic, out string, set ...string) (jobSummary, float64) {
+		args := []string{"run", "--config", "configs/infer-digits.yaml",
+			"--set", "kafka.brokers=[" + b.Addr() + "]", "--set", "source.topics=[" + topic + "]", "--set", "replay=[]",
+			"--set", "output.dir=" + out,
+			"--set", fmt.Sprintf("inference=[{name: digits, store: %s, trust: [%s], topic: %s.predictions}]", store, pub, topic)}
+		for _, s := range set {
+			args = append(args, "--set", s)
+		}
+		fmt.Fprintf(os.Stderr, "bench: %s %s\n", muon, strings.Join(args, " "))
+		cmd := exec.Command(muon, args...)
+		cmd.Stderr = os.Stderr
+		must(cmd.Run())
+		rss := float64(cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss) / 1024 // KiB → MiB
+		raw, err := os.ReadFile(filepath.Join(out, "summary.json"))
+		must(err)
+		var js jobSummary
+		must(json.Unmarshal(raw, &js))
+		return js, rss
+	}
+	work, err := os.MkdirTemp("", "muon-bench-e2e-")
+	must(err)
+	defer os.RemoveAll(work)
+
+	js, rss := run("e2e", filepath.Join(work, "bounded"))
+	if len(js.Inference) != 1 || js.Inference[0].Predictions != sum.Records {
+		must(fmt.Errorf("e2e: %d records in, summary %+v", sum.Records, js.Inference))
+	}
+	rps := float64(js.Inference[0].Predictions) / js.Seconds
+	fmt.Fprintf(os.Stderr, "bench: e2e edge: %d predictions in %.2fs, accuracy %.4f, peak RSS %.0f MiB\n", js.Inference[0].Predictions, js.Seconds, js.Inference[0].Accuracy, rss)
+	bench("e2e.edge.rps", rps, "records/s")
+	bench("edge.rss_mb", rss, "MiB")
+
+	// Live at half the rate: the producer runs beside the job.
+	rate := rps / 2
+	const seconds = 20
+	done := make(chan error, 1)
+	go func() {
+		time.Sleep(3 * time.Second) // the job starts and reaches the head of the topic
+		live := make([]string, int(rate*seconds)/1797+1)
+		for i := range live {
+			live[i] = tes
+		}
+		_, err := replay.Replay(ctx, live, replay.Options{Brokers: brokers, Topic: "live", Rate: rate,
+			Recording: recording.Options{Format: "csv", Device: "optdigits", Start: time.Now(), Period: time.Duration(float64(time.Second) / rate)}})
+		done <- err
+	}()
+	live, _ := run("live", filepath.Join(work, "live"), "source.bounded=false", "source.start=latest", fmt.Sprintf("source.for=%ds", seconds+5), "batch.max_wait=100ms")
+	must(<-done)
+	br := live.Inference[0]
+	fmt.Fprintf(os.Stderr, "bench: e2e edge live at %.0f records/s: %d predictions, latency p50 %.1f ms, p99 %.1f ms\n", rate, br.Predictions, br.LatencyP50, br.LatencyP99)
+	bench("e2e.edge.live_rate", rate, "records/s")
+	bench("e2e.edge.p50_ms", br.LatencyP50, "ms")
+	bench("e2e.edge.p99_ms", br.LatencyP99, "ms")
+}
+
+// jobSummary is the part of an infer job's summary.json the bench reads.
+type jobSummary struct {
+	Seconds   float64 `json:"seconds"`
+	Inference []struct {
+		Predictions int64   `json:"predictions"`
+		Accuracy    float64 `json:"accuracy"`
+		LatencyP50  float64 `json:"latency_p50_ms"`
+		LatencyP99  float64 `json:"latency_p99_ms"`
+	} `json:"inference"`
+}
