@@ -106,14 +106,15 @@ func (p *Predictor) Classify(dst []int, x *mat.Dense) []int {
 	k := p.m.Outputs()
 	p.chunks(x, func(start, n int, z []float64) {
 		for i := 0; i < n; i++ {
-			dst[start+i] = argmax(z[i*k : (i+1)*k])
+			dst[start+i] = Argmax(z[i*k : (i+1)*k])
 		}
 	})
 	return dst
 }
 
-// argmax returns the index of the first largest value of v.
-func argmax(v []float64) int {
+// Argmax returns the index of the first largest value of v: the class a
+// row of probabilities or logits predicts, ties to the lower class.
+func Argmax(v []float64) int {
 	best := 0
 	for i, x := range v {
 		if x > v[best] {
@@ -144,7 +145,7 @@ func (p *Predictor) Evaluate(x *mat.Dense, y Targets) Metrics {
 			classes := y.Classes[start : start+n]
 			loss += softmaxCrossEntropy(nil, z, n, k, classes) * float64(n)
 			for i, c := range classes {
-				met.Confusion[c][argmax(z[i*k:(i+1)*k])]++
+				met.Confusion[c][Argmax(z[i*k:(i+1)*k])]++
 			}
 		})
 		met.Accuracy = Accuracy(met.Confusion)

@@ -4,12 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 	"github.com/muonml/muon/configs"
+	"github.com/muonml/muon/internal/atomicfile"
 	"github.com/muonml/muon/io/kafkaio"
 	"github.com/muonml/muon/io/parquetio"
 	"github.com/muonml/muon/transforms/analyze"
@@ -166,26 +166,5 @@ func (fn *writeSpecFn) ProcessElement(_ context.Context, sp analyze.Spec) error 
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(fn.Path, append(b, '\n'))
-}
-
-// writeFileAtomic writes data to path through a temporary file and a
-// rename, so a reader never sees half a file.
-func writeFileAtomic(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.Write(fn.Path, append(b, '\n'))
 }

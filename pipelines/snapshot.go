@@ -20,6 +20,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 	"github.com/muonml/muon/configs"
+	"github.com/muonml/muon/internal/atomicfile"
 	"github.com/muonml/muon/io/arrowio"
 	"github.com/muonml/muon/io/modelstore"
 	"github.com/muonml/muon/io/parquetio"
@@ -220,7 +221,7 @@ func (fn *snapshotFn) ProcessElement(ctx context.Context, _ []byte, st train.Sta
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(fn.OutputDir, "snapshot.json"), append(b, '\n'))
+	return atomicfile.Write(filepath.Join(fn.OutputDir, "snapshot.json"), append(b, '\n'))
 }
 
 // lineage lists what the job read: the Kafka offset ranges, then the

@@ -16,6 +16,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 	"github.com/muonml/muon/configs"
+	"github.com/muonml/muon/internal/atomicfile"
 	"github.com/muonml/muon/io/arrowio"
 	"github.com/muonml/muon/io/kafkaio"
 	"github.com/muonml/muon/io/parquetio"
@@ -509,5 +510,5 @@ func (fn *writeModelFn) ProcessElement(_ context.Context, st train.State, sp ana
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(fn.Path, b)
+	return atomicfile.Write(fn.Path, b)
 }

@@ -195,20 +195,29 @@ func (d *Dir) nextSeq() (uint64, error) {
 	return top + 1, nil
 }
 
+// reserve checks name, takes the store's lock and returns the next
+// sequence number; the caller calls unlock when done.
+func (d *Dir) reserve(name string) (seq uint64, unlock func(), err error) {
+	if err := checkName(name); err != nil {
+		return 0, nil, err
+	}
+	if unlock, err = d.lock(); err != nil {
+		return 0, nil, err
+	}
+	if seq, err = d.nextSeq(); err != nil {
+		unlock()
+		return 0, nil, err
+	}
+	return seq, unlock, nil
+}
+
 // Publish stores r as the next version of name and points LATEST at it.
 func (d *Dir) Publish(ctx context.Context, name string, r io.Reader) (Version, error) {
-	if err := checkName(name); err != nil {
-		return Version{}, err
-	}
-	unlock, err := d.lock()
+	seq, unlock, err := d.reserve(name)
 	if err != nil {
 		return Version{}, err
 	}
 	defer unlock()
-	seq, err := d.nextSeq()
-	if err != nil {
-		return Version{}, err
-	}
 	file := fileName(seq, name)
 	size, sum, err := writeSynced(ctx, d.Root, file, r)
 	if err != nil {
@@ -227,18 +236,11 @@ func (d *Dir) Publish(ctx context.Context, name string, r io.Reader) (Version, e
 
 // Reject stores r under rejected/ with a file giving the reason.
 func (d *Dir) Reject(ctx context.Context, name string, r io.Reader, reason string) (Version, error) {
-	if err := checkName(name); err != nil {
-		return Version{}, err
-	}
-	unlock, err := d.lock()
+	seq, unlock, err := d.reserve(name)
 	if err != nil {
 		return Version{}, err
 	}
 	defer unlock()
-	seq, err := d.nextSeq()
-	if err != nil {
-		return Version{}, err
-	}
 	dir := filepath.Join(d.Root, rejectedDir)
 	file := fileName(seq, name)
 	if _, _, err := writeSynced(ctx, dir, file+".reason", strings.NewReader(reason+"\n")); err != nil {

@@ -222,6 +222,22 @@ func FromTensors(d models.Desc, ts []snapshot.Tensor) (*models.Model, error) {
 	if err != nil {
 		return nil, err
 	}
+	stored, err := matchTensors(m, ts)
+	if err != nil {
+		return nil, err
+	}
+	for i, t := range m.Tensors() {
+		if err := dequantize(t.Values, stored[i]); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// matchTensors pairs each of m's tensors, in m.Tensors order, with the
+// snapshot tensor of its name, checking that ts holds exactly those, with
+// the model's shapes.
+func matchTensors(m *models.Model, ts []snapshot.Tensor) ([]*snapshot.Tensor, error) {
 	byName := make(map[string]*snapshot.Tensor, len(ts))
 	for i := range ts {
 		byName[ts[i].Name] = &ts[i]
@@ -233,7 +249,8 @@ func FromTensors(d models.Desc, ts []snapshot.Tensor) (*models.Model, error) {
 	if len(ts) != len(want) {
 		return nil, fmt.Errorf("compress: %d tensors for a model of %d", len(ts), len(want))
 	}
-	for _, t := range want {
+	out := make([]*snapshot.Tensor, len(want))
+	for i, t := range want {
 		st, ok := byName[t.Name]
 		if !ok {
 			return nil, fmt.Errorf("compress: no tensor %s", t.Name)
@@ -241,29 +258,37 @@ func FromTensors(d models.Desc, ts []snapshot.Tensor) (*models.Model, error) {
 		if fmt.Sprint(st.Shape) != fmt.Sprint(t.Shape) {
 			return nil, fmt.Errorf("compress: tensor %s is %v, the model's is %v", t.Name, st.Shape, t.Shape)
 		}
-		clear(t.Values)
-		at := func(k int) int { return k }
-		if st.Sparse() {
-			at = func(k int) int { return int(st.Index[k]) }
-		}
-		ch := t.Shape[len(t.Shape)-1]
-		switch st.DType {
-		case snapshot.Float32:
-			for k, v := range st.F32 {
-				t.Values[at(k)] = float64(v)
-			}
-		case snapshot.Float16:
-			for k, v := range st.F16 {
-				t.Values[at(k)] = Float16To64(v)
-			}
-		case snapshot.Int8:
-			for k, v := range st.I8 {
-				i := at(k)
-				t.Values[i] = float64(v) * float64(st.Scales[i%ch])
-			}
-		default:
-			return nil, fmt.Errorf("compress: tensor %s stored as %s", t.Name, st.DType)
-		}
+		out[i] = st
 	}
-	return m, nil
+	return out, nil
+}
+
+// dequantize writes the values st stores into dst, st.Len() long: int8
+// times its channel's scale, float16 widened, positions a sparse tensor
+// does not store 0.
+func dequantize(dst []float64, st *snapshot.Tensor) error {
+	clear(dst)
+	at := func(k int) int { return k }
+	if st.Sparse() {
+		at = func(k int) int { return int(st.Index[k]) }
+	}
+	switch st.DType {
+	case snapshot.Float32:
+		for k, v := range st.F32 {
+			dst[at(k)] = float64(v)
+		}
+	case snapshot.Float16:
+		for k, v := range st.F16 {
+			dst[at(k)] = Float16To64(v)
+		}
+	case snapshot.Int8:
+		ch := st.Channels()
+		for k, v := range st.I8 {
+			i := at(k)
+			dst[i] = float64(v) * float64(st.Scales[i%ch])
+		}
+	default:
+		return fmt.Errorf("compress: tensor %s stored as %s", st.Name, st.DType)
+	}
+	return nil
 }

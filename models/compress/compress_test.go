@@ -299,7 +299,7 @@ func TestInt8KernelsAgree(t *testing.T) {
 			for j := 0; j < k; j++ {
 				worst = max(worst, math.Abs(got.At(i, j)-want.At(i, j)))
 			}
-			classes[i] = argmaxRow(got.RawRowView(i))
+			classes[i] = models.Argmax(got.RawRowView(i))
 		}
 		right := 0
 		for i, c := range classes {
@@ -314,16 +314,6 @@ func TestInt8KernelsAgree(t *testing.T) {
 			t.Errorf("pruned %.0f%%: agreement %.4f, accuracy %.4f against %.4f, probabilities differ by up to %.4f", 100*prune, agree, acc, float, worst)
 		}
 	}
-}
-
-func argmaxRow(v []float64) int {
-	best := 0
-	for i, x := range v {
-		if x > v[best] {
-			best = i
-		}
-	}
-	return best
 }
 
 // A regression model's outputs from the integer kernels are close to the

@@ -46,23 +46,17 @@ func NewInt8Predictor(desc models.Desc, ts []snapshot.Tensor) (*Int8Predictor, e
 	if err != nil {
 		return nil, err
 	}
-	byName := make(map[string]*snapshot.Tensor, len(ts))
-	for i := range ts {
-		byName[ts[i].Name] = &ts[i]
+	stored, err := matchTensors(m, ts)
+	if err != nil {
+		return nil, err
 	}
 	p := &Int8Predictor{act: m.Desc().Activation, softmax: m.Head() == models.SoftmaxHead}
 	want := m.Tensors()
-	if len(ts) != len(want) {
-		return nil, fmt.Errorf("compress: %d tensors for a model of %d", len(ts), len(want))
-	}
 	for k := 0; k+1 < len(want); k += 2 {
-		wt, bt := want[k], want[k+1]
-		w, b := byName[wt.Name], byName[bt.Name]
+		wt, w, b := want[k], stored[k], stored[k+1]
 		switch {
-		case w == nil || b == nil:
-			return nil, fmt.Errorf("compress: no tensors %s and %s", wt.Name, bt.Name)
-		case fmt.Sprint(w.Shape) != fmt.Sprint(wt.Shape) || len(wt.Shape) != 2 || fmt.Sprint(b.Shape) != fmt.Sprint(bt.Shape):
-			return nil, fmt.Errorf("compress: tensors %s %v and %s %v, the model's are %v and %v", w.Name, w.Shape, b.Name, b.Shape, wt.Shape, bt.Shape)
+		case len(wt.Shape) != 2:
+			return nil, fmt.Errorf("compress: tensor %s %v is not a dense layer's", w.Name, w.Shape)
 		case w.DType != snapshot.Int8:
 			return nil, fmt.Errorf("compress: tensor %s is %s; integer kernels need int8 weights", w.Name, w.DType)
 		}
@@ -76,39 +70,16 @@ func NewInt8Predictor(desc models.Desc, ts []snapshot.Tensor) (*Int8Predictor, e
 			i, j := at/out, at%out
 			l.w[j*in+i] = v
 		}
-		if err := biasValues(l.bias, b); err != nil {
+		bias := make([]float64, out)
+		if err := dequantize(bias, b); err != nil {
 			return nil, err
+		}
+		for j, v := range bias {
+			l.bias[j] = float32(v)
 		}
 		p.layers = append(p.layers, l)
 	}
 	return p, nil
-}
-
-// biasValues writes a bias tensor's values into dst.
-func biasValues(dst []float32, t *snapshot.Tensor) error {
-	clear(dst)
-	at := func(k int) int { return k }
-	if t.Sparse() {
-		at = func(k int) int { return int(t.Index[k]) }
-	}
-	switch t.DType {
-	case snapshot.Float32:
-		for k, v := range t.F32 {
-			dst[at(k)] = v
-		}
-	case snapshot.Float16:
-		for k, v := range t.F16 {
-			dst[at(k)] = float32(Float16To64(v))
-		}
-	case snapshot.Int8:
-		for k, v := range t.I8 {
-			i := at(k)
-			dst[i] = float32(v) * t.Scales[i%len(t.Scales)]
-		}
-	default:
-		return fmt.Errorf("compress: tensor %s: %s", t.Name, t.DType)
-	}
-	return nil
 }
 
 // Inputs is the number of features a row has.

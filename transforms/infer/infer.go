@@ -245,13 +245,7 @@ func (fn *inferFn) score(ctx context.Context, m *Model, b arrowio.Batch, emit fu
 		}
 		p.Latency = now.Sub(p.Time)
 		if classifier {
-			best := 0
-			for j, v := range out {
-				if v > out[best] {
-					best = j
-				}
-			}
-			p.Label, p.Labels, p.Scores = m.Manifest.Labels[best], m.Manifest.Labels, out
+			p.Label, p.Labels, p.Scores = m.Manifest.Labels[models.Argmax(out)], m.Manifest.Labels, out
 			if p.Truth != "" {
 				labelled++
 				if p.Truth == p.Label {

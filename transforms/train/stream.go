@@ -18,6 +18,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/graph/window"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+	"github.com/muonml/muon/internal/atomicfile"
 	"github.com/muonml/muon/models"
 	"github.com/muonml/muon/transforms/featurize"
 )
@@ -264,14 +265,14 @@ func Publish(dir string, pub Published) error {
 	storeMu.Lock()
 	defer storeMu.Unlock()
 	name := PublishedFile(pub.Window)
-	if err := writeAtomic(filepath.Join(dir, name), b); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, name), b); err != nil {
 		return fmt.Errorf("train: publishing %s: %w", name, err)
 	}
 	cur, err := os.ReadFile(filepath.Join(dir, LatestFile))
 	if err == nil && strings.TrimSpace(string(cur)) >= name {
 		return nil // names are zero-padded window ends: a later one stays newest
 	}
-	return writeAtomic(filepath.Join(dir, LatestFile), []byte(name+"\n"))
+	return atomicfile.Write(filepath.Join(dir, LatestFile), []byte(name+"\n"))
 }
 
 // LatestBefore reads the model of the latest window that ended by t
@@ -322,25 +323,6 @@ func readPublished(file string) (*Published, error) {
 		return nil, fmt.Errorf("train: model store: %s: %w", file, err)
 	}
 	return &pub, nil
-}
-
-func writeAtomic(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 func encodePublished(p Published) ([]byte, error) { return json.Marshal(p) }
