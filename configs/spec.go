@@ -30,9 +30,9 @@ type Spec struct {
 	Model    Model    `yaml:"model"`
 	Training Training `yaml:"training"`
 	Snapshot Snapshot `yaml:"snapshot"`
-	// Inference lists an infer job's branches: each scores the same
-	// feature batches with its own model store and writes to its own
-	// topic.
+	// Inference lists an infer job's branches (or a train job's on a
+	// stream, scoring the rows it trains on): each scores the same feature
+	// batches with its own model store and writes to its own topic.
 	Inference []Branch `yaml:"inference"`
 	Output    Output   `yaml:"output"`
 	// Replay lists recordings to produce into Kafka before the job reads:
@@ -256,6 +256,12 @@ type Stream struct {
 	// the first window (later windows start from the newest published
 	// model). Required on an unbounded source.
 	Initial string `yaml:"initial"`
+	// Every, when set, also trains and publishes an open window's rows
+	// every this much processing time, before the watermark passes the
+	// window's end. Needed on Flink (Beam 2.62's portable Flink runner
+	// fires event-time windows over a Kafka read only when the read
+	// ends). Default: windows fire once, at their end.
+	Every Duration `yaml:"every"`
 }
 
 // Test says which rows a train job holds out for its final test: rows
@@ -277,8 +283,11 @@ type Test struct {
 	LastPerDevice bool `yaml:"last_per_device"`
 }
 
-// Snapshot says how a bounded train job compresses, signs and publishes
-// its model. Without a key, the job writes model.json only.
+// Snapshot says how a train job compresses, signs and publishes its
+// model: a bounded job its final model, a job on a stream every window's
+// model (unpruned and ungated: a window's model has no held-out rows to
+// fine-tune or gate on). Without a key, a bounded job writes model.json
+// only and a job on a stream its JSON models only.
 type Snapshot struct {
 	// Key is the private signing key file (muon models keygen).
 	Key string `yaml:"key"`
@@ -697,6 +706,8 @@ func (s *Spec) checkTraining() (string, error) {
 		return "model.kind", fmt.Errorf("a train job names its model: softmax, linear, mlp or cnn")
 	case !s.Source.IsBounded() && t.Stream.Window <= 0:
 		return "training.stream.window", fmt.Errorf("training on a stream needs a positive window, e.g. 1m (or set source.bounded: true)")
+	case t.Stream.Every < 0:
+		return "training.stream.every", fmt.Errorf("negative duration %s", t.Stream.Every)
 	case !s.Source.IsBounded() && t.Stream.Initial == "":
 		return "training.stream.initial", fmt.Errorf("training on a stream starts from a bounded job's model.json, which also standardizes the rows")
 	case !s.Source.IsBounded() && (len(t.Test.Topics) > 0 || len(t.Test.Archive) > 0 || t.Test.Fraction > 0 || t.Patience > 0):
@@ -727,8 +738,10 @@ func (s *Spec) checkTraining() (string, error) {
 		switch {
 		case sn.Key == "":
 			return "snapshot.key", fmt.Errorf("a snapshot is signed: name the private key file (muon models keygen)")
-		case !s.Source.IsBounded():
-			return "snapshot", fmt.Errorf("a train job on a stream publishes to training.stream's store; snapshots come from bounded jobs")
+		case !s.Source.IsBounded() && sn.Prune > 0:
+			return "snapshot.prune", fmt.Errorf("a train job on a stream has no rows to fine-tune a pruned window model on; prune in a bounded job")
+		case !s.Source.IsBounded() && (sn.Gate.Min > 0 || sn.Gate.Max > 0):
+			return "snapshot.gate", fmt.Errorf("a train job on a stream has no held-out rows to gate a window's model on; remove the gate")
 		case sn.Prune >= 1:
 			return "snapshot.prune", fmt.Errorf("%v prunes every weight; use a fraction below 1", sn.Prune)
 		}
@@ -753,13 +766,18 @@ func (s *Spec) checkTraining() (string, error) {
 	return "", nil
 }
 
-// checkInference validates an infer job's branches.
+// checkInference validates the inference branches of an infer job, or of
+// a train job on a stream (which scores its rows beside training on
+// them).
 func (s *Spec) checkInference() (string, error) {
+	streamTrain := s.Job == "train" && !s.Source.IsBounded()
 	if s.Job != "infer" {
-		if len(s.Inference) > 0 {
-			return "inference", fmt.Errorf("only an infer job has inference branches; job is %s", s.Job)
+		if len(s.Inference) > 0 && !streamTrain {
+			return "inference", fmt.Errorf("only an infer job, or a train job on a stream, has inference branches; job is %s", s.Job)
 		}
-		return "", nil
+		if len(s.Inference) == 0 {
+			return "", nil
+		}
 	}
 	if len(s.Inference) == 0 {
 		return "inference", fmt.Errorf("an infer job needs at least one branch (name, store, trust, topic)")

@@ -55,8 +55,17 @@ func Infer(s beam.Scope, spec *configs.Spec, o Options) error {
 	if _, err := CheckInference(context.Background(), spec); err != nil {
 		return err
 	}
-	rp := o.sourceParams(spec)
 	rows, _ := featureRows(s, spec, o, spec.Source.Topics)
+	inferBranches(s, spec, o, rows)
+	return nil
+}
+
+// inferBranches batches feature rows and fans them out to every inference
+// branch of spec, each to its own topic (dead letters to the branch
+// topic's dead-letter topic); with an archive section, the feature
+// batches also go to the Parquet archive.
+func inferBranches(s beam.Scope, spec *configs.Spec, o Options, rows beam.PCollection) {
+	rp := o.sourceParams(spec)
 	dim := len(FeatureNames(spec))
 	batches := batch.Rows(s, batch.Params{
 		Dim: dim, MaxRows: spec.Batch.MaxRows, Shards: spec.Batch.Shards,
@@ -71,5 +80,4 @@ func Infer(s beam.Scope, spec *configs.Spec, o Options) error {
 	if spec.Archive.Features {
 		parquetio.WriteFeatures(s, parquetio.WriteParams{Root: FeaturesArchive(spec), Dim: dim, Names: FeatureNames(spec)}, batches)
 	}
-	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"reflect"
 	"sort"
@@ -35,6 +36,7 @@ import (
 func init() {
 	register.DoFn8x1[context.Context, []byte, train.State, analyze.Spec, func(*arrowio.Batch) bool, func(*arrowio.Batch) bool, func(*arrowio.Batch) bool, func(*snapshot.Source) bool, error](&snapshotFn{})
 	register.Iter1[snapshot.Source]()
+	register.DoFn2x1[context.Context, train.Published, error](&streamSnapshotFn{})
 	beam.RegisterCoder(reflect.TypeOf((*snapshot.Source)(nil)).Elem(), encodeSource, decodeSource)
 }
 
@@ -291,4 +293,59 @@ func gate(g configs.Gate, metrics map[string]models.Metrics, classifier bool) st
 		return fmt.Sprintf("compression raises validation RMSE from %.4f to %.4f; the gate allows %.1f%%", fv.RMSE, cv.RMSE, 100*g.MaxDrop)
 	}
 	return ""
+}
+
+// streamSnapshotFn publishes every window's model of a train job on a
+// stream as a signed snapshot to the snapshot store: compressed as the
+// snapshot section says (not pruned: there are no rows to fine-tune on
+// here), with the preprocessing the stream standardizes with, and the
+// window in its lineage. Inference serving from the store picks each up
+// as it is published.
+type streamSnapshotFn struct {
+	Spec   configs.Snapshot
+	Params train.Params
+	// Preprocess is the analyze.Spec, as JSON, that standardizes the rows.
+	Preprocess string
+	Name       string
+	SpecHash   string
+	Version    string
+
+	key ed25519.PrivateKey
+}
+
+func (fn *streamSnapshotFn) Setup() error {
+	var err error
+	fn.key, err = snapshot.LoadPrivateKey(fn.Spec.Key)
+	return err
+}
+
+func (fn *streamSnapshotFn) ProcessElement(ctx context.Context, pub train.Published) error {
+	m, err := models.FromParams(fn.Params.Model, pub.Params)
+	if err != nil {
+		return fmt.Errorf("snapshot of the window ending %s: %w", pub.Window.Format(time.RFC3339), err)
+	}
+	dtype := map[string]snapshot.DType{"int8": snapshot.Int8, "float16": snapshot.Float16, "float32": snapshot.Float32}[fn.Spec.Weights]
+	tensors, err := compress.Tensors(m, dtype)
+	if err != nil {
+		return err
+	}
+	man := snapshot.Manifest{
+		Name: fn.Name, Model: m.Desc(), Labels: fn.Params.Labels, Preprocess: json.RawMessage(fn.Preprocess),
+		Metrics:     map[string]models.Metrics{"float.window_train": {N: int(pub.Rows), Loss: pub.TrainLoss}},
+		Compression: snapshot.Compression{Weights: fn.Spec.Weights},
+		Lineage: snapshot.Lineage{SpecHash: fn.SpecHash, MuonVersion: fn.Version, Created: time.Now().UTC(),
+			Window: pub.Window, Base: pub.Base},
+	}
+	var buf bytes.Buffer
+	if err := snapshot.Write(&buf, man, tensors, fn.key); err != nil {
+		return err
+	}
+	size := buf.Len()
+	store := &modelstore.Dir{Root: fn.Spec.Store}
+	v, err := store.Publish(ctx, fn.Name, &buf)
+	if err != nil {
+		return fmt.Errorf("snapshot of the window ending %s: %w", pub.Window.Format(time.RFC3339), err)
+	}
+	fmt.Fprintf(os.Stderr, "muon: window ending %s: published snapshot %s (%d bytes, %s weights)\n", pub.Window.Format(time.RFC3339), v, size, fn.Spec.Weights)
+	return nil
 }

@@ -199,7 +199,10 @@ func ReadTrainedModel(path string) (*TrainedModel, error) {
 // standardized with the initial model's statistics, train the newest
 // published model one event-time window at a time (train.Stream); each
 // window's model goes to StoreDir, a progress line to stderr and a JSON
-// line to WindowsFile.
+// line to WindowsFile, and with a snapshot key, as a signed snapshot to
+// the snapshot store. With inference branches, the same rows are scored
+// beside, each branch with the newest verified snapshot of its store
+// (the job's own store picks up every window's model as it is published).
 func trainStream(s beam.Scope, spec *configs.Spec, o Options, tp train.Params) error {
 	st := spec.Training.Stream
 	init, err := ReadTrainedModel(st.Initial)
@@ -214,8 +217,29 @@ func trainStream(s beam.Scope, spec *configs.Spec, o Options, tp train.Params) e
 	}
 	rows, _ := trainingRows(s, spec, o, spec.Source.Topics, nil, "train")
 	std := beam.ParDo(s, &standardizeWithFn{Spec: init.Preprocess}, rows)
-	published := train.Stream(s, train.StreamParams{Params: tp, Window: st.Window.D(), Store: StoreDir(spec), Initial: init.Params}, std)
+	if err := checkSnapshotSpec(spec); err != nil {
+		return err
+	}
+	if len(spec.Inference) > 0 {
+		if _, err := CheckInference(context.Background(), spec); err != nil {
+			return err
+		}
+	}
+	published := train.Stream(s, train.StreamParams{Params: tp, Window: st.Window.D(), Store: StoreDir(spec), Initial: init.Params, Every: st.Every.D()}, std)
 	beam.ParDo0(s, &windowProgressFn{Path: WindowsFile(spec)}, published)
+	if spec.Snapshot.Key != "" {
+		pre := init.Preprocess
+		pre.Names = FeatureNames(spec)
+		preJSON, err := json.Marshal(pre)
+		if err != nil {
+			return err
+		}
+		beam.ParDo0(s.Scope("Snapshot"), &streamSnapshotFn{Spec: spec.Snapshot, Params: tp, Preprocess: string(preJSON), Name: spec.Name,
+			SpecHash: specHash(spec), Version: o.Version}, published)
+	}
+	if len(spec.Inference) > 0 {
+		inferBranches(s.Scope("Infer"), spec, o, rows)
+	}
 	return nil
 }
 

@@ -19,9 +19,6 @@ import (
 	jobpb "github.com/apache/beam/sdks/v2/go/pkg/beam/model/jobmanagement_v1"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/options/jobopts"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners/prism"
-	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners/universal"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
 // Kind names a runner.
@@ -90,63 +87,55 @@ func Run(ctx context.Context, p *beam.Pipeline, o Options) (*Result, error) {
 		*jobopts.JobName = o.JobName
 	}
 	start := time.Now()
-	var (
-		pr  beam.PipelineResult
-		err error
-	)
+	res := &Result{Counters: map[string]int64{}, Dists: map[string]metrics.DistributionValue{}}
 	switch o.Kind {
 	case Edge, "":
-		pr, err = prism.Execute(ctx, p)
+		pr, err := prism.Execute(ctx, p)
+		res.Elapsed = time.Since(start)
+		if err != nil {
+			// The result of a failed job may carry no metrics.
+			return res, fmt.Errorf("%s job: %w", o.Kind, err)
+		}
+		res.JobID = pr.JobID()
+		collect(res, pr.Metrics())
+		return res, nil
 	case Flink:
 		if o.Endpoint == "" {
 			return nil, errors.New("the flink runner needs the job server's address: pass --endpoint host:port (see integration/flink/README.md to start one)")
 		}
-		// Beam keeps the endpoint in a flag; prism keeps its in-process
-		// server's there too, so put it back for later edge runs.
-		prev := *jobopts.Endpoint
-		defer func() { *jobopts.Endpoint = prev }()
-		*jobopts.Endpoint = o.Endpoint
-		*jobopts.EnvironmentType = "LOOPBACK"
-		if o.Parallelism > 0 {
-			*jobopts.Parallelism = o.Parallelism
+		job, err := submitFlink(ctx, p, o.Endpoint, o)
+		if err != nil {
+			return res, fmt.Errorf("%s job: %w", o.Kind, err)
 		}
-		pr, err = universal.Execute(ctx, p)
-	default:
-		return nil, fmt.Errorf("%w %q", ErrUnknownRunner, o.Kind)
-	}
-	var final *metrics.Results
-	if err == nil && pr != nil && o.Kind == Flink {
-		// Beam's client takes a job message stream that ends before the
-		// job does for success; ask the job server until the job is done.
-		final, err = awaitDone(ctx, o.Endpoint, pr.JobID())
-	}
-	res := &Result{Elapsed: time.Since(start), Counters: map[string]int64{}, Dists: map[string]metrics.DistributionValue{}}
-	if pr != nil {
-		res.JobID = pr.JobID()
+		defer job.stop()
+		res.JobID = job.id
+		final, err := awaitDone(ctx, job.client, job.id)
+		res.Elapsed = time.Since(start)
 		if final != nil {
 			collect(res, *final)
-		} else {
-			collect(res, pr.Metrics())
 		}
+		if err != nil {
+			return res, fmt.Errorf("%s job: %w", o.Kind, err)
+		}
+		return res, nil
 	}
-	if err != nil {
-		return res, fmt.Errorf("%s job: %w", o.Kind, err)
-	}
-	return res, nil
+	return nil, fmt.Errorf("%w %q", ErrUnknownRunner, o.Kind)
 }
 
 // awaitDone polls the job server until job is in a terminal state and
-// returns its final metrics, or an error unless it is DONE.
-func awaitDone(ctx context.Context, endpoint, job string) (*metrics.Results, error) {
-	conn, err := grpc.NewClient(endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return nil, fmt.Errorf("job server %s: %w", endpoint, err)
-	}
-	defer conn.Close()
-	client := jobpb.NewJobServiceClient(conn)
+// returns its final metrics, or an error unless it is DONE: with the
+// job's last error messages when it failed. A cancelled ctx cancels the
+// job.
+func awaitDone(ctx context.Context, client jobpb.JobServiceClient, job string) (*metrics.Results, error) {
 	for {
 		st, err := client.GetState(ctx, &jobpb.GetJobStateRequest{JobId: job})
 		if err != nil {
+			if ctx.Err() != nil {
+				cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				client.Cancel(cctx, &jobpb.CancelJobRequest{JobId: job})
+				cancel()
+				return nil, ctx.Err()
+			}
 			return nil, fmt.Errorf("job %s state: %w", job, err)
 		}
 		switch st.GetState() {
@@ -157,10 +146,17 @@ func awaitDone(ctx context.Context, endpoint, job string) (*metrics.Results, err
 			}
 			return metricsx.FromMonitoringInfos(nil, m.GetMetrics().GetAttempted(), m.GetMetrics().GetCommitted()), nil
 		case jobpb.JobState_FAILED, jobpb.JobState_CANCELLED, jobpb.JobState_DRAINED, jobpb.JobState_UPDATED:
-			return nil, fmt.Errorf("job %s ended %s; the job server's log says why", job, st.GetState())
+			msgs := jobErrors(client, job, 3)
+			if len(msgs) == 0 {
+				return nil, fmt.Errorf("job %s ended %s; the job server's log says why", job, st.GetState())
+			}
+			return nil, fmt.Errorf("job %s ended %s: %s", job, st.GetState(), strings.Join(msgs, "\n"))
 		}
 		select {
 		case <-ctx.Done():
+			cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			client.Cancel(cctx, &jobpb.CancelJobRequest{JobId: job})
+			cancel()
 			return nil, ctx.Err()
 		case <-time.After(200 * time.Millisecond):
 		}

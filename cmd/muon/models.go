@@ -9,6 +9,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/muonml/muon/io/modelstore"
 	"github.com/muonml/muon/models"
@@ -239,7 +240,9 @@ func inspectSnapshot(w io.Writer, path string, ring snapshot.Keyring) error {
 	sort.Strings(names)
 	for _, k := range names {
 		v := m.Metrics[k]
-		if v.Confusion == nil && (v.RMSE > 0 || v.MAE > 0) {
+		if v.Confusion == nil && v.RMSE == 0 && v.MAE == 0 && v.Accuracy == 0 {
+			fmt.Fprintf(w, "metrics       %-22s %d rows: loss %.4f\n", k, v.N, v.Loss)
+		} else if v.Confusion == nil && (v.RMSE > 0 || v.MAE > 0) {
 			fmt.Fprintf(w, "metrics       %-22s %d rows: RMSE %.4f, MAE %.4f\n", k, v.N, v.RMSE, v.MAE)
 		} else {
 			fmt.Fprintf(w, "metrics       %-22s %d rows: accuracy %.4f, balanced %.4f\n", k, v.N, v.Accuracy, v.BalancedAccuracy)
@@ -247,6 +250,13 @@ func inspectSnapshot(w io.Writer, path string, ring snapshot.Keyring) error {
 	}
 	l := m.Lineage
 	fmt.Fprintf(w, "created       %s by muon %s, spec %s\n", l.Created.Format("2006-01-02 15:04:05 MST"), l.MuonVersion, l.SpecHash)
+	if !l.Window.IsZero() {
+		from := "the job's initial model"
+		if !l.Base.IsZero() {
+			from = "the model of the window ending " + l.Base.Format(time.RFC3339)
+		}
+		fmt.Fprintf(w, "window        ending %s, trained from %s\n", l.Window.Format(time.RFC3339), from)
+	}
 	for _, s := range l.Sources {
 		use := s.Use
 		if use == "" {

@@ -103,6 +103,9 @@ then stops its sources and drains the pipeline before the summary.`,
 					if err != nil {
 						return fmt.Errorf("%w: %s: %v", errUsage, c, err)
 					}
+					if kind == runners.Edge && spec.Training.Stream.Every > 0 {
+						return fmt.Errorf("%s: training.stream.every: the edge runner has no processing-time triggers; its windows fire as the watermark passes their end: remove every, or run on flink", c)
+					}
 					specs = append(specs, spec)
 					opts = append(opts, runners.Options{Kind: kind, Endpoint: spec.Endpoint, JobName: spec.Name, Verbose: *verbose})
 				}

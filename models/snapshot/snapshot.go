@@ -123,6 +123,11 @@ type Lineage struct {
 	SpecHash    string    `json:"spec_hash,omitempty"`
 	MuonVersion string    `json:"muon_version,omitempty"`
 	Created     time.Time `json:"created"`
+	// Window is the end of the event-time window a train job on a stream
+	// trained this model on, and Base the window end of the model it
+	// started from (zero: the job's initial model).
+	Window time.Time `json:"window,omitzero"`
+	Base   time.Time `json:"base,omitzero"`
 }
 
 // Source is data a model was trained on: Kafka offset ranges or files.

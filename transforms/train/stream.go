@@ -17,6 +17,7 @@ import (
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/graph/window"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/graph/window/trigger"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 	"github.com/muonml/muon/internal/atomicfile"
 	"github.com/muonml/muon/models"
@@ -47,6 +48,14 @@ type StreamParams struct {
 	// Initial is the model the first window starts from when the store has
 	// none; nil starts from the seeded initial weights.
 	Initial []float64
+	// Every, when positive, also fires a window every this much processing
+	// time while it is open (an early pane of the rows since its last
+	// pane, which trains the window's own newest model further). Without
+	// it a window fires once the watermark passes its end; Beam 2.62's
+	// portable Flink runner holds the watermark of an unbounded read
+	// until the read ends, so on Flink models publish while the job runs
+	// only with Every.
+	Every time.Duration
 }
 
 // Published is a model a streaming run published: the average of its
@@ -90,7 +99,12 @@ func Stream(s beam.Scope, p StreamParams, rows beam.PCollection) beam.PCollectio
 	if p.Window <= 0 || p.Store == "" {
 		panic(fmt.Sprintf("train.Stream: window %v must be positive and the store named (%q)", p.Window, p.Store))
 	}
-	windowed := beam.WindowInto(s, window.NewFixedWindows(p.Window), rows)
+	var opts []beam.WindowIntoOption
+	if p.Every > 0 {
+		opts = append(opts, beam.Trigger(trigger.AfterEndOfWindow().EarlyFiring(trigger.AfterProcessingTime().PlusDelay(p.Every))),
+			beam.PanesDiscard())
+	}
+	windowed := beam.WindowInto(s, window.NewFixedWindows(p.Window), rows, opts...)
 	shards := beam.GroupByKey(s, beam.ParDo(s, &streamShardFn{Shards: p.Shards}, windowed))
 	partial := beam.ParDo(s, &windowTrainFn{Params: p}, shards)
 	return beam.ParDo(s, &publishFn{Store: p.Store}, beam.Combine(s, &averageFn{}, partial))
