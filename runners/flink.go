@@ -21,18 +21,6 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 )
 
-// flinkOptions are the pipeline options a Flink job is submitted with:
-// the Go SDK's own, and Flink runner options the Go SDK has no flags for.
-type flinkOptions struct {
-	runtime.RawOptionsWrapper
-	// ShutdownSourcesAfterIdleMs lets Flink's Impulse source finish once
-	// it has emitted its one element. Until it does, it holds the
-	// watermark of everything downstream at the beginning of time, and
-	// event-time windows over an unbounded Kafka read never fire while
-	// the job runs (apache/beam#29558).
-	ShutdownSourcesAfterIdleMs int64 `json:"beam:option:shutdown_sources_after_idle_ms:v1"`
-}
-
 // flinkJob is a job submitted to a Flink job server, running in loopback:
 // its SDK harness runs in this process until stop.
 type flinkJob struct {
@@ -42,7 +30,9 @@ type flinkJob struct {
 }
 
 // submitFlink submits p to the Flink job server at endpoint with its SDK
-// harness in this process (loopback), and returns without waiting.
+// harness in this process (loopback), and returns without waiting. It is
+// Beam's universal runner's submission, kept here so that Run can wait,
+// cancel and read the job's error messages on the same connection.
 func submitFlink(ctx context.Context, p *beam.Pipeline, endpoint string, o Options) (*flinkJob, error) {
 	edges, _, err := p.Build()
 	if err != nil {
@@ -98,14 +88,11 @@ func submitFlink(ctx context.Context, p *beam.Pipeline, endpoint string, o Optio
 
 	hooks.SerializeHooksToOptions()
 	beam.PipelineOptions.LoadOptionsFromFlags(nil)
-	opts, err := tools.OptionsToProto(flinkOptions{
-		RawOptionsWrapper: runtime.RawOptionsWrapper{
-			Options:     beam.PipelineOptions.Export(),
-			AppName:     jobopts.GetJobName(),
-			Experiments: append(jobopts.GetExperiments(), "beam_fn_api"),
-			Parallelism: o.Parallelism,
-		},
-		ShutdownSourcesAfterIdleMs: 0,
+	opts, err := tools.OptionsToProto(runtime.RawOptionsWrapper{
+		Options:     beam.PipelineOptions.Export(),
+		AppName:     jobopts.GetJobName(),
+		Experiments: append(jobopts.GetExperiments(), "beam_fn_api"),
+		Parallelism: o.Parallelism,
 	})
 	if err != nil {
 		return fail(err)
