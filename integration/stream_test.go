@@ -23,6 +23,54 @@ import (
 	"github.com/muonml/muon/transforms/infer"
 )
 
+var day = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// produceDigits replays an optdigits file into topic, one digit a
+// millisecond of event time from start.
+func produceDigits(t *testing.T, b broker, topic, file string, start time.Time) {
+	t.Helper()
+	ro := recording.Options{Start: start, Period: time.Millisecond, Format: "csv", Device: "optdigits"}
+	path := filepath.Join("..", "..", "shared", "datasets", "optdigits", file)
+	if _, err := replay.Replay(context.Background(), []string{path}, replay.Options{Brokers: b.addrs, Topic: topic, Recording: ro}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// trainedDigits is a digits model a bounded train job published.
+type trainedDigits struct {
+	priv, pub, store string
+	spec             *configs.Spec
+}
+
+// trainDigits trains an MLP on optdigits.tra on the edge runner (3 epochs,
+// one shard) and publishes it, pruned and int8, signed with a new key, to
+// a store under dir.
+func trainDigits(t *testing.T, b broker, dir string) trainedDigits {
+	t.Helper()
+	priv, pub, err := snapshot.GenerateKey(filepath.Join(dir, "keys"), "it")
+	if err != nil {
+		t.Fatal(err)
+	}
+	topic := topicName(t, b, "digits")
+	ensure(t, b, topic, topic+".dlq")
+	produceDigits(t, b, topic, "optdigits.tra", day)
+	store := filepath.Join(dir, "store")
+	spec, err := configs.Load(filepath.Join("..", "configs", "train-digits.yaml"), "name=it-digits", "output.dir="+filepath.Join(dir, "bounded"),
+		"training.epochs=3", "training.shards=1", "source.topics=["+topic+"]", "training.test={}",
+		"snapshot={key: "+priv+", store: "+store+", prune: 0.5, gate: {min: 0.5, max_drop: 0.5}}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, s := beam.NewPipelineWithRoot()
+	if err := pipelines.Train(s, spec, pipelines.Options{Brokers: b.addrs}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runners.Run(context.Background(), p, runners.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	return trainedDigits{priv: priv, pub: pub, store: store, spec: spec}
+}
+
 // streamTrainInfer runs a train job on a stream with an inference branch
 // beside it on the runner: a bounded job publishes the first snapshot;
 // the streaming job trains every event-time minute from the newest model
@@ -32,43 +80,15 @@ import (
 func streamTrainInfer(t *testing.T, kind runners.Kind, b broker, endpoint string) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	priv, pub, err := snapshot.GenerateKey(filepath.Join(dir, "keys"), "it")
-	if err != nil {
-		t.Fatal(err)
-	}
-	boundedTopic, live, preds := topicName(t, b, "engines"), topicName(t, b, "live"), topicName(t, b, "predictions")
-	ensure(t, b, boundedTopic, boundedTopic+".dlq", live, live+".dlq", preds, preds+".dlq")
-	day := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
-	digits := filepath.Join("..", "..", "shared", "datasets", "optdigits")
-	produce := func(topic, file string, start time.Time) {
-		t.Helper()
-		ro := recording.Options{Start: start, Period: time.Millisecond, Format: "csv", Device: "optdigits"}
-		if _, err := replay.Replay(ctx, []string{filepath.Join(digits, file)}, replay.Options{Brokers: b.addrs, Topic: topic, Recording: ro}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	produce(boundedTopic, "optdigits.tra", day)
-
-	// The bounded job, on the edge runner: the stream's initial model and
-	// the store's first snapshot.
-	store := filepath.Join(dir, "store")
-	bounded, err := configs.Load(filepath.Join("..", "configs", "train-digits.yaml"), "name=it-digits", "output.dir="+filepath.Join(dir, "bounded"),
-		"training.epochs=3", "training.shards=1", "source.topics=["+boundedTopic+"]", "training.test={}",
-		"snapshot={key: "+priv+", store: "+store+", gate: {min: 0.5, max_drop: 0.5}}")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, s := beam.NewPipelineWithRoot()
-	if err := pipelines.Train(s, bounded, pipelines.Options{Brokers: b.addrs}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := runners.Run(ctx, p, runners.Options{}); err != nil {
-		t.Fatal(err)
-	}
+	d := trainDigits(t, b, dir)
+	priv, pub, store, bounded := d.priv, d.pub, d.store, d.spec
+	live, preds := topicName(t, b, "live"), topicName(t, b, "predictions")
+	ensure(t, b, live, live+".dlq", preds, preds+".dlq")
 	first, err := (&modelstore.Dir{Root: store}).Latest(ctx)
 	if err != nil {
 		t.Fatalf("the bounded job published no snapshot: %v", err)
 	}
+	produce := func(topic, file string, start time.Time) { produceDigits(t, b, topic, file, start) }
 
 	// The test digits make the stream's backlog. On Flink, where the
 	// watermark of the read does not reach the windows while it runs, the
@@ -87,7 +107,7 @@ func streamTrainInfer(t *testing.T, kind runners.Kind, b broker, endpoint string
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, s = beam.NewPipelineWithRoot()
+	p, s := beam.NewPipelineWithRoot()
 	if err := pipelines.Train(s, spec, pipelines.Options{Brokers: b.addrs, StopFile: stop}); err != nil {
 		t.Fatal(err)
 	}
@@ -177,8 +197,8 @@ func streamTrainInfer(t *testing.T, kind runners.Kind, b broker, endpoint string
 			t.Errorf("predictions by %s, not a version of the store", m)
 		}
 	}
-	t.Logf("%s: %d versions in the store; predictions by model: %v; %d rows trained, %d scored in %s", kind, len(vs), byModel,
-		o.res.Counter("train.Stream", "rows"), o.res.Counter("infer.rul", "rows"), o.res.Elapsed)
+	t.Logf("%s: %d versions in the store; predictions by model: %v; %d rows scored in %s", kind, len(vs), byModel,
+		o.res.Counter("infer.rul", "rows"), o.res.Elapsed)
 }
 
 // A train job on a stream publishes every window's model as a signed
@@ -194,4 +214,80 @@ func TestStreamTrainAndInferOnFlink(t *testing.T) {
 	ep := flinkEndpoint(t)
 	bs := brokers(t)
 	streamTrainInfer(t, runners.Flink, bs[len(bs)-1], ep)
+}
+
+// The same bounded infer job (two branches: every digit scored, and an
+// alert branch) gives the same predictions on the edge runner and on
+// Flink, against Apache Kafka: the same ids, models, labels, scores and
+// alerts.
+func TestInferSameOnEdgeAndFlink(t *testing.T) {
+	ep := flinkEndpoint(t)
+	bs := brokers(t)
+	b := bs[len(bs)-1]
+	dir := t.TempDir()
+	d := trainDigits(t, b, dir)
+	live := topicName(t, b, "live")
+	ensure(t, b, live, live+".dlq")
+	produceDigits(t, b, live, "optdigits.tes", day.AddDate(0, 0, 1))
+	run := func(kind runners.Kind) (preds, alerts map[string]string) {
+		p, a := topicName(t, b, string(kind)+"-predictions"), topicName(t, b, string(kind)+"-alerts")
+		ensure(t, b, p, p+".dlq", a, a+".dlq")
+		spec, err := configs.Load(filepath.Join("..", "configs", "infer-digits.yaml"), "output.dir="+filepath.Join(dir, string(kind)),
+			"source.topics=["+live+"]",
+			fmt.Sprintf("inference=[{name: digits, store: %s, trust: [%s], topic: %s}, {name: zeros, store: %[1]s, trust: [%[2]s], topic: %[4]s, alert: {label: \"0\", threshold: 0.9}}]",
+				d.store, d.pub, p, a))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pl, s := beam.NewPipelineWithRoot()
+		if err := pipelines.Infer(s, spec, pipelines.Options{Brokers: b.addrs}); err != nil {
+			t.Fatal(err)
+		}
+		res, err := runners.Run(context.Background(), pl, runners.Options{Kind: kind, Endpoint: ep})
+		if err != nil {
+			t.Fatalf("%s: %v", kind, err)
+		}
+		read := func(topic string) map[string]string {
+			recs, err := kafkaio.Tail(context.Background(), b.addrs, topic, 1<<20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := map[string]string{}
+			for _, r := range recs {
+				pr, err := infer.ParsePrediction(r.Value)
+				if err != nil {
+					t.Fatalf("%s: %v", r.Value, err)
+				}
+				if _, dup := out[pr.ID]; dup {
+					t.Errorf("%s: prediction %s twice", kind, pr.ID)
+				}
+				// Everything but the latency, which is the runner's.
+				out[pr.ID] = fmt.Sprintf("%s %s %s %s %v %v %s", pr.Key, pr.Time.Format(time.RFC3339Nano), pr.Model, pr.Label, pr.Scores, pr.Values, pr.Alert)
+			}
+			return out
+		}
+		preds, alerts = read(p), read(a)
+		t.Logf("%s runner: %d predictions, %d alerts, %d dead letters in %s", kind, len(preds), len(alerts),
+			res.Counter("infer.digits", "dead_letters")+res.Counter("infer.zeros", "dead_letters"), res.Elapsed)
+		return preds, alerts
+	}
+	edgeP, edgeA := run(runners.Edge)
+	flinkP, flinkA := run(runners.Flink)
+	if len(edgeP) != 1797 || len(edgeA) == 0 || len(edgeA) >= len(edgeP) {
+		t.Fatalf("edge: %d predictions and %d alerts, want 1797 and some", len(edgeP), len(edgeA))
+	}
+	for _, c := range []struct {
+		name        string
+		edge, flink map[string]string
+	}{{"predictions", edgeP, flinkP}, {"alerts", edgeA, flinkA}} {
+		if len(c.edge) != len(c.flink) {
+			t.Errorf("%s: %d on the edge runner, %d on Flink", c.name, len(c.edge), len(c.flink))
+		}
+		for id, e := range c.edge {
+			if f, ok := c.flink[id]; !ok || f != e {
+				t.Errorf("%s %s: edge %q, Flink %q", c.name, id, e, f)
+				break
+			}
+		}
+	}
 }

@@ -86,13 +86,17 @@ func submitFlink(ctx context.Context, p *beam.Pipeline, endpoint string, o Optio
 	}
 	job.client = jobpb.NewJobServiceClient(conn)
 
+	parallelism := o.Parallelism
+	if parallelism <= 0 {
+		parallelism = -1 // the job server's default
+	}
 	hooks.SerializeHooksToOptions()
 	beam.PipelineOptions.LoadOptionsFromFlags(nil)
 	opts, err := tools.OptionsToProto(runtime.RawOptionsWrapper{
 		Options:     beam.PipelineOptions.Export(),
 		AppName:     jobopts.GetJobName(),
 		Experiments: append(jobopts.GetExperiments(), "beam_fn_api"),
-		Parallelism: o.Parallelism,
+		Parallelism: parallelism,
 	})
 	if err != nil {
 		return fail(err)
