@@ -57,14 +57,17 @@ integration:
 		grep -E --line-buffered '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go:' ; exit $${PIPESTATUS[0]}
 
 # Figures as `BENCH <name> <value> <unit>` lines, on the embedded broker and
-# on Apache Kafka (started and stopped here), and training beside
-# scikit-learn from the Python venv (integration/python/venv.sh: a venv
+# on Apache Kafka and Beam's Flink job server (started and stopped here),
+# training beside scikit-learn and inference beside Beam Python's
+# RunInference, from the Python venvs (integration/python/venv.sh: a venv
 # that cannot be built stops the bench here, with pip's reason).
 bench: build
 	set -euo pipefail; \
 	export "$$(integration/python/venv.sh)"; \
+	export "$$(integration/python/venv.sh beam)"; \
+	trap 'integration/kafka/stop.sh $(KAFKA_PORT); integration/flink/stop.sh $(FLINK_PORT)' EXIT; \
 	export "$$(integration/kafka/start.sh $(KAFKA_PORT))"; \
-	trap 'integration/kafka/stop.sh $(KAFKA_PORT)' EXIT; \
+	export "$$(integration/flink/start.sh $(FLINK_PORT))"; \
 	$(GO) run ./integration/bench --muon $(BIN) --kafka "$$KAFKA_BROKERS"
 
 clean:

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"sort"
 	"strings"
@@ -79,6 +80,7 @@ then stops its sources and drains the pipeline before the summary.`,
 			var sets stringList
 			fs.Var(&sets, "set", "override a spec field, `path=value` (repeatable), e.g. --set kafka.brokers=[127.0.0.1:9092]")
 			verbose := fs.Bool("verbose", false, "show Beam's and the runner's own logs")
+			cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to `file` (read it with go tool pprof)")
 			return func(args []string) error {
 				if len(args) > 0 {
 					return fmt.Errorf("%w: unexpected arguments %v", errUsage, args)
@@ -108,6 +110,20 @@ then stops its sources and drains the pipeline before the summary.`,
 					}
 					specs = append(specs, spec)
 					opts = append(opts, runners.Options{Kind: kind, Endpoint: spec.Endpoint, JobName: spec.Name, Verbose: *verbose})
+				}
+				if *cpuprofile != "" {
+					f, err := os.Create(*cpuprofile)
+					if err != nil {
+						return err
+					}
+					if err := pprof.StartCPUProfile(f); err != nil {
+						f.Close()
+						return err
+					}
+					defer func() {
+						pprof.StopCPUProfile()
+						f.Close()
+					}()
 				}
 				var shared *embedded.Broker
 				for i, spec := range specs {

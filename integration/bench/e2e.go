@@ -84,6 +84,55 @@ func benchE2E(muon, datasets string) {
 	bench("e2e.edge.rps", rps, "records/s")
 	bench("edge.rss_mb", rss, "MiB")
 
+	if ep := os.Getenv("FLINK_ENDPOINT"); ep != "" {
+		fj, _ := run("e2e", filepath.Join(work, "flink"), "runner=flink", "endpoint="+ep, "inference=[{name: digits, store: "+store+", trust: ["+pub+"], topic: e2e.flink.predictions}]")
+		if len(fj.Inference) != 1 || fj.Inference[0].Predictions != sum.Records {
+			must(fmt.Errorf("e2e flink: %d records in, summary %+v", sum.Records, fj.Inference))
+		}
+		frps := float64(fj.Inference[0].Predictions) / fj.Seconds
+		fmt.Fprintf(os.Stderr, "bench: e2e flink: %d predictions in %.2fs (job submission included), accuracy %.4f\n", fj.Inference[0].Predictions, fj.Seconds, fj.Inference[0].Accuracy)
+		bench("e2e.flink.rps", frps, "records/s")
+		bench("e2e.flink.vs_edge", frps/rps, "x")
+	} else {
+		fmt.Fprintln(os.Stderr, "bench: FLINK_ENDPOINT not set: e2e.flink.rps skipped (make bench starts the job server)")
+	}
+
+	// Beam Python beside it: the same records (the topic's message values,
+	// dumped to a file), the same task (an MLP of 100 relu units on
+	// standardized digits), RunInference with scikit-learn on the
+	// DirectRunner.
+	if py := os.Getenv("MUON_BEAM_PYTHON"); py != "" {
+		recs, err := kafkaio.Tail(ctx, brokers, "e2e", int(sum.Records))
+		must(err)
+		var buf []byte
+		for _, r := range recs {
+			buf = append(append(buf, r.Value...), '\n')
+		}
+		input := filepath.Join(work, "records.jsonl")
+		must(os.WriteFile(input, buf, 0o644))
+		out := filepath.Join(work, "beam-python")
+		cmd := exec.Command(py, "integration/python/beam_infer.py", "--train", filepath.Join(datasets, "optdigits", "optdigits.tra"), "--input", input, "--output", out)
+		cmd.Stderr = os.Stderr
+		fmt.Fprintf(os.Stderr, "bench: %s\n", strings.Join(cmd.Args, " "))
+		raw, err := cmd.Output()
+		must(err)
+		var pr struct {
+			Records  int64   `json:"records"`
+			Seconds  float64 `json:"seconds"`
+			Accuracy float64 `json:"accuracy"`
+		}
+		must(json.Unmarshal(raw, &pr))
+		if pr.Records != sum.Records {
+			must(fmt.Errorf("beam python: %d predictions of %d records", pr.Records, sum.Records))
+		}
+		prps := float64(pr.Records) / pr.Seconds
+		fmt.Fprintf(os.Stderr, "bench: e2e beam python (file of the topic's %d records, DirectRunner, RunInference + scikit-learn): %.2fs, accuracy %.4f\n", pr.Records, pr.Seconds, pr.Accuracy)
+		bench("e2e.beam_python.rps", prps, "records/s")
+		bench("e2e.ratio", rps/prps, "x")
+	} else {
+		fmt.Fprintln(os.Stderr, "bench: MUON_BEAM_PYTHON not set: e2e.beam_python.rps skipped (integration/python/venv.sh beam makes it)")
+	}
+
 	// Live at half the rate: the producer runs beside the job.
 	rate := rps / 2
 	const seconds = 20

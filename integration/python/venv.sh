@@ -17,6 +17,10 @@
 # is never taken for a complete one. Two runs at once wait for each other
 # (flock).
 #
+# With the argument `beam`, the same for beam-requirements.txt (Beam
+# Python and scikit-learn, the e2e bench's baseline; its pins conflict
+# with the others') in venv-beam, printing MUON_BEAM_PYTHON=...
+#
 # Env: MUON_CACHE (cache root), MUON_PYTHON_BASE (the Python that creates
 # the venv, default python3; 3.11 or newer), and pip's own PIP_* settings.
 set -euo pipefail
@@ -25,6 +29,24 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 requirements=$here/requirements.txt
 muon_cache=${MUON_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/muon}
 venv=$muon_cache/venv
+var=MUON_PYTHON
+probe='import platform, pyarrow, numpy, sklearn
+print("Python", platform.python_version(), "pyarrow", pyarrow.__version__,
+      "numpy", numpy.__version__, "scikit-learn", sklearn.__version__)'
+case ${1:-} in
+"") ;;
+beam)
+	requirements=$here/beam-requirements.txt
+	venv=$muon_cache/venv-beam
+	var=MUON_BEAM_PYTHON
+	probe='import platform, apache_beam, sklearn
+print("Python", platform.python_version(), "apache-beam", apache_beam.__version__, "scikit-learn", sklearn.__version__)'
+	;;
+*)
+	echo "usage: venv.sh [beam]" >&2
+	exit 2
+	;;
+esac
 stamp=$venv/muon.complete
 base=${MUON_PYTHON_BASE:-python3}
 
@@ -44,15 +66,13 @@ key="$(sha256sum <"$requirements" | cut -d' ' -f1) $("$base" -c 'import sys; pri
 # packages import (they do not once its base Python is gone).
 versions() {
 	[[ -f $stamp && $(cat "$stamp") == "$key" ]] || return 1
-	"$venv/bin/python" -c 'import platform, pyarrow, numpy, sklearn
-print("Python", platform.python_version(), "pyarrow", pyarrow.__version__,
-      "numpy", numpy.__version__, "scikit-learn", sklearn.__version__)' 2>/dev/null
+	"$venv/bin/python" -c "$probe" 2>/dev/null
 }
 
 how=cached
 if ! v=$(versions); then
 	mkdir -p "$muon_cache"
-	exec 9>"$muon_cache/venv.lock"
+	exec 9>"$venv.lock"
 	if command -v flock >/dev/null; then
 		flock 9
 	fi
@@ -71,11 +91,11 @@ if ! v=$(versions); then
 		echo "$key" >"$stamp.tmp"
 		mv "$stamp.tmp" "$stamp"
 		if ! v=$(versions); then
-			echo "python: $venv was installed but does not import pyarrow, numpy and sklearn" >&2
+			echo "python: $venv was installed but does not import its packages" >&2
 			exit 1
 		fi
 		how="installed in $((SECONDS - started)) s"
 	fi
 fi
 echo "python: $v in $venv ($how)" >&2
-echo "MUON_PYTHON=$venv/bin/python"
+echo "$var=$venv/bin/python"
