@@ -56,6 +56,10 @@ The spec's job field says what runs:
              model.json and epochs.jsonl (configs/train-sensors.yaml); with
              a snapshot section, compresses, signs and publishes the model
              to a store if it passes the quality gate (configs/train-digits.yaml)
+             On an unbounded source: trains the newest model per event-time
+             window and publishes each window's model (and, with a snapshot
+             section, a signed snapshot), scoring the same rows with any
+             inference branches beside (configs/train-engines-stream.yaml)
   infer      the features job's rows in Arrow batches, fanned out to every
              inference branch: each scores them with the newest verified
              snapshot of its store (picking up new versions as they are
