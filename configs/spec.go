@@ -83,6 +83,13 @@ type Source struct {
 	IdleTimeout Duration `yaml:"idle_timeout"`
 	// BatchRecords is the most records per fetch batch element. Default 4096.
 	BatchRecords int `yaml:"batch_records" min:"0"`
+	// FetchMaxBytes is the most bytes one fetch asks a broker for, and
+	// FetchConns how many connections a bounded read fetches a partition
+	// with: together they bound the read's buffers (about FetchMaxBytes ×
+	// FetchConns per partition being read). Defaults 8 MiB and 2; an edge
+	// device with little memory lowers them.
+	FetchMaxBytes int `yaml:"fetch_max_bytes" min:"0"`
+	FetchConns    int `yaml:"fetch_conns" min:"0"`
 }
 
 // IsBounded reports whether the source is bounded (the default).

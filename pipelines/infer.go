@@ -65,11 +65,16 @@ func Infer(s beam.Scope, spec *configs.Spec, o Options) error {
 // topic's dead-letter topic); with an archive section, the feature
 // batches also go to the Parquet archive.
 func inferBranches(s beam.Scope, spec *configs.Spec, o Options, rows beam.PCollection) {
-	rp := o.sourceParams(spec)
 	dim := len(FeatureNames(spec))
+	// Rows are batched as they stream by, in bounded jobs too: scoring
+	// needs no key locality, and grouping by shard would hold the whole
+	// input at the GroupByKey (prism hands a stage all its pending
+	// elements at once). Without it, the read, decode, features,
+	// batching, scoring and the Kafka write fuse into one stage and the
+	// job's memory stays at a few bundles whatever the input's size.
 	batches := batch.Rows(s, batch.Params{
 		Dim: dim, MaxRows: spec.Batch.MaxRows, Shards: spec.Batch.Shards,
-		Unbounded: rp.Unbounded, MaxWait: spec.Batch.MaxWait.D(),
+		Unbounded: true, MaxWait: spec.Batch.MaxWait.D(),
 	}, rows)
 	wp := kafkaio.WriteParams{Brokers: o.Brokers}
 	for _, p := range InferParams(spec) {

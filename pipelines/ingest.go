@@ -101,6 +101,8 @@ func SourceParams(spec *configs.Spec, brokers []string) kafkaio.Params {
 		CheckpointInterval: src.CheckpointInterval.D(),
 		IdleTimeout:        src.IdleTimeout.D(),
 		BatchRecords:       src.BatchRecords,
+		FetchMaxBytes:      src.FetchMaxBytes,
+		FetchConns:         src.FetchConns,
 	}
 	switch src.Start {
 	case "latest":

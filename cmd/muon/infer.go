@@ -1,14 +1,12 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"sort"
-	"time"
+	"strconv"
+	"strings"
 
 	"github.com/muonml/muon/configs"
-	"github.com/muonml/muon/io/kafkaio"
 	"github.com/muonml/muon/pipelines"
 	"github.com/muonml/muon/runners"
 	"github.com/muonml/muon/transforms/infer"
@@ -21,22 +19,24 @@ type branchSummary struct {
 	// Model is the version that served at the start, Final the one that
 	// served at the end (they differ when a new version was published
 	// while the job ran).
-	Model       string   `json:"model"`
-	Final       string   `json:"final_model,omitempty"`
-	Size        int64    `json:"snapshot_bytes"`
-	Ratio       float64  `json:"compression_ratio"`
-	Weights     string   `json:"weights"`
-	Sparsity    float64  `json:"sparsity"`
-	Rows        int64    `json:"rows"`
-	Predictions int64    `json:"predictions"`
-	Alerts      int64    `json:"alerts,omitempty"`
-	DeadLetters int64    `json:"dead_letters"`
-	Labelled    int64    `json:"labelled"`
-	Accuracy    *float64 `json:"accuracy,omitempty"`
-	ModelLoads  int64    `json:"model_loads"`
-	Refused     int64    `json:"models_refused,omitempty"`
-	LoadMs      float64  `json:"model_load_ms"`
-	BatchP50Ms  float64  `json:"-"`
+	Model string `json:"model"`
+	Final string `json:"final_model,omitempty"`
+	// ByModel counts predictions per model version.
+	ByModel     map[string]int64 `json:"predictions_by_model,omitempty"`
+	Size        int64            `json:"snapshot_bytes"`
+	Ratio       float64          `json:"compression_ratio"`
+	Weights     string           `json:"weights"`
+	Sparsity    float64          `json:"sparsity"`
+	Rows        int64            `json:"rows"`
+	Predictions int64            `json:"predictions"`
+	Alerts      int64            `json:"alerts,omitempty"`
+	DeadLetters int64            `json:"dead_letters"`
+	Labelled    int64            `json:"labelled"`
+	Accuracy    *float64         `json:"accuracy,omitempty"`
+	ModelLoads  int64            `json:"model_loads"`
+	Refused     int64            `json:"models_refused,omitempty"`
+	LoadMs      float64          `json:"model_load_ms"`
+	BatchP50Ms  float64          `json:"-"`
 	// Latency percentiles of the predictions written (event time to
 	// prediction), read back from the topic.
 	LatencyP50 float64 `json:"latency_p50_ms"`
@@ -46,7 +46,7 @@ type branchSummary struct {
 
 // summarizeInference gathers each branch's figures from the job's
 // metrics, the models it served, and its predictions topic.
-func summarizeInference(ctx context.Context, spec *configs.Spec, served []*infer.Model, res *runners.Result, brokers []string) []branchSummary {
+func summarizeInference(spec *configs.Spec, served []*infer.Model, res *runners.Result) []branchSummary {
 	var out []branchSummary
 	for i, p := range pipelines.InferParams(spec) {
 		ns := "infer." + p.Name
@@ -68,37 +68,34 @@ func summarizeInference(ctx context.Context, spec *configs.Spec, served []*infer
 		if s := res.Elapsed.Seconds(); s > 0 {
 			b.RowsPerSec = float64(b.Rows) / s
 		}
-		if recs, err := kafkaio.Tail(ctx, brokers, p.Topic, 1_000_000); err == nil {
-			var lat []float64
-			var newest time.Time
-			for _, r := range recs {
-				pr, err := infer.ParsePrediction(r.Value)
-				if err != nil {
-					continue
+		// Latencies and versions come from the branch's metrics: its
+		// latency histogram (within 2.2 %) and its predictions per version.
+		own := map[string]int64{}
+		var finalSeq uint64
+		for k, v := range res.Counters {
+			name, ok := strings.CutPrefix(k, ns+"/")
+			if !ok {
+				continue
+			}
+			own[name] = v
+			if ver, ok := strings.CutPrefix(name, infer.VersionCounter); ok && v > 0 {
+				if b.ByModel == nil {
+					b.ByModel = map[string]int64{}
 				}
-				lat = append(lat, pr.LatencyMs)
-				if r.Time.After(newest) || newest.IsZero() {
-					newest = r.Time
-					if pr.Model != b.Model {
-						b.Final = pr.Model
+				b.ByModel[ver] = v
+				if i := strings.LastIndexByte(ver, '@'); i >= 0 {
+					if seq, err := strconv.ParseUint(ver[i+1:], 10, 64); err == nil && seq > finalSeq && ver != b.Model {
+						finalSeq, b.Final = seq, ver
 					}
 				}
 			}
-			sort.Float64s(lat)
-			b.LatencyP50, b.LatencyP99 = quantile(lat, 0.5), quantile(lat, 0.99)
+		}
+		if q := infer.LatencyQuantiles(own, 0.5, 0.99); len(q) == 2 {
+			b.LatencyP50, b.LatencyP99 = q[0], q[1]
 		}
 		out = append(out, b)
 	}
 	return out
-}
-
-// quantile is the q-quantile of sorted values (nearest rank), 0 if none.
-func quantile(sorted []float64, q float64) float64 {
-	if len(sorted) == 0 {
-		return 0
-	}
-	i := int(q*float64(len(sorted))+0.5) - 1
-	return sorted[max(0, min(i, len(sorted)-1))]
 }
 
 func printInference(w io.Writer, bs []branchSummary) {

@@ -334,7 +334,7 @@ func runJob(spec *configs.Spec, ro runners.Options, shared *embedded.Broker, std
 			return err
 		}
 	case spec.Job == "infer":
-		sum.Inference = summarizeInference(ctx, spec, served, res, brokers)
+		sum.Inference = summarizeInference(spec, served, res)
 		for _, b := range sum.Inference {
 			sum.DeadLetters += b.DeadLetters
 		}

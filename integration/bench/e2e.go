@@ -29,32 +29,48 @@ const e2eCopies = 60
 // edge.rss_mb. Then an unbounded job fed live at half that rate for
 // 20 s: e2e.edge.p99_ms, event time to prediction, read back from the
 // predictions topic.
-func benchE2E(muon, datasets string) {
+func benchE2E(muon, datasets, kafkaAddr string) {
 	res, dir := snapshotRun(muon, "configs/train-digits.yaml", "training.shards=1")
 	defer os.RemoveAll(dir)
 	store, pub := filepath.Dir(res.Path), strings.TrimSuffix(signingKey(muon), ".key")+".pub"
 
-	b, err := embedded.Start(embedded.Options{Partitions: 4})
-	must(err)
-	defer b.Close()
-	brokers := []string{b.Addr()}
+	// Apache Kafka when there is one (make bench starts it): the embedded
+	// broker answers a fetch with more than it asks for, which doubles
+	// the job's resident memory.
+	var brokers []string
+	if kafkaAddr != "" {
+		brokers = []string{kafkaAddr}
+	} else {
+		b, err := embedded.Start(embedded.Options{Partitions: 4})
+		must(err)
+		defer b.Close()
+		brokers = []string{b.Addr()}
+	}
+	fmt.Fprintf(os.Stderr, "bench: e2e on the broker at %s\n", strings.Join(brokers, ","))
 	ctx := context.Background()
-	must(kafkaio.EnsureTopics(ctx, brokers, kafkaio.TopicSpec{Name: "e2e", Partitions: 4}, kafkaio.TopicSpec{Name: "e2e.dlq", Partitions: 4},
-		kafkaio.TopicSpec{Name: "e2e.predictions", Partitions: 4}, kafkaio.TopicSpec{Name: "live", Partitions: 4},
-		kafkaio.TopicSpec{Name: "live.dlq", Partitions: 4}, kafkaio.TopicSpec{Name: "live.predictions", Partitions: 4}))
+	// Topic names unique per run: Apache Kafka outlives the bench.
+	suffix := fmt.Sprintf("-%d", time.Now().UnixNano()%1e9)
+	e2eTopic, liveTopic := "e2e"+suffix, "live"+suffix
+	var specs []kafkaio.TopicSpec
+	for _, t := range []string{e2eTopic, liveTopic} {
+		for _, s := range []string{"", ".dlq", ".predictions", ".flink.predictions", ".flink.predictions.dlq", ".predictions.dlq"} {
+			specs = append(specs, kafkaio.TopicSpec{Name: t + s, Partitions: 4})
+		}
+	}
+	must(kafkaio.EnsureTopics(ctx, brokers, specs...))
 	tes := filepath.Join(datasets, "optdigits", "optdigits.tes")
 	paths := make([]string, e2eCopies)
 	for i := range paths {
 		paths[i] = tes
 	}
-	sum, err := replay.Replay(ctx, paths, replay.Options{Brokers: brokers, Topic: "e2e",
+	sum, err := replay.Replay(ctx, paths, replay.Options{Brokers: brokers, Topic: e2eTopic,
 		Recording: recording.Options{Format: "csv", Device: "optdigits", Start: time.Now(), Period: time.Microsecond}})
 	must(err)
-	fmt.Fprintf(os.Stderr, "bench: e2e: %d optdigits test records in topic e2e\n", sum.Records)
+	fmt.Fprintf(os.Stderr, "bench: e2e: %d optdigits test records in topic %s\n", sum.Records, e2eTopic)
 
 	run := func(topic, out string, set ...string) (jobSummary, float64) {
 		args := []string{"run", "--config", "configs/infer-digits.yaml",
-			"--set", "kafka.brokers=[" + b.Addr() + "]", "--set", "source.topics=[" + topic + "]", "--set", "replay=[]",
+			"--set", "kafka.brokers=[" + strings.Join(brokers, ",") + "]", "--set", "source.topics=[" + topic + "]", "--set", "replay=[]",
 			"--set", "output.dir=" + out,
 			"--set", fmt.Sprintf("inference=[{name: digits, store: %s, trust: [%s], topic: %s.predictions}]", store, pub, topic)}
 		for _, s := range set {
@@ -75,7 +91,7 @@ func benchE2E(muon, datasets string) {
 	must(err)
 	defer os.RemoveAll(work)
 
-	js, rss := run("e2e", filepath.Join(work, "bounded"))
+	js, rss := run(e2eTopic, filepath.Join(work, "bounded"))
 	if len(js.Inference) != 1 || js.Inference[0].Predictions != sum.Records {
 		must(fmt.Errorf("e2e: %d records in, summary %+v", sum.Records, js.Inference))
 	}
@@ -85,7 +101,7 @@ func benchE2E(muon, datasets string) {
 	bench("edge.rss_mb", rss, "MiB")
 
 	if ep := os.Getenv("FLINK_ENDPOINT"); ep != "" {
-		fj, _ := run("e2e", filepath.Join(work, "flink"), "runner=flink", "endpoint="+ep, "inference=[{name: digits, store: "+store+", trust: ["+pub+"], topic: e2e.flink.predictions}]")
+		fj, _ := run(e2eTopic, filepath.Join(work, "flink"), "runner=flink", "endpoint="+ep, "inference=[{name: digits, store: "+store+", trust: ["+pub+"], topic: "+e2eTopic+".flink.predictions}]")
 		if len(fj.Inference) != 1 || fj.Inference[0].Predictions != sum.Records {
 			must(fmt.Errorf("e2e flink: %d records in, summary %+v", sum.Records, fj.Inference))
 		}
@@ -102,7 +118,7 @@ func benchE2E(muon, datasets string) {
 	// standardized digits), RunInference with scikit-learn on the
 	// DirectRunner.
 	if py := os.Getenv("MUON_BEAM_PYTHON"); py != "" {
-		recs, err := kafkaio.Tail(ctx, brokers, "e2e", int(sum.Records))
+		recs, err := kafkaio.Tail(ctx, brokers, e2eTopic, int(sum.Records))
 		must(err)
 		var buf []byte
 		for _, r := range recs {
@@ -143,11 +159,11 @@ func benchE2E(muon, datasets string) {
 		for i := range live {
 			live[i] = tes
 		}
-		_, err := replay.Replay(ctx, live, replay.Options{Brokers: brokers, Topic: "live", Rate: rate,
+		_, err := replay.Replay(ctx, live, replay.Options{Brokers: brokers, Topic: liveTopic, Rate: rate,
 			Recording: recording.Options{Format: "csv", Device: "optdigits", Start: time.Now(), Period: time.Duration(float64(time.Second) / rate)}})
 		done <- err
 	}()
-	live, _ := run("live", filepath.Join(work, "live"), "source.bounded=false", "source.start=latest", fmt.Sprintf("source.for=%ds", seconds+5), "batch.max_wait=100ms")
+	live, _ := run(liveTopic, filepath.Join(work, "live"), "source.bounded=false", "source.start=latest", fmt.Sprintf("source.for=%ds", seconds+5), "batch.max_wait=100ms")
 	must(<-done)
 	br := live.Inference[0]
 	fmt.Fprintf(os.Stderr, "bench: e2e edge live at %.0f records/s: %d predictions, latency p50 %.1f ms, p99 %.1f ms\n", rate, br.Predictions, br.LatencyP50, br.LatencyP99)

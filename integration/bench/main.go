@@ -82,7 +82,7 @@ func main() {
 		benchSnapshot(*muon)
 	}
 	if want["e2e"] {
-		benchE2E(*muon, *datasets)
+		benchE2E(*muon, *datasets, *kafkaAddr)
 	}
 	if !want["kafka"] && !want["featurize"] {
 		return

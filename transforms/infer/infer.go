@@ -124,6 +124,8 @@ type metrics struct {
 	rows, batches, predictions, alerts, dead, labelled, correct, loads, refused beam.Counter
 	latency, loadUs                                                             beam.Distribution
 	version                                                                     beam.Gauge
+	latencies                                                                   latencyHist
+	byVersion                                                                   map[string]beam.Counter
 }
 
 func newMetrics(name string) metrics {
@@ -133,7 +135,8 @@ func newMetrics(name string) metrics {
 		alerts: beam.NewCounter(ns, "alerts"), dead: beam.NewCounter(ns, "dead_letters"), labelled: beam.NewCounter(ns, "labelled"),
 		correct: beam.NewCounter(ns, "correct"), loads: beam.NewCounter(ns, "model_loads"), refused: beam.NewCounter(ns, "models_refused"),
 		latency: beam.NewDistribution(ns, "batch_latency_us"), loadUs: beam.NewDistribution(ns, "model_load_us"),
-		version: beam.NewGauge(ns, "model_version"),
+		version:   beam.NewGauge(ns, "model_version"),
+		latencies: latencyHist{ns: ns}, byVersion: map[string]beam.Counter{},
 	}
 }
 
@@ -244,6 +247,7 @@ func (fn *inferFn) score(ctx context.Context, m *Model, b arrowio.Batch, emit fu
 			p.Truth = labels.ValueStr(i)
 		}
 		p.Latency = now.Sub(p.Time)
+		fn.m.latencies.add(p.Latency)
 		if classifier {
 			p.Label, p.Labels, p.Scores = m.Manifest.Labels[models.Argmax(out)], m.Manifest.Labels, out
 			if p.Truth != "" {
@@ -270,6 +274,13 @@ func (fn *inferFn) score(ctx context.Context, m *Model, b arrowio.Batch, emit fu
 		emit(kafkaio.Record{Topic: fn.Params.Topic, Key: []byte(p.Key), Value: append([]byte(nil), fn.buf...), Time: p.Time})
 	}
 	fn.m.predictions.Inc(ctx, int64(n))
+	fn.m.latencies.flush(ctx)
+	vc, ok := fn.m.byVersion[m.Name()]
+	if !ok {
+		vc = beam.NewCounter("infer."+fn.Params.Name, VersionCounter+m.Name())
+		fn.m.byVersion[m.Name()] = vc
+	}
+	vc.Inc(ctx, int64(n))
 	fn.m.labelled.Inc(ctx, labelled)
 	fn.m.correct.Inc(ctx, correct)
 	fn.m.alerts.Inc(ctx, alerts)
