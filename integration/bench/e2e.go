@@ -155,11 +155,14 @@ func benchE2E(muon, datasets, kafkaAddr string) {
 	done := make(chan error, 1)
 	go func() {
 		time.Sleep(3 * time.Second) // the job starts and reaches the head of the topic
-		live := make([]string, int(rate*seconds)/1797+1)
-		for i := range live {
-			live[i] = tes
+		// One file of the copies: a recording's event times start over
+		// with every file.
+		live, err := repeatCSV(tes, int(rate*seconds)/1797+1, filepath.Join(work, "live.csv"))
+		if err != nil {
+			done <- err
+			return
 		}
-		_, err := replay.Replay(ctx, live, replay.Options{Brokers: brokers, Topic: liveTopic, Rate: rate,
+		_, err = replay.Replay(ctx, []string{live}, replay.Options{Brokers: brokers, Topic: liveTopic, Rate: rate,
 			Recording: recording.Options{Format: "csv", Device: "optdigits", Start: time.Now(), Period: time.Duration(float64(time.Second) / rate)}})
 		done <- err
 	}()
@@ -181,4 +184,20 @@ type jobSummary struct {
 		LatencyP50  float64 `json:"latency_p50_ms"`
 		LatencyP99  float64 `json:"latency_p99_ms"`
 	} `json:"inference"`
+}
+
+// repeatCSV writes the CSV file at path n times over to out, its header
+// once.
+func repeatCSV(path string, n int, out string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	header, body, _ := strings.Cut(string(b), "\n")
+	var w strings.Builder
+	w.WriteString(header + "\n")
+	for i := 0; i < n; i++ {
+		w.WriteString(strings.TrimRight(body, "\n") + "\n")
+	}
+	return out, os.WriteFile(out, []byte(w.String()), 0o644)
 }
