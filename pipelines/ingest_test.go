@@ -21,6 +21,8 @@ func TestSourceParams(t *testing.T) {
 		{"unbounded from latest with checkpoints", "name: x\nsource:\n  topics: [a]\n  format: sensor\n  start: latest\n  bounded: false\n  checkpoint_records: 500\n  checkpoint_interval: 2s\n  idle_timeout: 5s\n  batch_records: 64\n",
 			kafkaio.Params{Brokers: []string{"k:9092"}, Topics: []string{"a"}, Start: kafkaio.Start{Kind: kafkaio.StartLatest},
 				Unbounded: true, CheckpointRecords: 500, CheckpointInterval: 2 * time.Second, IdleTimeout: 5 * time.Second, BatchRecords: 64}},
+		{"small fetches", "name: x\nsource:\n  topics: [a]\n  format: sensor\n  fetch_max_bytes: 1048576\n  fetch_conns: 1\n",
+			kafkaio.Params{Brokers: []string{"k:9092"}, Topics: []string{"a"}, FetchMaxBytes: 1 << 20, FetchConns: 1}},
 		{"explicit offsets", "name: x\nsource:\n  topics: [a]\n  format: sensor\n  start: offsets\n  offsets: {0: 10, 3: 7}\n",
 			kafkaio.Params{Brokers: []string{"k:9092"}, Topics: []string{"a"}, Start: kafkaio.Start{Kind: kafkaio.StartOffsets, Offsets: map[int]int64{0: 10, 3: 7}}}},
 		{"timestamp", "name: x\nsource:\n  topics: [a]\n  format: image\n  start: timestamp\n  time: 2024-03-01T12:00:00Z\n",

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -21,6 +23,13 @@ type branchSummary struct {
 	// while the job ran).
 	Model string `json:"model"`
 	Final string `json:"final_model,omitempty"`
+	// Batches is how many batches were scored; BatchMeanMs, BatchMinMs
+	// and BatchMaxMs the time scoring one took (the distribution
+	// batch_latency_us).
+	Batches     int64   `json:"batches"`
+	BatchMeanMs float64 `json:"batch_mean_ms"`
+	BatchMinMs  float64 `json:"batch_min_ms"`
+	BatchMaxMs  float64 `json:"batch_max_ms"`
 	// ByModel counts predictions per model version.
 	ByModel     map[string]int64 `json:"predictions_by_model,omitempty"`
 	Size        int64            `json:"snapshot_bytes"`
@@ -61,6 +70,10 @@ func summarizeInference(spec *configs.Spec, served []*infer.Model, res *runners.
 		if b.Labelled > 0 {
 			acc := float64(res.Counter(ns, "correct")) / float64(b.Labelled)
 			b.Accuracy = &acc
+		}
+		b.Batches = res.Counter(ns, "batches")
+		if d, ok := res.Dists[ns+"/batch_latency_us"]; ok && d.Count > 0 {
+			b.BatchMeanMs, b.BatchMinMs, b.BatchMaxMs = float64(d.Sum)/float64(d.Count)/1000, float64(d.Min)/1000, float64(d.Max)/1000
 		}
 		if d, ok := res.Dists[ns+"/model_load_us"]; ok && d.Count > 0 {
 			b.LoadMs = float64(d.Sum) / float64(d.Count) / 1000
@@ -110,9 +123,35 @@ func printInference(w io.Writer, bs []branchSummary) {
 		if b.Accuracy != nil {
 			fmt.Fprintf(w, "    accuracy     %.4f on %d labelled rows\n", *b.Accuracy, b.Labelled)
 		}
+		if b.Batches > 0 {
+			fmt.Fprintf(w, "    batches      %d, %.0f rows each on average, scored in %.2f ms on average (min %.2f, max %.2f)\n",
+				b.Batches, float64(b.Rows)/float64(b.Batches), b.BatchMeanMs, b.BatchMinMs, b.BatchMaxMs)
+		}
 		fmt.Fprintf(w, "    latency      p50 %.1f ms, p99 %.1f ms (event time → prediction)\n", b.LatencyP50, b.LatencyP99)
 		if b.Final != "" || b.ModelLoads > 1 || b.Refused > 0 {
-			fmt.Fprintf(w, "    models       %d loaded, %d refused; serving %s at the end\n", b.ModelLoads, b.Refused, max(b.Final, b.Model))
+			fmt.Fprintf(w, "    models       %d loaded, %d refused; serving %s at the end; predictions by version %s\n",
+				b.ModelLoads, b.Refused, max(b.Final, b.Model), byVersion(b.ByModel))
 		}
 	}
+}
+
+// byVersion lists predictions per version, oldest version first.
+func byVersion(m map[string]int64) string {
+	type v struct {
+		name string
+		seq  uint64
+		n    int64
+	}
+	var vs []v
+	for name, n := range m {
+		i := strings.LastIndexByte(name, '@')
+		seq, _ := strconv.ParseUint(name[i+1:], 10, 64)
+		vs = append(vs, v{name, seq, n})
+	}
+	slices.SortFunc(vs, func(a, b v) int { return cmp.Compare(a.seq, b.seq) })
+	parts := make([]string, len(vs))
+	for i, x := range vs {
+		parts[i] = fmt.Sprintf("%s %d", x.name, x.n)
+	}
+	return strings.Join(parts, ", ")
 }
