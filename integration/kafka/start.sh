@@ -64,6 +64,13 @@ min.insync.replicas=1
 auto.create.topics.enable=true
 group.initial.rebalance.delay.ms=0
 
+# No time retention: the tests and benchmarks replay recordings with their
+# historical event times (2024) as record timestamps, and Kafka's default
+# retention (7 days, by record timestamp, checked every 5 minutes) deletes
+# such records minutes after they are produced, whenever the check happens
+# to run between a test's replay and its read.
+log.retention.ms=-1
+
 # One node: every internal topic has one replica. Fewer partitions than the
 # defaults (50) so the first consumer group or transaction does not wait for
 # fifty partitions to be created.
