@@ -34,7 +34,7 @@ import (
 )
 
 func init() {
-	register.DoFn8x1[context.Context, []byte, train.State, analyze.Spec, func(*arrowio.Batch) bool, func(*arrowio.Batch) bool, func(*arrowio.Batch) bool, func(*snapshot.Source) bool, error](&snapshotFn{})
+	register.DoFn8x1[context.Context, []byte, train.State, func(*analyze.Spec) bool, func(*arrowio.Batch) bool, func(*arrowio.Batch) bool, func(*arrowio.Batch) bool, func(*snapshot.Source) bool, error](&snapshotFn{})
 	register.Iter1[snapshot.Source]()
 	register.DoFn2x1[context.Context, train.Published, error](&streamSnapshotFn{})
 	beam.RegisterCoder(reflect.TypeOf((*snapshot.Source)(nil)).Elem(), encodeSource, decodeSource)
@@ -103,6 +103,8 @@ func specHash(spec *configs.Spec) string {
 // gate, and publishes a signed snapshot to the store, or rejects it there
 // with the reason.
 type snapshotFn struct {
+	// Source names what the rows were read from, for errors.
+	Source string
 	Spec   configs.Snapshot
 	Params train.Params
 	Names  []string
@@ -116,7 +118,11 @@ type snapshotFn struct {
 	TargetCap   float64
 }
 
-func (fn *snapshotFn) ProcessElement(ctx context.Context, _ []byte, st train.State, sp analyze.Spec, trainIter, valIter, testIter func(*arrowio.Batch) bool, sourceIter func(*snapshot.Source) bool) error {
+func (fn *snapshotFn) ProcessElement(ctx context.Context, _ []byte, st train.State, stats func(*analyze.Spec) bool, trainIter, valIter, testIter func(*arrowio.Batch) bool, sourceIter func(*snapshot.Source) bool) error {
+	sp, err := onlyStats(stats, fn.Source)
+	if err != nil {
+		return err
+	}
 	key, err := snapshot.LoadPrivateKey(fn.Spec.Key)
 	if err != nil {
 		return err

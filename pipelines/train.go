@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -40,7 +41,8 @@ func init() {
 	register.DoFn2x1[context.Context, train.State, error](&progressFn{})
 	register.DoFn2x1[featurize.Row, func(featurize.Row), error](&standardizeWithFn{})
 	register.DoFn2x1[context.Context, train.Published, error](&windowProgressFn{})
-	register.DoFn4x1[context.Context, train.State, analyze.Spec, func(*models.Metrics) bool, error](&writeModelFn{})
+	register.DoFn4x1[context.Context, train.State, func(*analyze.Spec) bool, func(*models.Metrics) bool, error](&writeModelFn{})
+	register.Iter1[analyze.Spec]()
 }
 
 // ModelFile is where a train job writes its model: descriptor, parameters,
@@ -159,12 +161,12 @@ func Train(s beam.Scope, spec *configs.Spec, o Options) error {
 		testMetrics = train.Evaluate(ts, tp, final, testB)
 	}
 	if spec.Snapshot.Key != "" {
-		beam.ParDo0(s.Scope("Snapshot"), &snapshotFn{Spec: spec.Snapshot, Params: tp, Names: FeatureNames(spec), Name: spec.Name,
+		beam.ParDo0(s.Scope("Snapshot"), &snapshotFn{Source: describeSource(spec), Spec: spec.Snapshot, Params: tp, Names: FeatureNames(spec), Name: spec.Name,
 			Archive: spec.Source.Archive, TestArchive: t.Test.Archive, SpecHash: specHash(spec), Version: o.Version, OutputDir: spec.Output.Dir, TargetCap: t.TargetCap},
 			beam.Impulse(s.Scope("Snapshot")), beam.SideInput{Input: final}, beam.SideInput{Input: stats}, beam.SideInput{Input: trainB}, beam.SideInput{Input: valB}, beam.SideInput{Input: testB},
 			beam.SideInput{Input: sources})
 	}
-	beam.ParDo0(s, &writeModelFn{Path: ModelFile(spec), Params: tp, Names: FeatureNames(spec), TargetCap: t.TargetCap},
+	beam.ParDo0(s, &writeModelFn{Source: describeSource(spec), Path: ModelFile(spec), Params: tp, Names: FeatureNames(spec), TargetCap: t.TargetCap},
 		final, beam.SideInput{Input: stats}, beam.SideInput{Input: testMetrics})
 	return nil
 }
@@ -241,6 +243,14 @@ func trainStream(s beam.Scope, spec *configs.Spec, o Options, tp train.Params) e
 		inferBranches(s.Scope("Infer"), spec, o, rows)
 	}
 	return nil
+}
+
+// describeSource names a train job's source for errors.
+func describeSource(spec *configs.Spec) string {
+	if len(spec.Source.Archive) > 0 {
+		return "archive " + strings.Join(spec.Source.Archive, ", ")
+	}
+	return "topics " + strings.Join(spec.Source.Topics, ", ")
 }
 
 // normalDesc is d with its defaults filled in, for comparing descriptors.
@@ -506,15 +516,32 @@ type TrainedModel struct {
 	TargetCap float64 `json:"target_cap,omitempty"`
 }
 
+// onlyStats reads the statistics of the training rows, a side input with
+// one element, or none when the job read no rows from source.
+func onlyStats(stats func(*analyze.Spec) bool, source string) (analyze.Spec, error) {
+	var sp analyze.Spec
+	if !stats(&sp) {
+		return sp, fmt.Errorf("the job read no training rows from %s: the topics are empty, or their records are gone "+
+			"(Kafka's time retention counts from record timestamps: a replayed recording from long ago is deleted minutes after it is produced unless its topic has retention.ms=-1)", source)
+	}
+	return sp, nil
+}
+
 // writeModelFn writes the trained model.
 type writeModelFn struct {
+	// Source names what the rows were read from, for errors.
+	Source    string
 	Path      string
 	Params    train.Params
 	Names     []string
 	TargetCap float64
 }
 
-func (fn *writeModelFn) ProcessElement(_ context.Context, st train.State, sp analyze.Spec, test func(*models.Metrics) bool) error {
+func (fn *writeModelFn) ProcessElement(_ context.Context, st train.State, stats func(*analyze.Spec) bool, test func(*models.Metrics) bool) error {
+	sp, err := onlyStats(stats, fn.Source)
+	if err != nil {
+		return err
+	}
 	m, err := st.Model(fn.Params.Model)
 	if err != nil {
 		return err

@@ -40,18 +40,7 @@ func TestTrainJob(t *testing.T) {
 	if _, err := os.Stat(path); err != nil {
 		t.Skipf("dataset not available: %v", err)
 	}
-	b, err := embedded.Start(embedded.Options{Partitions: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	brokers := []string{b.Addr()}
-	if err := kafkaio.EnsureTopics(context.Background(), brokers, kafkaio.TopicSpec{Name: "sensors", Partitions: 2}, kafkaio.TopicSpec{Name: "sensors.dlq", Partitions: 2}); err != nil {
-		t.Fatal(err)
-	}
-	if err := kafkaio.EnsureTopics(context.Background(), brokers, kafkaio.TopicSpec{Name: "sensors-test", Partitions: 2}, kafkaio.TopicSpec{Name: "sensors-test.dlq", Partitions: 2}); err != nil {
-		t.Fatal(err)
-	}
+	brokers := testBroker(t, "sensors", "sensors-test")
 	for topic, file := range map[string]string{"sensors": path, "sensors-test": strings.Replace(path, "_TRAIN", "_TEST", 1)} {
 		if _, err := replay.Replay(context.Background(), []string{file}, replay.Options{Brokers: brokers, Topic: topic,
 			Recording: recording.Options{Start: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), Period: 100 * time.Millisecond}}); err != nil {
@@ -129,17 +118,9 @@ func basicMotionsBroker(t *testing.T) []string {
 	if _, err := os.Stat(path); err != nil {
 		t.Skipf("dataset not available: %v", err)
 	}
-	b, err := embedded.Start(embedded.Options{Partitions: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	brokers := []string{b.Addr()}
+	brokers := testBroker(t, "sensors", "sensors-test")
 	ctx := context.Background()
 	for topic, file := range map[string]string{"sensors": path, "sensors-test": strings.Replace(path, "_TRAIN", "_TEST", 1)} {
-		if err := kafkaio.EnsureTopics(ctx, brokers, kafkaio.TopicSpec{Name: topic, Partitions: 2}, kafkaio.TopicSpec{Name: topic + ".dlq", Partitions: 2}); err != nil {
-			t.Fatal(err)
-		}
 		if _, err := replay.Replay(ctx, []string{file}, replay.Options{Brokers: brokers, Topic: topic,
 			Recording: recording.Options{Start: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), Period: 100 * time.Millisecond}}); err != nil {
 			t.Fatal(err)
@@ -483,6 +464,24 @@ output: {dir: %s}
 }
 
 // testKey is a new signing key for the example specs' snapshot.key.
+// testBroker starts an embedded broker for the test, closed with it, and
+// creates each topic and its dead-letter topic with two partitions.
+func testBroker(t *testing.T, topics ...string) []string {
+	t.Helper()
+	b, err := embedded.Start(embedded.Options{Partitions: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	brokers := []string{b.Addr()}
+	for _, topic := range topics {
+		if err := kafkaio.EnsureTopics(context.Background(), brokers, kafkaio.TopicSpec{Name: topic, Partitions: 2}, kafkaio.TopicSpec{Name: topic + ".dlq", Partitions: 2}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return brokers
+}
+
 func testKey(t *testing.T) string {
 	t.Helper()
 	priv, _, err := snapshot.GenerateKey(t.TempDir(), "test")
@@ -490,4 +489,29 @@ func testKey(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return priv
+}
+
+// A train job whose topics hold nothing fails saying so, not with Beam's
+// empty singleton side input.
+func TestTrainOnEmptyTopics(t *testing.T) {
+	brokers := testBroker(t, "empty")
+	ctx := context.Background()
+	spec, err := configs.Parse("job.yaml", []byte(fmt.Sprintf(`name: e
+job: train
+source: {topics: [empty], format: sensor}
+features: {kind: cases, channels: [dim0, dim1]}
+model: {kind: softmax, labels: [a, b]}
+output: {dir: %s}
+`, t.TempDir())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, s := beam.NewPipelineWithRoot()
+	if err := pipelines.Train(s, spec, pipelines.Options{Brokers: brokers}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = runners.Run(ctx, p, runners.Options{})
+	if err == nil || !strings.Contains(err.Error(), "read no training rows from topics empty") {
+		t.Fatalf("got %v, want an error naming the empty source", err)
+	}
 }
