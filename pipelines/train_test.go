@@ -463,7 +463,6 @@ output: {dir: %s}
 	}
 }
 
-// testKey is a new signing key for the example specs' snapshot.key.
 // testBroker starts an embedded broker for the test, closed with it, and
 // creates each topic and its dead-letter topic with two partitions.
 func testBroker(t *testing.T, topics ...string) []string {
@@ -482,6 +481,7 @@ func testBroker(t *testing.T, topics ...string) []string {
 	return brokers
 }
 
+// testKey is a new signing key for the example specs' snapshot.key.
 func testKey(t *testing.T) string {
 	t.Helper()
 	priv, _, err := snapshot.GenerateKey(t.TempDir(), "test")
