@@ -14,6 +14,7 @@ import (
 	"runtime/pprof"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -159,26 +160,29 @@ then stops its sources and drains the pipeline before the summary.`,
 // jobSummary is what a finished job reports, printed and written to
 // <output.dir>/summary.json.
 type jobSummary struct {
-	Job         string           `json:"job"`
-	Runner      string           `json:"runner"`
-	Brokers     []string         `json:"brokers"`
-	Embedded    bool             `json:"embedded_broker"`
-	Topics      []string         `json:"topics"`
-	Replayed    int64            `json:"replayed_records,omitempty"`
-	Inference   []branchSummary  `json:"inference,omitempty"`
-	Read        int64            `json:"records_read"`
-	Decoded     int64            `json:"records_decoded"`
-	DeadLetters int64            `json:"dead_letters"`
-	DLQTopics   []string         `json:"dead_letter_topics"`
-	DLQReasons  []reason         `json:"dead_letter_reasons,omitempty"`
-	Devices     int              `json:"devices,omitempty"`
-	CountsFile  string           `json:"counts_file,omitempty"`
-	Features    *featureSummary  `json:"features,omitempty"`
-	Training    *trainSummary    `json:"training,omitempty"`
-	Stream      *streamSummary   `json:"stream_training,omitempty"`
-	Seconds     float64          `json:"seconds"`
-	PerSecond   float64          `json:"records_per_second"`
-	Counters    map[string]int64 `json:"counters"`
+	Job         string          `json:"job"`
+	Runner      string          `json:"runner"`
+	Brokers     []string        `json:"brokers"`
+	Embedded    bool            `json:"embedded_broker"`
+	Topics      []string        `json:"topics"`
+	Replayed    int64           `json:"replayed_records,omitempty"`
+	Inference   []branchSummary `json:"inference,omitempty"`
+	Read        int64           `json:"records_read"`
+	Decoded     int64           `json:"records_decoded"`
+	DeadLetters int64           `json:"dead_letters"`
+	DLQTopics   []string        `json:"dead_letter_topics"`
+	DLQReasons  []reason        `json:"dead_letter_reasons,omitempty"`
+	Devices     int             `json:"devices,omitempty"`
+	CountsFile  string          `json:"counts_file,omitempty"`
+	Features    *featureSummary `json:"features,omitempty"`
+	Training    *trainSummary   `json:"training,omitempty"`
+	Stream      *streamSummary  `json:"stream_training,omitempty"`
+	Seconds     float64         `json:"seconds"`
+	PerSecond   float64         `json:"records_per_second"`
+	// PeakRSSMiB is the muon process's peak resident memory so far (Linux;
+	// 0 elsewhere).
+	PeakRSSMiB float64          `json:"peak_rss_mib"`
+	Counters   map[string]int64 `json:"counters"`
 }
 
 // runJob runs one spec; shared, if not nil, is the embedded broker of a
@@ -320,6 +324,9 @@ func runJob(spec *configs.Spec, ro runners.Options, shared *embedded.Broker, std
 	if sum.Seconds > 0 {
 		sum.PerSecond = float64(sum.Read) / sum.Seconds
 	}
+	if kb, ok := peakRSSKiB(); ok {
+		sum.PeakRSSMiB = float64(kb) / 1024
+	}
 	if sum.DeadLetters > 0 {
 		sum.DLQReasons = deadLetterReasons(ctx, brokers, dlqs)
 	}
@@ -455,6 +462,9 @@ func printSummary(w io.Writer, spec *configs.Spec, s *jobSummary, devices [][]st
 		fmt.Fprintf(w, "  replayed       %d records\n", s.Replayed)
 	}
 	fmt.Fprintf(w, "  read           %d records (%.0f records/s)\n", s.Read, s.PerSecond)
+	if s.PeakRSSMiB > 0 {
+		fmt.Fprintf(w, "  memory         %.0f MiB peak resident (this process, so far)\n", s.PeakRSSMiB)
+	}
 	kind := "readings"
 	if spec.Source.Format == "image" {
 		kind = "images"
@@ -496,4 +506,20 @@ func printSummary(w io.Writer, spec *configs.Spec, s *jobSummary, devices [][]st
 		fmt.Fprintf(w, "  counts         per device and minute → topic %s\n", pipelines.CountsTopic(spec))
 	}
 	fmt.Fprintf(w, "  summary        %s\n", filepath.Join(spec.Output.Dir, "summary.json"))
+}
+
+// peakRSSKiB is this process's peak resident set size (VmHWM), from
+// /proc/self/status; false where there is none.
+func peakRSSKiB() (int64, bool) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return n, err == nil
+		}
+	}
+	return 0, false
 }

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/muonml/muon/io/kafkaio"
@@ -80,12 +79,14 @@ func benchE2E(muon, datasets, kafkaAddr string) {
 		cmd := exec.Command(muon, args...)
 		cmd.Stderr = os.Stderr
 		must(cmd.Run())
-		rss := float64(cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss) / 1024 // KiB → MiB
 		raw, err := os.ReadFile(filepath.Join(out, "summary.json"))
 		must(err)
 		var js jobSummary
 		must(json.Unmarshal(raw, &js))
-		return js, rss
+		// The job's own peak (VmHWM), not the child's rusage: Linux counts
+		// in a child's ru_maxrss the parent's resident size when it
+		// forked, and this process is large after the other groups.
+		return js, js.PeakRSSMiB
 	}
 	work, err := os.MkdirTemp("", "muon-bench-e2e-")
 	must(err)
@@ -177,8 +178,9 @@ func benchE2E(muon, datasets, kafkaAddr string) {
 
 // jobSummary is the part of an infer job's summary.json the bench reads.
 type jobSummary struct {
-	Seconds   float64 `json:"seconds"`
-	Inference []struct {
+	Seconds    float64 `json:"seconds"`
+	PeakRSSMiB float64 `json:"peak_rss_mib"`
+	Inference  []struct {
 		Predictions int64   `json:"predictions"`
 		Accuracy    float64 `json:"accuracy"`
 		LatencyP50  float64 `json:"latency_p50_ms"`
