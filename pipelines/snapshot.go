@@ -181,7 +181,7 @@ func (fn *snapshotFn) ProcessElement(ctx context.Context, _ []byte, st train.Sta
 			}
 		}
 	}
-	dtype := map[string]snapshot.DType{"int8": snapshot.Int8, "float16": snapshot.Float16, "float32": snapshot.Float32}[fn.Spec.Weights]
+	dtype := weightsDType[fn.Spec.Weights]
 	tensors, err := compress.Tensors(c, dtype)
 	if err != nil {
 		return err
@@ -301,6 +301,9 @@ func gate(g configs.Gate, metrics map[string]models.Metrics, classifier bool) st
 	return ""
 }
 
+// weightsDType maps snapshot.weights onto the tensors' storage type.
+var weightsDType = map[string]snapshot.DType{"int8": snapshot.Int8, "float16": snapshot.Float16, "float32": snapshot.Float32}
+
 // streamSnapshotFn publishes every window's model of a train job on a
 // stream as a signed snapshot to the snapshot store: compressed as the
 // snapshot section says (not pruned: there are no rows to fine-tune on
@@ -330,7 +333,7 @@ func (fn *streamSnapshotFn) ProcessElement(ctx context.Context, pub train.Publis
 	if err != nil {
 		return fmt.Errorf("snapshot of the window ending %s: %w", pub.Window.Format(time.RFC3339), err)
 	}
-	dtype := map[string]snapshot.DType{"int8": snapshot.Int8, "float16": snapshot.Float16, "float32": snapshot.Float32}[fn.Spec.Weights]
+	dtype := weightsDType[fn.Spec.Weights]
 	tensors, err := compress.Tensors(m, dtype)
 	if err != nil {
 		return err

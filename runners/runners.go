@@ -131,10 +131,7 @@ func awaitDone(ctx context.Context, client jobpb.JobServiceClient, job string) (
 		st, err := client.GetState(ctx, &jobpb.GetJobStateRequest{JobId: job})
 		if err != nil {
 			if ctx.Err() != nil {
-				cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				client.Cancel(cctx, &jobpb.CancelJobRequest{JobId: job})
-				cancel()
-				return nil, ctx.Err()
+				return nil, cancelJob(ctx, client, job)
 			}
 			return nil, fmt.Errorf("job %s state: %w", job, err)
 		}
@@ -154,13 +151,19 @@ func awaitDone(ctx context.Context, client jobpb.JobServiceClient, job string) (
 		}
 		select {
 		case <-ctx.Done():
-			cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			client.Cancel(cctx, &jobpb.CancelJobRequest{JobId: job})
-			cancel()
-			return nil, ctx.Err()
+			return nil, cancelJob(ctx, client, job)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// cancelJob asks the job server to cancel job, whose wait ctx ended, and
+// returns ctx's error.
+func cancelJob(ctx context.Context, client jobpb.JobServiceClient, job string) error {
+	cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	client.Cancel(cctx, &jobpb.CancelJobRequest{JobId: job})
+	return ctx.Err()
 }
 
 func collect(res *Result, m metrics.Results) {

@@ -45,16 +45,15 @@ type branchSummary struct {
 	ModelLoads  int64            `json:"model_loads"`
 	Refused     int64            `json:"models_refused,omitempty"`
 	LoadMs      float64          `json:"model_load_ms"`
-	BatchP50Ms  float64          `json:"-"`
 	// Latency percentiles of the predictions written (event time to
-	// prediction), read back from the topic.
+	// prediction), from the branch's latency histogram.
 	LatencyP50 float64 `json:"latency_p50_ms"`
 	LatencyP99 float64 `json:"latency_p99_ms"`
 	RowsPerSec float64 `json:"rows_per_second"`
 }
 
 // summarizeInference gathers each branch's figures from the job's
-// metrics, the models it served, and its predictions topic.
+// metrics and the models it served.
 func summarizeInference(spec *configs.Spec, served []*infer.Model, res *runners.Result) []branchSummary {
 	var out []branchSummary
 	for i, p := range pipelines.InferParams(spec) {
@@ -96,10 +95,8 @@ func summarizeInference(spec *configs.Spec, served []*infer.Model, res *runners.
 					b.ByModel = map[string]int64{}
 				}
 				b.ByModel[ver] = v
-				if i := strings.LastIndexByte(ver, '@'); i >= 0 {
-					if seq, err := strconv.ParseUint(ver[i+1:], 10, 64); err == nil && seq > finalSeq && ver != b.Model {
-						finalSeq, b.Final = seq, ver
-					}
+				if seq := versionSeq(ver); seq > finalSeq && ver != b.Model {
+					finalSeq, b.Final = seq, ver
 				}
 			}
 		}
@@ -144,9 +141,7 @@ func byVersion(m map[string]int64) string {
 	}
 	var vs []v
 	for name, n := range m {
-		i := strings.LastIndexByte(name, '@')
-		seq, _ := strconv.ParseUint(name[i+1:], 10, 64)
-		vs = append(vs, v{name, seq, n})
+		vs = append(vs, v{name, versionSeq(name), n})
 	}
 	slices.SortFunc(vs, func(a, b v) int { return cmp.Compare(a.seq, b.seq) })
 	parts := make([]string, len(vs))
@@ -154,4 +149,15 @@ func byVersion(m map[string]int64) string {
 		parts[i] = fmt.Sprintf("%s %d", x.name, x.n)
 	}
 	return strings.Join(parts, ", ")
+}
+
+// versionSeq is the sequence number of a model version name@seq, 0 if
+// it has none.
+func versionSeq(version string) uint64 {
+	i := strings.LastIndexByte(version, '@')
+	if i < 0 {
+		return 0
+	}
+	seq, _ := strconv.ParseUint(version[i+1:], 10, 64)
+	return seq
 }
