@@ -10,11 +10,19 @@ KAFKA_PORT ?= 19092
 FLINK_PORT ?= 18099
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build run test unit integration lint bench clean kafka-start kafka-stop keys
+.PHONY: all build run test unit integration lint bench clean kafka-start kafka-stop keys beam
 
 all: build
 
-build:
+# go.mod replaces the Beam Go SDK with third_party/beam/sdks: the released
+# module with muon's patches (third_party/beam/prepare.sh). Every target that
+# runs go makes it first.
+BEAM := third_party/beam/sdks/.stamp
+beam: $(BEAM)
+$(BEAM): third_party/beam/prepare.sh $(wildcard third_party/beam/*.patch) go.mod
+	third_party/beam/prepare.sh
+
+build: $(BEAM)
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/muon
 
 # The quick start, in one process sharing one embedded Kafka broker: replay
@@ -38,16 +46,16 @@ $(BIN): build
 # broker.
 test: lint unit integration
 
-unit:
+unit: $(BEAM)
 	$(GO) test -count=1 ./...
 
-lint:
-	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+lint: $(BEAM)
+	@out=$$(find . -name '*.go' -not -path './third_party/*' -not -path './.git/*' | xargs gofmt -l); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags integration ./integration/...
 	$(GO) run $(STATICCHECK) ./...
 
-integration:
+integration: $(BEAM)
 	set -euo pipefail; \
 	trap 'integration/kafka/stop.sh $(KAFKA_PORT); integration/flink/stop.sh $(FLINK_PORT)' EXIT; \
 	export "$$(integration/python/venv.sh)"; \
@@ -71,4 +79,4 @@ bench: build
 	$(GO) run ./integration/bench --muon $(BIN) --kafka "$$KAFKA_BROKERS"
 
 clean:
-	rm -rf bin out
+	rm -rf bin out third_party/beam/sdks

@@ -98,3 +98,8 @@ require (
 	google.golang.org/protobuf v1.36.0 // indirect
 	gotest.tools/v3 v3.5.2 // indirect
 )
+
+// The released Beam Go SDK with muon's patches (third_party/beam/*.patch),
+// made by third_party/beam/prepare.sh, which make runs first: prism binds
+// its endpoints to 127.0.0.1 and serves only this process.
+replace github.com/apache/beam/sdks/v2 => ./third_party/beam/sdks

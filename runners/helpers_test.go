@@ -9,6 +9,7 @@ import (
 
 func init() {
 	register.DoFn2x0[context.Context, int](&countFn{})
+	register.DoFn1x0[int](&blockFn{})
 }
 
 var seen = beam.NewCounter("runners_test", "seen")
@@ -16,3 +17,14 @@ var seen = beam.NewCounter("runners_test", "seen")
 type countFn struct{}
 
 func (fn *countFn) ProcessElement(ctx context.Context, _ int) { seen.Inc(ctx, 1) }
+
+// blockStarted and blockRelease let TestEdgeListensOnlyForItself hold an
+// edge job in its DoFn (the edge runner runs DoFns in this process).
+var blockStarted, blockRelease chan struct{}
+
+type blockFn struct{}
+
+func (fn *blockFn) ProcessElement(_ int) {
+	blockStarted <- struct{}{}
+	<-blockRelease
+}

@@ -19,6 +19,7 @@ import (
 	jobpb "github.com/apache/beam/sdks/v2/go/pkg/beam/model/jobmanagement_v1"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/options/jobopts"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners/prism"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/util/localonly"
 )
 
 // Kind names a runner.
@@ -67,6 +68,9 @@ type Result struct {
 	Elapsed  time.Duration
 	Counters map[string]int64 // "namespace/name" → committed or attempted value
 	Dists    map[string]metrics.DistributionValue
+	// Refused counts connections the edge runner's endpoints refused
+	// during the job because another process made them.
+	Refused int64
 }
 
 // Counter returns a counter's value, 0 if it was never incremented.
@@ -90,8 +94,10 @@ func Run(ctx context.Context, p *beam.Pipeline, o Options) (*Result, error) {
 	res := &Result{Counters: map[string]int64{}, Dists: map[string]metrics.DistributionValue{}}
 	switch o.Kind {
 	case Edge, "":
+		refused := localonly.Refused()
 		pr, err := prism.Execute(ctx, p)
 		res.Elapsed = time.Since(start)
+		res.Refused = localonly.Refused() - refused
 		if err != nil {
 			// The result of a failed job may carry no metrics.
 			return res, fmt.Errorf("%s job: %w", o.Kind, err)

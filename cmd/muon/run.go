@@ -312,6 +312,9 @@ func runJob(spec *configs.Spec, ro runners.Options, shared *embedded.Broker, std
 	go progress(stderr, done)
 	res, err := runners.Run(ctx, p, ro)
 	close(done)
+	if res != nil && res.Refused > 0 {
+		fmt.Fprintf(stderr, "muon: warning: the edge runner refused %d connection(s) from other processes to its endpoints\n", res.Refused)
+	}
 	if err != nil {
 		return err
 	}
