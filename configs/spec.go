@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/muonml/muon/io/kafkaio"
+	"github.com/muonml/muon/transforms/publish"
 )
 
 // Spec is a muon job spec.
@@ -106,7 +109,7 @@ type Decode struct {
 	MaxHeight int `yaml:"max_height" min:"0"`
 	MaxPixels int `yaml:"max_pixels" min:"0"`
 	// DeadLetterSuffix names each source topic's dead-letter topic.
-	// Default ".dlq".
+	// Default kafkaio.DeadLetterSuffix (".dlq").
 	DeadLetterSuffix string `yaml:"dead_letter_suffix"`
 }
 
@@ -290,45 +293,11 @@ type Test struct {
 	LastPerDevice bool `yaml:"last_per_device"`
 }
 
-// Snapshot says how a train job compresses, signs and publishes its
-// model: a bounded job its final model, a job on a stream every window's
-// model (unpruned and ungated: a window's model has no held-out rows to
-// fine-tune or gate on). Without a key, a bounded job writes model.json
-// only and a job on a stream its JSON models only.
-type Snapshot struct {
-	// Key is the private signing key file (muon models keygen).
-	Key string `yaml:"key"`
-	// Store is the model store directory. Default <output.dir>/store.
-	Store string `yaml:"store"`
-	// Weights is how weights are stored: int8 (per output channel),
-	// float16 or float32. Default int8.
-	Weights string `yaml:"weights" enum:"int8,float16,float32"`
-	// Prune is the fraction of weights pruned to zero by magnitude (over
-	// all layers, or each with per_layer). Default 0.
-	Prune    float64 `yaml:"prune" min:"0"`
-	PerLayer bool    `yaml:"per_layer"`
-	// FineTune is how many epochs train the pruned model further, on the
-	// training rows, with pruned weights held at zero. Default 2 when
-	// pruning.
-	FineTune int `yaml:"fine_tune" min:"0"`
-	// Gate is what the model must reach to be published; a model that
-	// misses goes under <store>/rejected with the reason.
-	Gate Gate `yaml:"gate"`
-}
+// Snapshot is a train job's snapshot section, defined with its stage.
+type Snapshot = publish.Spec
 
-// Gate is a train job's quality gate on the validation rows.
-type Gate struct {
-	// Min is the lowest validation accuracy of a classifier (balanced
-	// accuracy with balanced: true); Max the highest validation RMSE of a
-	// regression model. Default 0: no threshold.
-	Min      float64 `yaml:"min" min:"0"`
-	Max      float64 `yaml:"max" min:"0"`
-	Balanced bool    `yaml:"balanced"`
-	// MaxDrop is how much the compressed model may lose against the float
-	// model: accuracy points as a fraction (classifier) or RMSE (regression,
-	// as a fraction of the float RMSE). Default 0.01.
-	MaxDrop float64 `yaml:"max_drop" min:"0"`
-}
+// Gate is a train job's quality gate, defined with its stage.
+type Gate = publish.Gate
 
 // Output says where results go.
 type Output struct {
@@ -432,7 +401,7 @@ func (s *Spec) applyDefaults() {
 		s.Source.Start = "earliest"
 	}
 	if s.Decode.DeadLetterSuffix == "" {
-		s.Decode.DeadLetterSuffix = ".dlq"
+		s.Decode.DeadLetterSuffix = kafkaio.DeadLetterSuffix
 	}
 	if s.Output.Dir == "" {
 		s.Output.Dir = "out/" + s.Name
@@ -475,20 +444,7 @@ func (s *Spec) applyDefaults() {
 		if t.StepGamma == 0 {
 			t.StepGamma = 0.5
 		}
-		if sn := &s.Snapshot; sn.Key != "" {
-			if sn.Store == "" {
-				sn.Store = s.Output.Dir + "/store"
-			}
-			if sn.Weights == "" {
-				sn.Weights = "int8"
-			}
-			if sn.Prune > 0 && sn.FineTune == 0 {
-				sn.FineTune = 2
-			}
-			if sn.Gate.MaxDrop == 0 {
-				sn.Gate.MaxDrop = 0.01
-			}
-		}
+		s.Snapshot.Defaults(s.Output.Dir)
 		if s.Model.Head == "" && (s.Model.Kind == "mlp" || s.Model.Kind == "cnn") {
 			s.Model.Head = "softmax"
 		}

@@ -20,7 +20,7 @@ import (
 	"github.com/muonml/muon/io/parquetio"
 	"github.com/muonml/muon/io/recording"
 	"github.com/muonml/muon/io/replay"
-	"github.com/muonml/muon/pipelines"
+	"github.com/muonml/muon/jobs"
 	"github.com/muonml/muon/runners"
 	"github.com/segmentio/kafka-go"
 )
@@ -115,18 +115,18 @@ func TestFeaturesJobSameOnEveryBroker(t *testing.T) {
 			out := t.TempDir()
 			spec := featuresSpec(t, "features", topic, out, "")
 			p, s := beam.NewPipelineWithRoot()
-			pipelines.Features(s, spec, pipelines.Options{Brokers: b.addrs})
+			build(s, spec, jobs.Options{Brokers: b.addrs})
 			res, err := runners.Run(context.Background(), p, runners.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			rows := readFeatureArchive(t, pipelines.FeaturesArchive(spec))
+			rows := readFeatureArchive(t, jobs.FeaturesArchive(spec))
 			// 40 cases of 10 s; windows every 1.5 s that hold a reading.
 			if len(rows) != 40*8 || res.Counter("batch", "rows") != int64(len(rows)) {
 				t.Fatalf("%d archived rows, %d batched, want 320", len(rows), res.Counter("batch", "rows"))
 			}
 			var archived int64
-			files, err := parquetio.Files(pipelines.ReadingsArchive(spec))
+			files, err := parquetio.Files(jobs.ReadingsArchive(spec))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -196,7 +196,7 @@ func TestFeaturesStreamSendsLateReadingsToDeadLetters(t *testing.T) {
 			spec.Features.Channels = []string{"dim0"}
 			spec.Source.CheckpointInterval = configs.Duration(300 * time.Millisecond)
 			p, s := beam.NewPipelineWithRoot()
-			pipelines.Features(s, spec, pipelines.Options{Brokers: b.addrs, Until: time.Now().Add(6 * time.Second)})
+			build(s, spec, jobs.Options{Brokers: b.addrs, Until: time.Now().Add(6 * time.Second)})
 			res, err := runners.Run(context.Background(), p, runners.Options{})
 			if err != nil {
 				t.Fatal(err)
@@ -221,7 +221,7 @@ func TestFeaturesStreamSendsLateReadingsToDeadLetters(t *testing.T) {
 			}
 			// Every window with readings: per device, starts every 1.5 s
 			// from -1.5 s to 28.5 s, all closed when the stream stopped.
-			rows := readFeatureArchive(t, pipelines.FeaturesArchive(spec))
+			rows := readFeatureArchive(t, jobs.FeaturesArchive(spec))
 			perDevice := map[string]int{}
 			var ids []string
 			for id, r := range rows {

@@ -15,9 +15,10 @@ import (
 	"github.com/muonml/muon/configs"
 	"github.com/muonml/muon/io/recording"
 	"github.com/muonml/muon/io/replay"
-	"github.com/muonml/muon/pipelines"
+	"github.com/muonml/muon/jobs"
 	"github.com/muonml/muon/runners"
 	"github.com/muonml/muon/transforms/analyze"
+	"github.com/muonml/muon/transforms/train"
 )
 
 // flinkEndpoint is Beam's Flink job server that integration/flink/start.sh
@@ -66,12 +67,12 @@ func TestIngestSameOnEdgeAndFlink(t *testing.T) {
 			t.Fatal(err)
 		}
 		p, s := beam.NewPipelineWithRoot()
-		pipelines.Ingest(s, spec, pipelines.Options{Brokers: b.addrs})
+		build(s, spec, jobs.Options{Brokers: b.addrs})
 		res, err := runners.Run(context.Background(), p, runners.Options{Kind: kind, Endpoint: ep})
 		if err != nil {
 			t.Fatalf("%s: %v", kind, err)
 		}
-		counts, err := os.ReadFile(pipelines.CountsFile(spec))
+		counts, err := os.ReadFile(jobs.CountsFile(spec))
 		if err != nil {
 			t.Fatalf("%s: %v", kind, err)
 		}
@@ -106,16 +107,16 @@ func TestFeaturesSameOnEdgeAndFlink(t *testing.T) {
 	run := func(kind runners.Kind) (map[string]featureRow, string) {
 		spec := featuresSpec(t, "it", topic, t.TempDir(), "")
 		p, s := beam.NewPipelineWithRoot()
-		pipelines.Features(s, spec, pipelines.Options{Brokers: b.addrs})
+		build(s, spec, jobs.Options{Brokers: b.addrs})
 		res, err := runners.Run(context.Background(), p, runners.Options{Kind: kind, Endpoint: ep})
 		if err != nil {
 			t.Fatalf("%s: %v", kind, err)
 		}
-		pre, err := os.ReadFile(pipelines.PreprocessFile(spec))
+		pre, err := os.ReadFile(jobs.PreprocessFile(spec))
 		if err != nil {
 			t.Fatalf("%s: %v", kind, err)
 		}
-		rows := readFeatureArchive(t, pipelines.FeaturesArchive(spec))
+		rows := readFeatureArchive(t, jobs.FeaturesArchive(spec))
 		t.Logf("%s runner: %d rows archived in %s", kind, len(rows), res.Elapsed)
 		return rows, string(pre)
 	}
@@ -161,7 +162,7 @@ func TestTrainSameOnEdgeAndFlink(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	run := func(kind runners.Kind) pipelines.TrainedModel {
+	run := func(kind runners.Kind) train.TrainedModel {
 		out := t.TempDir()
 		spec, err := configs.Parse("train.yaml", []byte(fmt.Sprintf(`name: it
 job: train
@@ -175,14 +176,14 @@ output: {dir: %s}
 			t.Fatal(err)
 		}
 		p, s := beam.NewPipelineWithRoot()
-		if err := pipelines.Train(s, spec, pipelines.Options{Brokers: b.addrs}); err != nil {
+		if err := build(s, spec, jobs.Options{Brokers: b.addrs}); err != nil {
 			t.Fatal(err)
 		}
 		res, err := runners.Run(context.Background(), p, runners.Options{Kind: kind, Endpoint: ep})
 		if err != nil {
 			t.Fatalf("%s: %v", kind, err)
 		}
-		tm, err := pipelines.ReadTrainedModel(pipelines.ModelFile(spec))
+		tm, err := train.ReadTrainedModel(jobs.ModelFile(spec))
 		if err != nil {
 			t.Fatalf("%s: %v", kind, err)
 		}

@@ -23,7 +23,7 @@ import (
 	"github.com/muonml/muon/io/kafkaio"
 	"github.com/muonml/muon/io/kafkaio/embedded"
 	"github.com/muonml/muon/io/message"
-	"github.com/muonml/muon/pipelines"
+	"github.com/muonml/muon/jobs"
 	"github.com/muonml/muon/runners"
 	"github.com/segmentio/kafka-go"
 )
@@ -431,7 +431,7 @@ func TestMalformedRecordsGoToDeadLetterTopic(t *testing.T) {
 				t.Fatal(err)
 			}
 			p, s := beam.NewPipelineWithRoot()
-			pipelines.Ingest(s, spec, pipelines.Options{Brokers: b.addrs})
+			build(s, spec, jobs.Options{Brokers: b.addrs})
 			res, err := runners.Run(context.Background(), p, runners.Options{})
 			if err != nil {
 				t.Fatal(err)
@@ -466,4 +466,13 @@ func TestMalformedRecordsGoToDeadLetterTopic(t *testing.T) {
 			}
 		})
 	}
+}
+
+// build builds spec's job into s, as muon run does.
+func build(s beam.Scope, spec *configs.Spec, o jobs.Options) error {
+	job, err := jobs.For(spec.Job)
+	if err != nil {
+		return err
+	}
+	return job.Build(s, spec, o)
 }

@@ -17,8 +17,8 @@ import (
 	"github.com/muonml/muon/io/modelstore"
 	"github.com/muonml/muon/io/recording"
 	"github.com/muonml/muon/io/replay"
+	"github.com/muonml/muon/jobs"
 	"github.com/muonml/muon/models/snapshot"
-	"github.com/muonml/muon/pipelines"
 	"github.com/muonml/muon/runners"
 	"github.com/muonml/muon/transforms/infer"
 )
@@ -62,7 +62,7 @@ func trainDigits(t *testing.T, b broker, dir string) trainedDigits {
 		t.Fatal(err)
 	}
 	p, s := beam.NewPipelineWithRoot()
-	if err := pipelines.Train(s, spec, pipelines.Options{Brokers: b.addrs}); err != nil {
+	if err := build(s, spec, jobs.Options{Brokers: b.addrs}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := runners.Run(context.Background(), p, runners.Options{}); err != nil {
@@ -101,14 +101,14 @@ func streamTrainInfer(t *testing.T, kind runners.Kind, b broker, endpoint string
 	stop := filepath.Join(dir, "stop")
 	spec, err := configs.Load(filepath.Join("..", "configs", "train-digits.yaml"), "name=it-stream", "output.dir="+filepath.Join(dir, "stream"),
 		"source={topics: ["+live+"], format: sensor, bounded: false}", "training.test={}", "training.shards=1",
-		"training.stream={window: 1m, initial: "+pipelines.ModelFile(bounded)+every+"}",
+		"training.stream={window: 1m, initial: "+jobs.ModelFile(bounded)+every+"}",
 		"snapshot={key: "+priv+", store: "+store+"}",
 		fmt.Sprintf("inference=[{name: rul, store: %s, trust: [%s], topic: %s, reload: 200ms}]", store, pub, preds))
 	if err != nil {
 		t.Fatal(err)
 	}
 	p, s := beam.NewPipelineWithRoot()
-	if err := pipelines.Train(s, spec, pipelines.Options{Brokers: b.addrs, StopFile: stop}); err != nil {
+	if err := build(s, spec, jobs.Options{Brokers: b.addrs, StopFile: stop}); err != nil {
 		t.Fatal(err)
 	}
 	type outcome struct {
@@ -240,7 +240,7 @@ func TestInferSameOnEdgeAndFlink(t *testing.T) {
 			t.Fatal(err)
 		}
 		pl, s := beam.NewPipelineWithRoot()
-		if err := pipelines.Infer(s, spec, pipelines.Options{Brokers: b.addrs}); err != nil {
+		if err := build(s, spec, jobs.Options{Brokers: b.addrs}); err != nil {
 			t.Fatal(err)
 		}
 		res, err := runners.Run(context.Background(), pl, runners.Options{Kind: kind, Endpoint: ep})

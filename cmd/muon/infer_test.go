@@ -8,6 +8,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/metrics"
 	"github.com/muonml/muon/configs"
 	"github.com/muonml/muon/io/modelstore"
+	"github.com/muonml/muon/jobs"
 	"github.com/muonml/muon/runners"
 	"github.com/muonml/muon/transforms/infer"
 )
@@ -34,7 +35,7 @@ inference: [{name: digits, store: s, trust: [k], topic: p}]
 		"infer.digits/batch_latency_us": {Count: 4, Sum: 4000, Min: 500, Max: 2000},
 	}}
 	served := []*infer.Model{{Version: modelstore.Version{Name: "m", Seq: 1}}}
-	bs := summarizeInference(spec, served, res)
+	bs := jobs.SummarizeInference(spec, served, res)
 	if len(bs) != 1 {
 		t.Fatalf("%d branches", len(bs))
 	}

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/muonml/muon/pipelines"
+	"github.com/muonml/muon/transforms/train"
 )
 
 // accuracyRuns are the example train specs whose held-out test metrics
@@ -38,7 +38,7 @@ var accuracyRuns = []struct {
 // folder and the job's wall time. The specs name their datasets relative
 // to the repository root, where `make bench` runs. A failed job ends the
 // bench with the tail of its stderr.
-func runTrainJob(muon, config string, set ...string) (pipelines.TrainedModel, string, time.Duration) {
+func runTrainJob(muon, config string, set ...string) (train.TrainedModel, string, time.Duration) {
 	dir, err := os.MkdirTemp("", "muon-bench-train-")
 	must(err)
 	args := []string{"run", "--config", config, "--set", "output.dir=" + dir, "--set", "snapshot.key=" + signingKey(muon)}
@@ -57,7 +57,7 @@ func runTrainJob(muon, config string, set ...string) (pipelines.TrainedModel, st
 	took := time.Since(start)
 	b, err := os.ReadFile(filepath.Join(dir, "model.json"))
 	must(err)
-	var tm pipelines.TrainedModel
+	var tm train.TrainedModel
 	must(json.Unmarshal(b, &tm))
 	return tm, dir, took
 }

@@ -11,9 +11,10 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/muonml/muon/jobs"
 	"github.com/muonml/muon/models/compress"
 	"github.com/muonml/muon/models/snapshot"
-	"github.com/muonml/muon/pipelines"
+	"github.com/muonml/muon/transforms/publish"
 )
 
 // benchSnapshot measures what the snapshot issue asks: the size of the
@@ -66,13 +67,16 @@ func benchSnapshot(muon string) {
 
 // snapshotRun runs a train spec with a snapshot and returns what became
 // of it, and the output folder (the caller removes it).
-func snapshotRun(muon, config string, set ...string) (pipelines.SnapshotResult, string) {
+func snapshotRun(muon, config string, set ...string) (publish.Result, string) {
 	_, dir, _ := runTrainJob(muon, config, set...) // the store defaults to <output.dir>/store
-	b, err := os.ReadFile(filepath.Join(dir, "snapshot.json"))
+	b, err := os.ReadFile(filepath.Join(dir, "summary.json"))
 	must(err)
-	var res pipelines.SnapshotResult
-	must(json.Unmarshal(b, &res))
-	return res, dir
+	var sum jobs.Summary
+	must(json.Unmarshal(b, &sum))
+	if sum.Training == nil || sum.Training.Snapshot == nil {
+		must(fmt.Errorf("%s: the summary reports no snapshot", config))
+	}
+	return *sum.Training.Snapshot, dir
 }
 
 // benchInt8Kernels runs BenchmarkPredictInt8: batch prediction of the

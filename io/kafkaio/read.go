@@ -39,8 +39,8 @@ func init() {
 
 // Metrics of the read, incremented once per fetch.
 var (
-	readRecords = beam.NewCounter("kafkaio.Read", "records")
-	readBytes   = beam.NewCounter("kafkaio.Read", "bytes")
+	readRecords = beam.NewCounter(ReadNamespace, MetricRecords)
+	readBytes   = beam.NewCounter(ReadNamespace, MetricBytes)
 )
 
 // partitionRange is the element of the read: one partition and the offsets
@@ -759,3 +759,12 @@ type unboundedBatchReadFn struct{ unboundedBase }
 func (fn *unboundedBatchReadFn) ProcessElement(ctx context.Context, we *watermarkEstimator, rt *sdf.LockRTracker, p partitionRange, emit func(beam.EventTime, Records)) (sdf.ProcessContinuation, error) {
 	return fn.readUnbounded(ctx, we, rt, p, &batchEmitter{out: emit, max: fn.Params.BatchRecords})
 }
+
+// Metric names: Read counts records and bytes in ReadNamespace, Write in
+// WriteNamespace.
+const (
+	ReadNamespace  = "kafkaio.Read"
+	WriteNamespace = "kafkaio.Write"
+	MetricRecords  = "records"
+	MetricBytes    = "bytes"
+)

@@ -188,8 +188,8 @@ func (fn *writeFn) Setup() error {
 	// several topics (data and dead letters).
 	w.Topic = ""
 	fn.w = w
-	fn.written = beam.NewCounter("kafkaio.Write", "records")
-	fn.bytes = beam.NewCounter("kafkaio.Write", "bytes")
+	fn.written = beam.NewCounter(WriteNamespace, MetricRecords)
+	fn.bytes = beam.NewCounter(WriteNamespace, MetricBytes)
 	return nil
 }
 

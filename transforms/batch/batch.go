@@ -92,7 +92,7 @@ type counts struct {
 }
 
 func newCounts() counts {
-	return counts{rows: beam.NewCounter("batch", "rows"), batches: beam.NewCounter("batch", "batches")}
+	return counts{rows: beam.NewCounter(Namespace, MetricRows), batches: beam.NewCounter(Namespace, MetricBatches)}
 }
 
 // made takes the builder's rows as a batch and counts it. The pipeline
@@ -184,3 +184,11 @@ func (fn *streamBuildFn) Teardown() {
 		fn.rb.Release()
 	}
 }
+
+// Metric names, in namespace Namespace: the rows batched and the batches
+// made.
+const (
+	Namespace     = "batch"
+	MetricRows    = "rows"
+	MetricBatches = "batches"
+)

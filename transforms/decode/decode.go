@@ -94,7 +94,7 @@ type counts struct {
 }
 
 func newCounts(kind string) counts {
-	return counts{okC: beam.NewCounter("decode", kind+".ok"), deadC: beam.NewCounter("decode", kind+".dead")}
+	return counts{okC: beam.NewCounter(Namespace, kind+OK), deadC: beam.NewCounter(Namespace, kind+Dead)}
 }
 
 func (c *counts) flush(ctx context.Context) {
@@ -237,3 +237,15 @@ func (fn *imageBatchFn) ProcessElement(_ context.Context, rs kafkaio.Records, go
 		fn.decode(&rs.Records[i], good, bad)
 	}
 }
+
+// Metric names, in namespace Namespace: Sensors counts SensorsOK and
+// SensorsDead, Images ImagesOK and ImagesDead.
+const (
+	Namespace   = "decode"
+	OK          = ".ok"
+	Dead        = ".dead"
+	SensorsOK   = "sensor" + OK
+	SensorsDead = "sensor" + Dead
+	ImagesOK    = "image" + OK
+	ImagesDead  = "image" + Dead
+)

@@ -274,10 +274,10 @@ func newWindowRows(p WindowParams) *windowRows {
 	return &windowRows{
 		rows:        rm,
 		minReadings: p.MinReadings,
-		rowsC:       beam.NewCounter("featurize", "windows.rows"),
-		lateC:       beam.NewCounter("featurize", "windows.late"),
-		partC:       beam.NewCounter("featurize", "windows.late_partial"),
-		shortC:      beam.NewCounter("featurize", "windows.short"),
+		rowsC:       beam.NewCounter(Namespace, WindowRows),
+		lateC:       beam.NewCounter(Namespace, WindowsLate),
+		partC:       beam.NewCounter(Namespace, WindowsLatePartial),
+		shortC:      beam.NewCounter(Namespace, WindowsShort),
 	}
 }
 
@@ -550,3 +550,14 @@ func decodeWindowState(b []byte) (windowState, error) {
 	s.Buf = readReadings(r)
 	return s, r.Done()
 }
+
+// Metric names, in namespace Namespace, of Windows: rows made, readings
+// too late for every window they belong to (dead-lettered), readings too
+// late for some, and windows with too few readings.
+const (
+	Namespace          = "featurize"
+	WindowRows         = "windows.rows"
+	WindowsLate        = "windows.late"
+	WindowsLatePartial = "windows.late_partial"
+	WindowsShort       = "windows.short"
+)

@@ -129,13 +129,13 @@ type metrics struct {
 }
 
 func newMetrics(name string) metrics {
-	ns := "infer." + name
+	ns := Namespace(name)
 	return metrics{
-		rows: beam.NewCounter(ns, "rows"), batches: beam.NewCounter(ns, "batches"), predictions: beam.NewCounter(ns, "predictions"),
-		alerts: beam.NewCounter(ns, "alerts"), dead: beam.NewCounter(ns, "dead_letters"), labelled: beam.NewCounter(ns, "labelled"),
-		correct: beam.NewCounter(ns, "correct"), loads: beam.NewCounter(ns, "model_loads"), refused: beam.NewCounter(ns, "models_refused"),
-		latency: beam.NewDistribution(ns, "batch_latency_us"), loadUs: beam.NewDistribution(ns, "model_load_us"),
-		version:   beam.NewGauge(ns, "model_version"),
+		rows: beam.NewCounter(ns, MetricRows), batches: beam.NewCounter(ns, MetricBatches), predictions: beam.NewCounter(ns, MetricPredictions),
+		alerts: beam.NewCounter(ns, MetricAlerts), dead: beam.NewCounter(ns, MetricDeadLetters), labelled: beam.NewCounter(ns, MetricLabelled),
+		correct: beam.NewCounter(ns, MetricCorrect), loads: beam.NewCounter(ns, MetricModelLoads), refused: beam.NewCounter(ns, MetricModelsRefused),
+		latency: beam.NewDistribution(ns, MetricBatchLatencyUs), loadUs: beam.NewDistribution(ns, MetricModelLoadUs),
+		version:   beam.NewGauge(ns, MetricModelVersion),
 		latencies: latencyHist{ns: ns}, byVersion: map[string]beam.Counter{},
 	}
 }
@@ -277,7 +277,7 @@ func (fn *inferFn) score(ctx context.Context, m *Model, b arrowio.Batch, emit fu
 	fn.m.latencies.flush(ctx)
 	vc, ok := fn.m.byVersion[m.Name()]
 	if !ok {
-		vc = beam.NewCounter("infer."+fn.Params.Name, VersionCounter+m.Name())
+		vc = beam.NewCounter(Namespace(fn.Params.Name), VersionCounter+m.Name())
 		fn.m.byVersion[m.Name()] = vc
 	}
 	vc.Inc(ctx, int64(n))
@@ -353,3 +353,25 @@ func appendFloat(b []byte, v float64) []byte {
 	}
 	return strconv.AppendFloat(b, v, 'g', 6, 64)
 }
+
+// Metric names of a branch, in namespace Namespace(branch name).
+const (
+	MetricRows          = "rows"
+	MetricBatches       = "batches"
+	MetricPredictions   = "predictions"
+	MetricAlerts        = "alerts"
+	MetricDeadLetters   = "dead_letters"
+	MetricLabelled      = "labelled"
+	MetricCorrect       = "correct"
+	MetricModelLoads    = "model_loads"
+	MetricModelsRefused = "models_refused"
+	// MetricBatchLatencyUs and MetricModelLoadUs are distributions, in
+	// microseconds.
+	MetricBatchLatencyUs = "batch_latency_us"
+	MetricModelLoadUs    = "model_load_us"
+	// MetricModelVersion is a gauge: the sequence number serving.
+	MetricModelVersion = "model_version"
+)
+
+// Namespace is the metrics namespace of the inference branch named branch.
+func Namespace(branch string) string { return "infer." + branch }

@@ -224,3 +224,24 @@ func sharedServer(p Params) (*Server, error) {
 	actual, _ := servers.LoadOrStore(k, s)
 	return actual.(*Server), nil
 }
+
+// LoadVersion loads and verifies version seq of branch p's store, as the
+// branch would serve it; a job's summary describes the model a branch
+// served first with it.
+func LoadVersion(ctx context.Context, p Params, seq uint64) (*Model, error) {
+	ring, err := snapshot.LoadKeyring(p.Trust...)
+	if err != nil {
+		return nil, err
+	}
+	store := &modelstore.Dir{Root: p.Store}
+	vs, err := store.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range vs {
+		if v.Seq == seq {
+			return Load(ctx, store, v, ring, p.Names)
+		}
+	}
+	return nil, fmt.Errorf("model store %s has no version %d", p.Store, seq)
+}

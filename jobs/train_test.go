@@ -1,4 +1,4 @@
-package pipelines_test
+package jobs_test
 
 import (
 	"bufio"
@@ -21,9 +21,9 @@ import (
 	"github.com/muonml/muon/io/modelstore"
 	"github.com/muonml/muon/io/recording"
 	"github.com/muonml/muon/io/replay"
+	"github.com/muonml/muon/jobs"
 	"github.com/muonml/muon/models/compress"
 	"github.com/muonml/muon/models/snapshot"
-	"github.com/muonml/muon/pipelines"
 	"github.com/muonml/muon/runners"
 	"github.com/muonml/muon/transforms/train"
 )
@@ -60,7 +60,7 @@ output: {dir: %s}
 		t.Fatal(err)
 	}
 	p, s := beam.NewPipelineWithRoot()
-	if err := pipelines.Train(s, spec, pipelines.Options{Brokers: brokers}); err != nil {
+	if err := build(s, spec, jobs.Options{Brokers: brokers}); err != nil {
 		t.Fatal(err)
 	}
 	res, err := runners.Run(context.Background(), p, runners.Options{})
@@ -70,11 +70,11 @@ output: {dir: %s}
 	if rows := res.Counter("batch", "rows"); rows != 80 {
 		t.Errorf("%d rows batched, want the 40 training and 40 test cases", rows)
 	}
-	mb, err := os.ReadFile(pipelines.ModelFile(spec))
+	mb, err := os.ReadFile(jobs.ModelFile(spec))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var tm pipelines.TrainedModel
+	var tm train.TrainedModel
 	if err := json.Unmarshal(mb, &tm); err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ output: {dir: %s}
 			t.Errorf("class %d has %d test cases, want 10", i, n)
 		}
 	}
-	f, err := os.Open(pipelines.EpochsFile(spec))
+	f, err := os.Open(jobs.EpochsFile(spec))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,36 +131,47 @@ func basicMotionsBroker(t *testing.T) []string {
 
 // runJob parses a spec and runs its features or train job on the edge
 // runner.
-func runJob(t *testing.T, brokers []string, yaml string) *configs.Spec {
+func runJob(t *testing.T, brokers []string, yaml string) (*configs.Spec, *jobs.Summary) {
 	t.Helper()
 	spec, err := configs.Parse("job.yaml", []byte(yaml))
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, s := beam.NewPipelineWithRoot()
-	switch spec.Job {
-	case "features":
-		pipelines.Features(s, spec, pipelines.Options{Brokers: brokers})
-	case "train":
-		if err := pipelines.Train(s, spec, pipelines.Options{Brokers: brokers}); err != nil {
-			t.Fatal(err)
-		}
-	default:
-		t.Fatalf("job %s", spec.Job)
-	}
-	if _, err := runners.Run(context.Background(), p, runners.Options{}); err != nil {
-		t.Fatal(err)
-	}
-	return spec
-}
-
-func readModel(t *testing.T, spec *configs.Spec) pipelines.TrainedModel {
-	t.Helper()
-	b, err := os.ReadFile(pipelines.ModelFile(spec))
+	job, err := jobs.Check(context.Background(), spec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var tm pipelines.TrainedModel
+	p, s := beam.NewPipelineWithRoot()
+	sum := &jobs.Summary{Started: time.Now()}
+	if err := job.Build(s, spec, jobs.Options{Brokers: brokers}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := runners.Run(context.Background(), p, runners.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := job.Summarize(context.Background(), spec, res, sum); err != nil {
+		t.Fatal(err)
+	}
+	return spec, sum
+}
+
+// build builds spec's job into s.
+func build(s beam.Scope, spec *configs.Spec, o jobs.Options) error {
+	job, err := jobs.For(spec.Job)
+	if err != nil {
+		return err
+	}
+	return job.Build(s, spec, o)
+}
+
+func readModel(t *testing.T, spec *configs.Spec) train.TrainedModel {
+	t.Helper()
+	b, err := os.ReadFile(jobs.ModelFile(spec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tm train.TrainedModel
 	if err := json.Unmarshal(b, &tm); err != nil {
 		t.Fatal(err)
 	}
@@ -180,10 +191,12 @@ func TestTrainFromArchive(t *testing.T) {
 		runJob(t, brokers, fmt.Sprintf("name: f\njob: features\nsource: {topics: [%s], format: sensor}\n%sarchive: {dir: %s}\noutput: {dir: %s}\n",
 			topic, features, filepath.Join(dir, topic), filepath.Join(dir, topic, "out")))
 	}
-	fromKafka := readModel(t, runJob(t, brokers, fmt.Sprintf("name: k\njob: train\nsource: {topics: [sensors], format: sensor}\n%s"+training+"output: {dir: %s}\n",
-		features, "test: {topics: [sensors-test]}", filepath.Join(dir, "kafka"))))
-	fromArchive := readModel(t, runJob(t, brokers, fmt.Sprintf("name: a\njob: train\nsource: {archive: [%s], format: sensor}\n%s"+training+"output: {dir: %s}\n",
-		filepath.Join(dir, "sensors", "features"), features, fmt.Sprintf("test: {archive: [%s]}", filepath.Join(dir, "sensors-test", "features")), filepath.Join(dir, "archive"))))
+	kafkaSpec, _ := runJob(t, brokers, fmt.Sprintf("name: k\njob: train\nsource: {topics: [sensors], format: sensor}\n%s"+training+"output: {dir: %s}\n",
+		features, "test: {topics: [sensors-test]}", filepath.Join(dir, "kafka")))
+	fromKafka := readModel(t, kafkaSpec)
+	archiveSpec, _ := runJob(t, brokers, fmt.Sprintf("name: a\njob: train\nsource: {archive: [%s], format: sensor}\n%s"+training+"output: {dir: %s}\n",
+		filepath.Join(dir, "sensors", "features"), features, fmt.Sprintf("test: {archive: [%s]}", filepath.Join(dir, "sensors-test", "features")), filepath.Join(dir, "archive")))
+	fromArchive := readModel(t, archiveSpec)
 
 	if fromArchive.Test == nil || fromKafka.Test == nil || fromArchive.Test.N != 40 || fromArchive.Validation.N != fromKafka.Validation.N {
 		t.Fatalf("test sets %+v and %+v, validation %d and %d rows", fromArchive.Test, fromKafka.Test, fromArchive.Validation.N, fromKafka.Validation.N)
@@ -235,7 +248,7 @@ func TestTrainEngines(t *testing.T) {
 		}
 	}
 	p, s := beam.NewPipelineWithRoot()
-	if err := pipelines.Train(s, spec, pipelines.Options{Brokers: brokers}); err != nil {
+	if err := build(s, spec, jobs.Options{Brokers: brokers}); err != nil {
 		t.Fatal(err)
 	}
 	res, err := runners.Run(ctx, p, runners.Options{})
@@ -294,7 +307,7 @@ func TestTrainStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	pb, sb := beam.NewPipelineWithRoot()
-	if err := pipelines.Train(sb, bounded, pipelines.Options{Brokers: brokers}); err != nil {
+	if err := build(sb, bounded, jobs.Options{Brokers: brokers}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := runners.Run(ctx, pb, runners.Options{}); err != nil {
@@ -307,19 +320,19 @@ func TestTrainStream(t *testing.T) {
 	}
 	runStream := func(topic string) []window {
 		spec, err := configs.Load(cfg, "output.dir="+filepath.Join(dir, "stream"), "source.topics=["+topic+"]",
-			"training.stream.initial="+pipelines.ModelFile(bounded))
+			"training.stream.initial="+jobs.ModelFile(bounded))
 		if err != nil {
 			t.Fatal(err)
 		}
-		_ = os.Remove(pipelines.WindowsFile(spec))
+		_ = os.Remove(jobs.WindowsFile(spec))
 		p, s := beam.NewPipelineWithRoot()
-		if err := pipelines.Train(s, spec, pipelines.Options{Brokers: brokers, Until: time.Now().Add(10 * time.Second)}); err != nil {
+		if err := build(s, spec, jobs.Options{Brokers: brokers, Until: time.Now().Add(10 * time.Second)}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := runners.Run(ctx, p, runners.Options{}); err != nil {
 			t.Fatal(err)
 		}
-		data, err := os.ReadFile(pipelines.WindowsFile(spec))
+		data, err := os.ReadFile(jobs.WindowsFile(spec))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -330,7 +343,7 @@ func TestTrainStream(t *testing.T) {
 			if err := json.Unmarshal([]byte(line), &w); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := os.Stat(filepath.Join(pipelines.StoreDir(spec), train.PublishedFile(w.Window))); err != nil {
+			if _, err := os.Stat(filepath.Join(jobs.StoreDir(spec), train.PublishedFile(w.Window))); err != nil {
 				t.Errorf("window %s: no published model: %v", w.Window, err)
 			}
 			if w.Base.After(w.Window) {
@@ -390,11 +403,9 @@ snapshot: {key: %s, store: %s, prune: 0.5, gate: {%s}}
 output: {dir: %s}
 `, priv, filepath.Join(dir, "store"), gate, filepath.Join(dir, "out"))
 	}
-	spec := runJob(t, brokers, job("min: 0.5"))
-	var res pipelines.SnapshotResult
-	b, err := os.ReadFile(pipelines.SnapshotFile(spec))
-	if err != nil || json.Unmarshal(b, &res) != nil || !res.Published {
-		t.Fatalf("snapshot result %s (%v)", b, err)
+	_, sum := runJob(t, brokers, job("min: 0.5"))
+	if res := sum.Training.Snapshot; res == nil || !res.Published {
+		t.Fatalf("snapshot result %+v", res)
 	}
 	ring, err := snapshot.LoadKeyring(pub)
 	if err != nil {
@@ -440,11 +451,9 @@ output: {dir: %s}
 	}
 
 	// An unreachable gate: rejected, and the latest stays.
-	spec = runJob(t, brokers, job("min: 1.01, balanced: true"))
-	b, _ = os.ReadFile(pipelines.SnapshotFile(spec))
-	res = pipelines.SnapshotResult{}
-	if err := json.Unmarshal(b, &res); err != nil || res.Published || !strings.Contains(res.Reason, "below the gate") {
-		t.Fatalf("snapshot result %s (%v)", b, err)
+	_, sum = runJob(t, brokers, job("min: 1.01, balanced: true"))
+	if res := sum.Training.Snapshot; res == nil || res.Published || !strings.Contains(res.Reason, "below the gate") {
+		t.Fatalf("snapshot result %+v", res)
 	}
 	if again, err := store.Latest(context.Background()); err != nil || again.Seq != latest.Seq {
 		t.Fatalf("latest moved to %+v (%v) after a rejection", again, err)
@@ -457,8 +466,7 @@ output: {dir: %s}
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, s := beam.NewPipelineWithRoot()
-	if err := pipelines.Train(s, bad, pipelines.Options{Brokers: brokers}); err == nil || !strings.Contains(err.Error(), "snapshot.key") {
+	if _, err := jobs.Check(context.Background(), bad); err == nil || !strings.Contains(err.Error(), "snapshot.key") {
 		t.Fatalf("a missing key: %v", err)
 	}
 }
@@ -507,7 +515,7 @@ output: {dir: %s}
 		t.Fatal(err)
 	}
 	p, s := beam.NewPipelineWithRoot()
-	if err := pipelines.Train(s, spec, pipelines.Options{Brokers: brokers}); err != nil {
+	if err := build(s, spec, jobs.Options{Brokers: brokers}); err != nil {
 		t.Fatal(err)
 	}
 	_, err = runners.Run(ctx, p, runners.Options{})

@@ -1,0 +1,195 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/muonml/muon/configs"
+	"github.com/muonml/muon/io/kafkaio"
+	"github.com/muonml/muon/io/parquetio"
+	"github.com/muonml/muon/runners"
+	"github.com/muonml/muon/transforms/analyze"
+	"github.com/muonml/muon/transforms/batch"
+	"github.com/muonml/muon/transforms/decode"
+	"github.com/muonml/muon/transforms/featurize"
+)
+
+func init() { register("features", features{}) }
+
+// features reads the source topics, decodes (dead letters to
+// <topic><suffix>), makes feature rows — event-time windows or whole cases
+// per device for sensor readings (late readings to the dead letter),
+// resized images for images — groups them into Arrow batches and archives
+// them as Parquet. A bounded job also writes the rows' preprocessing spec
+// to PreprocessFile.
+type features struct{}
+
+// PreprocessFile is where a bounded features job writes the preprocessing
+// spec (per-feature statistics and labels) of its rows.
+func PreprocessFile(spec *configs.Spec) string {
+	return filepath.Join(spec.Output.Dir, "preprocess.json")
+}
+
+func (features) Outputs(*configs.Spec) []string             { return nil }
+func (features) Check(context.Context, *configs.Spec) error { return nil }
+
+func (features) Build(s beam.Scope, spec *configs.Spec, o Options) error {
+	s = s.Scope("jobs.Features")
+	_ = os.Remove(PreprocessFile(spec))
+	rp := o.sourceParams(spec)
+	rows, _ := featureRows(s, spec, o, spec.Source.Topics)
+	dim := len(FeatureNames(spec))
+	batches := batch.Rows(s, batch.Params{
+		Dim:       dim,
+		MaxRows:   spec.Batch.MaxRows,
+		Shards:    spec.Batch.Shards,
+		Unbounded: rp.Unbounded,
+		MaxWait:   spec.Batch.MaxWait.D(),
+	}, rows)
+	parquetio.WriteFeatures(s, parquetio.WriteParams{Root: FeaturesArchive(spec), Dim: dim, Names: FeatureNames(spec)}, batches)
+	if !rp.Unbounded {
+		analyze.WriteSpec(s, PreprocessFile(spec), FeatureNames(spec), analyze.Features(s, dim, rows))
+	}
+	return nil
+}
+
+// featureRows reads topics as the source section says, decodes (dead
+// letters to <topic><suffix>), archives the readings if the spec says so,
+// and makes the feature rows the spec's features section describes, with
+// their labels mapped by features.relabel: PCollection<featurize.Row>.
+// ranges are the offset ranges read, PCollection<kafkaio.PartitionRange>.
+func featureRows(s beam.Scope, spec *configs.Spec, o Options, topics []string) (rows, ranges beam.PCollection) {
+	rp := o.sourceParams(spec)
+	rp.Topics = topics
+	records, ranges := kafkaio.ReadBatchesRanges(s, rp)
+	wp := kafkaio.WriteParams{Brokers: o.Brokers}
+	f := spec.Features
+
+	var dead beam.PCollection
+	switch spec.Source.Format {
+	case "image":
+		var images beam.PCollection
+		images, dead = decode.Images(s, DecodeParams(spec), records)
+		rows = featurize.Images(s, featurize.ImageParams{Width: f.Image.Width, Height: f.Image.Height}, images)
+	default:
+		var readings beam.PCollection
+		readings, dead = decode.Sensors(s, DecodeParams(spec), records)
+		if spec.Archive.Readings {
+			parquetio.WriteReadings(s, parquetio.WriteParams{Root: ReadingsArchive(spec)}, readings)
+		}
+		rows = sensorRows(s, spec, rp.Unbounded, readings, wp)
+	}
+	kafkaio.Write(s.Scope("DeadLetters"), wp, dead)
+	return featurize.Relabel(s, spec.Features.Relabel, rows), ranges
+}
+
+// sensorRows makes the feature rows of decoded readings as the spec's
+// features kind says; late readings of windows go to the dead letter.
+func sensorRows(s beam.Scope, spec *configs.Spec, unbounded bool, readings beam.PCollection, wp kafkaio.WriteParams) beam.PCollection {
+	f := spec.Features
+	switch f.Kind {
+	case "cases":
+		return featurize.Cases(s, featurize.CaseParams{Channels: f.Channels, Bands: f.Bands, LastLabel: f.Label == "last"}, readings)
+	case "readings":
+		return featurize.Readings(s, featurize.ReadingParams{Channels: f.Channels}, readings)
+	}
+	rows, late := featurize.Windows(s, featurize.WindowParams{
+		Channels:         f.Channels,
+		Bands:            f.Bands,
+		Size:             f.Window.Size.D(),
+		Period:           f.Window.Period.D(),
+		AllowedLateness:  f.Window.AllowedLateness.D(),
+		MinReadings:      f.Window.MinReadings,
+		LastLabel:        f.Label == "last",
+		Unbounded:        unbounded,
+		DeadLetterSuffix: spec.Decode.DeadLetterSuffix,
+	}, readings)
+	kafkaio.Write(s.Scope("LateLetters"), wp, late)
+	return rows
+}
+
+// Summarize reports the rows and batches from the job's metrics, the
+// archive's files written since the job started, and the labels of the
+// rows from the metrics of their preprocessing spec.
+func (features) Summarize(_ context.Context, spec *configs.Spec, res *runners.Result, sum *Summary) error {
+	f := spec.Features
+	fs := &FeatureSummary{
+		Kind:        f.Kind,
+		Dim:         len(FeatureNames(spec)),
+		Rows:        res.Counter(batch.Namespace, batch.MetricRows),
+		Batches:     res.Counter(batch.Namespace, batch.MetricBatches),
+		Late:        res.Counter(featurize.Namespace, featurize.WindowsLate),
+		LatePartial: res.Counter(featurize.Namespace, featurize.WindowsLatePartial),
+		ArchiveDir:  spec.Archive.Dir,
+		Archive:     map[string]Files{},
+	}
+	switch f.Kind {
+	case "images":
+		fs.Shape = fmt.Sprintf("images resized to %d×%d, %d features in [0, 1]", f.Image.Width, f.Image.Height, fs.Dim)
+	case "readings":
+		fs.Shape = fmt.Sprintf("one row per reading, %d features", fs.Dim)
+	case "cases":
+		fs.Shape = fmt.Sprintf("one row per device over all its readings, %d channels × %d = %d features", len(f.Channels), fs.Dim/len(f.Channels), fs.Dim)
+	default:
+		w := f.Window
+		kind := "fixed"
+		if w.Period != w.Size {
+			kind = "sliding every " + w.Period.String()
+		}
+		fs.Shape = fmt.Sprintf("%s windows per device (%s, allowed lateness %s), %d channels × %d = %d features",
+			w.Size, kind, w.AllowedLateness, len(f.Channels), fs.Dim/len(f.Channels), fs.Dim)
+	}
+	for sub, dir := range map[string]string{"features": FeaturesArchive(spec), "readings": ReadingsArchive(spec)} {
+		n, err := countParquet(dir, sum.Started)
+		if err != nil {
+			return err
+		}
+		if n.Files > 0 {
+			fs.Archive[sub] = n
+		}
+	}
+	if spec.Source.IsBounded() && fs.Rows > 0 {
+		fs.Preprocess = PreprocessFile(spec)
+		fs.Labels = analyze.LabelCounts(res.Counters)
+	}
+	sum.Features = fs
+	return nil
+}
+
+// countParquet counts the Parquet files under dir written since start
+// (an archive keeps earlier runs' files), and their hour partitions.
+func countParquet(dir string, start time.Time) (Files, error) {
+	var n Files
+	parts := map[string]bool{}
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if errors.Is(err, os.ErrNotExist) {
+			return filepath.SkipDir
+		}
+		if err != nil {
+			return err
+		}
+		if d.IsDir() || strings.HasPrefix(d.Name(), ".") || filepath.Ext(path) != ".parquet" {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if info.ModTime().Before(start) {
+			return nil
+		}
+		n.Files++
+		n.Bytes += info.Size()
+		parts[filepath.Dir(path)] = true
+		return nil
+	})
+	n.Partitions = len(parts)
+	return n, err
+}

@@ -1,0 +1,164 @@
+package jobs
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/muonml/muon/configs"
+	"github.com/muonml/muon/io/kafkaio"
+	"github.com/muonml/muon/io/message"
+	"github.com/muonml/muon/runners"
+	"github.com/muonml/muon/transforms/decode"
+	"github.com/muonml/muon/transforms/featurize"
+)
+
+// Job is one kind of job.
+type Job interface {
+	// Outputs names the topics the job writes besides dead letters: they
+	// are created before it starts.
+	Outputs(spec *configs.Spec) []string
+	// Check checks what the job needs and the spec names (keys, stores,
+	// the models it serves) before anything starts.
+	Check(ctx context.Context, spec *configs.Spec) error
+	// Build builds the job's pipeline into s.
+	Build(s beam.Scope, spec *configs.Spec, o Options) error
+	// Summarize fills in the job's part of sum from the runner's result
+	// and the stores the job wrote.
+	Summarize(ctx context.Context, spec *configs.Spec, res *runners.Result, sum *Summary) error
+}
+
+// kinds maps a spec's job field to its Job; filled by each kind's init.
+var kinds = map[string]Job{}
+
+// register adds a kind; called from init only.
+func register(kind string, j Job) {
+	if _, dup := kinds[kind]; dup {
+		panic("jobs: kind " + kind + " registered twice")
+	}
+	kinds[kind] = j
+}
+
+// For returns the Job of a kind.
+func For(kind string) (Job, error) {
+	if j, ok := kinds[kind]; ok {
+		return j, nil
+	}
+	return nil, fmt.Errorf("jobs: unknown job %q: use one of %s", kind, strings.Join(Kinds(), ", "))
+}
+
+// Kinds lists the registered kinds, sorted.
+func Kinds() []string {
+	out := make([]string, 0, len(kinds))
+	for k := range kinds {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Options are what a job needs besides its spec.
+type Options struct {
+	// Brokers are the resolved bootstrap brokers (the embedded broker's
+	// address when the spec names none).
+	Brokers []string
+	// StopFile stops an unbounded source when it appears.
+	StopFile string
+	// Until stops an unbounded source at this wall time.
+	Until time.Time
+	// Version is muon's version, for the lineage of snapshots.
+	Version string
+}
+
+// sourceParams is SourceParams with the stop conditions of an unbounded read.
+func (o Options) sourceParams(spec *configs.Spec) kafkaio.Params {
+	rp := SourceParams(spec, o.Brokers)
+	if rp.Unbounded {
+		rp.StopFile = o.StopFile
+		rp.Until = o.Until
+	}
+	return rp
+}
+
+// SourceParams maps a spec's source section onto kafkaio.Params.
+func SourceParams(spec *configs.Spec, brokers []string) kafkaio.Params {
+	src := spec.Source
+	p := kafkaio.Params{
+		Brokers:            brokers,
+		Topics:             src.Topics,
+		Unbounded:          !src.IsBounded(),
+		CheckpointRecords:  src.CheckpointRecords,
+		CheckpointInterval: src.CheckpointInterval.D(),
+		IdleTimeout:        src.IdleTimeout.D(),
+		BatchRecords:       src.BatchRecords,
+		FetchMaxBytes:      src.FetchMaxBytes,
+		FetchConns:         src.FetchConns,
+	}
+	switch src.Start {
+	case "latest":
+		p.Start.Kind = kafkaio.StartLatest
+	case "offsets":
+		p.Start = kafkaio.Start{Kind: kafkaio.StartOffsets, Offsets: src.Offsets}
+	case "timestamp":
+		p.Start = kafkaio.Start{Kind: kafkaio.StartTime, Time: src.Time}
+	}
+	return p
+}
+
+// DecodeParams maps a spec's decode section onto decode.Params.
+func DecodeParams(spec *configs.Spec) decode.Params {
+	d := spec.Decode
+	return decode.Params{
+		MaxBytes:         d.MaxBytes,
+		Image:            message.ImageLimits{MaxWidth: d.MaxWidth, MaxHeight: d.MaxHeight, MaxPixels: d.MaxPixels},
+		DeadLetterSuffix: d.DeadLetterSuffix,
+	}
+}
+
+// FeatureNames are the names of a job's feature row columns, in order.
+func FeatureNames(spec *configs.Spec) []string {
+	f := spec.Features
+	if f.Kind == "images" {
+		names := make([]string, 0, f.Image.Width*f.Image.Height)
+		for y := 0; y < f.Image.Height; y++ {
+			for x := 0; x < f.Image.Width; x++ {
+				names = append(names, fmt.Sprintf("px%d_%d", y, x))
+			}
+		}
+		return names
+	}
+	if f.Kind == "readings" {
+		return f.Channels
+	}
+	return featurize.Names(f.Channels, f.Bands)
+}
+
+// FeaturesArchive is the root of a job's Parquet feature archive.
+func FeaturesArchive(spec *configs.Spec) string { return filepath.Join(spec.Archive.Dir, "features") }
+
+// ReadingsArchive is the root of a job's Parquet readings archive.
+func ReadingsArchive(spec *configs.Spec) string { return filepath.Join(spec.Archive.Dir, "readings") }
+
+// readTopics are the topics a job reads: the source's and, for a train
+// job, its test topics.
+func readTopics(spec *configs.Spec) []string {
+	read := append([]string(nil), spec.Source.Topics...)
+	if spec.Job == "train" {
+		read = append(read, spec.Training.Test.Topics...)
+	}
+	return read
+}
+
+// specHash is the SHA-256 of the spec as the job ran it.
+func specHash(spec *configs.Spec) string {
+	b, _ := json.Marshal(spec)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}

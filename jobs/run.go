@@ -1,0 +1,209 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/muonml/muon/configs"
+	"github.com/muonml/muon/io/kafkaio"
+	"github.com/muonml/muon/io/kafkaio/embedded"
+	"github.com/muonml/muon/io/recording"
+	"github.com/muonml/muon/io/replay"
+	"github.com/muonml/muon/runners"
+	"github.com/muonml/muon/transforms/decode"
+	"github.com/muonml/muon/transforms/featurize"
+)
+
+// RunOptions configure Run.
+type RunOptions struct {
+	// Runner is where the pipeline runs.
+	Runner runners.Options
+	// Broker, if not nil, is the embedded broker a spec without brokers
+	// uses (shared by several jobs); nil starts one for the job.
+	Broker *embedded.Broker
+	// Version is muon's version, for the lineage of snapshots.
+	Version string
+	// Progress receives progress lines (replays, the job running).
+	Progress io.Writer
+}
+
+// Check checks spec's job before anything starts: the kind exists and what
+// it needs is there.
+func Check(ctx context.Context, spec *configs.Spec) (Job, error) {
+	j, err := For(spec.Job)
+	if err != nil {
+		return nil, err
+	}
+	return j, j.Check(ctx, spec)
+}
+
+// Run runs spec's job: it starts an embedded broker if the spec names
+// none, creates the topics, replays recordings into them, builds the
+// pipeline, runs it on o.Runner and summarizes the run. Cancelling ctx
+// stops an unbounded job's sources; the pipeline then drains and the job
+// is summarized as usual.
+func Run(ctx context.Context, spec *configs.Spec, o RunOptions) (*Summary, error) {
+	progress := o.Progress
+	if progress == nil {
+		progress = io.Discard
+	}
+	job, err := Check(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	brokers := spec.Kafka.Brokers
+	embeddedBroker := len(brokers) == 0
+	if embeddedBroker && o.Broker != nil {
+		brokers = []string{o.Broker.Addr()}
+	} else if embeddedBroker {
+		b, err := embedded.Start(embedded.Options{Partitions: spec.Kafka.Partitions})
+		if err != nil {
+			return nil, err
+		}
+		defer b.Close()
+		brokers = []string{b.Addr()}
+		fmt.Fprintf(progress, "muon: embedded Kafka broker on %s\n", b.Addr())
+	}
+	read := readTopics(spec)
+	topics := make([]kafkaio.TopicSpec, 0, 2*len(read))
+	var dlqs []string
+	for _, t := range read {
+		dlqs = append(dlqs, t+spec.Decode.DeadLetterSuffix)
+		topics = append(topics, kafkaio.TopicSpec{Name: t, Partitions: spec.Kafka.Partitions}, kafkaio.TopicSpec{Name: t + spec.Decode.DeadLetterSuffix, Partitions: spec.Kafka.Partitions})
+	}
+	for _, t := range job.Outputs(spec) {
+		topics = append(topics, kafkaio.TopicSpec{Name: t, Partitions: spec.Kafka.Partitions})
+	}
+	if err := kafkaio.EnsureTopics(ctx, brokers, topics...); err != nil {
+		return nil, err
+	}
+
+	sum := &Summary{Job: spec.Name, Kind: spec.Job, Runner: string(o.Runner.Kind), Brokers: brokers, Embedded: embeddedBroker,
+		Topics: read, DLQTopics: dlqs, OutputDir: spec.Output.Dir}
+	if sum.Replayed, err = replayAll(ctx, spec, brokers, progress); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(spec.Output.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("output dir: %w", err)
+	}
+
+	opts := Options{Brokers: brokers, Version: o.Version}
+	if !spec.Source.IsBounded() {
+		opts.StopFile = filepath.Join(spec.Output.Dir, ".stop")
+		_ = os.Remove(opts.StopFile)
+		defer os.Remove(opts.StopFile)
+		if spec.Source.For > 0 {
+			opts.Until = time.Now().Add(spec.Source.For.D())
+		}
+		// The sources stop themselves when the stop file appears: the
+		// runner's own context is never cancelled, since cancelling a
+		// streaming job on prism panics inside prism's worker.
+		done := make(chan struct{})
+		defer close(done)
+		go func() {
+			select {
+			case <-ctx.Done():
+				fmt.Fprintln(progress, "muon: stopping sources and draining the pipeline (signal again to abort)")
+				_ = os.WriteFile(opts.StopFile, nil, 0o644)
+			case <-done:
+			}
+		}()
+	}
+
+	sum.Started = time.Now()
+	p, s := beam.NewPipelineWithRoot()
+	if err := job.Build(s, spec, opts); err != nil {
+		return nil, err
+	}
+	mode := "bounded"
+	if !spec.Source.IsBounded() {
+		mode = "unbounded"
+	}
+	fmt.Fprintf(progress, "muon: running job %q (%s read of %s) on the %s runner\n", spec.Name, mode, strings.Join(spec.Source.Topics, ","), o.Runner.Kind)
+	done := make(chan struct{})
+	go running(progress, done)
+	res, err := runners.Run(context.WithoutCancel(ctx), p, o.Runner)
+	close(done)
+	if res != nil && res.Refused > 0 {
+		fmt.Fprintf(progress, "muon: warning: the edge runner refused %d connection(s) from other processes to its endpoints\n", res.Refused)
+	}
+	if err != nil {
+		return nil, err
+	}
+
+	sum.Read = res.Counter(kafkaio.ReadNamespace, kafkaio.MetricRecords)
+	sum.Decoded = res.Counter(decode.Namespace, decode.SensorsOK) + res.Counter(decode.Namespace, decode.ImagesOK)
+	sum.DeadLetters = res.Counter(decode.Namespace, decode.SensorsDead) + res.Counter(decode.Namespace, decode.ImagesDead) + res.Counter(featurize.Namespace, featurize.WindowsLate)
+	sum.Counters = res.Counters
+	sum.Seconds = res.Elapsed.Seconds()
+	if sum.Seconds > 0 {
+		sum.PerSecond = float64(sum.Read) / sum.Seconds
+	}
+	if kb, ok := peakRSSKiB(); ok {
+		sum.PeakRSSMiB = float64(kb) / 1024
+	}
+	if err := job.Summarize(context.WithoutCancel(ctx), spec, res, sum); err != nil {
+		return nil, err
+	}
+	if sum.DeadLetters > 0 {
+		sum.DLQReasons = deadLetterReasons(context.WithoutCancel(ctx), brokers, dlqs)
+	}
+	b, err := json.MarshalIndent(sum, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(SummaryFile(spec), append(b, '\n'), 0o644); err != nil {
+		return nil, err
+	}
+	return sum, nil
+}
+
+// SummaryFile is where Run writes a job's summary, as JSON.
+func SummaryFile(spec *configs.Spec) string { return filepath.Join(spec.Output.Dir, "summary.json") }
+
+// replayAll produces the spec's replay recordings into their topics,
+// before the job reads; it returns how many records it produced.
+func replayAll(ctx context.Context, spec *configs.Spec, brokers []string, progress io.Writer) (int64, error) {
+	var n int64
+	for _, r := range spec.Replay {
+		if r.Live {
+			r.Start = time.Now().UTC()
+			if r.Rate == 0 {
+				r.Rate = 1 / r.Period.D().Seconds() // event times keep pace with the clock
+			}
+		}
+		o := replay.Options{
+			Brokers: brokers, Topic: r.Topic, Rate: r.Rate, Progress: progress,
+			Recording: recording.Options{Start: r.Start, Period: r.Period.D(), Device: r.Device, Exclude: r.Exclude, Format: r.Format, RUL: r.RUL},
+		}
+		s, err := replay.Replay(ctx, []string{r.Path}, o)
+		if err != nil {
+			return n, fmt.Errorf("replay %s: %w", r.Path, err)
+		}
+		n += s.Records
+		fmt.Fprintf(progress, "muon: replayed %s into %s: %s\n", r.Path, r.Topic, s)
+	}
+	return n, nil
+}
+
+// running prints a line every 5 s until done closes.
+func running(w io.Writer, done <-chan struct{}) {
+	start := time.Now()
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+			fmt.Fprintf(w, "muon: job running, %s elapsed\n", time.Since(start).Round(time.Second))
+		}
+	}
+}

@@ -1,0 +1,201 @@
+package jobs
+
+import (
+	"context"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/muonml/muon/io/kafkaio"
+	"github.com/muonml/muon/models"
+	"github.com/muonml/muon/transforms/publish"
+)
+
+// Summary is what a finished job reports; muon run prints it and writes it
+// to <output.dir>/summary.json.
+type Summary struct {
+	Job         string          `json:"job"`
+	Kind        string          `json:"kind"`
+	Runner      string          `json:"runner"`
+	Brokers     []string        `json:"brokers"`
+	Embedded    bool            `json:"embedded_broker"`
+	Topics      []string        `json:"topics"`
+	Replayed    int64           `json:"replayed_records,omitempty"`
+	Inference   []BranchSummary `json:"inference,omitempty"`
+	Read        int64           `json:"records_read"`
+	Decoded     int64           `json:"records_decoded"`
+	DeadLetters int64           `json:"dead_letters"`
+	DLQTopics   []string        `json:"dead_letter_topics"`
+	DLQReasons  []Reason        `json:"dead_letter_reasons,omitempty"`
+	// Devices, CountsFile and DeviceLabels (devices by their first label)
+	// are a bounded ingest job's; CountsTopic an unbounded one's.
+	Devices      int64            `json:"devices,omitempty"`
+	CountsFile   string           `json:"counts_file,omitempty"`
+	DeviceLabels map[string]int64 `json:"devices_by_label,omitempty"`
+	CountsTopic  string           `json:"counts_topic,omitempty"`
+	Features     *FeatureSummary  `json:"features,omitempty"`
+	Training     *TrainSummary    `json:"training,omitempty"`
+	Stream       *StreamSummary   `json:"stream_training,omitempty"`
+	// Started is when the pipeline was built, just before it ran.
+	Started   time.Time `json:"started"`
+	Seconds   float64   `json:"seconds"`
+	PerSecond float64   `json:"records_per_second"`
+	// PeakRSSMiB is the muon process's peak resident memory so far (Linux;
+	// 0 elsewhere).
+	PeakRSSMiB float64          `json:"peak_rss_mib"`
+	Counters   map[string]int64 `json:"counters"`
+	// OutputDir is where summary.json goes.
+	OutputDir string `json:"output_dir"`
+}
+
+// Reason is a kind of dead letter and how many there were.
+type Reason struct {
+	Reason string `json:"reason"`
+	Count  int    `json:"count"`
+}
+
+// TrainSummary is what a bounded train job made.
+type TrainSummary struct {
+	Model      string          `json:"model"`
+	Params     int             `json:"params"`
+	Rows       int64           `json:"rows"`
+	Epochs     int             `json:"epochs"`
+	Trained    int             `json:"trained"`
+	BestEpoch  int             `json:"best_epoch,omitempty"`
+	TrainLoss  float64         `json:"train_loss"`
+	Validation models.Metrics  `json:"validation"`
+	Test       *models.Metrics `json:"test,omitempty"`
+	TargetCap  float64         `json:"target_cap,omitempty"`
+	ModelFile  string          `json:"model_file"`
+	Snapshot   *publish.Result `json:"snapshot,omitempty"`
+	EpochsFile string          `json:"epochs_file"`
+}
+
+// StreamSummary is what a train job on a stream published.
+type StreamSummary struct {
+	Windows int64  `json:"windows"`
+	Rows    int64  `json:"rows"`
+	First   string `json:"first_window,omitempty"`
+	Last    string `json:"last_window,omitempty"`
+	// Chained counts windows that started from a model this run published.
+	Chained   int64   `json:"chained"`
+	TrainLoss float64 `json:"last_train_loss"`
+	Store     string  `json:"store"`
+	Newest    string  `json:"newest,omitempty"`
+}
+
+// FeatureSummary is what a features job made.
+type FeatureSummary struct {
+	Kind        string           `json:"kind"`
+	Shape       string           `json:"shape"`
+	Dim         int              `json:"dim"`
+	Rows        int64            `json:"rows"`
+	Batches     int64            `json:"batches"`
+	Late        int64            `json:"late_readings"`
+	LatePartial int64            `json:"partly_late_readings"`
+	ArchiveDir  string           `json:"archive_dir"`
+	Archive     map[string]Files `json:"archive"`
+	Preprocess  string           `json:"preprocess_file,omitempty"`
+	Labels      map[string]int64 `json:"labels,omitempty"`
+}
+
+// Files counts the Parquet files under one archive folder.
+type Files struct {
+	Files      int   `json:"files"`
+	Bytes      int64 `json:"bytes"`
+	Partitions int   `json:"partitions"`
+}
+
+// BranchSummary is what an infer job's summary says of one branch.
+type BranchSummary struct {
+	Name  string `json:"name"`
+	Topic string `json:"topic"`
+	// Model is the version that served at the start, Final the one that
+	// served at the end (they differ when a new version was published
+	// while the job ran).
+	Model string `json:"model"`
+	Final string `json:"final_model,omitempty"`
+	// Batches is how many batches were scored; BatchMeanMs, BatchMinMs
+	// and BatchMaxMs the time scoring one took (the distribution
+	// batch_latency_us).
+	Batches     int64   `json:"batches"`
+	BatchMeanMs float64 `json:"batch_mean_ms"`
+	BatchMinMs  float64 `json:"batch_min_ms"`
+	BatchMaxMs  float64 `json:"batch_max_ms"`
+	// ByModel counts predictions per model version.
+	ByModel     map[string]int64 `json:"predictions_by_model,omitempty"`
+	Size        int64            `json:"snapshot_bytes"`
+	Ratio       float64          `json:"compression_ratio"`
+	Weights     string           `json:"weights"`
+	Sparsity    float64          `json:"sparsity"`
+	Rows        int64            `json:"rows"`
+	Predictions int64            `json:"predictions"`
+	Alerts      int64            `json:"alerts,omitempty"`
+	DeadLetters int64            `json:"dead_letters"`
+	Labelled    int64            `json:"labelled"`
+	Accuracy    *float64         `json:"accuracy,omitempty"`
+	ModelLoads  int64            `json:"model_loads"`
+	Refused     int64            `json:"models_refused,omitempty"`
+	LoadMs      float64          `json:"model_load_ms"`
+	// Latency percentiles of the predictions written (event time to
+	// prediction), from the branch's latency histogram.
+	LatencyP50 float64 `json:"latency_p50_ms"`
+	LatencyP99 float64 `json:"latency_p99_ms"`
+	RowsPerSec float64 `json:"rows_per_second"`
+}
+
+// deadLetterReasons tallies the newest dead letters by the kind of error
+// their header names (the message up to its detail), most frequent first.
+func deadLetterReasons(ctx context.Context, brokers, topics []string) []Reason {
+	counts := map[string]int{}
+	for _, t := range topics {
+		recs, err := kafkaio.Tail(ctx, brokers, t, 10000)
+		if err != nil {
+			continue
+		}
+		for _, r := range recs {
+			e, _ := r.Header(kafkaio.HeaderError)
+			stage, _ := r.Header(kafkaio.HeaderStage)
+			counts[string(stage)+": "+errorKind(string(e))]++
+		}
+	}
+	out := make([]Reason, 0, len(counts))
+	for k, n := range counts {
+		out = append(out, Reason{Reason: k, Count: n})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Count != out[j].Count {
+			return out[i].Count > out[j].Count
+		}
+		return out[i].Reason < out[j].Reason
+	})
+	return out
+}
+
+// errorKind keeps the first two parts of a wrapped error message
+// ("message: invalid JSON"), dropping per-record detail.
+func errorKind(msg string) string {
+	parts := strings.SplitN(msg, ": ", 3)
+	if len(parts) >= 2 {
+		return parts[0] + ": " + parts[1]
+	}
+	return msg
+}
+
+// peakRSSKiB is this process's peak resident set size (VmHWM), from
+// /proc/self/status; false where there is none.
+func peakRSSKiB() (int64, bool) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return n, err == nil
+		}
+	}
+	return 0, false
+}

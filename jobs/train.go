@@ -1,0 +1,320 @@
+package jobs
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/muonml/muon/configs"
+	"github.com/muonml/muon/io/arrowio"
+	"github.com/muonml/muon/io/parquetio"
+	"github.com/muonml/muon/models"
+	"github.com/muonml/muon/models/snapshot"
+	"github.com/muonml/muon/runners"
+	"github.com/muonml/muon/transforms/analyze"
+	"github.com/muonml/muon/transforms/batch"
+	"github.com/muonml/muon/transforms/featurize"
+	"github.com/muonml/muon/transforms/publish"
+	"github.com/muonml/muon/transforms/split"
+	"github.com/muonml/muon/transforms/train"
+)
+
+func init() { register("train", trainJob{}) }
+
+// trainJob trains a model on feature rows from the source topics
+// (featurized as the features section says) or from Parquet feature
+// archives. A bounded job caps their targets, standardizes them with
+// statistics of the training rows (written with the model), splits them
+// into training and validation rows by a hash of their ids, batches them
+// and trains data-parallel (train.DataParallel); the test set
+// (training.test: other topics or archives, or a seeded fraction of the
+// rows, each device's last row if asked) is standardized with the same
+// statistics and measured once with the final model. Every epoch prints a
+// progress line and appends to EpochsFile; the model goes to ModelFile and,
+// with a snapshot section, compressed and signed to the model store if it
+// passes the gate (publish.Trained). On an unbounded source the job trains
+// per event-time window instead (trainStream).
+type trainJob struct{}
+
+// ModelFile is where a train job writes its model: descriptor, parameters,
+// preprocessing statistics and metrics, as JSON (train.TrainedModel).
+func ModelFile(spec *configs.Spec) string { return filepath.Join(spec.Output.Dir, "model.json") }
+
+// EpochsFile is where a train job writes one JSON line per epoch.
+func EpochsFile(spec *configs.Spec) string { return filepath.Join(spec.Output.Dir, "epochs.jsonl") }
+
+// StoreDir is where a train job on a stream publishes its models.
+func StoreDir(spec *configs.Spec) string { return filepath.Join(spec.Output.Dir, "models") }
+
+// WindowsFile is where a train job on a stream writes one JSON line per
+// published model.
+func WindowsFile(spec *configs.Spec) string { return filepath.Join(spec.Output.Dir, "windows.jsonl") }
+
+// schedule maps training.schedule onto a per-epoch schedule.
+func schedule(t configs.Training) models.Schedule {
+	switch t.Schedule {
+	case "cosine":
+		return models.Schedule{Kind: models.Cosine, Length: int64(t.Epochs)}
+	case "step":
+		return models.Schedule{Kind: models.StepDecay, Every: int64(t.StepEvery), Gamma: t.StepGamma}
+	}
+	return models.Schedule{}
+}
+
+// TrainParams maps a train job's spec onto train.Params.
+func TrainParams(spec *configs.Spec) (train.Params, error) {
+	m, t := spec.Model, spec.Training
+	d := models.Desc{
+		Kind:    models.Kind(m.Kind),
+		Inputs:  len(FeatureNames(spec)),
+		Hidden:  m.Hidden,
+		Filters: m.Filters,
+		Labels:  m.Labels,
+	}
+	if m.Kind == "mlp" || m.Kind == "cnn" {
+		// The activation of hidden layers and the head: softmax and linear
+		// models have neither.
+		d.Head, d.Activation = models.Head(m.Head), models.Activation(m.Activation)
+	}
+	if len(m.Labels) > 0 {
+		d.Classes = len(m.Labels)
+	}
+	if m.Kind == "cnn" {
+		d.Width, d.Height, d.Channels = spec.Features.Image.Width, spec.Features.Image.Height, 1
+	}
+	p := train.Params{
+		Model: d,
+		Optimizer: models.OptimizerDesc{Kind: models.OptimizerKind(t.Optimizer), LearningRate: t.LearningRate,
+			Momentum: t.Momentum, Nesterov: t.Nesterov, WeightDecay: t.WeightDecay, Schedule: schedule(t)},
+		Labels:    m.Labels,
+		Epochs:    t.Epochs,
+		BatchSize: t.BatchSize,
+		Shards:    t.Shards,
+		Seed:      uint64(t.Seed),
+		Patience:  t.Patience,
+	}
+	if err := d.Validate(); err != nil {
+		return train.Params{}, fmt.Errorf("model: %w", err)
+	}
+	if err := p.Optimizer.Validate(); err != nil {
+		return train.Params{}, fmt.Errorf("training: %w", err)
+	}
+	return p, nil
+}
+
+func (trainJob) Outputs(spec *configs.Spec) []string { return branchTopics(spec) }
+
+// Check loads the signing key of a snapshot section before anything
+// starts.
+func (trainJob) Check(_ context.Context, spec *configs.Spec) error { return spec.Snapshot.CheckKey() }
+
+func (trainJob) Build(s beam.Scope, spec *configs.Spec, o Options) error {
+	s = s.Scope("jobs.Train")
+	tp, err := TrainParams(spec)
+	if err != nil {
+		return err
+	}
+	if !spec.Source.IsBounded() {
+		_ = os.Remove(WindowsFile(spec)) // the model store stays: a new run continues from its newest model
+		return trainStream(s, spec, o, tp)
+	}
+	_ = os.Remove(EpochsFile(spec))
+	_ = os.Remove(ModelFile(spec))
+	t := spec.Training
+	dim := len(FeatureNames(spec))
+	rows, sources := trainingRows(s, spec, o, spec.Source.Topics, spec.Source.Archive, "train")
+	var test beam.PCollection
+	switch {
+	case len(t.Test.Topics) > 0 || len(t.Test.Archive) > 0:
+		var testSources beam.PCollection
+		test, testSources = trainingRows(s.Scope("Test"), spec, o, t.Test.Topics, t.Test.Archive, "test")
+		sources = beam.Flatten(s, sources, testSources)
+	case t.Test.Fraction > 0:
+		rows, test = split.Holdout(s.Scope("TestSplit"), split.Params{Fraction: t.Test.Fraction, Salt: fmt.Sprintf("test/%d/", t.Seed), ByDevice: t.SplitBy == "device"}, rows)
+	}
+	if test.IsValid() && t.Test.LastPerDevice {
+		test = split.LastPerDevice(s.Scope("Test"), test)
+	}
+
+	stats := analyze.Features(s, dim, rows)
+	std := analyze.Standardize(s, stats, rows)
+	trainRows, valRows := split.Holdout(s, split.Params{Fraction: t.Validation, ByDevice: t.SplitBy == "device"}, std)
+	bp := batch.Params{Dim: dim, MaxRows: spec.Batch.MaxRows, Shards: spec.Batch.Shards}
+	trainB, valB := batch.Rows(s.Scope("Train"), bp, trainRows), batch.Rows(s.Scope("Validation"), bp, valRows)
+	final, epochs := train.DataParallel(s, tp, trainB, valB)
+	train.Progress(s, EpochsFile(spec), tp.Epochs, epochs)
+
+	testMetrics := beam.CreateList(s, []models.Metrics{})
+	testB := beam.CreateList(s, []arrowio.Batch{})
+	if test.IsValid() {
+		ts := s.Scope("Test")
+		testB = batch.Rows(ts, bp, analyze.Standardize(ts, stats, test))
+		testMetrics = train.Evaluate(ts, tp, final, testB)
+	}
+	if spec.Snapshot.Key != "" {
+		publish.Trained(s, publishParams(spec, o, tp), final, stats, trainB, valB, testB, sources)
+	}
+	train.Save(s, train.SaveParams{Path: ModelFile(spec), Train: tp, Names: FeatureNames(spec), TargetCap: t.TargetCap, Source: describeSource(spec)},
+		final, stats, testMetrics)
+	return nil
+}
+
+// publishParams maps a train job's spec onto publish.Params.
+func publishParams(spec *configs.Spec, o Options, tp train.Params) publish.Params {
+	return publish.Params{Spec: spec.Snapshot, Name: spec.Name, Train: tp, Names: FeatureNames(spec), Source: describeSource(spec),
+		Archive: spec.Source.Archive, TestArchive: spec.Training.Test.Archive, SpecHash: specHash(spec), Version: o.Version}
+}
+
+// trainingRows reads a train job's rows from topics (featurized as the
+// spec says) or from feature archives, and caps their targets. sources is
+// their lineage, PCollection<snapshot.Source>: the Kafka offset ranges
+// read, marked with use (an archive's files are listed when the snapshot
+// is written).
+func trainingRows(s beam.Scope, spec *configs.Spec, o Options, topics, archive []string, use string) (rows, sources beam.PCollection) {
+	if len(archive) > 0 {
+		batches := parquetio.ReadFeatures(s, parquetio.ReadParams{Paths: archive, Dim: len(FeatureNames(spec))})
+		rows = featurize.Relabel(s, spec.Features.Relabel, batch.Unbatch(s, batches))
+		sources = beam.CreateList(s, []snapshot.Source{})
+	} else {
+		var ranges beam.PCollection
+		rows, ranges = featureRows(s, spec, o, topics)
+		sources = publish.Lineage(s, use, ranges)
+	}
+	return featurize.CapTargets(s, spec.Training.TargetCap, rows), sources
+}
+
+// trainStream builds the train job on an unbounded source: the rows,
+// standardized with the initial model's statistics, train the newest
+// published model one event-time window at a time (train.Stream); each
+// window's model goes to StoreDir, a progress line to stderr and a JSON
+// line to WindowsFile, and with a snapshot key, as a signed snapshot to
+// the snapshot store. With inference branches, the same rows are scored
+// beside, each branch with the newest verified snapshot of its store
+// (the job's own store picks up every window's model as it is published).
+func trainStream(s beam.Scope, spec *configs.Spec, o Options, tp train.Params) error {
+	st := spec.Training.Stream
+	init, err := train.ReadTrainedModel(st.Initial)
+	if err != nil {
+		return fmt.Errorf("training.stream.initial: %w", err)
+	}
+	if !reflect.DeepEqual(normalDesc(init.Model), normalDesc(tp.Model)) {
+		return fmt.Errorf("training.stream.initial: %s holds a %s model; the spec's model section describes %s", st.Initial, describe(init.Model), describe(tp.Model))
+	}
+	if n := init.Preprocess.Features; n != tp.Model.Inputs {
+		return fmt.Errorf("training.stream.initial: %s standardizes %d features; the features section makes %d", st.Initial, n, tp.Model.Inputs)
+	}
+	rows, _ := trainingRows(s, spec, o, spec.Source.Topics, nil, "train")
+	std := analyze.StandardizeWith(s, init.Preprocess, rows)
+	if len(spec.Inference) > 0 {
+		if _, err := CheckInference(context.Background(), spec); err != nil {
+			return err
+		}
+	}
+	published := train.Stream(s, train.StreamParams{Params: tp, Window: st.Window.D(), Store: StoreDir(spec), Initial: init.Params, Every: st.Every.D()}, std)
+	train.WindowProgress(s, WindowsFile(spec), published)
+	if spec.Snapshot.Key != "" {
+		if err := publish.Windows(s.Scope("Snapshot"), publishParams(spec, o, tp), init.Preprocess, published); err != nil {
+			return err
+		}
+	}
+	if len(spec.Inference) > 0 {
+		inferBranches(s.Scope("Infer"), spec, o, rows)
+	}
+	return nil
+}
+
+// describeSource names a train job's source for errors.
+func describeSource(spec *configs.Spec) string {
+	if len(spec.Source.Archive) > 0 {
+		return "archive " + strings.Join(spec.Source.Archive, ", ")
+	}
+	return "topics " + strings.Join(spec.Source.Topics, ", ")
+}
+
+// normalDesc is d with its defaults filled in, for comparing descriptors.
+func normalDesc(d models.Desc) models.Desc {
+	m, err := models.New(d, 1)
+	if err != nil {
+		return d
+	}
+	return m.Desc()
+}
+
+func describe(d models.Desc) string {
+	m, err := models.New(d, 1)
+	if err != nil {
+		return string(d.Kind)
+	}
+	return m.String()
+}
+
+// Summarize reports a bounded train job from the metrics train.Save and
+// publish.Trained set and the snapshot it left in the store; a job on a
+// stream from train.WindowProgress's metrics and its model store.
+func (trainJob) Summarize(ctx context.Context, spec *configs.Spec, res *runners.Result, sum *Summary) error {
+	if !spec.Source.IsBounded() {
+		st, err := summarizeStream(spec, res)
+		sum.Stream = st
+		return err
+	}
+	tp, err := TrainParams(spec)
+	if err != nil {
+		return err
+	}
+	f, ok := train.FinalFrom(res.Counters)
+	if !ok {
+		return fmt.Errorf("the train job reported no model (were there rows? see the dead letters)")
+	}
+	m, err := models.New(tp.Model, 1)
+	if err != nil {
+		return err
+	}
+	f.Validation.Confusion = nil
+	ts := &TrainSummary{Test: f.Test, TargetCap: spec.Training.TargetCap, Model: m.String(), Params: m.NumParams(),
+		Rows: res.Counter(batch.Namespace, batch.MetricRows), Epochs: f.Epochs, Trained: f.Trained, BestEpoch: f.BestEpoch,
+		TrainLoss: f.TrainLoss, Validation: f.Validation, ModelFile: ModelFile(spec), EpochsFile: EpochsFile(spec)}
+	if spec.Snapshot.Key != "" {
+		published := res.Counter(publish.Namespace, publish.Published) > 0
+		seq := res.Counter(publish.Namespace, publish.Version)
+		if !published && res.Counter(publish.Namespace, publish.Rejected) == 0 {
+			return fmt.Errorf("the train job reported no snapshot, published or rejected")
+		}
+		if ts.Snapshot, err = publish.Outcome(ctx, spec.Snapshot, spec.Name, uint64(seq), published); err != nil {
+			return err
+		}
+	}
+	sum.Training = ts
+	return nil
+}
+
+// summarizeStream reports a train job on a stream: its windows from
+// train.WindowProgress's metrics, the last one's loss and the store's
+// newest model from the store.
+func summarizeStream(spec *configs.Spec, res *runners.Result) (*StreamSummary, error) {
+	sum := &StreamSummary{Store: StoreDir(spec)}
+	c := func(name string) int64 { return res.Counter(train.Namespace, name) }
+	sum.Windows, sum.Rows = c(train.Windows), c(train.WindowRows)
+	if sum.Windows > 0 {
+		ends := res.Dists[train.Namespace+"/"+train.WindowEndsMs]
+		first, last := time.UnixMilli(ends.Min).UTC(), time.UnixMilli(ends.Max).UTC()
+		sum.First, sum.Last = first.Format(time.RFC3339), last.Format(time.RFC3339)
+		sum.Chained = c(train.WindowsBased)
+		// This run's first window started from an earlier run's model,
+		// if from any: that one is not chained.
+		if pub, err := train.LatestBefore(sum.Store, first); err == nil && pub != nil && pub.Window.Equal(first) && !pub.Base.IsZero() {
+			sum.Chained--
+		}
+		if pub, err := train.LatestBefore(sum.Store, last); err == nil && pub != nil && pub.Window.Equal(last) {
+			sum.TrainLoss = pub.TrainLoss
+		}
+	}
+	if pub, err := train.Latest(sum.Store); err == nil && pub != nil {
+		sum.Newest = train.PublishedFile(pub.Window)
+	}
+	return sum, nil
+}

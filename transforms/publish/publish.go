@@ -1,0 +1,376 @@
+package publish
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"reflect"
+	"sort"
+	"time"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+	"github.com/muonml/muon/io/arrowio"
+	"github.com/muonml/muon/io/kafkaio"
+	"github.com/muonml/muon/io/modelstore"
+	"github.com/muonml/muon/io/parquetio"
+	"github.com/muonml/muon/models"
+	"github.com/muonml/muon/models/compress"
+	"github.com/muonml/muon/models/snapshot"
+	"github.com/muonml/muon/transforms/analyze"
+	"github.com/muonml/muon/transforms/train"
+	"gonum.org/v1/gonum/mat"
+)
+
+// Metric names, in namespace Namespace.
+const (
+	Namespace = "publish"
+	// Published counts snapshots published; Rejected those the gate
+	// refused.
+	Published = "published"
+	Rejected  = "rejected"
+	// Version is the sequence number of the version Trained published or
+	// rejected (one per job): the job's summary opens it in the store.
+	Version = "version"
+)
+
+var (
+	publishedCount = beam.NewCounter(Namespace, Published)
+	rejectedCount  = beam.NewCounter(Namespace, Rejected)
+	versionSeq     = beam.NewCounter(Namespace, Version)
+)
+
+func init() {
+	// Both run once per job or window, not per element: reflection is
+	// fast enough and saves the generic wrappers.
+	beam.RegisterType(reflect.TypeOf((*trainedFn)(nil)).Elem())
+	beam.RegisterType(reflect.TypeOf((*windowsFn)(nil)).Elem())
+	register.DoFn1x1[kafkaio.PartitionRange, snapshot.Source](&sourceFn{})
+	register.Iter1[snapshot.Source]()
+	register.Iter1[analyze.Spec]()
+	beam.RegisterCoder(reflect.TypeOf((*snapshot.Source)(nil)).Elem(), encodeSource, decodeSource)
+}
+
+// encodeSource and decodeSource are snapshot.Source's coder, JSON.
+func encodeSource(s snapshot.Source) ([]byte, error) { return json.Marshal(s) }
+
+func decodeSource(b []byte) (snapshot.Source, error) {
+	var s snapshot.Source
+	err := json.Unmarshal(b, &s)
+	return s, err
+}
+
+// Params configures Trained and Windows.
+type Params struct {
+	// Spec is the snapshot section, with defaults (Spec.Defaults). Its Key
+	// is required.
+	Spec Spec
+	// Name names the model in the store. Required.
+	Name string
+	// Train is how the model was trained (its descriptor, labels,
+	// optimizer and seed for fine-tuning). Required.
+	Train train.Params
+	// Names are the feature names, kept in the preprocessing.
+	Names []string
+	// Source names what the rows were read from, for errors.
+	Source string
+	// Archive and TestArchive are the feature archives read, if any: their
+	// files go into the lineage.
+	Archive, TestArchive []string
+	// SpecHash and Version (muon's) go into the lineage.
+	SpecHash, Version string
+}
+
+func (p Params) validate(name string) {
+	switch {
+	case p.Spec.Key == "":
+		panic(name + ": Params.Spec.Key is required")
+	case p.Spec.Store == "":
+		panic(name + ": Params.Spec.Store is required (Spec.Defaults)")
+	case p.Name == "":
+		panic(name + ": Params.Name is required")
+	}
+}
+
+// Trained compresses, measures, gates, signs and publishes the final model
+// of a bounded train job, once: final is PCollection<train.State> (one
+// element), stats PCollection<analyze.Spec> (the training rows'
+// statistics, one element), trainB, valB and testB PCollection<arrowio.Batch>
+// (standardized; trainB is read only to fine-tune a pruned model), sources
+// PCollection<snapshot.Source> (the Kafka ranges read). The outcome is in
+// the metrics Published or Rejected and Version.
+func Trained(s beam.Scope, p Params, final, stats, trainB, valB, testB, sources beam.PCollection) {
+	s = s.Scope("publish.Trained")
+	p.validate("publish.Trained")
+	// Everything is a side input of an impulse: as a main input, the final
+	// state would fuse this into a stage that the test batches depend on,
+	// a cycle.
+	beam.ParDo0(s, &trainedFn{P: p}, beam.Impulse(s),
+		beam.SideInput{Input: final}, beam.SideInput{Input: stats}, beam.SideInput{Input: trainB},
+		beam.SideInput{Input: valB}, beam.SideInput{Input: testB}, beam.SideInput{Input: sources})
+}
+
+type trainedFn struct{ P Params }
+
+func (fn *trainedFn) ProcessElement(ctx context.Context, _ []byte, st train.State, stats func(*analyze.Spec) bool, trainIter, valIter, testIter func(*arrowio.Batch) bool, sourceIter func(*snapshot.Source) bool) error {
+	p := fn.P
+	sp, err := train.OnlyStats(stats, p.Source)
+	if err != nil {
+		return err
+	}
+	key, err := snapshot.LoadPrivateKey(p.Spec.Key)
+	if err != nil {
+		return err
+	}
+	gather := func(iter func(*arrowio.Batch) bool) (*mat.Dense, models.Targets, error) {
+		var bs []arrowio.Batch
+		var b arrowio.Batch
+		for iter(&b) {
+			bs = append(bs, b)
+		}
+		if len(bs) == 0 {
+			return nil, models.Targets{}, nil
+		}
+		return train.Data(p.Train, bs)
+	}
+	xv, yv, err := gather(valIter)
+	if err != nil {
+		return err
+	}
+	xt, yt, err := gather(testIter)
+	if err != nil {
+		return err
+	}
+	m, err := st.Model(p.Train.Model)
+	if err != nil {
+		return err
+	}
+	metrics := map[string]models.Metrics{}
+	measure := func(prefix string, m *models.Model) {
+		if xv != nil {
+			metrics[prefix+".validation"] = models.Evaluate(m, xv, yv)
+		}
+		if xt != nil {
+			metrics[prefix+".test"] = models.Evaluate(m, xt, yt)
+		}
+	}
+	measure("float", m)
+
+	c := m.Clone()
+	if p.Spec.Prune > 0 {
+		mask, err := compress.Prune(c, p.Spec.Prune, p.Spec.PerLayer)
+		if err != nil {
+			return err
+		}
+		if p.Spec.FineTune > 0 {
+			x, y, err := gather(trainIter)
+			if err != nil {
+				return err
+			}
+			if x != nil {
+				opt, err := models.NewOptimizer(p.Train.Optimizer, c.NumParams())
+				if err != nil {
+					return err
+				}
+				compress.FineTune(c, mask, opt, x, y, p.Spec.FineTune, p.Train.BatchSize, rand.New(rand.NewPCG(p.Train.Seed, 1<<40)))
+			}
+		}
+	}
+	tensors, err := compress.Tensors(c, weightsDType(p.Spec.Weights))
+	if err != nil {
+		return err
+	}
+	cm, err := compress.FromTensors(c.Desc(), tensors)
+	if err != nil {
+		return err
+	}
+	measure("compressed", cm)
+	reason := GateReason(p.Spec.Gate, metrics, m.Head() == models.SoftmaxHead)
+
+	sp.Names = p.Names
+	pre, err := json.Marshal(sp)
+	if err != nil {
+		return err
+	}
+	man := snapshot.Manifest{
+		Name: p.Name, Model: m.Desc(), Labels: p.Train.Labels, Preprocess: pre, Metrics: metrics,
+		Compression: snapshot.Compression{Sparsity: compress.Sparsity(c), Weights: p.Spec.Weights},
+		Lineage:     snapshot.Lineage{SpecHash: p.SpecHash, MuonVersion: p.Version, Created: time.Now().UTC()},
+	}
+	if man.Lineage.Sources, err = lineage(p, sourceIter); err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	if err := snapshot.Write(&buf, man, tensors, key); err != nil {
+		return err
+	}
+	store := &modelstore.Dir{Root: p.Spec.Store}
+	var v modelstore.Version
+	if reason == "" {
+		v, err = store.Publish(ctx, p.Name, &buf)
+	} else {
+		v, err = store.Reject(ctx, p.Name, &buf, reason)
+	}
+	if err != nil {
+		return err
+	}
+	if reason == "" {
+		publishedCount.Inc(ctx, 1)
+	} else {
+		rejectedCount.Inc(ctx, 1)
+	}
+	versionSeq.Inc(ctx, int64(v.Seq))
+	return nil
+}
+
+// lineage lists what the job read: the Kafka offset ranges, then the
+// archives' files, training data before test data.
+func lineage(p Params, iter func(*snapshot.Source) bool) ([]snapshot.Source, error) {
+	var out []snapshot.Source
+	var src snapshot.Source
+	for iter(&src) {
+		out = append(out, src)
+	}
+	for _, a := range []struct {
+		use   string
+		paths []string
+	}{{"train", p.Archive}, {"test", p.TestArchive}} {
+		if len(a.paths) == 0 {
+			continue
+		}
+		files, err := parquetio.Files(a.paths...)
+		if err != nil {
+			return nil, fmt.Errorf("lineage: %w", err)
+		}
+		out = append(out, snapshot.Source{Kind: "parquet", Use: a.use, Files: files})
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Use != b.Use {
+			return a.Use > b.Use // train, then test
+		}
+		if a.Kind != b.Kind {
+			return a.Kind < b.Kind
+		}
+		if a.Topic != b.Topic {
+			return a.Topic < b.Topic
+		}
+		return a.Partition < b.Partition
+	})
+	return out, nil
+}
+
+// GateReason says why metrics (keyed "float.validation",
+// "compressed.validation", …) miss gate g; "" if they pass.
+func GateReason(g Gate, metrics map[string]models.Metrics, classifier bool) string {
+	fv, okF := metrics["float.validation"]
+	cv, okC := metrics["compressed.validation"]
+	if !okF || !okC {
+		if g.Min > 0 || g.Max > 0 {
+			return "no validation rows to measure the gate on"
+		}
+		return ""
+	}
+	if classifier {
+		name, f, c := "accuracy", fv.Accuracy, cv.Accuracy
+		if g.Balanced {
+			name, f, c = "balanced accuracy", fv.BalancedAccuracy, cv.BalancedAccuracy
+		}
+		switch {
+		case g.Min > 0 && f < g.Min:
+			return fmt.Sprintf("validation %s %.4f is below the gate's %.4f", name, f, g.Min)
+		case f-c > g.MaxDrop:
+			return fmt.Sprintf("compression costs %.4f of validation %s (%.4f → %.4f); the gate allows %.4f", f-c, name, f, c, g.MaxDrop)
+		}
+		return ""
+	}
+	switch {
+	case g.Max > 0 && fv.RMSE > g.Max:
+		return fmt.Sprintf("validation RMSE %.4f is above the gate's %.4f", fv.RMSE, g.Max)
+	case cv.RMSE > fv.RMSE*(1+g.MaxDrop):
+		return fmt.Sprintf("compression raises validation RMSE from %.4f to %.4f; the gate allows %.1f%%", fv.RMSE, cv.RMSE, 100*g.MaxDrop)
+	}
+	return ""
+}
+
+// Windows publishes every window's model of a train job on a stream
+// (PCollection<train.Published>) as a signed snapshot: compressed as the
+// spec says (not pruned: there are no rows to fine-tune on here), with
+// preprocess, the statistics the stream standardizes with, and the window
+// in its lineage. Inference serving from the store picks each up as it is
+// published. Each counts in the metric Published.
+func Windows(s beam.Scope, p Params, preprocess analyze.Spec, published beam.PCollection) error {
+	s = s.Scope("publish.Windows")
+	p.validate("publish.Windows")
+	preprocess.Names = p.Names
+	pre, err := json.Marshal(preprocess)
+	if err != nil {
+		return err
+	}
+	beam.ParDo0(s, &windowsFn{P: p, Preprocess: string(pre)}, published)
+	return nil
+}
+
+type windowsFn struct {
+	P Params
+	// Preprocess is the analyze.Spec, as JSON, that standardizes the rows.
+	Preprocess string
+
+	key ed25519.PrivateKey
+}
+
+func (fn *windowsFn) Setup() error {
+	var err error
+	fn.key, err = snapshot.LoadPrivateKey(fn.P.Spec.Key)
+	return err
+}
+
+func (fn *windowsFn) ProcessElement(ctx context.Context, pub train.Published) error {
+	p := fn.P
+	m, err := models.FromParams(p.Train.Model, pub.Params)
+	if err != nil {
+		return fmt.Errorf("snapshot of the window ending %s: %w", pub.Window.Format(time.RFC3339), err)
+	}
+	tensors, err := compress.Tensors(m, weightsDType(p.Spec.Weights))
+	if err != nil {
+		return err
+	}
+	man := snapshot.Manifest{
+		Name: p.Name, Model: m.Desc(), Labels: p.Train.Labels, Preprocess: json.RawMessage(fn.Preprocess),
+		Metrics:     map[string]models.Metrics{"float.window_train": {N: int(pub.Rows), Loss: pub.TrainLoss}},
+		Compression: snapshot.Compression{Weights: p.Spec.Weights},
+		Lineage: snapshot.Lineage{SpecHash: p.SpecHash, MuonVersion: p.Version, Created: time.Now().UTC(),
+			Window: pub.Window, Base: pub.Base},
+	}
+	var buf bytes.Buffer
+	if err := snapshot.Write(&buf, man, tensors, fn.key); err != nil {
+		return err
+	}
+	size := buf.Len()
+	store := &modelstore.Dir{Root: p.Spec.Store}
+	v, err := store.Publish(ctx, p.Name, &buf)
+	if err != nil {
+		return fmt.Errorf("snapshot of the window ending %s: %w", pub.Window.Format(time.RFC3339), err)
+	}
+	publishedCount.Inc(ctx, 1)
+	fmt.Fprintf(os.Stderr, "muon: window ending %s: published snapshot %s (%d bytes, %s weights)\n", pub.Window.Format(time.RFC3339), v, size, p.Spec.Weights)
+	return nil
+}
+
+// Lineage marks the Kafka offset ranges a job read
+// (PCollection<kafkaio.PartitionRange>) with use ("train" or "test"):
+// PCollection<snapshot.Source>, for the snapshot's lineage.
+func Lineage(s beam.Scope, use string, ranges beam.PCollection) beam.PCollection {
+	s = s.Scope("publish.Lineage")
+	return beam.ParDo(s, &sourceFn{Use: use}, ranges)
+}
+
+type sourceFn struct{ Use string }
+
+func (fn *sourceFn) ProcessElement(r kafkaio.PartitionRange) snapshot.Source {
+	return snapshot.Source{Kind: "kafka", Use: fn.Use, Topic: r.Topic, Partition: r.Partition, From: r.Start, To: r.End}
+}

@@ -1,0 +1,109 @@
+package publish
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"strings"
+
+	"github.com/muonml/muon/models/snapshot"
+)
+
+// Spec is a train job's snapshot section: how the model is compressed,
+// signed, gated and published. A bounded job publishes its final model, a
+// job on a stream every window's model (unpruned and ungated: a window's
+// model has no held-out rows to fine-tune or gate on). Without a key, a
+// bounded job writes model.json only and a job on a stream its JSON models
+// only. Job specs embed it; Defaults fills it in.
+type Spec struct {
+	// Key is the private signing key file (muon models keygen).
+	Key string `yaml:"key"`
+	// Store is the model store directory. Default <output.dir>/store.
+	Store string `yaml:"store"`
+	// Weights is how weights are stored: int8 (per output channel),
+	// float16 or float32. Default int8.
+	Weights string `yaml:"weights" enum:"int8,float16,float32"`
+	// Prune is the fraction of weights pruned to zero by magnitude (over
+	// all layers, or each with per_layer). Default 0.
+	Prune    float64 `yaml:"prune" min:"0"`
+	PerLayer bool    `yaml:"per_layer"`
+	// FineTune is how many epochs train the pruned model further, on the
+	// training rows, with pruned weights held at zero. Default 2 when
+	// pruning.
+	FineTune int `yaml:"fine_tune" min:"0"`
+	// Gate is what the model must reach to be published; a model that
+	// misses goes under <store>/rejected with the reason.
+	Gate Gate `yaml:"gate"`
+}
+
+// Gate is a train job's quality gate on the validation rows.
+type Gate struct {
+	// Min is the lowest validation accuracy of a classifier (balanced
+	// accuracy with balanced: true); Max the highest validation RMSE of a
+	// regression model. Default 0: no threshold.
+	Min      float64 `yaml:"min" min:"0"`
+	Max      float64 `yaml:"max" min:"0"`
+	Balanced bool    `yaml:"balanced"`
+	// MaxDrop is how much the compressed model may lose against the float
+	// model: accuracy points as a fraction (classifier) or RMSE (regression,
+	// as a fraction of the float RMSE). Default DefaultMaxDrop.
+	MaxDrop float64 `yaml:"max_drop" min:"0"`
+}
+
+// Defaults of a snapshot section with a key.
+const (
+	DefaultWeights  = "int8"
+	DefaultFineTune = 2
+	DefaultMaxDrop  = 0.01
+	// StoreDir is the store's folder under the job's output folder.
+	StoreDir = "store"
+)
+
+// Defaults fills in what sp leaves out; outputDir is the job's output
+// folder. A section without a key publishes nothing and stays as it is.
+func (sp *Spec) Defaults(outputDir string) {
+	if sp.Key == "" {
+		return
+	}
+	if sp.Store == "" {
+		sp.Store = filepath.Join(outputDir, StoreDir)
+	}
+	if sp.Weights == "" {
+		sp.Weights = DefaultWeights
+	}
+	if sp.Prune > 0 && sp.FineTune == 0 {
+		sp.FineTune = DefaultFineTune
+	}
+	if sp.Gate.MaxDrop == 0 {
+		sp.Gate.MaxDrop = DefaultMaxDrop
+	}
+}
+
+// CheckKey fails if the signing key does not load, naming the command
+// that makes one; called before a job starts, so that it fails before it
+// replays or reads anything.
+func (sp *Spec) CheckKey() error {
+	if sp.Key == "" {
+		return nil
+	}
+	if _, err := snapshot.LoadPrivateKey(sp.Key); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			dir, name := filepath.Split(sp.Key)
+			return fmt.Errorf("snapshot.key: %w; create a key pair with: muon models keygen --dir %s --name %s", err, filepath.Clean(dir), strings.TrimSuffix(name, ".key"))
+		}
+		return fmt.Errorf("snapshot.key: %w", err)
+	}
+	return nil
+}
+
+// weightsDType maps Spec.Weights onto the tensors' storage type.
+func weightsDType(w string) snapshot.DType {
+	switch w {
+	case "float16":
+		return snapshot.Float16
+	case "float32":
+		return snapshot.Float32
+	}
+	return snapshot.Int8
+}

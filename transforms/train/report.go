@@ -1,0 +1,378 @@
+package train
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/muonml/muon/internal/atomicfile"
+	"github.com/muonml/muon/models"
+	"github.com/muonml/muon/transforms/analyze"
+)
+
+// Metric names, in namespace Namespace. Beam metrics are integers: a
+// fraction or a loss is kept in billionths (Scale); a summary reads them
+// back with FinalFrom and WindowsFrom.
+const (
+	Namespace = "train"
+	// Epochs counts epochs reported by Progress.
+	Epochs = "epochs"
+	// Final* are set once by Save, from the model it keeps.
+	FinalEpoch     = "final.epoch"
+	FinalTrained   = "final.trained"
+	FinalBest      = "final.best_epoch"
+	FinalTrainLoss = "final.train_loss"
+	// ValidationPrefix and TestPrefix name the final model's metrics:
+	// <prefix>n, loss, accuracy, balanced_accuracy, rmse, mae and
+	// confusion.<true>.<predicted>.
+	ValidationPrefix = "validation."
+	TestPrefix       = "test."
+	// Windows* are counted by WindowProgress: windows published, their
+	// rows, those that started from an earlier window's model, and the
+	// window ends (distribution, unix ms).
+	Windows      = "windows"
+	WindowRows   = "windows.rows"
+	WindowsBased = "windows.based"
+	WindowEndsMs = "windows.end_ms"
+	// Scale is how many units of a Beam metric make 1.
+	Scale = 1e9
+)
+
+func init() {
+	// Called once per epoch, per window or per job: reflection suffices.
+	for _, t := range []any{(*progressFn)(nil), (*windowProgressFn)(nil), (*saveFn)(nil)} {
+		beam.RegisterType(reflect.TypeOf(t).Elem())
+	}
+}
+
+// setFloat adds v, in billionths, to the counter ns/name (set once).
+func setFloat(ctx context.Context, name string, v float64) {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return
+	}
+	beam.NewCounter(Namespace, name).Inc(ctx, int64(math.Round(v*Scale)))
+}
+
+func setInt(ctx context.Context, name string, v int64) {
+	beam.NewCounter(Namespace, name).Inc(ctx, v)
+}
+
+// reportMetrics sets m's metrics under prefix.
+func reportMetrics(ctx context.Context, prefix string, m models.Metrics) {
+	setInt(ctx, prefix+"n", int64(m.N))
+	setFloat(ctx, prefix+"loss", m.Loss)
+	setFloat(ctx, prefix+"accuracy", m.Accuracy)
+	setFloat(ctx, prefix+"balanced_accuracy", m.BalancedAccuracy)
+	setFloat(ctx, prefix+"rmse", m.RMSE)
+	setFloat(ctx, prefix+"mae", m.MAE)
+	for t, row := range m.Confusion {
+		for p, n := range row {
+			// Every cell, zeros too, so that the matrix's shape comes back.
+			setInt(ctx, fmt.Sprintf("%sconfusion.%d.%d", prefix, t, p), int64(n))
+		}
+	}
+}
+
+// Counters are a job's counters by "namespace/name", as a runner reports
+// them.
+type Counters map[string]int64
+
+func (c Counters) get(name string) (int64, bool) {
+	v, ok := c[Namespace+"/"+name]
+	return v, ok
+}
+
+func (c Counters) float(name string) float64 {
+	v, _ := c.get(name)
+	return float64(v) / Scale
+}
+
+// metricsFrom reads the metrics reportMetrics set under prefix; false if
+// there are none.
+func (c Counters) metricsFrom(prefix string) (models.Metrics, bool) {
+	n, ok := c.get(prefix + "n")
+	if !ok {
+		return models.Metrics{}, false
+	}
+	m := models.Metrics{N: int(n), Loss: c.float(prefix + "loss"), Accuracy: c.float(prefix + "accuracy"),
+		BalancedAccuracy: c.float(prefix + "balanced_accuracy"), RMSE: c.float(prefix + "rmse"), MAE: c.float(prefix + "mae")}
+	classes := 0
+	for k := range c {
+		if rest, ok := strings.CutPrefix(k, Namespace+"/"+prefix+"confusion."); ok {
+			t, p, _ := strings.Cut(rest, ".")
+			ti, err1 := strconv.Atoi(t)
+			pi, err2 := strconv.Atoi(p)
+			if err1 == nil && err2 == nil {
+				classes = max(classes, ti+1, pi+1)
+			}
+		}
+	}
+	if classes > 0 {
+		m.Confusion = make([][]int, classes)
+		for t := range m.Confusion {
+			m.Confusion[t] = make([]int, classes)
+			for p := range m.Confusion[t] {
+				v, _ := c.get(fmt.Sprintf("%sconfusion.%d.%d", prefix, t, p))
+				m.Confusion[t][p] = int(v)
+			}
+		}
+	}
+	return m, true
+}
+
+// Final is what Save reported of the model a bounded train job kept.
+type Final struct {
+	Epochs, Trained, BestEpoch int
+	TrainLoss                  float64
+	Validation                 models.Metrics
+	// Test is nil without test rows.
+	Test *models.Metrics
+}
+
+// FinalFrom reads what Save reported from a job's counters; false if it
+// reported nothing (the job trained no model).
+func FinalFrom(c Counters) (Final, bool) {
+	e, ok := c.get(FinalEpoch)
+	if !ok {
+		return Final{}, false
+	}
+	tr, _ := c.get(FinalTrained)
+	best, _ := c.get(FinalBest)
+	f := Final{Epochs: int(e), Trained: int(tr), BestEpoch: int(best), TrainLoss: c.float(FinalTrainLoss)}
+	f.Validation, _ = c.metricsFrom(ValidationPrefix)
+	if m, ok := c.metricsFrom(TestPrefix); ok {
+		f.Test = &m
+	}
+	return f, true
+}
+
+// Progress reports each epoch as it ends (epochs:
+// PCollection<State>): a line on stderr, a JSON line appended to path
+// (none if path is ""), and the metric Epochs. total is the number of
+// epochs asked for. The rate is the epoch's rows over its slowest shard's
+// training time (shards train at once); the pipeline's own time between
+// epochs is not in it.
+func Progress(s beam.Scope, path string, total int, epochs beam.PCollection) {
+	s = s.Scope("train.Progress")
+	beam.ParDo0(s, &progressFn{Path: path, Epochs: total}, epochs)
+}
+
+type progressFn struct {
+	Path   string
+	Epochs int
+}
+
+func (fn *progressFn) ProcessElement(ctx context.Context, st State) error {
+	var rate float64
+	speed := "no rows trained"
+	if st.Seconds > 0 {
+		rate = float64(st.Rows) / st.Seconds
+		speed = fmt.Sprintf("%.0f samples/s", rate)
+	}
+	quality := fmt.Sprintf("accuracy %.4f", st.Val.Accuracy)
+	if st.Val.Confusion == nil {
+		quality = fmt.Sprintf("RMSE %.4f", st.Val.RMSE)
+	}
+	stopped := ""
+	if st.Stopped {
+		stopped = fmt.Sprintf(" (stopped; best epoch %d)", st.Best)
+	}
+	fmt.Fprintf(os.Stderr, "muon: epoch %d/%d: train loss %.4f on %d rows (%s), validation loss %.4f %s on %d rows%s\n",
+		st.Epoch, fn.Epochs, st.TrainLoss, st.Rows, speed, st.Val.Loss, quality, st.Val.N, stopped)
+	setInt(ctx, Epochs, 1)
+	if fn.Path == "" {
+		return nil
+	}
+	line, err := json.Marshal(struct {
+		Epoch      int            `json:"epoch"`
+		TrainLoss  float64        `json:"train_loss"`
+		Rows       int64          `json:"rows"`
+		Seconds    float64        `json:"seconds"`
+		PerSecond  float64        `json:"samples_per_second"`
+		Validation models.Metrics `json:"validation"`
+		Stopped    bool           `json:"stopped"`
+	}{st.Epoch, st.TrainLoss, st.Rows, st.Seconds, rate, st.Val, st.Stopped})
+	if err != nil {
+		return err
+	}
+	return appendLine(fn.Path, line)
+}
+
+// WindowProgress reports each model a train job on a stream published
+// (PCollection<Published>): a line on stderr, a JSON line appended to path
+// (none if path is ""), and the Windows metrics.
+func WindowProgress(s beam.Scope, path string, published beam.PCollection) {
+	s = s.Scope("train.WindowProgress")
+	beam.ParDo0(s, &windowProgressFn{Path: path}, published)
+}
+
+type windowProgressFn struct{ Path string }
+
+var windowEnds = beam.NewDistribution(Namespace, WindowEndsMs)
+
+func (fn *windowProgressFn) ProcessElement(ctx context.Context, pub Published) error {
+	from := "the initial model"
+	if !pub.Base.IsZero() {
+		from = "the model of the window ending " + pub.Base.Format(time.RFC3339)
+		setInt(ctx, WindowsBased, 1)
+	}
+	fmt.Fprintf(os.Stderr, "muon: window ending %s: trained on %d rows from %s, train loss %.4f; published %s\n",
+		pub.Window.Format(time.RFC3339), pub.Rows, from, pub.TrainLoss, PublishedFile(pub.Window))
+	setInt(ctx, Windows, 1)
+	setInt(ctx, WindowRows, pub.Rows)
+	windowEnds.Update(ctx, pub.Window.UnixMilli())
+	if fn.Path == "" {
+		return nil
+	}
+	line, err := json.Marshal(struct {
+		Window    time.Time `json:"window"`
+		Base      time.Time `json:"base"`
+		Rows      int64     `json:"rows"`
+		TrainLoss float64   `json:"train_loss"`
+		Seconds   float64   `json:"seconds"`
+		File      string    `json:"file"`
+	}{pub.Window, pub.Base, pub.Rows, pub.TrainLoss, pub.Seconds, PublishedFile(pub.Window)})
+	if err != nil {
+		return err
+	}
+	return appendLine(fn.Path, line)
+}
+
+// appendLine appends a line to a file, creating it and its folder.
+func appendLine(path string, line []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(append(line, '\n')); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// OnlyStats reads the statistics of the training rows, a side input with
+// one element, or none when the job read no rows from source.
+func OnlyStats(stats func(*analyze.Spec) bool, source string) (analyze.Spec, error) {
+	var sp analyze.Spec
+	if !stats(&sp) {
+		return sp, fmt.Errorf("the job read no training rows from %s: the topics are empty, or their records are gone "+
+			"(Kafka's time retention counts from record timestamps: a replayed recording from long ago is deleted minutes after it is produced unless its topic has retention.ms=-1)", source)
+	}
+	return sp, nil
+}
+
+// TrainedModel is the model file Save writes.
+type TrainedModel struct {
+	Model      models.Desc          `json:"model"`
+	Params     []float64            `json:"params"`
+	Optimizer  models.OptimizerDesc `json:"optimizer"`
+	Preprocess analyze.Spec         `json:"preprocess"`
+	Epochs     int                  `json:"epochs"`
+	// Trained is the last epoch that trained (below Epochs if training
+	// stopped early).
+	Trained    int            `json:"trained"`
+	BestEpoch  int            `json:"best_epoch,omitempty"`
+	TrainLoss  float64        `json:"train_loss"`
+	Validation models.Metrics `json:"validation"`
+	// Test are the metrics on the held-out test set; nil without one.
+	Test *models.Metrics `json:"test,omitempty"`
+	// TargetCap is the cap on regression targets the model was trained
+	// (and tested) with; 0 for none.
+	TargetCap float64 `json:"target_cap,omitempty"`
+}
+
+// ReadTrainedModel reads a model file Save wrote.
+func ReadTrainedModel(path string) (*TrainedModel, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var tm TrainedModel
+	if err := json.Unmarshal(b, &tm); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if _, err := models.FromParams(tm.Model, tm.Params); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := tm.Preprocess.Check(); err != nil {
+		return nil, fmt.Errorf("%s: preprocessing: %w", path, err)
+	}
+	return &tm, nil
+}
+
+// SaveParams configures Save.
+type SaveParams struct {
+	// Path is the model file. Required.
+	Path string
+	// Train is how the model was trained. Required.
+	Train Params
+	// Names are the feature names, kept with the preprocessing.
+	Names []string
+	// TargetCap is the cap on regression targets, 0 for none.
+	TargetCap float64
+	// Source names what the rows were read from, for errors.
+	Source string
+}
+
+// Save writes the model a bounded train job keeps to p.Path and reports it
+// in the Final metrics: final is PCollection<State> (one element), stats
+// PCollection<analyze.Spec> (one element), test PCollection<models.Metrics>
+// (none without test rows).
+func Save(s beam.Scope, p SaveParams, final, stats, test beam.PCollection) {
+	s = s.Scope("train.Save")
+	if p.Path == "" {
+		panic("train.Save: SaveParams.Path is required")
+	}
+	beam.ParDo0(s, &saveFn{P: p}, final, beam.SideInput{Input: stats}, beam.SideInput{Input: test})
+}
+
+type saveFn struct{ P SaveParams }
+
+func (fn *saveFn) ProcessElement(ctx context.Context, st State, stats func(*analyze.Spec) bool, test func(*models.Metrics) bool) error {
+	sp, err := OnlyStats(stats, fn.P.Source)
+	if err != nil {
+		return err
+	}
+	m, err := st.Model(fn.P.Train.Model)
+	if err != nil {
+		return err
+	}
+	sp.Names = fn.P.Names
+	tm := TrainedModel{Model: m.Desc(), Params: m.Params(), Optimizer: fn.P.Train.Optimizer, Preprocess: sp,
+		Epochs: st.Epoch, Trained: st.Trained, TrainLoss: st.TrainLoss, Validation: st.Val, TargetCap: fn.P.TargetCap}
+	if st.BestParams != nil {
+		tm.BestEpoch = st.Best
+	}
+	var m1 models.Metrics
+	if test(&m1) {
+		tm.Test = &m1
+	}
+	b, err := json.Marshal(tm)
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.Write(fn.P.Path, b); err != nil {
+		return err
+	}
+	setInt(ctx, FinalEpoch, int64(tm.Epochs))
+	setInt(ctx, FinalTrained, int64(tm.Trained))
+	setInt(ctx, FinalBest, int64(tm.BestEpoch))
+	setFloat(ctx, FinalTrainLoss, tm.TrainLoss)
+	reportMetrics(ctx, ValidationPrefix, tm.Validation)
+	if tm.Test != nil {
+		reportMetrics(ctx, TestPrefix, *tm.Test)
+	}
+	return nil
+}
