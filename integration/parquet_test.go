@@ -23,7 +23,7 @@ import (
 	"github.com/muonml/muon/io/arrowio"
 	"github.com/muonml/muon/io/message"
 	"github.com/muonml/muon/io/parquetio"
-	"github.com/muonml/muon/transforms/decode"
+	"github.com/muonml/muon/records"
 )
 
 // pythonFor returns the Python of integration/python/venv.sh's venv
@@ -127,7 +127,7 @@ func parquetFeatures(n int, start time.Time, step time.Duration, seed int) arrow
 // parquetReadings are readings as decode makes them, with the times it can
 // produce: RFC 3339 with nanoseconds, epoch and Kafka milliseconds, the
 // edges of the years 0000–9999 and of int64 milliseconds.
-func parquetReadings(n int) []decode.Reading {
+func parquetReadings(n int) []records.Reading {
 	t0 := time.Date(2024, 5, 1, 13, 7, 0, 0, time.UTC)
 	times := []time.Time{
 		t0.Add(123456789 * time.Nanosecond),
@@ -137,16 +137,16 @@ func parquetReadings(n int) []decode.Reading {
 		time.UnixMilli(math.MaxInt64).UTC(),
 		time.UnixMilli(-1).UTC(),
 	}
-	out := make([]decode.Reading, n)
+	out := make([]records.Reading, n)
 	for i := range out {
 		ts := times[i%len(times)]
 		if ts.UnixMilli() != math.MaxInt64 {
 			ts = ts.Add(time.Duration(i/len(times)) * time.Minute)
 		}
-		r := decode.Reading{
+		r := records.Reading{
 			Device: fmt.Sprintf("dev-%d", i%4),
 			Time:   ts,
-			Source: decode.Source{Topic: "sensors", Partition: i % 3, Offset: int64(i)},
+			Source: records.Source{Topic: "sensors", Partition: i % 3, Offset: int64(i)},
 		}
 		if i%3 != 0 {
 			r.Label = "walk"

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
-	"github.com/muonml/muon/io/wire"
+	"github.com/muonml/muon/records/wire"
 )
 
 func init() {

@@ -1,10 +1,3 @@
-// Package modelstore keeps published model snapshots: numbered versions,
-// a pointer to the latest, retention, rejected snapshots with their
-// reasons, and a watch for new versions.
-//
-// The bytes are opaque here; a Verify function (snapshot verification)
-// decides which versions may serve. Dir is the directory implementation;
-// Store is the interface an object store would implement too.
 package modelstore
 
 import (
@@ -79,13 +72,12 @@ type Dir struct {
 	Root string
 
 	mu sync.Mutex
+	// afterRename, in tests, fails a publish between the rename of the
+	// version and the update of LATEST.
+	afterRename func() error
 }
 
 var _ Store = (*Dir)(nil)
-
-// afterRename, in tests, fails a publish between the rename of the version
-// and the update of LATEST.
-var afterRename func() error
 
 func checkName(name string) error {
 	if name == "" || len(name) > maxName || strings.ContainsAny(name, `/\`+"\x00") || strings.HasPrefix(name, ".") {
@@ -223,8 +215,8 @@ func (d *Dir) Publish(ctx context.Context, name string, r io.Reader) (Version, e
 	if err != nil {
 		return Version{}, fmt.Errorf("modelstore: publishing %s: %w", file, err)
 	}
-	if afterRename != nil {
-		if err := afterRename(); err != nil {
+	if d.afterRename != nil {
+		if err := d.afterRename(); err != nil {
 			return Version{}, err
 		}
 	}

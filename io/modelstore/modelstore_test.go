@@ -110,9 +110,9 @@ func TestFailureBeforeThePointer(t *testing.T) {
 	ctx := context.Background()
 	d := &Dir{Root: t.TempDir()}
 	publish(t, d, "m", "good")
-	afterRename = func() error { return errors.New("disk gone") }
+	d.afterRename = func() error { return errors.New("disk gone") }
 	_, err := d.Publish(ctx, "m", strings.NewReader("new"))
-	afterRename = nil
+	d.afterRename = nil
 	if err == nil {
 		t.Fatal("publish succeeded")
 	}

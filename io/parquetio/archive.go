@@ -19,7 +19,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/muonml/muon/io/arrowio"
-	"github.com/muonml/muon/transforms/decode"
+	"github.com/muonml/muon/records"
 )
 
 // Defaults ArchiveOptions override.
@@ -479,7 +479,7 @@ func (ra *ReadingArchive) newWriter(w io.Writer) (*ReadingWriter, error) {
 }
 
 // Write adds readings, each to the partition of its event time.
-func (ra *ReadingArchive) Write(rs ...decode.Reading) error {
+func (ra *ReadingArchive) Write(rs ...records.Reading) error {
 	n := len(rs)
 	for i := 0; i < n; {
 		ms, _, err := splitTime(rs[i].Time)

@@ -14,7 +14,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/muonml/muon/io/arrowio"
 	"github.com/muonml/muon/io/parquetio"
-	"github.com/muonml/muon/transforms/decode"
+	"github.com/muonml/muon/records"
 )
 
 func TestPartitionDir(t *testing.T) {
@@ -247,13 +247,13 @@ func TestReadingArchiveRoundTrip(t *testing.T) {
 	if len(paths) != len(files) {
 		t.Errorf("Files lists %d, the archive wrote %d", len(paths), len(files))
 	}
-	var got []decode.Reading
+	var got []records.Reading
 	for _, p := range paths {
 		r, err := parquetio.OpenReadings(p)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := r.Read(func(x decode.Reading) error { got = append(got, x); return nil }); err != nil {
+		if err := r.Read(func(x records.Reading) error { got = append(got, x); return nil }); err != nil {
 			t.Fatal(err)
 		}
 		r.Close()
@@ -262,8 +262,8 @@ func TestReadingArchiveRoundTrip(t *testing.T) {
 }
 
 // sortReadings orders readings by their offset, unique in sampleReadings.
-func sortReadings(rs []decode.Reading) []decode.Reading {
-	out := append([]decode.Reading(nil), rs...)
+func sortReadings(rs []records.Reading) []records.Reading {
+	out := append([]records.Reading(nil), rs...)
 	sort.Slice(out, func(i, j int) bool { return out[i].Source.Offset < out[j].Source.Offset })
 	return out
 }

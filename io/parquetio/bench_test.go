@@ -9,7 +9,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/muonml/muon/io/arrowio"
 	"github.com/muonml/muon/io/parquetio"
-	"github.com/muonml/muon/transforms/decode"
+	"github.com/muonml/muon/records"
 )
 
 // Benchmark sizes: a file of 64 Ki rows of 48 features in batches of 4096,
@@ -72,9 +72,9 @@ func BenchmarkReadFeatures(b *testing.B) {
 }
 
 // Readings: 64 Ki readings of 3 values each; SetBytes counts the values.
-func benchReadings() []decode.Reading {
+func benchReadings() []records.Reading {
 	rs := sampleReadings(16)
-	out := make([]decode.Reading, benchRows)
+	out := make([]records.Reading, benchRows)
 	for i := range out {
 		r := rs[i%len(rs)]
 		r.Time = t0.Add(time.Duration(i) * time.Millisecond)
@@ -116,7 +116,7 @@ func BenchmarkReadReadings(b *testing.B) {
 			b.Fatal(err)
 		}
 		n := 0
-		if err := r.Read(func(decode.Reading) error { n++; return nil }); err != nil || n != benchRows {
+		if err := r.Read(func(records.Reading) error { n++; return nil }); err != nil || n != benchRows {
 			b.Fatal(n, err)
 		}
 	}

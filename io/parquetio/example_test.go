@@ -12,7 +12,7 @@ import (
 	"github.com/muonml/muon/io/arrowio"
 	"github.com/muonml/muon/io/message"
 	"github.com/muonml/muon/io/parquetio"
-	"github.com/muonml/muon/transforms/decode"
+	"github.com/muonml/muon/records"
 )
 
 // A feature batch written to one Parquet file and read back.
@@ -69,11 +69,11 @@ func ExampleReadingArchive() {
 	}
 	t := time.Date(2024, 5, 1, 13, 59, 59, 999_000_001, time.UTC)
 	for i := range 3 {
-		err := a.Write(decode.Reading{
+		err := a.Write(records.Reading{
 			Device: "dev-1",
 			Time:   t.Add(time.Duration(i) * time.Millisecond),
 			Values: []message.Value{{Name: "temp", Value: 21.5}},
-			Source: decode.Source{Topic: "sensors", Partition: 0, Offset: int64(i)},
+			Source: records.Source{Topic: "sensors", Partition: 0, Offset: int64(i)},
 		})
 		if err != nil {
 			panic(err)
@@ -94,7 +94,7 @@ func ExampleReadingArchive() {
 		if err != nil {
 			panic(err)
 		}
-		r.Read(func(x decode.Reading) error {
+		r.Read(func(x records.Reading) error {
 			fmt.Println(x.Time.Format(time.RFC3339Nano), x.Source.ID(), x.Values)
 			return nil
 		})

@@ -9,7 +9,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/muonml/muon/io/arrowio"
 	"github.com/muonml/muon/io/parquetio"
-	"github.com/muonml/muon/transforms/decode"
+	"github.com/muonml/muon/records"
 )
 
 // FuzzReadFeatures reads untrusted bytes as a feature file: an error or
@@ -54,7 +54,7 @@ func FuzzReadReadings(f *testing.F) {
 			checkSentinel(t, err)
 			return
 		}
-		if err := r.Read(func(decode.Reading) error { return nil }); err != nil {
+		if err := r.Read(func(records.Reading) error { return nil }); err != nil {
 			checkSentinel(t, err)
 		}
 	})

@@ -19,7 +19,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/transforms/stats"
 	"github.com/muonml/muon/io/arrowio"
 	"github.com/muonml/muon/io/parquetio"
-	"github.com/muonml/muon/transforms/decode"
+	"github.com/muonml/muon/records"
 )
 
 func TestMain(m *testing.M) {
@@ -33,7 +33,7 @@ func init() {
 	register.Function1x1(readingString)
 	register.Function1x1(fileRows)
 	register.Emitter1[arrowio.Batch]()
-	register.Emitter1[decode.Reading]()
+	register.Emitter1[records.Reading]()
 	register.Emitter1[string]()
 }
 
@@ -45,7 +45,7 @@ func genFeatures(seed int, emit func(arrowio.Batch)) {
 	emit(makeFeatures(memory.DefaultAllocator, pipelineRows, pipelineDim, t0.Add(time.Duration(seed)*time.Hour), time.Minute, fmt.Sprintf("s%d/", seed)))
 }
 
-func genReadings(seed int, emit func(decode.Reading)) {
+func genReadings(seed int, emit func(records.Reading)) {
 	for _, r := range sampleReadings(60) {
 		r.Source.Offset += int64(seed) * 1000
 		emit(r)
@@ -79,7 +79,7 @@ func rowString(b arrowio.Batch, features []float64, i int) string {
 	return sb.String()
 }
 
-func readingString(r decode.Reading) string {
+func readingString(r records.Reading) string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "%s|%s|%d|%q|%s|", r.Device, r.Time.Format(time.RFC3339Nano), r.Time.UnixNano(), r.Label, r.Source.ID())
 	for _, v := range r.Values {
@@ -201,7 +201,7 @@ func TestTransformsRefuseBadParams(t *testing.T) {
 			parquetio.WriteFeatures(s, parquetio.WriteParams{Root: "x"}, beam.Create(s, arrowio.Batch{}))
 		}},
 		{"parquetio.WriteReadings", func(s beam.Scope) {
-			parquetio.WriteReadings(s, parquetio.WriteParams{}, beam.Create(s, decode.Reading{}))
+			parquetio.WriteReadings(s, parquetio.WriteParams{}, beam.Create(s, records.Reading{}))
 		}},
 		{"parquetio.ReadFeatures", func(s beam.Scope) { parquetio.ReadFeatures(s, parquetio.ReadParams{}) }},
 		{"parquetio.ReadReadings", func(s beam.Scope) {

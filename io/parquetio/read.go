@@ -14,17 +14,17 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/graph/mtime"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 	"github.com/muonml/muon/io/arrowio"
-	"github.com/muonml/muon/transforms/decode"
+	"github.com/muonml/muon/records"
 )
 
 func init() {
 	beam.RegisterType(reflect.TypeOf((*readUnit)(nil)).Elem())
 	register.DoFn3x1[context.Context, []byte, func(readUnit), error](&expandFn{})
 	register.DoFn3x1[context.Context, readUnit, func(beam.EventTime, arrowio.Batch), error](&readFeaturesFn{})
-	register.DoFn3x1[context.Context, readUnit, func(beam.EventTime, decode.Reading), error](&readReadingsFn{})
+	register.DoFn3x1[context.Context, readUnit, func(beam.EventTime, records.Reading), error](&readReadingsFn{})
 	register.Emitter1[readUnit]()
 	register.Emitter2[beam.EventTime, arrowio.Batch]()
-	register.Emitter2[beam.EventTime, decode.Reading]()
+	register.Emitter2[beam.EventTime, records.Reading]()
 }
 
 // Metrics of the reads.
@@ -91,7 +91,7 @@ func ReadFeatures(s beam.Scope, p ReadParams) beam.PCollection {
 }
 
 // ReadReadings reads readings archives: impulse →
-// PCollection<decode.Reading>, each stamped with its event time, row
+// PCollection<records.Reading>, each stamped with its event time, row
 // groups spread over workers as ReadFeatures does. It panics if p is
 // invalid.
 func ReadReadings(s beam.Scope, p ReadParams) beam.PCollection {
@@ -243,7 +243,7 @@ type readReadingsFn struct {
 	r *ReadingReader
 }
 
-func (fn *readReadingsFn) ProcessElement(ctx context.Context, u readUnit, emit func(beam.EventTime, decode.Reading)) error {
+func (fn *readReadingsFn) ProcessElement(ctx context.Context, u readUnit, emit func(beam.EventTime, records.Reading)) error {
 	if fn.r == nil || fn.r.name != u.Path {
 		fn.close()
 		r, err := OpenReadings(u.Path)
@@ -253,7 +253,7 @@ func (fn *readReadingsFn) ProcessElement(ctx context.Context, u readUnit, emit f
 		fn.r = r
 	}
 	var rows int64
-	err := fn.r.ReadRowGroup(u.RowGroup, func(r decode.Reading) error {
+	err := fn.r.ReadRowGroup(u.RowGroup, func(r records.Reading) error {
 		rows++
 		emit(mtime.FromTime(r.Time), r)
 		return nil
@@ -265,7 +265,7 @@ func (fn *readReadingsFn) ProcessElement(ctx context.Context, u readUnit, emit f
 	return nil
 }
 
-func (fn *readReadingsFn) FinishBundle(context.Context, func(beam.EventTime, decode.Reading)) error {
+func (fn *readReadingsFn) FinishBundle(context.Context, func(beam.EventTime, records.Reading)) error {
 	fn.close()
 	return nil
 }

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/muonml/muon/io/message"
-	"github.com/muonml/muon/transforms/decode"
+	"github.com/muonml/muon/records"
 	"github.com/parquet-go/parquet-go"
 )
 
@@ -63,7 +63,7 @@ func joinTime(ms int64, nanos int32) time.Time {
 }
 
 // Write appends readings.
-func (rw *ReadingWriter) Write(rs ...decode.Reading) error {
+func (rw *ReadingWriter) Write(rs ...records.Reading) error {
 	if len(rs) == 0 {
 		return nil
 	}
@@ -160,7 +160,7 @@ func (rr *ReadingReader) Rows() int64 { return rr.f.NumRows() }
 func (rr *ReadingReader) RowGroups() int { return len(rr.f.RowGroups()) }
 
 // Read reads every row group in order; see ReadRowGroup.
-func (rr *ReadingReader) Read(emit func(decode.Reading) error) error {
+func (rr *ReadingReader) Read(emit func(records.Reading) error) error {
 	for i := range rr.f.RowGroups() {
 		if err := rr.ReadRowGroup(i, emit); err != nil {
 			return err
@@ -172,7 +172,7 @@ func (rr *ReadingReader) Read(emit func(decode.Reading) error) error {
 // ReadRowGroup reads the readings of row group i in order and passes each
 // to emit, in UTC, with nil Values when it had none. An error from emit
 // stops the reading and is returned as is.
-func (rr *ReadingReader) ReadRowGroup(i int, emit func(decode.Reading) error) error {
+func (rr *ReadingReader) ReadRowGroup(i int, emit func(records.Reading) error) error {
 	it, err := newRowIter(rr.f, rr.name, i)
 	if err != nil {
 		return err
@@ -235,11 +235,11 @@ func (d *readingDecoder) str(b []byte) string {
 	return s
 }
 
-func (d *readingDecoder) decode(vals []parquet.Value) (decode.Reading, error) {
+func (d *readingDecoder) decode(vals []parquet.Value) (records.Reading, error) {
 	// device, time, time_nanos, then names and values (k each, or one null
 	// each for no values), then label, topic, partition, offset.
 	if len(vals) < rColumns || (len(vals)-rColumns)%2 != 0 {
-		return decode.Reading{}, fmt.Errorf("%d values in a row", len(vals))
+		return records.Reading{}, fmt.Errorf("%d values in a row", len(vals))
 	}
 	k := (len(vals) - rColumns) / 2
 	names, values := vals[rValueName:rValueName+k+1], vals[rValueName+k+1:rValueName+2*k+2]
@@ -260,12 +260,12 @@ func (d *readingDecoder) decode(vals []parquet.Value) (decode.Reading, error) {
 	}
 	for _, c := range checks {
 		if err := checkValue(c.v, c.col, c.kind, c.optional); err != nil {
-			return decode.Reading{}, err
+			return records.Reading{}, err
 		}
 	}
 	nanos := vals[rTimeNanos].Int32()
 	if nanos < 0 || nanos >= 1e6 {
-		return decode.Reading{}, fmt.Errorf("time_nanos %d outside 0–999999", nanos)
+		return records.Reading{}, fmt.Errorf("time_nanos %d outside 0–999999", nanos)
 	}
 	empty := k == 0 && names[0].IsNull()
 	n := k + 1
@@ -275,19 +275,19 @@ func (d *readingDecoder) decode(vals []parquet.Value) (decode.Reading, error) {
 	for j := range k + 1 {
 		nv, vv := names[j], values[j]
 		if nv.Column() != rValueName || vv.Column() != rValueValue || nv.RepetitionLevel() != min(j, 1) || vv.RepetitionLevel() != min(j, 1) {
-			return decode.Reading{}, fmt.Errorf("value %d: columns %d and %d, repetition levels %d and %d", j, nv.Column(), vv.Column(), nv.RepetitionLevel(), vv.RepetitionLevel())
+			return records.Reading{}, fmt.Errorf("value %d: columns %d and %d, repetition levels %d and %d", j, nv.Column(), vv.Column(), nv.RepetitionLevel(), vv.RepetitionLevel())
 		}
 		if empty {
 			if !vv.IsNull() || nv.DefinitionLevel() != 0 || vv.DefinitionLevel() != 0 {
-				return decode.Reading{}, fmt.Errorf("an empty list of values with a value")
+				return records.Reading{}, fmt.Errorf("an empty list of values with a value")
 			}
 			continue
 		}
 		if nv.IsNull() || vv.IsNull() || nv.Kind() != parquet.ByteArray || vv.Kind() != parquet.Double {
-			return decode.Reading{}, fmt.Errorf("value %d: %v = %v, want a name and a double", j, nv, vv)
+			return records.Reading{}, fmt.Errorf("value %d: %v = %v, want a name and a double", j, nv, vv)
 		}
 	}
-	var r decode.Reading
+	var r records.Reading
 	if n > 0 {
 		if cap(d.slab)-len(d.slab) < n {
 			// The old slab stays alive as long as readings emitted from it do.
@@ -304,7 +304,7 @@ func (d *readingDecoder) decode(vals []parquet.Value) (decode.Reading, error) {
 	if !tail[0].IsNull() {
 		r.Label = d.str(tail[0].ByteArray())
 	}
-	r.Source = decode.Source{
+	r.Source = records.Source{
 		Topic:     d.str(tail[1].ByteArray()),
 		Partition: int(tail[2].Int32()),
 		Offset:    tail[3].Int64(),

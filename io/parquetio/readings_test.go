@@ -12,13 +12,13 @@ import (
 
 	"github.com/muonml/muon/io/message"
 	"github.com/muonml/muon/io/parquetio"
-	"github.com/muonml/muon/transforms/decode"
+	"github.com/muonml/muon/records"
 )
 
 // sampleReadings are n readings as decode makes them (UTC times, nil
 // Values when there are none), covering the edges of the time range and
 // values a round trip must keep.
-func sampleReadings(n int) []decode.Reading {
+func sampleReadings(n int) []records.Reading {
 	times := []time.Time{
 		t0.Add(123456789 * time.Nanosecond),      // RFC 3339 with nanoseconds
 		time.UnixMilli(1714568400123).UTC(),      // epoch milliseconds
@@ -29,12 +29,12 @@ func sampleReadings(n int) []decode.Reading {
 		time.UnixMilli(-1).UTC(), // just before the epoch
 		{},                       // the zero time
 	}
-	out := make([]decode.Reading, n)
+	out := make([]records.Reading, n)
 	for i := range out {
-		r := decode.Reading{
+		r := records.Reading{
 			Device: fmt.Sprintf("dev-%d", i%4),
 			Time:   times[i%len(times)],
-			Source: decode.Source{Topic: "sensors", Partition: i % 3, Offset: int64(1e12) + int64(i)},
+			Source: records.Source{Topic: "sensors", Partition: i % 3, Offset: int64(1e12) + int64(i)},
 		}
 		if i%4 == 1 {
 			r.Source.Partition = math.MaxInt32
@@ -53,7 +53,7 @@ func sampleReadings(n int) []decode.Reading {
 	return out
 }
 
-func writeReadings(t testing.TB, o parquetio.ReadingOptions, rs ...decode.Reading) []byte {
+func writeReadings(t testing.TB, o parquetio.ReadingOptions, rs ...records.Reading) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	w, err := parquetio.NewReadingWriter(&buf, o)
@@ -74,14 +74,14 @@ func writeReadings(t testing.TB, o parquetio.ReadingOptions, rs ...decode.Readin
 	return buf.Bytes()
 }
 
-func readReadings(t *testing.T, data []byte) []decode.Reading {
+func readReadings(t *testing.T, data []byte) []records.Reading {
 	t.Helper()
 	r, err := parquetio.NewReadingReader(bytes.NewReader(data), int64(len(data)), "r.parquet")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []decode.Reading
-	if err := r.Read(func(r decode.Reading) error {
+	var out []records.Reading
+	if err := r.Read(func(r records.Reading) error {
 		out = append(out, r)
 		return nil
 	}); err != nil {
@@ -92,7 +92,7 @@ func readReadings(t *testing.T, data []byte) []decode.Reading {
 
 // sameReadings compares readings field by field, floats by their bits and
 // times with ==, which also tells a UTC time from a local one.
-func sameReadings(t *testing.T, want, got []decode.Reading) {
+func sameReadings(t *testing.T, want, got []records.Reading) {
 	t.Helper()
 	if len(got) != len(want) {
 		t.Fatalf("%d readings, want %d", len(got), len(want))
@@ -133,10 +133,10 @@ func TestReadingWriterRefuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, r := range []decode.Reading{
+	for _, r := range []records.Reading{
 		{Device: "d", Time: time.Unix(math.MaxInt64/1000+1, 0)},
 		{Device: "d", Time: time.Unix(math.MinInt64/1000-1, 0)},
-		{Device: "d", Time: t0, Source: decode.Source{Partition: math.MaxInt32 + 1}},
+		{Device: "d", Time: t0, Source: records.Source{Partition: math.MaxInt32 + 1}},
 	} {
 		if err := w.Write(r); err == nil {
 			t.Errorf("%+v: no error", r)
@@ -164,7 +164,7 @@ func TestReadingReaderRefuses(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			r, err := parquetio.NewReadingReader(bytes.NewReader(tt.data), int64(len(tt.data)), "r.parquet")
 			if err == nil {
-				err = r.Read(func(decode.Reading) error { return nil })
+				err = r.Read(func(records.Reading) error { return nil })
 			}
 			if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.says) || !strings.Contains(err.Error(), "r.parquet") {
 				t.Fatalf("got %v, want %v saying %q and naming r.parquet", err, tt.want, tt.says)

@@ -13,8 +13,8 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/graph/mtime"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 	"github.com/muonml/muon/io/arrowio"
-	"github.com/muonml/muon/io/wire"
-	"github.com/muonml/muon/transforms/decode"
+	"github.com/muonml/muon/records"
+	"github.com/muonml/muon/records/wire"
 )
 
 func init() {
@@ -22,7 +22,7 @@ func init() {
 	beam.RegisterType(t)
 	beam.RegisterCoder(t, encodeFile, decodeFile)
 	register.DoFn3x1[context.Context, arrowio.Batch, func(beam.EventTime, File), error](&writeFeaturesFn{})
-	register.DoFn3x1[context.Context, decode.Reading, func(beam.EventTime, File), error](&writeReadingsFn{})
+	register.DoFn3x1[context.Context, records.Reading, func(beam.EventTime, File), error](&writeReadingsFn{})
 	register.Emitter2[beam.EventTime, File]()
 }
 
@@ -99,7 +99,7 @@ func WriteFeatures(s beam.Scope, p WriteParams, batches beam.PCollection) beam.P
 	return beam.ParDo(s, &writeFeaturesFn{Params: p}, batches)
 }
 
-// WriteReadings archives decoded readings: PCollection<decode.Reading> →
+// WriteReadings archives decoded readings: PCollection<records.Reading> →
 // PCollection<File>, as WriteFeatures does. It panics if p is invalid.
 func WriteReadings(s beam.Scope, p WriteParams, readings beam.PCollection) beam.PCollection {
 	s = s.Scope("parquetio.WriteReadings")
@@ -159,7 +159,7 @@ func (fn *writeReadingsFn) StartBundle(_ context.Context, _ func(beam.EventTime,
 	return err
 }
 
-func (fn *writeReadingsFn) ProcessElement(_ context.Context, r decode.Reading, _ func(beam.EventTime, File)) error {
+func (fn *writeReadingsFn) ProcessElement(_ context.Context, r records.Reading, _ func(beam.EventTime, File)) error {
 	if err := fn.a.Write(r); err != nil {
 		return fmt.Errorf("parquetio.WriteReadings: %w", err)
 	}

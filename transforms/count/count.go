@@ -16,7 +16,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/graph/window"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 	"github.com/muonml/muon/io/kafkaio"
-	"github.com/muonml/muon/transforms/decode"
+	"github.com/muonml/muon/records"
 )
 
 // Metric names, in namespace Namespace, set by ToFile: how many devices
@@ -50,12 +50,12 @@ type DeviceStats struct {
 	Label   string // the first label seen
 }
 
-func readingStats(r decode.Reading) (string, DeviceStats) {
+func readingStats(r records.Reading) (string, DeviceStats) {
 	ms := r.Time.UnixMilli()
 	return r.Device, DeviceStats{Device: r.Device, Records: 1, First: ms, Last: ms, Label: r.Label}
 }
 
-func imageStats(im decode.Image) (string, DeviceStats) {
+func imageStats(im records.Image) (string, DeviceStats) {
 	ms := im.Time.UnixMilli()
 	return im.Device, DeviceStats{Device: im.Device, Records: 1, First: ms, Last: ms, Label: im.Label}
 }
@@ -79,8 +79,8 @@ func mergeStats(a, b DeviceStats) DeviceStats {
 
 func withDevice(_ string, st DeviceStats) DeviceStats { return st }
 
-// keyed turns readings (PCollection<decode.Reading>) or images
-// (PCollection<decode.Image>) into PCollection<KV<string, DeviceStats>>.
+// keyed turns readings (PCollection<records.Reading>) or images
+// (PCollection<records.Image>) into PCollection<KV<string, DeviceStats>>.
 func keyed(s beam.Scope, images bool, col beam.PCollection) beam.PCollection {
 	if images {
 		return beam.ParDo(s, imageStats, col)
@@ -89,7 +89,7 @@ func keyed(s beam.Scope, images bool, col beam.PCollection) beam.PCollection {
 }
 
 // ToFile counts a bounded read's records per device (col:
-// PCollection<decode.Reading>, or PCollection<decode.Image> if images) and
+// PCollection<records.Reading>, or PCollection<records.Image> if images) and
 // writes the counts to a CSV file at path, sorted by device, atomically.
 func ToFile(s beam.Scope, path string, images bool, col beam.PCollection) {
 	s = s.Scope("count.ToFile")

@@ -9,15 +9,16 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 	"github.com/muonml/muon/io/kafkaio"
 	"github.com/muonml/muon/io/message"
+	"github.com/muonml/muon/records"
 )
 
 func init() {
-	register.DoFn4x0[context.Context, kafkaio.Record, func(Reading), func(kafkaio.Record)](&sensorFn{})
-	register.DoFn4x0[context.Context, kafkaio.Records, func(Reading), func(kafkaio.Record)](&sensorBatchFn{})
-	register.DoFn4x0[context.Context, kafkaio.Record, func(Image), func(kafkaio.Record)](&imageFn{})
-	register.DoFn4x0[context.Context, kafkaio.Records, func(Image), func(kafkaio.Record)](&imageBatchFn{})
-	register.Emitter1[Reading]()
-	register.Emitter1[Image]()
+	register.DoFn4x0[context.Context, kafkaio.Record, func(records.Reading), func(kafkaio.Record)](&sensorFn{})
+	register.DoFn4x0[context.Context, kafkaio.Records, func(records.Reading), func(kafkaio.Record)](&sensorBatchFn{})
+	register.DoFn4x0[context.Context, kafkaio.Record, func(records.Image), func(kafkaio.Record)](&imageFn{})
+	register.DoFn4x0[context.Context, kafkaio.Records, func(records.Image), func(kafkaio.Record)](&imageBatchFn{})
+	register.Emitter1[records.Reading]()
+	register.Emitter1[records.Image]()
 	register.Emitter1[kafkaio.Record]()
 }
 
@@ -49,7 +50,7 @@ var (
 )
 
 // Sensors decodes sensor readings: PCollection<kafkaio.Record> or
-// PCollection<kafkaio.Records> → PCollection<Reading>, and the dead letters
+// PCollection<kafkaio.Records> → PCollection<records.Reading>, and the dead letters
 // as PCollection<kafkaio.Record>. A reading without its own ts takes the
 // Kafka timestamp.
 func Sensors(s beam.Scope, p Params, col beam.PCollection) (readings, dead beam.PCollection) {
@@ -68,7 +69,7 @@ func Sensors(s beam.Scope, p Params, col beam.PCollection) (readings, dead beam.
 }
 
 // Images decodes images: PCollection<kafkaio.Record> or
-// PCollection<kafkaio.Records> → PCollection<Image> (8-bit grayscale), and
+// PCollection<kafkaio.Records> → PCollection<records.Image> (8-bit grayscale), and
 // the dead letters. The device and label come from the record's headers;
 // image dimensions are checked before any pixel is decoded.
 func Images(s beam.Scope, p Params, col beam.PCollection) (images, dead beam.PCollection) {
@@ -126,12 +127,12 @@ func (fn *sensorFn) Setup() { fn.c = newCounts("sensor") }
 
 // FinishBundle takes the emitters because Beam requires a DoFn's
 // FinishBundle to declare the outputs its ProcessElement has.
-func (fn *sensorFn) FinishBundle(ctx context.Context, _ func(Reading), _ func(kafkaio.Record)) {
+func (fn *sensorFn) FinishBundle(ctx context.Context, _ func(records.Reading), _ func(kafkaio.Record)) {
 	fn.c.flush(ctx)
 }
 
-func (fn *sensorFn) decode(r *kafkaio.Record, good func(Reading), bad func(kafkaio.Record)) {
-	var out Reading
+func (fn *sensorFn) decode(r *kafkaio.Record, good func(records.Reading), bad func(kafkaio.Record)) {
+	var out records.Reading
 	err := fn.parse(r, &out)
 	if err != nil {
 		fn.c.nDead++
@@ -142,7 +143,7 @@ func (fn *sensorFn) decode(r *kafkaio.Record, good func(Reading), bad func(kafka
 	good(out)
 }
 
-func (fn *sensorFn) parse(r *kafkaio.Record, out *Reading) error {
+func (fn *sensorFn) parse(r *kafkaio.Record, out *records.Reading) error {
 	if len(r.Value) > fn.Params.MaxBytes {
 		return fmt.Errorf("%w: %d bytes, limit %d (decode.max_bytes)", message.ErrTooLarge, len(r.Value), fn.Params.MaxBytes)
 	}
@@ -164,18 +165,18 @@ func (fn *sensorFn) parse(r *kafkaio.Record, out *Reading) error {
 	}
 	m.Values = m.Values[:k:k]
 	fn.last = m
-	*out = Reading{Device: m.Device, Time: m.Time, Values: m.Values, Label: m.Label,
-		Source: Source{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}}
+	*out = records.Reading{Device: m.Device, Time: m.Time, Values: m.Values, Label: m.Label,
+		Source: records.Source{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}}
 	return nil
 }
 
-func (fn *sensorFn) ProcessElement(_ context.Context, r kafkaio.Record, good func(Reading), bad func(kafkaio.Record)) {
+func (fn *sensorFn) ProcessElement(_ context.Context, r kafkaio.Record, good func(records.Reading), bad func(kafkaio.Record)) {
 	fn.decode(&r, good, bad)
 }
 
 type sensorBatchFn struct{ sensorFn }
 
-func (fn *sensorBatchFn) ProcessElement(_ context.Context, rs kafkaio.Records, good func(Reading), bad func(kafkaio.Record)) {
+func (fn *sensorBatchFn) ProcessElement(_ context.Context, rs kafkaio.Records, good func(records.Reading), bad func(kafkaio.Record)) {
 	for i := range rs.Records {
 		fn.decode(&rs.Records[i], good, bad)
 	}
@@ -188,11 +189,11 @@ type imageFn struct {
 
 func (fn *imageFn) Setup() { fn.c = newCounts("image") }
 
-func (fn *imageFn) FinishBundle(ctx context.Context, _ func(Image), _ func(kafkaio.Record)) {
+func (fn *imageFn) FinishBundle(ctx context.Context, _ func(records.Image), _ func(kafkaio.Record)) {
 	fn.c.flush(ctx)
 }
 
-func (fn *imageFn) decode(r *kafkaio.Record, good func(Image), bad func(kafkaio.Record)) {
+func (fn *imageFn) decode(r *kafkaio.Record, good func(records.Image), bad func(kafkaio.Record)) {
 	im, err := DecodeImage(r, fn.Params.Image)
 	if err != nil {
 		fn.c.nDead++
@@ -204,15 +205,15 @@ func (fn *imageFn) decode(r *kafkaio.Record, good func(Image), bad func(kafkaio.
 }
 
 // DecodeImage decodes one image record within lim.
-func DecodeImage(r *kafkaio.Record, lim message.ImageLimits) (Image, error) {
+func DecodeImage(r *kafkaio.Record, lim message.ImageLimits) (records.Image, error) {
 	dev, _ := r.Header(message.HeaderDevice)
 	if len(dev) == 0 {
-		return Image{}, fmt.Errorf("decode: image record has no %q header", message.HeaderDevice)
+		return records.Image{}, fmt.Errorf("decode: image record has no %q header", message.HeaderDevice)
 	}
 	label, _ := r.Header(message.HeaderLabel)
 	g, err := message.DecodeImage(r.Value, lim)
 	if err != nil {
-		return Image{}, err
+		return records.Image{}, err
 	}
 	w, h := g.Rect.Dx(), g.Rect.Dy()
 	pix := g.Pix
@@ -222,17 +223,17 @@ func DecodeImage(r *kafkaio.Record, lim message.ImageLimits) (Image, error) {
 			copy(pix[y*w:(y+1)*w], g.Pix[y*g.Stride:y*g.Stride+w])
 		}
 	}
-	return Image{Device: string(dev), Label: string(label), Time: r.Time, Width: w, Height: h, Pix: pix,
-		Source: Source{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}}, nil
+	return records.Image{Device: string(dev), Label: string(label), Time: r.Time, Width: w, Height: h, Pix: pix,
+		Source: records.Source{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}}, nil
 }
 
-func (fn *imageFn) ProcessElement(_ context.Context, r kafkaio.Record, good func(Image), bad func(kafkaio.Record)) {
+func (fn *imageFn) ProcessElement(_ context.Context, r kafkaio.Record, good func(records.Image), bad func(kafkaio.Record)) {
 	fn.decode(&r, good, bad)
 }
 
 type imageBatchFn struct{ imageFn }
 
-func (fn *imageBatchFn) ProcessElement(_ context.Context, rs kafkaio.Records, good func(Image), bad func(kafkaio.Record)) {
+func (fn *imageBatchFn) ProcessElement(_ context.Context, rs kafkaio.Records, good func(records.Image), bad func(kafkaio.Record)) {
 	for i := range rs.Records {
 		fn.decode(&rs.Records[i], good, bad)
 	}

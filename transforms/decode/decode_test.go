@@ -17,6 +17,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
 	"github.com/muonml/muon/io/kafkaio"
 	"github.com/muonml/muon/io/message"
+	"github.com/muonml/muon/records"
 	"github.com/muonml/muon/transforms/decode"
 )
 
@@ -53,7 +54,7 @@ func hash(b []byte) string {
 	return fmt.Sprintf("%016x", h.Sum64())
 }
 
-func readingString(r decode.Reading) string {
+func readingString(r records.Reading) string {
 	vals := make([]string, len(r.Values))
 	for i, v := range r.Values {
 		vals[i] = fmt.Sprintf("%s=%v", v.Name, v.Value)
@@ -61,7 +62,7 @@ func readingString(r decode.Reading) string {
 	return fmt.Sprintf("%s t=%s values=[%s] label=%q src=%s", r.Device, timeString(r.Time), strings.Join(vals, " "), r.Label, r.Source.ID())
 }
 
-func imageString(im decode.Image) string {
+func imageString(im records.Image) string {
 	return fmt.Sprintf("%s label=%q %dx%d pix=%s t=%s src=%s", im.Device, im.Label, im.Width, im.Height, hash(im.Pix), timeString(im.Time), im.Source.ID())
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/muonml/muon/io/kafkaio"
 	"github.com/muonml/muon/io/message"
+	"github.com/muonml/muon/records"
 )
 
 // basicMotions is one time step of the BasicMotions smartwatch data, as a
@@ -16,6 +17,10 @@ var basicMotions = []byte(`{"device":"BasicMotions_TRAIN-0001","ts":"2024-05-01T
 
 // TestSensorParseErrors checks that each kind of bad reading fails with its
 // sentinel error, which the pipeline tests can only see as text.
+
+// at is the Kafka timestamp of the test records.
+var at = time.Date(2024, 5, 1, 12, 0, 0, 250_000_123, time.UTC)
+
 func TestSensorParseErrors(t *testing.T) {
 	fn := &sensorFn{Params: Params{MaxBytes: 256}}
 	for _, tc := range []struct {
@@ -32,7 +37,7 @@ func TestSensorParseErrors(t *testing.T) {
 		{"over MaxBytes", `{"device":"d","values":{"a":1},"pad":"` + strings.Repeat("x", 256) + `"}`, message.ErrTooLarge},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var out Reading
+			var out records.Reading
 			err := fn.parse(&kafkaio.Record{Value: []byte(tc.value)}, &out)
 			if !errors.Is(err, tc.want) {
 				t.Errorf("parse(%q): %v, want %v", tc.value, err, tc.want)
@@ -44,11 +49,11 @@ func TestSensorParseErrors(t *testing.T) {
 func TestSensorParseKeepsOrderAndSource(t *testing.T) {
 	fn := &sensorFn{Params: Params{MaxBytes: message.MaxReadingBytes}}
 	r := kafkaio.Record{Topic: "sensors", Partition: 3, Offset: 99, Value: basicMotions, Time: at}
-	var out Reading
+	var out records.Reading
 	if err := fn.parse(&r, &out); err != nil {
 		t.Fatal(err)
 	}
-	if out.Source != (Source{Topic: "sensors", Partition: 3, Offset: 99}) {
+	if out.Source != (records.Source{Topic: "sensors", Partition: 3, Offset: 99}) {
 		t.Errorf("source %+v", out.Source)
 	}
 	if want := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC); !out.Time.Equal(want) {
@@ -63,8 +68,8 @@ func TestSensorParseKeepsOrderAndSource(t *testing.T) {
 	}
 }
 
-func noReading(Reading)       {}
-func noRecord(kafkaio.Record) {}
+func noReading(records.Reading) {}
+func noRecord(kafkaio.Record)   {}
 
 // BenchmarkDecodeSensor measures the per-record cost of the sensor DoFn's
 // decode path, emitters excluded.

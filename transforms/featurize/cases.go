@@ -8,15 +8,15 @@ import (
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
-	"github.com/muonml/muon/transforms/decode"
+	"github.com/muonml/muon/records"
 )
 
 func init() {
 	beam.RegisterType(reflect.TypeOf((*Row)(nil)).Elem())
 	register.Function1x2(byDevice)
-	register.DoFn3x0[string, func(*decode.Reading) bool, func(Row)](&caseFn{})
+	register.DoFn3x0[string, func(*records.Reading) bool, func(Row)](&caseFn{})
 	register.Emitter1[Row]()
-	register.Iter1[decode.Reading]()
+	register.Iter1[records.Reading]()
 }
 
 // Row is one feature row: the features of one device over one window or
@@ -58,7 +58,7 @@ func (p CaseParams) check() error {
 }
 
 // Cases makes one feature row per device from all its readings (a whole
-// recorded case, as in UEA/UCR data): PCollection<decode.Reading> →
+// recorded case, as in UEA/UCR data): PCollection<records.Reading> →
 // PCollection<Row>. Readings are ordered by event time; time is measured in
 // seconds from the device's first reading. A channel a device never sent
 // gets NaN features. The input must be bounded.
@@ -70,7 +70,7 @@ func Cases(s beam.Scope, p CaseParams, readings beam.PCollection) beam.PCollecti
 	return beam.ParDo(s, &caseFn{Channels: p.Channels, Bands: p.Bands, LastLabel: p.LastLabel}, beam.GroupByKey(s, beam.ParDo(s, byDevice, readings)))
 }
 
-func byDevice(r decode.Reading) (string, decode.Reading) { return r.Device, r }
+func byDevice(r records.Reading) (string, records.Reading) { return r.Device, r }
 
 type caseFn struct {
 	Channels  []string
@@ -85,9 +85,9 @@ func (fn *caseFn) Setup() {
 	fn.rows.lastLabel = fn.LastLabel
 }
 
-func (fn *caseFn) ProcessElement(device string, iter func(*decode.Reading) bool, emit func(Row)) {
-	var all []decode.Reading
-	var r decode.Reading
+func (fn *caseFn) ProcessElement(device string, iter func(*records.Reading) bool, emit func(Row)) {
+	var all []records.Reading
+	var r records.Reading
 	for iter(&r) {
 		all = append(all, r)
 	}

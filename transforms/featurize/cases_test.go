@@ -16,7 +16,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
 	"github.com/muonml/muon/io/message"
 	"github.com/muonml/muon/io/recording"
-	"github.com/muonml/muon/transforms/decode"
+	"github.com/muonml/muon/records"
 	"github.com/muonml/muon/transforms/featurize"
 )
 
@@ -58,7 +58,7 @@ func (fn *writeRowsFn) ProcessElement(_ context.Context, _ int, iter func(*featu
 
 // basicMotions is BasicMotions TRAIN as decoded readings, as muon produce
 // writes them and decode reads them: 10 Hz from start, one device per case.
-func basicMotions(t *testing.T, start time.Time) []decode.Reading {
+func basicMotions(t *testing.T, start time.Time) []records.Reading {
 	t.Helper()
 	path := filepath.Join("..", "..", "..", "shared", "datasets", "basicmotions", "BasicMotions_TRAIN.ts")
 	if _, err := os.Stat(path); err != nil {
@@ -69,7 +69,7 @@ func basicMotions(t *testing.T, start time.Time) []decode.Reading {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	var readings []decode.Reading
+	var readings []records.Reading
 	for {
 		m, err := src.Next()
 		if errors.Is(err, io.EOF) {
@@ -82,8 +82,8 @@ func basicMotions(t *testing.T, start time.Time) []decode.Reading {
 		if err := message.ParseReading(m.Value, m.Time, &r); err != nil {
 			t.Fatal(err)
 		}
-		readings = append(readings, decode.Reading{Device: r.Device, Time: r.Time, Values: r.Values, Label: r.Label,
-			Source: decode.Source{Topic: "sensors", Offset: int64(len(readings))}})
+		readings = append(readings, records.Reading{Device: r.Device, Time: r.Time, Values: r.Values, Label: r.Label,
+			Source: records.Source{Topic: "sensors", Offset: int64(len(readings))}})
 	}
 }
 
@@ -153,7 +153,7 @@ func TestCasesRefusesBadParams(t *testing.T) {
 				}
 			}()
 			_, s := beam.NewPipelineWithRoot()
-			featurize.Cases(s, p, beam.CreateList(s, []decode.Reading{{Device: "d"}}))
+			featurize.Cases(s, p, beam.CreateList(s, []records.Reading{{Device: "d"}}))
 		}()
 	}
 }

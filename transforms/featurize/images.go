@@ -6,12 +6,12 @@ import (
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
-	"github.com/muonml/muon/transforms/decode"
+	"github.com/muonml/muon/records"
 	"golang.org/x/image/draw"
 )
 
 func init() {
-	register.DoFn2x0[decode.Image, func(Row)](&imageFn{})
+	register.DoFn2x0[records.Image, func(Row)](&imageFn{})
 }
 
 // ImageParams configures Images.
@@ -21,7 +21,7 @@ type ImageParams struct {
 }
 
 // Images turns decoded grayscale images into rows of Width×Height
-// features in [0, 1], row-major: PCollection<decode.Image> →
+// features in [0, 1], row-major: PCollection<records.Image> →
 // PCollection<Row>. It panics if the size is not positive.
 func Images(s beam.Scope, p ImageParams, images beam.PCollection) beam.PCollection {
 	s = s.Scope("featurize.Images")
@@ -37,7 +37,7 @@ type imageFn struct {
 	dst *image.Gray
 }
 
-func (fn *imageFn) ProcessElement(im decode.Image, emit func(Row)) {
+func (fn *imageFn) ProcessElement(im records.Image, emit func(Row)) {
 	if fn.dst == nil {
 		fn.dst = image.NewGray(image.Rect(0, 0, fn.Width, fn.Height))
 	}
@@ -46,7 +46,7 @@ func (fn *imageFn) ProcessElement(im decode.Image, emit func(Row)) {
 
 // Pixels resizes im into scratch (Catmull-Rom) and appends its pixels,
 // scaled to [0, 1], to dst. scratch's bounds set the size.
-func Pixels(dst []float64, scratch *image.Gray, im decode.Image) []float64 {
+func Pixels(dst []float64, scratch *image.Gray, im records.Image) []float64 {
 	src := &image.Gray{Pix: im.Pix, Stride: im.Width, Rect: image.Rect(0, 0, im.Width, im.Height)}
 	draw.CatmullRom.Scale(scratch, scratch.Rect, src, src.Rect, draw.Src, nil)
 	for _, v := range scratch.Pix {

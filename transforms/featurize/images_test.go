@@ -13,6 +13,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
 	"github.com/muonml/muon/io/kafkaio"
 	"github.com/muonml/muon/io/message"
+	"github.com/muonml/muon/records"
 	"github.com/muonml/muon/transforms/decode"
 	"github.com/muonml/muon/transforms/featurize"
 )
@@ -21,13 +22,13 @@ func init() {
 	register.Function1x1(rowShape)
 }
 
-func tiles(t testing.TB, n int) []decode.Image {
+func tiles(t testing.TB, n int) []records.Image {
 	t.Helper()
 	files, _ := filepath.Glob(filepath.Join("..", "..", "..", "shared", "datasets", "magnetic_tile", "MT_*", "Imgs", "*.jpg"))
 	if len(files) == 0 {
 		t.Skip("magnetic_tile dataset not available")
 	}
-	var out []decode.Image
+	var out []records.Image
 	for _, f := range files[:min(n, len(files))] {
 		data, err := os.ReadFile(f)
 		if err != nil {
@@ -46,7 +47,7 @@ func tiles(t testing.TB, n int) []decode.Image {
 
 func TestPixels(t *testing.T) {
 	// Same size: the pixels come back unchanged, scaled to [0, 1].
-	im := decode.Image{Width: 3, Height: 2, Pix: []byte{0, 51, 102, 153, 204, 255}}
+	im := records.Image{Width: 3, Height: 2, Pix: []byte{0, 51, 102, 153, 204, 255}}
 	got := featurize.Pixels(nil, image.NewGray(image.Rect(0, 0, 3, 2)), im)
 	for i, want := range []float64{0, 0.2, 0.4, 0.6, 0.8, 1} {
 		if d := got[i] - want; d > 1e-12 || d < -1e-12 {
@@ -54,7 +55,7 @@ func TestPixels(t *testing.T) {
 		}
 	}
 	// A uniform image stays uniform at any size.
-	flat := decode.Image{Width: 40, Height: 30, Pix: make([]byte, 1200)}
+	flat := records.Image{Width: 40, Height: 30, Pix: make([]byte, 1200)}
 	for i := range flat.Pix {
 		flat.Pix[i] = 128
 	}

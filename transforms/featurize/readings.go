@@ -5,11 +5,11 @@ import (
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
-	"github.com/muonml/muon/transforms/decode"
+	"github.com/muonml/muon/records"
 )
 
 func init() {
-	register.DoFn2x0[decode.Reading, func(Row)](&readingRowFn{})
+	register.DoFn2x0[records.Reading, func(Row)](&readingRowFn{})
 }
 
 // ReadingParams configures Readings.
@@ -22,7 +22,7 @@ type ReadingParams struct {
 // Readings makes one row per reading, its features the reading's values
 // of Channels in order (NaN where a reading lacks one), for data whose
 // every message is a sample (tabular data, such as optdigits' 64 pixel
-// counts): PCollection<decode.Reading> → PCollection<Row>. A row's key is
+// counts): PCollection<records.Reading> → PCollection<Row>. A row's key is
 // the device, its time and label the reading's, its id the reading's
 // source coordinates. It panics if p is invalid.
 func Readings(s beam.Scope, p ReadingParams, readings beam.PCollection) beam.PCollection {
@@ -46,7 +46,7 @@ func (fn *readingRowFn) Setup() {
 	}
 }
 
-func (fn *readingRowFn) ProcessElement(r decode.Reading, emit func(Row)) {
+func (fn *readingRowFn) ProcessElement(r records.Reading, emit func(Row)) {
 	features := make([]float64, len(fn.Channels))
 	for i := range features {
 		features[i] = math.NaN()

@@ -4,7 +4,7 @@ import (
 	"math"
 	"time"
 
-	"github.com/muonml/muon/transforms/decode"
+	"github.com/muonml/muon/records"
 )
 
 // rowMaker turns a time-ordered run of one device's readings into feature
@@ -44,7 +44,7 @@ func (m *rowMaker) dim() int { return len(m.channels) * Width(m.ex.bands) }
 // lastLabel). Values of channels not in
 // the row's channel list are ignored; NaN values are skipped; a channel
 // with no value in rs gets NaN features.
-func (m *rowMaker) features(rs []decode.Reading, t0 time.Time) ([]float64, string) {
+func (m *rowMaker) features(rs []records.Reading, t0 time.Time) ([]float64, string) {
 	for i := range m.channels {
 		m.ts[i], m.xs[i] = m.ts[i][:0], m.xs[i][:0]
 	}

@@ -9,11 +9,11 @@ import (
 
 	"github.com/muonml/muon/io/kafkaio"
 	"github.com/muonml/muon/io/message"
-	"github.com/muonml/muon/transforms/decode"
+	"github.com/muonml/muon/records"
 )
 
-func at(sec float64) decode.Reading {
-	return decode.Reading{Device: "d", Time: time.Unix(0, int64(sec*1e9)).UTC()}
+func at(sec float64) records.Reading {
+	return records.Reading{Device: "d", Time: time.Unix(0, int64(sec*1e9)).UTC()}
 }
 
 type closedWindow struct {
@@ -23,7 +23,7 @@ type closedWindow struct {
 
 func closeAll(w *windower, wm int64) []closedWindow {
 	var out []closedWindow
-	w.close(wm, func(start, end int64, rs []decode.Reading) {
+	w.close(wm, func(start, end int64, rs []records.Reading) {
 		cw := closedWindow{start: start, end: end}
 		for _, r := range rs {
 			cw.times = append(cw.times, float64(r.Time.UnixNano())/1e9)
@@ -119,7 +119,7 @@ func TestWindowerLateness(t *testing.T) {
 }
 
 func TestWindowStateCoder(t *testing.T) {
-	in := windowState{Closed: -5, Stream: math.MaxInt64, Buf: []decode.Reading{at(1), at(2)}}
+	in := windowState{Closed: -5, Stream: math.MaxInt64, Buf: []records.Reading{at(1), at(2)}}
 	b, _ := encodeWindowState(in)
 	out, err := decodeWindowState(b)
 	if err != nil || out.Closed != in.Closed || out.Stream != in.Stream || len(out.Buf) != 2 || !out.Buf[1].Time.Equal(in.Buf[1].Time) {
@@ -146,7 +146,7 @@ func BenchmarkWindowRows(b *testing.B) {
 	rows := 0
 	emit := func(Row) { rows++ }
 	dead := func(kafkaio.Record) { b.Fatal("late reading") }
-	rs := make([]decode.Reading, 1)
+	rs := make([]records.Reading, 1)
 	vals := make([]message.Value, 97) // the readings' values, made up front
 	for j := range vals {
 		vals[j] = message.Value{Name: "temperature", Value: float64(j)}
@@ -157,7 +157,7 @@ func BenchmarkWindowRows(b *testing.B) {
 	runtime.ReadMemStats(&before)
 	i := 0
 	for b.Loop() {
-		rs[0] = decode.Reading{Device: "machine-001", Time: base.Add(time.Duration(i) * 5 * time.Minute), Values: vals[i%97 : i%97+1]}
+		rs[0] = records.Reading{Device: "machine-001", Time: base.Add(time.Duration(i) * 5 * time.Minute), Values: vals[i%97 : i%97+1]}
 		wr.addAll(ctx, "machine-001", w, rs, "", emit, dead)
 		i++
 	}

@@ -17,8 +17,8 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 	"github.com/muonml/muon/io/kafkaio"
 	"github.com/muonml/muon/io/message"
-	"github.com/muonml/muon/io/wire"
-	"github.com/muonml/muon/transforms/decode"
+	"github.com/muonml/muon/records"
+	"github.com/muonml/muon/records/wire"
 )
 
 func init() {
@@ -29,7 +29,7 @@ func init() {
 	beam.RegisterCoder(reflect.TypeOf((*windowState)(nil)).Elem(), encodeWindowState, decodeWindowState)
 	register.DoFn5x0[context.Context, string, func(*chunk) bool, func(Row), func(kafkaio.Record)](&batchWindowFn{})
 	register.Iter1[chunk]()
-	register.DoFn2x0[decode.Reading, func(beam.EventTime, string, chunk)](&chunkFn{})
+	register.DoFn2x0[records.Reading, func(beam.EventTime, string, chunk)](&chunkFn{})
 	register.DoFn7x1[context.Context, state.Provider, timers.Provider, string, chunk, func(Row), func(kafkaio.Record), error](&streamWindowFn{})
 	register.Emitter3[beam.EventTime, string, chunk]()
 	register.Emitter1[kafkaio.Record]()
@@ -100,7 +100,7 @@ func (p *WindowParams) validate() error {
 }
 
 // Windows makes one feature row per device and event-time window:
-// PCollection<decode.Reading> → PCollection<Row> of the rows and
+// PCollection<records.Reading> → PCollection<Row> of the rows and
 // PCollection<kafkaio.Record> of late readings as dead letters.
 //
 // Windows start at whole multiples of Period since the Unix epoch and are
@@ -155,7 +155,7 @@ type windower struct {
 	stream int64
 	// buf holds the readings of open windows, sorted by time; readings
 	// with equal times keep their arrival order.
-	buf []decode.Reading
+	buf []records.Reading
 }
 
 func newWindower(p WindowParams) *windower {
@@ -191,7 +191,7 @@ func nanos(t time.Time) (int64, bool) {
 
 // add adds a reading at t (Unix ns) and reports its fate; a reading that
 // is late for all its windows is not kept.
-func (w *windower) add(r decode.Reading, t int64) int {
+func (w *windower) add(r records.Reading, t int64) int {
 	lastEnd := floorDiv(t, w.period)*w.period + w.size
 	if w.closed != math.MinInt64 && lastEnd <= w.closed {
 		return lateAll
@@ -204,7 +204,7 @@ func (w *windower) add(r decode.Reading, t int64) int {
 	for i > 0 && w.buf[i-1].Time.UnixNano() > t {
 		i--
 	}
-	w.buf = append(w.buf, decode.Reading{})
+	w.buf = append(w.buf, records.Reading{})
 	copy(w.buf[i+1:], w.buf[i:])
 	w.buf[i] = r
 	w.stream = max(w.stream, t)
@@ -222,7 +222,7 @@ func (w *windower) openStart() int64 {
 // close emits, in order of time, every window with readings that ends at
 // or before wm − lateness and is not closed yet, then forgets the readings
 // no open window holds.
-func (w *windower) close(wm int64, emit func(start, end int64, rs []decode.Reading)) {
+func (w *windower) close(wm int64, emit func(start, end int64, rs []records.Reading)) {
 	limit := wm
 	if wm != math.MaxInt64 {
 		limit = wm - w.lateness
@@ -281,7 +281,7 @@ func newWindowRows(p WindowParams) *windowRows {
 	}
 }
 
-func (wr *windowRows) row(device string, start, end int64, rs []decode.Reading) Row {
+func (wr *windowRows) row(device string, start, end int64, rs []records.Reading) Row {
 	features, label := wr.rows.features(rs, time.Unix(0, start))
 	return Row{
 		Key:      device,
@@ -293,7 +293,7 @@ func (wr *windowRows) row(device string, start, end int64, rs []decode.Reading) 
 }
 
 // deadLate is the dead letter of a late reading.
-func deadLate(r decode.Reading, w *windower, suffix string, cause error) kafkaio.Record {
+func deadLate(r records.Reading, w *windower, suffix string, cause error) kafkaio.Record {
 	if cause == nil {
 		cause = fmt.Errorf("late reading: its windows closed when the device's windows up to %s had closed (allowed lateness %v); resend it with a current time or raise windows.allowed_lateness",
 			time.Unix(0, w.closed).UTC().Format(time.RFC3339Nano), time.Duration(w.lateness))
@@ -307,7 +307,7 @@ func deadLate(r decode.Reading, w *windower, suffix string, cause error) kafkaio
 
 // addAll adds rs to w in order, closing windows as the device's newest
 // reading passes their close, and sending late readings to dead.
-func (wr *windowRows) addAll(ctx context.Context, device string, w *windower, rs []decode.Reading, suffix string, emit func(Row), dead func(kafkaio.Record)) {
+func (wr *windowRows) addAll(ctx context.Context, device string, w *windower, rs []records.Reading, suffix string, emit func(Row), dead func(kafkaio.Record)) {
 	var late, partial int64
 	for _, r := range rs {
 		t, ok := nanos(r.Time)
@@ -339,7 +339,7 @@ func (wr *windowRows) addAll(ctx context.Context, device string, w *windower, rs
 // closeTo closes w's windows up to wm and emits their rows.
 func (wr *windowRows) closeTo(ctx context.Context, device string, w *windower, wm int64, emit func(Row)) {
 	n, short := 0, 0
-	w.close(wm, func(start, end int64, rs []decode.Reading) {
+	w.close(wm, func(start, end int64, rs []records.Reading) {
 		if len(rs) < wr.minReadings {
 			short++
 			return
@@ -357,7 +357,7 @@ func (wr *windowRows) closeTo(ctx context.Context, device string, w *windower, w
 
 // sortReadings sorts readings by time, then by source coordinates, so that
 // the order does not depend on how a runner grouped them.
-func sortReadings(rs []decode.Reading) {
+func sortReadings(rs []records.Reading) {
 	sort.SliceStable(rs, func(i, j int) bool {
 		a, b := &rs[i], &rs[j]
 		if !a.Time.Equal(b.Time) {
@@ -383,7 +383,7 @@ type batchWindowFn struct {
 func (fn *batchWindowFn) Setup() { fn.out = newWindowRows(fn.Params) }
 
 func (fn *batchWindowFn) ProcessElement(ctx context.Context, device string, iter func(*chunk) bool, emit func(Row), dead func(kafkaio.Record)) {
-	var all []decode.Reading
+	var all []records.Reading
 	var c chunk
 	for iter(&c) {
 		all = append(all, c.Readings...)
@@ -396,7 +396,7 @@ func (fn *batchWindowFn) ProcessElement(ctx context.Context, device string, iter
 
 // chunk is a run of one device's readings in arrival order.
 type chunk struct {
-	Readings []decode.Reading
+	Readings []records.Reading
 }
 
 // chunkFn gathers each device's readings of a bundle into chunks, so the
@@ -404,18 +404,18 @@ type chunk struct {
 type chunkFn struct {
 	MaxReadings int
 
-	pending map[string][]decode.Reading
+	pending map[string][]records.Reading
 	latest  map[string]time.Time
 }
 
 // StartBundle takes the emitter because Beam requires a DoFn's bundle
 // methods to declare the outputs its ProcessElement has.
 func (fn *chunkFn) StartBundle(_ func(beam.EventTime, string, chunk)) {
-	fn.pending = map[string][]decode.Reading{}
+	fn.pending = map[string][]records.Reading{}
 	fn.latest = map[string]time.Time{}
 }
 
-func (fn *chunkFn) ProcessElement(r decode.Reading, emit func(beam.EventTime, string, chunk)) {
+func (fn *chunkFn) ProcessElement(r records.Reading, emit func(beam.EventTime, string, chunk)) {
 	rs := append(fn.pending[r.Device], r)
 	if r.Time.After(fn.latest[r.Device]) {
 		fn.latest[r.Device] = r.Time
@@ -427,7 +427,7 @@ func (fn *chunkFn) ProcessElement(r decode.Reading, emit func(beam.EventTime, st
 	fn.pending[r.Device] = rs
 }
 
-func (fn *chunkFn) flush(device string, rs []decode.Reading, emit func(beam.EventTime, string, chunk)) {
+func (fn *chunkFn) flush(device string, rs []records.Reading, emit func(beam.EventTime, string, chunk)) {
 	emit(beam.EventTime(fn.latest[device].UnixMilli()), device, chunk{Readings: rs})
 	delete(fn.pending, device)
 	delete(fn.latest, device)
@@ -447,7 +447,7 @@ func (fn *chunkFn) FinishBundle(emit func(beam.EventTime, string, chunk)) {
 // windowState is a device's windower between elements.
 type windowState struct {
 	Closed, Stream int64
-	Buf            []decode.Reading
+	Buf            []records.Reading
 }
 
 // streamWindowFn windows a device's readings as they arrive, keeping the
@@ -509,23 +509,23 @@ func (fn *streamWindowFn) OnTimer(ctx context.Context, ts beam.EventTime, sp sta
 
 var errCorruptState = errors.New("featurize: corrupt window state encoding")
 
-func appendReadings(b []byte, rs []decode.Reading) []byte {
+func appendReadings(b []byte, rs []records.Reading) []byte {
 	b = binary.AppendUvarint(b, uint64(len(rs)))
 	for _, r := range rs {
-		b = decode.AppendReadingBinary(b, r)
+		b = records.AppendReadingBinary(b, r)
 	}
 	return b
 }
 
-func readReadings(r *wire.Reader) []decode.Reading {
+func readReadings(r *wire.Reader) []records.Reading {
 	n := r.Uvarint()
 	if n > uint64(r.Len()) {
 		r.Fail()
 		return nil
 	}
-	rs := make([]decode.Reading, 0, n)
+	rs := make([]records.Reading, 0, n)
 	for i := uint64(0); i < n && r.Err() == nil; i++ {
-		rs = append(rs, decode.ReadReadingBinary(r))
+		rs = append(rs, records.ReadReadingBinary(r))
 	}
 	return rs
 }

@@ -15,7 +15,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
 	"github.com/muonml/muon/io/kafkaio"
 	"github.com/muonml/muon/io/message"
-	"github.com/muonml/muon/transforms/decode"
+	"github.com/muonml/muon/records"
 	"github.com/muonml/muon/transforms/featurize"
 )
 
@@ -26,7 +26,7 @@ func init() {
 
 // runWindows runs Windows over readings (in this order) and returns the
 // rows by ID, the dead letters, and the counters.
-func runWindows(t *testing.T, p featurize.WindowParams, readings []decode.Reading) (map[string]featurize.Row, []kafkaio.Record, map[string]int64) {
+func runWindows(t *testing.T, p featurize.WindowParams, readings []records.Reading) (map[string]featurize.Row, []kafkaio.Record, map[string]int64) {
 	t.Helper()
 	dir := t.TempDir()
 	pipe, s := beam.NewPipelineWithRoot()
@@ -80,12 +80,12 @@ func writeDead(_ int, iter func(*kafkaio.Record) bool, dir string) error {
 
 // wantWindows computes the rows Windows must make from readings, directly:
 // every window [k·period, k·period+size) with readings, per device.
-func wantWindows(readings []decode.Reading, channels []string, bands int, size, period time.Duration) map[string]featurize.Row {
+func wantWindows(readings []records.Reading, channels []string, bands int, size, period time.Duration) map[string]featurize.Row {
 	type key struct {
 		device string
 		start  int64
 	}
-	members := map[key][]decode.Reading{}
+	members := map[key][]records.Reading{}
 	for _, r := range readings {
 		t := r.Time.UnixNano()
 		for start := t - t%int64(period); start > t-int64(size); start -= int64(period) {
@@ -167,11 +167,11 @@ func TestWindowsOnBasicMotions(t *testing.T) {
 // that missed only some windows count as partly late.
 func TestWindowsLateReadings(t *testing.T) {
 	base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
-	reading := func(device string, sec float64, v float64) decode.Reading {
-		return decode.Reading{Device: device, Time: base.Add(time.Duration(sec * float64(time.Second))),
-			Values: []message.Value{{Name: "x", Value: v}}, Source: decode.Source{Topic: "sensors", Offset: int64(sec * 10)}}
+	reading := func(device string, sec float64, v float64) records.Reading {
+		return records.Reading{Device: device, Time: base.Add(time.Duration(sec * float64(time.Second))),
+			Values: []message.Value{{Name: "x", Value: v}}, Source: records.Source{Topic: "sensors", Offset: int64(sec * 10)}}
 	}
-	var in []decode.Reading
+	var in []records.Reading
 	for i := 0; i < 100; i++ {
 		in = append(in, reading("a", float64(i)/10, float64(i)), reading("b", float64(i)/10, float64(-i)))
 	}
@@ -203,7 +203,7 @@ func TestWindowsLateReadings(t *testing.T) {
 	}
 	// The partly late reading is in [7 s, 9 s) but not in [6 s, 8 s), and
 	// device b is unaffected.
-	used := append(append([]decode.Reading{}, in[:200]...), in[len(in)-1])
+	used := append(append([]records.Reading{}, in[:200]...), in[len(in)-1])
 	want := wantWindows(used, []string{"x"}, 0, p.Size, p.Period)
 	withPartly := wantWindows(append(used, partly), []string{"x"}, 0, p.Size, p.Period)
 	id := fmt.Sprintf("a@%d", base.Add(7*time.Second).UnixMilli())
@@ -216,10 +216,10 @@ func TestWindowsLateReadings(t *testing.T) {
 // majority rule (ties to the smallest) would pick the first.
 func TestWindowsMinReadingsAndLastLabel(t *testing.T) {
 	base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
-	var in []decode.Reading
+	var in []records.Reading
 	for i := 0; i < 10; i++ {
-		in = append(in, decode.Reading{Device: "engine", Time: base.Add(time.Duration(i) * time.Second),
-			Values: []message.Value{{Name: "x", Value: float64(i)}}, Label: strconv.Itoa(10 + i), Source: decode.Source{Topic: "t", Offset: int64(i)}})
+		in = append(in, records.Reading{Device: "engine", Time: base.Add(time.Duration(i) * time.Second),
+			Values: []message.Value{{Name: "x", Value: float64(i)}}, Label: strconv.Itoa(10 + i), Source: records.Source{Topic: "t", Offset: int64(i)}})
 	}
 	for _, unbounded := range []bool{false, true} {
 		p := featurize.WindowParams{Channels: []string{"x"}, Size: 3 * time.Second, Period: time.Second, MinReadings: 3, LastLabel: true, Unbounded: unbounded}

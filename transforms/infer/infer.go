@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -16,6 +15,7 @@ import (
 	"github.com/muonml/muon/io/arrowio"
 	"github.com/muonml/muon/io/kafkaio"
 	"github.com/muonml/muon/models"
+	"github.com/muonml/muon/records"
 	"gonum.org/v1/gonum/mat"
 )
 
@@ -310,8 +310,8 @@ func (fn *inferFn) deadLetters(b arrowio.Batch, cause error, dead func(kafkaio.R
 	for i := 0; i < n; i++ {
 		id := ids.ValueStr(i)
 		r := kafkaio.Record{Topic: fn.Params.SourceTopic, Partition: -1, Offset: -1, Key: []byte(keys.ValueStr(i))}
-		if topic, part, off, ok := sourceOf(id); ok {
-			r.Topic, r.Partition, r.Offset = topic, part, off
+		if src, ok := records.ParseID(id); ok {
+			r.Topic, r.Partition, r.Offset = src.Topic, src.Partition, src.Offset
 		}
 		v := []byte(`{"id":` + strconv.Quote(id) + `,"key":` + strconv.Quote(keys.ValueStr(i)) + `,"features":[`)
 		if ferr == nil {
@@ -326,25 +326,6 @@ func (fn *inferFn) deadLetters(b arrowio.Batch, cause error, dead func(kafkaio.R
 		dead(kafkaio.DeadLetter(r, StageInference, cause, fn.Params.DeadLetterSuffix))
 	}
 	return n
-}
-
-// sourceOf parses a row id topic/partition/offset (rows of one record
-// each carry it).
-func sourceOf(id string) (string, int, int64, bool) {
-	j := strings.LastIndexByte(id, '/')
-	if j < 0 {
-		return "", 0, 0, false
-	}
-	i := strings.LastIndexByte(id[:j], '/')
-	if i <= 0 {
-		return "", 0, 0, false
-	}
-	part, err1 := strconv.Atoi(id[i+1 : j])
-	off, err2 := strconv.ParseInt(id[j+1:], 10, 64)
-	if err1 != nil || err2 != nil {
-		return "", 0, 0, false
-	}
-	return id[:i], part, off, true
 }
 
 func appendFloat(b []byte, v float64) []byte {

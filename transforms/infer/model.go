@@ -202,7 +202,10 @@ func (s *Server) refresh(ctx context.Context) error {
 
 // servers are the process's Servers, one per branch: every
 // bundle and every DoFn instance of a branch shares one loaded model per
-// version.
+// version. Package-level because Beam leaves no other way: a runner makes
+// a DoFn instance per bundle or per thread and gives them nothing to
+// share, and loading (verifying, decompressing) a model per instance
+// would cost a load per bundle.
 var servers sync.Map // serverKey → *Server
 
 type serverKey struct {

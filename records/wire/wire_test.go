@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/muonml/muon/io/wire"
+	"github.com/muonml/muon/records/wire"
 )
 
 var errBad = errors.New("bad")

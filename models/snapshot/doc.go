@@ -1,0 +1,24 @@
+// Package snapshot reads and writes model snapshots: one file holding a
+// model's manifest (descriptor, labels, preprocessing statistics, metrics,
+// lineage) and its tensors, compressed with zstd, with a SHA-256 digest and
+// an ed25519 signature.
+//
+// The file is a fixed header followed by the compressed body:
+//
+//	magic     8 bytes  "MUONSNAP"
+//	version   uint16   FormatVersion
+//	reserved  uint16   0
+//	key id    8 bytes  KeyIDOf(signer's public key)
+//	body size uint64   length of the compressed body
+//	raw size  uint64   length of the body once decompressed
+//	digest    32 bytes SHA-256 of the header before the digest, then the body
+//	signature 64 bytes ed25519 signature of the digest
+//	body      zstd frame
+//
+// All integers are little-endian. Read checks the header, the length, the
+// digest, the signer and the signature before it decompresses a byte, then
+// decompresses into a buffer of exactly the declared raw size (bounded by
+// Limits) and decodes the body with explicit bounds on every length. The
+// manifest is JSON, decoded only once the signature has proven it comes
+// from a trusted signer.
+package snapshot
