@@ -16,12 +16,8 @@ import (
 	"github.com/muonml/muon/models/snapshot"
 )
 
-func modelsCmd() *command {
-	return &command{
-		name:  "models",
-		usage: "models keygen [--dir DIR] [--name NAME] | list --store DIR [--trust KEY] | inspect --trust KEY FILE | verify --trust KEY FILE...",
-		short: "make signing keys; inspect and verify model snapshots",
-		long: `Model snapshots are signed files: a manifest (model, labels,
+// modelsHelp is the help of muon models.
+const modelsHelp = `Model snapshots are signed files: a manifest (model, labels,
 preprocessing statistics, metrics, lineage) and the tensors, compressed with
 zstd, with a SHA-256 digest and an ed25519 signature.
 
@@ -45,7 +41,14 @@ zstd, with a SHA-256 digest and an ed25519 signature.
   muon models verify --trust keys FILE...
       Verifies each file; prints one line per file and exits 1 if any fails.
 
---trust takes public key files or folders of *.pub files and repeats.`,
+--trust takes public key files or folders of *.pub files and repeats.`
+
+func modelsCmd() *command {
+	return &command{
+		name:  "models",
+		usage: "models keygen [--dir DIR] [--name NAME] | list --store DIR [--trust KEY] | inspect --trust KEY FILE | verify --trust KEY FILE...",
+		short: "make signing keys; inspect and verify model snapshots",
+		long:  modelsHelp,
 		flags: func(fs *flag.FlagSet, out *streams) func([]string) error {
 			var trust stringList
 			fs.Var(&trust, "trust", "trusted public key `file or folder` (*.pub); repeat for more")
@@ -66,47 +69,10 @@ zstd, with a SHA-256 digest and an ed25519 signature.
 					if len(rest) > 0 {
 						return fmt.Errorf("%w: keygen takes no arguments", errUsage)
 					}
-					priv, pub, err := snapshot.GenerateKey(*dir, *name)
-					if err != nil {
-						return err
-					}
-					key, err := snapshot.LoadPublicKey(pub)
-					if err != nil {
-						return err
-					}
-					fmt.Fprintf(out.stdout, "private key  %s (sign with it; keep it secret)\npublic key   %s (trust it where models are loaded)\nkey id       %s\n",
-						priv, pub, snapshot.KeyIDOf(key))
-					return nil
+					return keygen(out.stdout, *dir, *name)
 				case "inspect", "verify":
-					if len(rest) == 0 || (sub == "inspect" && len(rest) > 1) {
-						return fmt.Errorf("%w: %s takes snapshot files (inspect: one)", errUsage, sub)
-					}
-					if len(trust) == 0 {
-						return fmt.Errorf("%w: --trust names the public keys to verify against", errUsage)
-					}
-					ring, err := snapshot.LoadKeyring(trust...)
-					if err != nil {
-						return err
-					}
-					if sub == "inspect" {
-						return inspectSnapshot(out.stdout, rest[0], ring)
-					}
-					failed := 0
-					for _, f := range rest {
-						snap, err := readSnapshot(f, ring)
-						if err != nil {
-							failed++
-							fmt.Fprintf(out.stdout, "REFUSED  %s: %v\n", f, err)
-							continue
-						}
-						fmt.Fprintf(out.stdout, "ok       %s: %s, signed by %s\n", f, snap.Manifest.Name, snap.Signer)
-					}
-					if failed > 0 {
-						return fmt.Errorf("%d of %d snapshots refused", failed, len(rest))
-					}
-					return nil
-				}
-				if sub == "list" {
+					return verifySnapshots(out.stdout, sub, rest, trust)
+				case "list":
 					if *store == "" || len(rest) > 0 {
 						return fmt.Errorf("%w: list takes --store and no arguments", errUsage)
 					}
@@ -123,6 +89,53 @@ zstd, with a SHA-256 digest and an ed25519 signature.
 			}
 		},
 	}
+}
+
+// keygen makes a signing key pair in dir and prints where it went.
+func keygen(w io.Writer, dir, name string) error {
+	priv, pub, err := snapshot.GenerateKey(dir, name)
+	if err != nil {
+		return err
+	}
+	key, err := snapshot.LoadPublicKey(pub)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "private key  %s (sign with it; keep it secret)\npublic key   %s (trust it where models are loaded)\nkey id       %s\n",
+		priv, pub, snapshot.KeyIDOf(key))
+	return nil
+}
+
+// verifySnapshots runs models inspect (one file) or verify (any number)
+// against the keys trust names.
+func verifySnapshots(w io.Writer, sub string, files []string, trust []string) error {
+	if len(files) == 0 || (sub == "inspect" && len(files) > 1) {
+		return fmt.Errorf("%w: %s takes snapshot files (inspect: one)", errUsage, sub)
+	}
+	if len(trust) == 0 {
+		return fmt.Errorf("%w: --trust names the public keys to verify against", errUsage)
+	}
+	ring, err := snapshot.LoadKeyring(trust...)
+	if err != nil {
+		return err
+	}
+	if sub == "inspect" {
+		return inspectSnapshot(w, files[0], ring)
+	}
+	failed := 0
+	for _, f := range files {
+		snap, err := readSnapshot(f, ring)
+		if err != nil {
+			failed++
+			fmt.Fprintf(w, "REFUSED  %s: %v\n", f, err)
+			continue
+		}
+		fmt.Fprintf(w, "ok       %s: %s, signed by %s\n", f, snap.Manifest.Name, snap.Signer)
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d snapshots refused", failed, len(files))
+	}
+	return nil
 }
 
 func readSnapshot(path string, ring snapshot.Keyring) (*snapshot.Snapshot, error) {
@@ -189,19 +202,27 @@ func listStore(w io.Writer, root string, ring snapshot.Keyring) error {
 }
 
 // inspectSnapshot prints what a person needs to know about a snapshot.
+// printHeader describes a snapshot that did not verify from its header
+// alone: nothing behind the signature is decoded.
+func printHeader(w io.Writer, path string) {
+	f, err := os.Open(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	if h, err := snapshot.ReadHeader(f); err == nil {
+		signed := "unsigned"
+		if h.Signed {
+			signed = "signed by key " + h.Signer.String()
+		}
+		fmt.Fprintf(w, "file          %s (not verified)\nheader        format %d, %d bytes compressed, %d raw, %s\n", path, h.Version, h.BodySize, h.RawLen, signed)
+	}
+}
+
 func inspectSnapshot(w io.Writer, path string, ring snapshot.Keyring) error {
 	snap, err := readSnapshot(path, ring)
 	if err != nil {
-		if f, oerr := os.Open(path); oerr == nil {
-			if h, herr := snapshot.ReadHeader(f); herr == nil {
-				signed := "unsigned"
-				if h.Signed {
-					signed = "signed by key " + h.Signer.String()
-				}
-				fmt.Fprintf(w, "file          %s (not verified)\nheader        format %d, %d bytes compressed, %d raw, %s\n", path, h.Version, h.BodySize, h.RawLen, signed)
-			}
-			f.Close()
-		}
+		printHeader(w, path)
 		return fmt.Errorf("%s refused: %w", path, err)
 	}
 	m := snap.Manifest
@@ -233,13 +254,20 @@ func inspectSnapshot(w io.Writer, path string, ring snapshot.Keyring) error {
 	if len(m.Labels) > 0 {
 		fmt.Fprintf(w, "labels        %s\n", strings.Join(m.Labels, ", "))
 	}
-	names := make([]string, 0, len(m.Metrics))
-	for k := range m.Metrics {
+	printSnapshotMetrics(w, m.Metrics)
+	printLineage(w, m.Lineage)
+	return nil
+}
+
+// printSnapshotMetrics prints a manifest's metrics, by name.
+func printSnapshotMetrics(w io.Writer, metrics map[string]models.Metrics) {
+	names := make([]string, 0, len(metrics))
+	for k := range metrics {
 		names = append(names, k)
 	}
 	sort.Strings(names)
 	for _, k := range names {
-		v := m.Metrics[k]
+		v := metrics[k]
 		if v.Confusion == nil && v.RMSE == 0 && v.MAE == 0 && v.Accuracy == 0 {
 			fmt.Fprintf(w, "metrics       %-22s %d rows: loss %.4f\n", k, v.N, v.Loss)
 		} else if v.Confusion == nil && (v.RMSE > 0 || v.MAE > 0) {
@@ -248,7 +276,10 @@ func inspectSnapshot(w io.Writer, path string, ring snapshot.Keyring) error {
 			fmt.Fprintf(w, "metrics       %-22s %d rows: accuracy %.4f, balanced %.4f\n", k, v.N, v.Accuracy, v.BalancedAccuracy)
 		}
 	}
-	l := m.Lineage
+}
+
+// printLineage prints when and from what a snapshot was made.
+func printLineage(w io.Writer, l snapshot.Lineage) {
 	fmt.Fprintf(w, "created       %s by muon %s, spec %s\n", l.Created.Format("2006-01-02 15:04:05 MST"), l.MuonVersion, l.SpecHash)
 	if !l.Window.IsZero() {
 		from := "the job's initial model"
@@ -274,5 +305,4 @@ func inspectSnapshot(w io.Writer, path string, ring snapshot.Keyring) error {
 			fmt.Fprintf(w, "%-13s %s, %d files: %s\n", use, s.Kind, len(s.Files), strings.Join(s.Files, ", "))
 		}
 	}
-	return nil
 }

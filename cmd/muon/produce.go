@@ -15,12 +15,8 @@ import (
 	"github.com/muonml/muon/io/replay"
 )
 
-func produceCmd() *command {
-	return &command{
-		name:  "produce",
-		usage: "produce --brokers host:port --topic T [--rate N] [--start TIME] [--period DURATION] [flags] PATH...",
-		short: "replay recordings (.ts, .csv, C-MAPSS, image folders) into a Kafka topic",
-		long: `Replays recordings into a Kafka topic as devices and gateways would, in the
+// produceHelp is the help of muon produce.
+const produceHelp = `Replays recordings into a Kafka topic as devices and gateways would, in the
 message format muon reads (README: "Message format"):
 
   *.ts        UEA/UCR time series: each case becomes a device (<file>-0001, ...),
@@ -48,7 +44,14 @@ without timestamps start at --start (default: now) and advance by --period;
 recordings with timestamps keep them unless --start is given, which shifts
 them so the first one equals it. Writes wait for all in-sync replicas unless
 --acks says otherwise. Progress goes to stderr; a summary (records, bytes,
-records/s) ends the run.`,
+records/s) ends the run.`
+
+func produceCmd() *command {
+	return &command{
+		name:  "produce",
+		usage: "produce --brokers host:port --topic T [--rate N] [--start TIME] [--period DURATION] [flags] PATH...",
+		short: "replay recordings (.ts, .csv, C-MAPSS, image folders) into a Kafka topic",
+		long:  produceHelp,
 		flags: func(fs *flag.FlagSet, out *streams) func([]string) error {
 			var brokers brokerList
 			fs.Var(&brokers, "brokers", "Kafka bootstrap `host:port`[,host:port...] (required)")
@@ -89,16 +92,8 @@ records/s) ends the run.`,
 						DeviceColumn: *deviceCol, LabelColumn: *labelCol, Exclude: exclude, Format: *format, RUL: *rul},
 					DefaultStart: time.Now().UTC().Truncate(time.Millisecond),
 				}
-				switch *start {
-				case "":
-				case "now":
-					o.Recording.Start = o.DefaultStart
-				default:
-					t, err := time.Parse(time.RFC3339Nano, *start)
-					if err != nil {
-						return fmt.Errorf("%w: --start %q is not RFC 3339 (e.g. 2024-01-01T00:00:00Z) or 'now'", errUsage, *start)
-					}
-					o.Recording.Start = t.UTC()
+				if o.Recording.Start, err = parseStart(*start, o.DefaultStart); err != nil {
+					return err
 				}
 				if !*quiet {
 					o.Progress = out.stderr
@@ -111,6 +106,21 @@ records/s) ends the run.`,
 			}
 		},
 	}
+}
+
+// parseStart reads --start: empty keeps recorded times, "now" is now.
+func parseStart(s string, now time.Time) (time.Time, error) {
+	switch s {
+	case "":
+		return time.Time{}, nil
+	case "now":
+		return now, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%w: --start %q is not RFC 3339 (e.g. 2024-01-01T00:00:00Z) or 'now'", errUsage, s)
+	}
+	return t.UTC(), nil
 }
 
 func parseAcks(s string) (kafkaio.Acks, error) {

@@ -19,12 +19,8 @@ import (
 	"github.com/muonml/muon/runners"
 )
 
-func runCmd() *command {
-	return &command{
-		name:  "run",
-		usage: "run --config FILE [--config FILE]... [--runner edge|flink] [--endpoint host:port] [--set path=value]...",
-		short: "run a job spec on the edge runner or on Flink",
-		long: `Runs the job a YAML spec describes (see configs/ for examples). The spec is
+// runHelp is the help of muon run.
+const runHelp = `Runs the job a YAML spec describes (see configs/ for examples). The spec is
 loaded and validated before anything starts: an unknown field, a wrong type,
 a missing required field or a value out of range stops here, naming the
 file, line and field path.
@@ -65,7 +61,14 @@ With no kafka.brokers in the spec, muon starts an embedded Kafka broker in
 this process for the job. Before reading, the spec's replay section (if any)
 produces recordings into the source topics. A bounded job ends by itself and
 prints a summary; an unbounded one runs until source.for elapses or Ctrl-C,
-then stops its sources and drains the pipeline before the summary.`,
+then stops its sources and drains the pipeline before the summary.`
+
+func runCmd() *command {
+	return &command{
+		name:  "run",
+		usage: "run --config FILE [--config FILE]... [--runner edge|flink] [--endpoint host:port] [--set path=value]...",
+		short: "run a job spec on the edge runner or on Flink",
+		long:  runHelp,
 		flags: func(fs *flag.FlagSet, out *streams) func([]string) error {
 			var config stringList
 			fs.Var(&config, "config", "job spec `file` (YAML; required; repeat to run several jobs in order)")
