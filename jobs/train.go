@@ -215,7 +215,7 @@ func trainStream(s beam.Scope, spec *configs.Spec, o Options, tp train.Params) e
 			return err
 		}
 	}
-	published := train.Stream(s, train.StreamParams{Params: tp, Window: st.Window.D(), Store: StoreDir(spec), Initial: init.Params, Every: st.Every.D()}, std)
+	published := train.Stream(s, train.StreamParams{Params: tp, Window: st.Window.D(), Store: StoreDir(spec), Name: spec.Name, Initial: init.Params, Every: st.Every.D()}, std)
 	train.WindowProgress(s, WindowsFile(spec), published)
 	if spec.Snapshot.Key != "" {
 		if err := publish.Windows(s.Scope("Snapshot"), publishParams(spec, o, tp), init.Preprocess, published); err != nil {
@@ -258,7 +258,7 @@ func describe(d models.Desc) string {
 // stream from train.WindowProgress's metrics and its model store.
 func (trainJob) Summarize(ctx context.Context, spec *configs.Spec, res *runners.Result, sum *Summary) error {
 	if !spec.Source.IsBounded() {
-		st, err := summarizeStream(spec, res)
+		st, err := summarizeStream(ctx, spec, res)
 		sum.Stream = st
 		return err
 	}
@@ -295,7 +295,7 @@ func (trainJob) Summarize(ctx context.Context, spec *configs.Spec, res *runners.
 // summarizeStream reports a train job on a stream: its windows from
 // train.WindowProgress's metrics, the last one's loss and the store's
 // newest model from the store.
-func summarizeStream(spec *configs.Spec, res *runners.Result) (*StreamSummary, error) {
+func summarizeStream(ctx context.Context, spec *configs.Spec, res *runners.Result) (*StreamSummary, error) {
 	sum := &StreamSummary{Store: StoreDir(spec)}
 	c := func(name string) int64 { return res.Counter(train.Namespace, name) }
 	sum.Windows, sum.Rows = c(train.Windows), c(train.WindowRows)
@@ -306,15 +306,16 @@ func summarizeStream(spec *configs.Spec, res *runners.Result) (*StreamSummary, e
 		sum.Chained = c(train.WindowsBased)
 		// This run's first window started from an earlier run's model,
 		// if from any: that one is not chained.
-		if pub, err := train.LatestBefore(sum.Store, first); err == nil && pub != nil && pub.Window.Equal(first) && !pub.Base.IsZero() {
+		store := train.NewStreamStore(sum.Store, spec.Name)
+		if pub, err := store.LatestBefore(ctx, first); err == nil && pub != nil && pub.Window.Equal(first) && !pub.Base.IsZero() {
 			sum.Chained--
 		}
-		if pub, err := train.LatestBefore(sum.Store, last); err == nil && pub != nil && pub.Window.Equal(last) {
+		if pub, err := store.LatestBefore(ctx, last); err == nil && pub != nil && pub.Window.Equal(last) {
 			sum.TrainLoss = pub.TrainLoss
 		}
 	}
-	if pub, err := train.Latest(sum.Store); err == nil && pub != nil {
-		sum.Newest = train.PublishedFile(pub.Window)
+	if pub, err := train.NewStreamStore(sum.Store, spec.Name).Latest(ctx); err == nil && pub != nil {
+		sum.Newest = pub.Version
 	}
 	return sum, nil
 }

@@ -343,8 +343,8 @@ func TestTrainStream(t *testing.T) {
 			if err := json.Unmarshal([]byte(line), &w); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := os.Stat(filepath.Join(jobs.StoreDir(spec), train.PublishedFile(w.Window))); err != nil {
-				t.Errorf("window %s: no published model: %v", w.Window, err)
+			if pub, err := train.NewStreamStore(jobs.StoreDir(spec), spec.Name).LatestBefore(ctx, w.Window); err != nil || pub == nil || !pub.Window.Equal(w.Window) {
+				t.Errorf("window %s: no published model: %+v, %v", w.Window, pub, err)
 			}
 			if w.Base.After(w.Window) {
 				t.Errorf("window %s started from the model of a later window, %s", w.Window, w.Base)
@@ -369,7 +369,7 @@ func TestTrainStream(t *testing.T) {
 		}
 	}
 	store := filepath.Join(dir, "stream", "models")
-	latest, err := train.Latest(store)
+	latest, err := train.NewStreamStore(store, "train-engines-stream").Latest(ctx)
 	if err != nil || latest == nil || !latest.Window.Equal(newest) {
 		t.Fatalf("store's newest %+v (%v), want the window ending %s", latest, err, newest)
 	}

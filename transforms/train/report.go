@@ -225,7 +225,7 @@ func (fn *windowProgressFn) ProcessElement(ctx context.Context, pub Published) e
 		setInt(ctx, WindowsBased, 1)
 	}
 	fmt.Fprintf(os.Stderr, "muon: window ending %s: trained on %d rows from %s, train loss %.4f; published %s\n",
-		pub.Window.Format(time.RFC3339), pub.Rows, from, pub.TrainLoss, PublishedFile(pub.Window))
+		pub.Window.Format(time.RFC3339), pub.Rows, from, pub.TrainLoss, pub.Version)
 	setInt(ctx, Windows, 1)
 	setInt(ctx, WindowRows, pub.Rows)
 	windowEnds.Update(ctx, pub.Window.UnixMilli())
@@ -238,8 +238,8 @@ func (fn *windowProgressFn) ProcessElement(ctx context.Context, pub Published) e
 		Rows      int64     `json:"rows"`
 		TrainLoss float64   `json:"train_loss"`
 		Seconds   float64   `json:"seconds"`
-		File      string    `json:"file"`
-	}{pub.Window, pub.Base, pub.Rows, pub.TrainLoss, pub.Seconds, PublishedFile(pub.Window)})
+		Version   string    `json:"version"`
+	}{pub.Window, pub.Base, pub.Rows, pub.TrainLoss, pub.Seconds, pub.Version})
 	if err != nil {
 		return err
 	}

@@ -1,25 +1,24 @@
 package train
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
+	"io/fs"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strconv"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/graph/window"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/graph/window/trigger"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
-	"github.com/muonml/muon/internal/atomicfile"
+	"github.com/muonml/muon/io/modelstore"
 	"github.com/muonml/muon/models"
 	"github.com/muonml/muon/transforms/featurize"
 )
@@ -43,8 +42,11 @@ type StreamParams struct {
 	Params
 	// Window is the length of the event-time windows. Required.
 	Window time.Duration
-	// Store is the directory the models are published to. Required.
+	// Store is the model store directory (io/modelstore) the models are
+	// published to. Required.
 	Store string
+	// Name names the models in the store. Default DefaultStreamName.
+	Name string
 	// Initial is the model the first window starts from when the store has
 	// none; nil starts from the seeded initial weights.
 	Initial []float64
@@ -71,7 +73,13 @@ type Published struct {
 	Seconds   float64               `json:"seconds"`
 	Params    []float64             `json:"params"`
 	Opt       models.OptimizerState `json:"optimizer"`
+	// Version is the store's version of it (name@seq), once published.
+	Version string `json:"version,omitempty"`
 }
+
+// DefaultStreamName names a stream's models in its store when
+// StreamParams.Name is empty.
+const DefaultStreamName = "stream"
 
 // Stream trains on an unbounded stream of standardized feature rows, one
 // event-time window at a time: PCollection<featurize.Row> →
@@ -84,7 +92,7 @@ type Published struct {
 // window continues from the window's own model), trains Epochs passes of
 // minibatch SGD,
 // and a combiner averages the shard models weighted by their rows. The
-// average is published to Store (PublishedFile, then LatestFile names it)
+// average is published to Store as a new version (StreamStore)
 // and emitted. Windows that a runner hands over together (a backlog) may
 // start from the same model: a window starts from whatever earlier
 // window's model has been published when it begins. It panics if p is invalid.
@@ -99,6 +107,9 @@ func Stream(s beam.Scope, p StreamParams, rows beam.PCollection) beam.PCollectio
 	if p.Window <= 0 || p.Store == "" {
 		panic(fmt.Sprintf("train.Stream: window %v must be positive and the store named (%q)", p.Window, p.Store))
 	}
+	if p.Name == "" {
+		p.Name = DefaultStreamName
+	}
 	var opts []beam.WindowIntoOption
 	if p.Every > 0 {
 		opts = append(opts, beam.Trigger(trigger.AfterEndOfWindow().EarlyFiring(trigger.AfterProcessingTime().PlusDelay(p.Every))),
@@ -107,7 +118,7 @@ func Stream(s beam.Scope, p StreamParams, rows beam.PCollection) beam.PCollectio
 	windowed := beam.WindowInto(s, window.NewFixedWindows(p.Window), rows, opts...)
 	shards := beam.GroupByKey(s, beam.ParDo(s, &streamShardFn{Shards: p.Shards}, windowed))
 	partial := beam.ParDo(s, &windowTrainFn{Params: p}, shards)
-	return beam.ParDo(s, &publishFn{Store: p.Store}, beam.Combine(s, &averageFn{}, partial))
+	return beam.ParDo(s, &publishFn{Store: p.Store, Name: p.Name}, beam.Combine(s, &averageFn{}, partial))
 }
 
 // streamShardFn keys rows by shard: a hash of their ids.
@@ -125,9 +136,13 @@ type windowTrainFn struct {
 	Params StreamParams
 
 	classes map[string]int
+	store   *StreamStore
 }
 
-func (fn *windowTrainFn) Setup() { fn.classes = classIndex(&fn.Params.Params) }
+func (fn *windowTrainFn) Setup() {
+	fn.classes = classIndex(&fn.Params.Params)
+	fn.store = NewStreamStore(fn.Params.Store, fn.Params.Name)
+}
 
 func (fn *windowTrainFn) ProcessElement(ctx context.Context, w beam.Window, shard int, iter func(*featurize.Row) bool, emit func(shardResult)) error {
 	p := &fn.Params
@@ -144,7 +159,7 @@ func (fn *windowTrainFn) ProcessElement(ctx context.Context, w beam.Window, shar
 	// The newest model of this window or an earlier one: a later pane of
 	// the window (rows that came after it first fired) continues from the
 	// window's own published model.
-	base, err := LatestBefore(p.Store, windowEnd(w))
+	base, err := fn.store.LatestBefore(ctx, windowEnd(w))
 	if err != nil {
 		return err
 	}
@@ -240,102 +255,111 @@ func (r *rows) appendRow(row featurize.Row, p *Params, classes map[string]int) e
 }
 
 // publishFn publishes a window's averaged model to the store.
-type publishFn struct{ Store string }
+type publishFn struct {
+	Store, Name string
+}
 
-func (fn *publishFn) ProcessElement(_ context.Context, w beam.Window, r shardResult, emit func(Published)) error {
+func (fn *publishFn) ProcessElement(ctx context.Context, w beam.Window, r shardResult, emit func(Published)) error {
 	if r.Rows == 0 {
 		return nil
 	}
 	pub := Published{Window: windowEnd(w), Base: r.Base, Rows: r.Rows, TrainLoss: r.LossSum / float64(r.Rows),
 		Seconds: r.Seconds, Params: r.Params, Opt: r.Opt}
-	if err := Publish(fn.Store, pub); err != nil {
+	v, err := NewStreamStore(fn.Store, fn.Name).Publish(ctx, pub)
+	if err != nil {
 		return err
 	}
+	pub.Version = v.String()
 	emit(pub)
 	return nil
 }
 
-// LatestFile names, in a store directory, the file that names the newest
-// published model.
-const LatestFile = "LATEST"
-
-// PublishedFile is the file name of the model published for the window
-// ending at end.
-func PublishedFile(end time.Time) string {
-	return fmt.Sprintf("model-%013d.json", end.UnixMilli())
+// StreamStore keeps a stream's published models in a model store
+// (io/modelstore), one version per window's model, as JSON. Versions are
+// immutable, so the window of each is read once and remembered.
+type StreamStore struct {
+	store   *modelstore.Dir
+	name    string
+	windows map[uint64]time.Time
 }
 
-// storeMu serializes publishing within a process; across processes the
-// rename of LATEST is atomic and a reader sees the old or the new name.
-var storeMu sync.Mutex
+// NewStreamStore opens the stream models named name in the model store
+// directory dir.
+func NewStreamStore(dir, name string) *StreamStore {
+	return &StreamStore{store: &modelstore.Dir{Root: dir}, name: name, windows: map[uint64]time.Time{}}
+}
 
-// Publish writes pub to the store directory and, unless the store already
-// names a model of a later window, makes it the newest.
-func Publish(dir string, pub Published) error {
+// Publish adds pub as a new version.
+func (s *StreamStore) Publish(ctx context.Context, pub Published) (modelstore.Version, error) {
+	pub.Version = ""
 	b, err := json.Marshal(pub)
 	if err != nil {
-		return err
+		return modelstore.Version{}, err
 	}
-	storeMu.Lock()
-	defer storeMu.Unlock()
-	name := PublishedFile(pub.Window)
-	if err := atomicfile.Write(filepath.Join(dir, name), b); err != nil {
-		return fmt.Errorf("train: publishing %s: %w", name, err)
+	v, err := s.store.Publish(ctx, s.name, bytes.NewReader(b))
+	if err != nil {
+		return v, fmt.Errorf("train: publishing the model of the window ending %s: %w", pub.Window.Format(time.RFC3339), err)
 	}
-	cur, err := os.ReadFile(filepath.Join(dir, LatestFile))
-	if err == nil && strings.TrimSpace(string(cur)) >= name {
-		return nil // names are zero-padded window ends: a later one stays newest
-	}
-	return atomicfile.Write(filepath.Join(dir, LatestFile), []byte(name+"\n"))
+	return v, nil
 }
 
-// LatestBefore reads the model of the latest window that ended by t
-// published to the store directory; nil if there is none.
-func LatestBefore(dir string, t time.Time) (*Published, error) {
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
+// LatestBefore reads the model of the latest window that ended by t; nil
+// if there is none.
+func (s *StreamStore) LatestBefore(ctx context.Context, t time.Time) (*Published, error) {
+	vs, err := s.store.List(ctx)
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("train: model store: %w", err)
 	}
-	limit := PublishedFile(t)
-	best := ""
-	for _, e := range entries {
-		n := e.Name()
-		// Zero-padded window ends: names sort by time.
-		if strings.HasPrefix(n, "model-") && strings.HasSuffix(n, ".json") && len(n) == len(limit) && n <= limit && n > best {
-			best = n
+	var best *modelstore.Version
+	var bestWindow time.Time
+	for i := range vs {
+		v := &vs[i]
+		if v.Name != s.name {
+			continue
+		}
+		w, ok := s.windows[v.Seq]
+		if !ok {
+			pub, err := s.read(ctx, *v)
+			if err != nil {
+				return nil, err
+			}
+			w = pub.Window
+			s.windows[v.Seq] = w
+		}
+		// The later version of two for one window (a later pane) wins.
+		if !w.After(t) && (best == nil || w.After(bestWindow) || w.Equal(bestWindow) && v.Seq > best.Seq) {
+			best, bestWindow = v, w
 		}
 	}
-	if best == "" {
+	if best == nil {
 		return nil, nil
 	}
-	return readPublished(filepath.Join(dir, best))
+	return s.read(ctx, *best)
 }
 
-// Latest reads the newest model published to the store directory (the
-// one LatestFile names); nil if there is none yet.
-func Latest(dir string) (*Published, error) {
-	name, err := os.ReadFile(filepath.Join(dir, LatestFile))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
+// Latest reads the model of the latest window; nil if there is none.
+func (s *StreamStore) Latest(ctx context.Context) (*Published, error) {
+	return s.LatestBefore(ctx, time.Unix(1<<62, 0))
+}
+
+func (s *StreamStore) read(ctx context.Context, v modelstore.Version) (*Published, error) {
+	r, err := s.store.Open(ctx, v)
 	if err != nil {
 		return nil, fmt.Errorf("train: model store: %w", err)
 	}
-	return readPublished(filepath.Join(dir, filepath.Base(strings.TrimSpace(string(name)))))
-}
-
-func readPublished(file string) (*Published, error) {
-	b, err := os.ReadFile(file)
+	defer r.Close()
+	b, err := io.ReadAll(r)
 	if err != nil {
-		return nil, fmt.Errorf("train: model store names %s: %w", file, err)
+		return nil, fmt.Errorf("train: model store: %s: %w", v, err)
 	}
 	var pub Published
 	if err := json.Unmarshal(b, &pub); err != nil {
-		return nil, fmt.Errorf("train: model store: %s: %w", file, err)
+		return nil, fmt.Errorf("train: model store: %s: %w", v, err)
 	}
+	pub.Version = v.String()
 	return &pub, nil
 }
 
