@@ -13,9 +13,9 @@ import (
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/muonml/muon/configs"
-	"github.com/muonml/muon/io/recording"
-	"github.com/muonml/muon/io/replay"
 	"github.com/muonml/muon/jobs"
+	"github.com/muonml/muon/producer/recording"
+	"github.com/muonml/muon/producer/replay"
 	"github.com/muonml/muon/runners"
 	"github.com/muonml/muon/transforms/analyze"
 	"github.com/muonml/muon/transforms/train"

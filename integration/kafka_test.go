@@ -22,8 +22,8 @@ import (
 	"github.com/muonml/muon/configs"
 	"github.com/muonml/muon/io/kafkaio"
 	"github.com/muonml/muon/io/kafkaio/embedded"
-	"github.com/muonml/muon/io/message"
 	"github.com/muonml/muon/jobs"
+	"github.com/muonml/muon/message"
 	"github.com/muonml/muon/runners"
 	"github.com/segmentio/kafka-go"
 )

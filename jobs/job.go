@@ -14,7 +14,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/muonml/muon/configs"
 	"github.com/muonml/muon/io/kafkaio"
-	"github.com/muonml/muon/io/message"
+	"github.com/muonml/muon/message"
 	"github.com/muonml/muon/runners"
 	"github.com/muonml/muon/transforms/decode"
 	"github.com/muonml/muon/transforms/featurize"

@@ -19,11 +19,11 @@ import (
 	"github.com/muonml/muon/io/kafkaio"
 	"github.com/muonml/muon/io/kafkaio/embedded"
 	"github.com/muonml/muon/io/modelstore"
-	"github.com/muonml/muon/io/recording"
-	"github.com/muonml/muon/io/replay"
 	"github.com/muonml/muon/jobs"
 	"github.com/muonml/muon/models/compress"
 	"github.com/muonml/muon/models/snapshot"
+	"github.com/muonml/muon/producer/recording"
+	"github.com/muonml/muon/producer/replay"
 	"github.com/muonml/muon/runners"
 	"github.com/muonml/muon/transforms/train"
 )

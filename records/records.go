@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
-	"github.com/muonml/muon/io/message"
+	"github.com/muonml/muon/message"
 	"github.com/muonml/muon/records/wire"
 )
 

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
-	"github.com/muonml/muon/io/message"
+	"github.com/muonml/muon/message"
 )
 
 var at = time.Date(2024, 5, 1, 12, 0, 0, 250_000_123, time.UTC)

@@ -16,7 +16,7 @@ import (
 
 	"github.com/muonml/muon/io/kafkaio"
 	"github.com/muonml/muon/io/kafkaio/embedded"
-	"github.com/muonml/muon/io/message"
+	"github.com/muonml/muon/message"
 )
 
 func runMuon(t *testing.T, args ...string) (code int, stdout, stderr string) {

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/muonml/muon/io/kafkaio"
-	"github.com/muonml/muon/io/recording"
-	"github.com/muonml/muon/io/replay"
+	"github.com/muonml/muon/producer/recording"
+	"github.com/muonml/muon/producer/replay"
 )
 
 // produceHelp is the help of muon produce.

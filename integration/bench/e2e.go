@@ -12,8 +12,8 @@ import (
 
 	"github.com/muonml/muon/io/kafkaio"
 	"github.com/muonml/muon/io/kafkaio/embedded"
-	"github.com/muonml/muon/io/recording"
-	"github.com/muonml/muon/io/replay"
+	"github.com/muonml/muon/producer/recording"
+	"github.com/muonml/muon/producer/replay"
 )
 
 // e2eCopies is how many times the optdigits test split is replayed into

@@ -25,7 +25,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/transforms/stats"
 	"github.com/muonml/muon/io/kafkaio"
 	"github.com/muonml/muon/io/kafkaio/embedded"
-	"github.com/muonml/muon/io/recording"
+	"github.com/muonml/muon/producer/recording"
 	"github.com/muonml/muon/runners"
 	"github.com/muonml/muon/transforms/batch"
 	"github.com/segmentio/kafka-go"

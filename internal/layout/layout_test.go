@@ -24,6 +24,7 @@ var rules = []rule{
 	{"models/", []string{"github.com/apache/beam/"}, "numerics run without Beam (the predict API, the bench, devices)"},
 	{"transforms/", []string{module + "jobs", module + "cmd/"}, "stages know no job"},
 	{"records", []string{module + "io/kafkaio", module + "io/parquetio", module + "io/arrowio", module + "io/modelstore", module + "transforms/", module + "jobs", module + "models", module + "runners", module + "configs"}, "record types are the bottom: only the message contract below them"},
+	{"message", []string{module}, "the message contract stands alone: producers import it"},
 	{"runners", []string{module + "jobs", module + "transforms/", module + "cmd/"}, "runners launch any pipeline"},
 	{"configs", []string{module + "jobs", module + "cmd/"}, "specs know no job"},
 }

@@ -10,8 +10,8 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/muonml/muon/io/arrowio"
-	"github.com/muonml/muon/io/message"
 	"github.com/muonml/muon/io/parquetio"
+	"github.com/muonml/muon/message"
 	"github.com/muonml/muon/records"
 )
 

@@ -6,7 +6,7 @@ import (
 	"math"
 	"time"
 
-	"github.com/muonml/muon/io/message"
+	"github.com/muonml/muon/message"
 	"github.com/muonml/muon/records"
 	"github.com/parquet-go/parquet-go"
 )

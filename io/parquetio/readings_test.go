@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/muonml/muon/io/message"
 	"github.com/muonml/muon/io/parquetio"
+	"github.com/muonml/muon/message"
 	"github.com/muonml/muon/records"
 )
 

@@ -8,7 +8,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 	"github.com/muonml/muon/io/kafkaio"
-	"github.com/muonml/muon/io/message"
+	"github.com/muonml/muon/message"
 	"github.com/muonml/muon/records"
 )
 

@@ -14,8 +14,8 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
-	"github.com/muonml/muon/io/message"
-	"github.com/muonml/muon/io/recording"
+	"github.com/muonml/muon/message"
+	"github.com/muonml/muon/producer/recording"
 	"github.com/muonml/muon/records"
 	"github.com/muonml/muon/transforms/featurize"
 )

@@ -12,7 +12,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/passert"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
 	"github.com/muonml/muon/io/kafkaio"
-	"github.com/muonml/muon/io/message"
+	"github.com/muonml/muon/message"
 	"github.com/muonml/muon/records"
 	"github.com/muonml/muon/transforms/decode"
 	"github.com/muonml/muon/transforms/featurize"

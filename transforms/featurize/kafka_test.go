@@ -10,8 +10,8 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
 	"github.com/muonml/muon/io/kafkaio"
 	"github.com/muonml/muon/io/kafkaio/embedded"
-	"github.com/muonml/muon/io/recording"
-	"github.com/muonml/muon/io/replay"
+	"github.com/muonml/muon/producer/recording"
+	"github.com/muonml/muon/producer/replay"
 	"github.com/muonml/muon/transforms/decode"
 	"github.com/muonml/muon/transforms/featurize"
 )

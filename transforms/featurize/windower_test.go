@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/muonml/muon/io/kafkaio"
-	"github.com/muonml/muon/io/message"
+	"github.com/muonml/muon/message"
 	"github.com/muonml/muon/records"
 )
 

@@ -10,7 +10,7 @@ import (
 
 	"bytes"
 
-	"github.com/muonml/muon/io/message"
+	"github.com/muonml/muon/message"
 )
 
 func ExampleAppendReading() {

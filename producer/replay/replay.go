@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/muonml/muon/io/kafkaio"
-	"github.com/muonml/muon/io/recording"
+	"github.com/muonml/muon/producer/recording"
 	"github.com/segmentio/kafka-go"
 )
 

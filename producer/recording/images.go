@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/muonml/muon/io/message"
+	"github.com/muonml/muon/message"
 )
 
 type imageFile struct {

@@ -11,8 +11,8 @@ import (
 
 	"github.com/muonml/muon/io/kafkaio"
 	"github.com/muonml/muon/io/kafkaio/embedded"
-	"github.com/muonml/muon/io/recording"
-	"github.com/muonml/muon/io/replay"
+	"github.com/muonml/muon/producer/recording"
+	"github.com/muonml/muon/producer/replay"
 )
 
 func TestReplay(t *testing.T) {

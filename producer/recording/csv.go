@@ -13,7 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/muonml/muon/io/message"
+	"github.com/muonml/muon/message"
 )
 
 // Column names recognised when Options leave a role empty, in no particular

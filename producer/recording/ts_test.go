@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/muonml/muon/io/message"
+	"github.com/muonml/muon/message"
 )
 
 func TestTSBasicMotions(t *testing.T) {

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/muonml/muon/io/message"
+	"github.com/muonml/muon/message"
 )
 
 const cmapssDir = "cmapss_fd001"

@@ -6,7 +6,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/muonml/muon/io/message"
+	"github.com/muonml/muon/message"
 )
 
 // jsonlSource replays captured messages: one message value per line, sent

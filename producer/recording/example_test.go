@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/muonml/muon/io/recording"
+	"github.com/muonml/muon/producer/recording"
 )
 
 func ExampleOpen() {

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/muonml/muon/io/message"
+	"github.com/muonml/muon/message"
 )
 
 // Errors returned by this package, always wrapped with the path (and line,

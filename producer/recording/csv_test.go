@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/muonml/muon/io/message"
+	"github.com/muonml/muon/message"
 )
 
 const nabCSV = "nab_machine_temperature/machine_temperature_system_failure.csv"

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/muonml/muon/io/message"
+	"github.com/muonml/muon/message"
 )
 
 func TestImagesMagneticTile(t *testing.T) {
