@@ -7,6 +7,7 @@ import (
 
 	"github.com/muonml/muon/io/kafkaio"
 	"github.com/muonml/muon/transforms/publish"
+	"github.com/muonml/muon/transforms/train"
 )
 
 // Spec is a muon job spec.
@@ -78,18 +79,20 @@ type Source struct {
 	For Duration `yaml:"for"`
 	// CheckpointRecords and CheckpointInterval: an unbounded read
 	// checkpoints itself after this many records or this long. Defaults
-	// 20000 and 1s.
+	// kafkaio.DefaultCheckpointRecords and kafkaio.DefaultCheckpointInterval.
 	CheckpointRecords  int      `yaml:"checkpoint_records" min:"0"`
 	CheckpointInterval Duration `yaml:"checkpoint_interval"`
 	// IdleTimeout: an idle, caught-up partition's watermark follows the
-	// wall clock after this long. Default 2s.
+	// wall clock after this long. Default kafkaio.DefaultIdleTimeout.
 	IdleTimeout Duration `yaml:"idle_timeout"`
-	// BatchRecords is the most records per fetch batch element. Default 4096.
+	// BatchRecords is the most records per fetch batch element. Default
+	// kafkaio.DefaultBatchRecords.
 	BatchRecords int `yaml:"batch_records" min:"0"`
 	// FetchMaxBytes is the most bytes one fetch asks a broker for, and
 	// FetchConns how many connections a bounded read fetches a partition
 	// with: together they bound the read's buffers (about FetchMaxBytes ×
-	// FetchConns per partition being read). Defaults 8 MiB and 2; an edge
+	// FetchConns per partition being read). Defaults
+	// kafkaio.DefaultFetchMaxBytes and kafkaio.DefaultFetchConns; an edge
 	// device with little memory lowers them.
 	FetchMaxBytes int `yaml:"fetch_max_bytes" min:"0"`
 	FetchConns    int `yaml:"fetch_conns" min:"0"`
@@ -101,10 +104,11 @@ func (s *Source) IsBounded() bool { return s.Bounded == nil || *s.Bounded }
 // Decode limits what the decode stage accepts.
 type Decode struct {
 	// MaxBytes is the largest message accepted; larger ones go to the dead
-	// letter. Default 1 MiB for sensor readings, 32 MiB for images.
+	// letter. Default message.MaxReadingBytes for sensor readings, the image
+	// limits' MaxBytes for images.
 	MaxBytes int `yaml:"max_bytes" min:"0"`
 	// MaxWidth, MaxHeight and MaxPixels bound image dimensions, checked
-	// before any pixel is decoded. Defaults 8192, 8192, 16777216.
+	// before any pixel is decoded. Defaults message.DefaultImageLimits.
 	MaxWidth  int `yaml:"max_width" min:"0"`
 	MaxHeight int `yaml:"max_height" min:"0"`
 	MaxPixels int `yaml:"max_pixels" min:"0"`
@@ -167,13 +171,13 @@ type ImageSize struct {
 
 // Batch configures how feature rows become Arrow record batches.
 type Batch struct {
-	// MaxRows is the most rows in one batch. Default 4096.
+	// MaxRows is the most rows in one batch. Default batch.DefaultMaxRows.
 	MaxRows int `yaml:"max_rows" min:"0"`
 	// MaxWait is the longest a row waits for its batch on an unbounded
-	// source. Default 1s.
+	// source. Default batch.DefaultMaxWait.
 	MaxWait Duration `yaml:"max_wait"`
 	// Shards is how many groups build batches in parallel on a bounded
-	// source. Default 8.
+	// source. Default batch.DefaultShards.
 	Shards int `yaml:"shards" min:"0"`
 }
 
@@ -209,20 +213,21 @@ type Model struct {
 
 // Training configures data-parallel training.
 type Training struct {
-	// Epochs to run. Default 10.
+	// Epochs to run. Default train.DefaultEpochs.
 	Epochs int `yaml:"epochs" min:"0"`
-	// BatchSize is the minibatch size. Default 32.
+	// BatchSize is the minibatch size. Default train.DefaultBatchSize.
 	BatchSize int `yaml:"batch_size" min:"0"`
 	// Shards train at once from the same model, averaged every epoch.
-	// Default 1 (serial minibatch SGD).
+	// Default train.DefaultShards (serial minibatch SGD).
 	Shards int `yaml:"shards" min:"0"`
-	// Seed of the initial weights and the row order. Default 1.
+	// Seed of the initial weights and the row order. Default
+	// train.DefaultSeed.
 	Seed int `yaml:"seed" min:"0"`
 	// Patience stops after this many epochs without a lower validation
 	// loss, keeping the best epoch's model. Default 0: every epoch runs.
 	Patience int `yaml:"patience" min:"0"`
 	// Validation is the fraction of rows held out (by a hash of the row
-	// id) to measure every epoch. Default 0.2.
+	// id) to measure every epoch. Default train.DefaultValidation.
 	Validation float64 `yaml:"validation" min:"0"`
 	// SplitBy is what the validation split (and a test fraction) hashes:
 	// id (each row on its own) or device (all of a device's rows on one
@@ -412,19 +417,19 @@ func (s *Spec) applyDefaults() {
 	if s.Job == "train" {
 		t := &s.Training
 		if t.Epochs == 0 {
-			t.Epochs = 10
+			t.Epochs = train.DefaultEpochs
 		}
 		if t.BatchSize == 0 {
-			t.BatchSize = 32
+			t.BatchSize = train.DefaultBatchSize
 		}
 		if t.Shards == 0 {
-			t.Shards = 1
+			t.Shards = train.DefaultShards
 		}
 		if t.Seed == 0 {
-			t.Seed = 1
+			t.Seed = train.DefaultSeed
 		}
 		if t.Validation == 0 {
-			t.Validation = 0.2
+			t.Validation = train.DefaultValidation
 		}
 		if t.Optimizer == "" {
 			t.Optimizer = "adam"

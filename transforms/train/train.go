@@ -64,10 +64,10 @@ type Params struct {
 	Labels []string
 	// Epochs is how many epochs to run. Required.
 	Epochs int
-	// BatchSize is the minibatch size. Default 32.
+	// BatchSize is the minibatch size. Default DefaultBatchSize.
 	BatchSize int
 	// Shards is how many shards train at once, each on its part of the
-	// data, from the same model. Default 1.
+	// data, from the same model. Default DefaultShards.
 	Shards int
 	// Seed seeds the model's initial weights and, with the epoch and the
 	// shard, each shard's row order (PCG(Seed, epoch<<32 | shard)).
@@ -78,12 +78,27 @@ type Params struct {
 	Patience int
 }
 
+// Defaults of training, which Params and job specs take.
+const (
+	// DefaultEpochs is how many epochs a train job runs.
+	DefaultEpochs = 10
+	// DefaultBatchSize is the minibatch size.
+	DefaultBatchSize = 32
+	// DefaultShards is how many shards train at once: serial minibatch SGD.
+	DefaultShards = 1
+	// DefaultSeed seeds the initial weights and the row order.
+	DefaultSeed = 1
+	// DefaultValidation is the fraction of rows held out to measure every
+	// epoch.
+	DefaultValidation = 0.2
+)
+
 func (p *Params) validate() error {
 	if p.BatchSize == 0 {
-		p.BatchSize = 32
+		p.BatchSize = DefaultBatchSize
 	}
 	if p.Shards == 0 {
-		p.Shards = 1
+		p.Shards = DefaultShards
 	}
 	if err := p.Model.Validate(); err != nil {
 		return err
