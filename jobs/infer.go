@@ -133,7 +133,7 @@ func servedModels(ctx context.Context, spec *configs.Spec, res *runners.Result) 
 		var first uint64
 		for k, v := range res.Counters {
 			if ver, ok := strings.CutPrefix(k, prefix); ok && v > 0 {
-				if seq := versionSeq(ver); seq > 0 && (first == 0 || seq < first) {
+				if seq := VersionSeq(ver); seq > 0 && (first == 0 || seq < first) {
 					first = seq
 				}
 			}
@@ -196,7 +196,7 @@ func SummarizeInference(spec *configs.Spec, served []*infer.Model, res *runners.
 					b.ByModel = map[string]int64{}
 				}
 				b.ByModel[ver] = v
-				if seq := versionSeq(ver); seq > finalSeq && ver != b.Model {
+				if seq := VersionSeq(ver); seq > finalSeq && ver != b.Model {
 					finalSeq, b.Final = seq, ver
 				}
 			}
@@ -209,9 +209,9 @@ func SummarizeInference(spec *configs.Spec, served []*infer.Model, res *runners.
 	return out
 }
 
-// versionSeq is the sequence number of a model version name@seq, 0 if
+// VersionSeq is the sequence number of a model version name@seq, 0 if
 // it has none.
-func versionSeq(version string) uint64 {
+func VersionSeq(version string) uint64 {
 	i := strings.LastIndexByte(version, '@')
 	if i < 0 {
 		return 0

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/muonml/muon/jobs"
@@ -44,7 +43,7 @@ func byVersion(m map[string]int64) string {
 	}
 	var vs []v
 	for name, n := range m {
-		vs = append(vs, v{name, versionSeq(name), n})
+		vs = append(vs, v{name, jobs.VersionSeq(name), n})
 	}
 	slices.SortFunc(vs, func(a, b v) int { return cmp.Compare(a.seq, b.seq) })
 	parts := make([]string, len(vs))
@@ -52,15 +51,4 @@ func byVersion(m map[string]int64) string {
 		parts[i] = fmt.Sprintf("%s %d", x.name, x.n)
 	}
 	return strings.Join(parts, ", ")
-}
-
-// versionSeq is the sequence number of a model version name@seq, 0 if
-// it has none.
-func versionSeq(version string) uint64 {
-	i := strings.LastIndexByte(version, '@')
-	if i < 0 {
-		return 0
-	}
-	seq, _ := strconv.ParseUint(version[i+1:], 10, 64)
-	return seq
 }
