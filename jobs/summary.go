@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/muonml/muon/io/kafkaio"
-	"github.com/muonml/muon/models"
 	"github.com/muonml/muon/transforms/publish"
+	"github.com/muonml/muon/transforms/train"
 )
 
 // Summary is what a finished job reports; muon run prints it and writes it
@@ -58,15 +58,10 @@ type Reason struct {
 
 // TrainSummary is what a bounded train job made.
 type TrainSummary struct {
-	Model      string          `json:"model"`
-	Params     int             `json:"params"`
-	Rows       int64           `json:"rows"`
-	Epochs     int             `json:"epochs"`
-	Trained    int             `json:"trained"`
-	BestEpoch  int             `json:"best_epoch,omitempty"`
-	TrainLoss  float64         `json:"train_loss"`
-	Validation models.Metrics  `json:"validation"`
-	Test       *models.Metrics `json:"test,omitempty"`
+	Model  string `json:"model"`
+	Params int    `json:"params"`
+	Rows   int64  `json:"rows"`
+	train.Final
 	TargetCap  float64         `json:"target_cap,omitempty"`
 	ModelFile  string          `json:"model_file"`
 	Snapshot   *publish.Result `json:"snapshot,omitempty"`

@@ -275,9 +275,8 @@ func (trainJob) Summarize(ctx context.Context, spec *configs.Spec, res *runners.
 		return err
 	}
 	f.Validation.Confusion = nil
-	ts := &TrainSummary{Test: f.Test, TargetCap: spec.Training.TargetCap, Model: m.String(), Params: m.NumParams(),
-		Rows: res.Counter(batch.Namespace, batch.MetricRows), Epochs: f.Epochs, Trained: f.Trained, BestEpoch: f.BestEpoch,
-		TrainLoss: f.TrainLoss, Validation: f.Validation, ModelFile: ModelFile(spec), EpochsFile: EpochsFile(spec)}
+	ts := &TrainSummary{Final: f, TargetCap: spec.Training.TargetCap, Model: m.String(), Params: m.NumParams(),
+		Rows: res.Counter(batch.Namespace, batch.MetricRows), ModelFile: ModelFile(spec), EpochsFile: EpochsFile(spec)}
 	if spec.Snapshot.Key != "" {
 		published := res.Counter(publish.Namespace, publish.Published) > 0
 		seq := res.Counter(publish.Namespace, publish.Version)

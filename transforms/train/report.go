@@ -128,13 +128,20 @@ func (c Counters) metricsFrom(prefix string) (models.Metrics, bool) {
 	return m, true
 }
 
-// Final is what Save reported of the model a bounded train job kept.
+// Final is how the model a bounded train job kept was trained and how it
+// measures: kept in its model file, and reported in metrics by Save.
 type Final struct {
-	Epochs, Trained, BestEpoch int
-	TrainLoss                  float64
-	Validation                 models.Metrics
-	// Test is nil without test rows.
-	Test *models.Metrics
+	Epochs int `json:"epochs"`
+	// Trained is the last epoch that trained (below Epochs if training
+	// stopped early).
+	Trained int `json:"trained"`
+	// BestEpoch is the epoch whose model was kept with early stopping.
+	BestEpoch int     `json:"best_epoch,omitempty"`
+	TrainLoss float64 `json:"train_loss"`
+	// Validation are the metrics on the validation rows.
+	Validation models.Metrics `json:"validation"`
+	// Test are the metrics on the held-out test set; nil without one.
+	Test *models.Metrics `json:"test,omitempty"`
 }
 
 // FinalFrom reads what Save reported from a job's counters; false if it
@@ -279,15 +286,7 @@ type TrainedModel struct {
 	Params     []float64            `json:"params"`
 	Optimizer  models.OptimizerDesc `json:"optimizer"`
 	Preprocess analyze.Spec         `json:"preprocess"`
-	Epochs     int                  `json:"epochs"`
-	// Trained is the last epoch that trained (below Epochs if training
-	// stopped early).
-	Trained    int            `json:"trained"`
-	BestEpoch  int            `json:"best_epoch,omitempty"`
-	TrainLoss  float64        `json:"train_loss"`
-	Validation models.Metrics `json:"validation"`
-	// Test are the metrics on the held-out test set; nil without one.
-	Test *models.Metrics `json:"test,omitempty"`
+	Final
 	// TargetCap is the cap on regression targets the model was trained
 	// (and tested) with; 0 for none.
 	TargetCap float64 `json:"target_cap,omitempty"`
@@ -351,7 +350,7 @@ func (fn *saveFn) ProcessElement(ctx context.Context, st State, stats func(*anal
 	}
 	sp.Names = fn.P.Names
 	tm := TrainedModel{Model: m.Desc(), Params: m.Params(), Optimizer: fn.P.Train.Optimizer, Preprocess: sp,
-		Epochs: st.Epoch, Trained: st.Trained, TrainLoss: st.TrainLoss, Validation: st.Val, TargetCap: fn.P.TargetCap}
+		Final: Final{Epochs: st.Epoch, Trained: st.Trained, TrainLoss: st.TrainLoss, Validation: st.Val}, TargetCap: fn.P.TargetCap}
 	if st.BestParams != nil {
 		tm.BestEpoch = st.Best
 	}
