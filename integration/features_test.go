@@ -21,6 +21,7 @@ import (
 	"github.com/muonml/muon/message"
 	"github.com/muonml/muon/producer/recording"
 	"github.com/muonml/muon/producer/replay"
+	"github.com/muonml/muon/records"
 	"github.com/muonml/muon/runners"
 	"github.com/segmentio/kafka-go"
 )
@@ -175,8 +176,8 @@ func TestFeaturesStreamSendsLateReadingsToDeadLetters(t *testing.T) {
 			}
 			base := time.Now().UTC().Add(-time.Hour).Truncate(time.Minute)
 			reading := func(device string, sec float64) kafka.Message {
-				r := message.Reading{Device: device, Time: base.Add(time.Duration(sec * float64(time.Second))),
-					Values: []message.Value{{Name: "dim0", Value: sec}}}
+				r := records.Reading{Device: device, Time: base.Add(time.Duration(sec * float64(time.Second))),
+					Values: []records.Value{{Name: "dim0", Value: sec}}}
 				return kafka.Message{Key: []byte(device), Value: message.AppendReading(nil, r), Time: r.Time}
 			}
 			var msgs []kafka.Message
@@ -215,7 +216,7 @@ func TestFeaturesStreamSendsLateReadingsToDeadLetters(t *testing.T) {
 			if h[kafkaio.HeaderStage] != "late" || string(letters[0].Key) != "wrist-a" || !strings.Contains(h[kafkaio.HeaderError], "allowed lateness") {
 				t.Errorf("dead letter key %s headers %v", letters[0].Key, h)
 			}
-			var back message.Reading
+			var back records.Reading
 			if err := message.ParseReading(letters[0].Value, time.Time{}, &back); err != nil || back.Values[0].Value != 1.05 {
 				t.Errorf("dead letter value %s (%v), want the late reading", letters[0].Value, err)
 			}

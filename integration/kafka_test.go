@@ -24,6 +24,7 @@ import (
 	"github.com/muonml/muon/io/kafkaio/embedded"
 	"github.com/muonml/muon/jobs"
 	"github.com/muonml/muon/message"
+	"github.com/muonml/muon/records"
 	"github.com/muonml/muon/runners"
 	"github.com/segmentio/kafka-go"
 )
@@ -93,8 +94,8 @@ func produceIDs(t *testing.T, b broker, topic string, from, n int) {
 	base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 	msgs := make([]kafka.Message, 0, 1000)
 	for i := from; i < from+n; i++ {
-		r := message.Reading{Device: fmt.Sprintf("dev-%03d", i%50), Time: base.Add(time.Duration(i) * time.Millisecond),
-			Values: []message.Value{{Name: "id", Value: float64(i)}, {Name: "x", Value: float64(i) / 7}}}
+		r := records.Reading{Device: fmt.Sprintf("dev-%03d", i%50), Time: base.Add(time.Duration(i) * time.Millisecond),
+			Values: []records.Value{{Name: "id", Value: float64(i)}, {Name: "x", Value: float64(i) / 7}}}
 		msgs = append(msgs, kafka.Message{Key: []byte(r.Device), Value: message.AppendReading(nil, r), Time: r.Time})
 		if len(msgs) == cap(msgs) || i == from+n-1 {
 			if err := w.WriteMessages(context.Background(), msgs...); err != nil {
@@ -106,7 +107,7 @@ func produceIDs(t *testing.T, b broker, topic string, from, n int) {
 }
 
 func recordID(r kafkaio.Record) string {
-	var m message.Reading
+	var m records.Reading
 	if err := message.ParseReading(r.Value, r.Time, &m); err != nil {
 		return "unparsable:" + r.ID()
 	}
@@ -305,8 +306,8 @@ type genRecordsFn struct {
 func (fn *genRecordsFn) ProcessElement(_ int, emit func(kafkaio.Record)) {
 	base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i := 0; i < fn.N; i++ {
-		r := message.Reading{Device: fmt.Sprintf("dev-%03d", i%50), Time: base.Add(time.Duration(i) * time.Millisecond),
-			Values: []message.Value{{Name: "id", Value: float64(i)}}}
+		r := records.Reading{Device: fmt.Sprintf("dev-%03d", i%50), Time: base.Add(time.Duration(i) * time.Millisecond),
+			Values: []records.Value{{Name: "id", Value: float64(i)}}}
 		emit(kafkaio.Record{Topic: fn.Topic, Key: []byte(r.Device), Value: message.AppendReading(nil, r), Time: r.Time,
 			Headers: []kafkaio.Header{{Key: "seq", Value: []byte(strconv.Itoa(i))}}})
 	}
@@ -329,7 +330,7 @@ func TestWriteKeepsEveryRecordAndKey(t *testing.T) {
 			for _, m := range msgs {
 				id := recordID(kafkaio.Record{Value: m.Value, Time: m.Time})
 				seen[id]++
-				var r message.Reading
+				var r records.Reading
 				if err := message.ParseReading(m.Value, m.Time, &r); err != nil || r.Device != string(m.Key) {
 					keyOK = false
 				}

@@ -22,7 +22,6 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/muonml/muon/io/arrowio"
 	"github.com/muonml/muon/io/parquetio"
-	"github.com/muonml/muon/message"
 	"github.com/muonml/muon/records"
 )
 
@@ -152,7 +151,7 @@ func parquetReadings(n int) []records.Reading {
 			r.Label = "walk"
 		}
 		for j := 0; j < i%4; j++ {
-			r.Values = append(r.Values, message.Value{Name: fmt.Sprintf("v%d", j), Value: parquetSpecial[(i+j)%len(parquetSpecial)]})
+			r.Values = append(r.Values, records.Value{Name: fmt.Sprintf("v%d", j), Value: parquetSpecial[(i+j)%len(parquetSpecial)]})
 		}
 		out[i] = r
 	}

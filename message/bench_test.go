@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/muonml/muon/records"
 )
 
 // benchReading is a typical 112-byte reading.
@@ -30,7 +32,7 @@ func BenchmarkParseReading(b *testing.B) {
 		data []byte
 	}{{"press", benchReading}, {"basicmotions", benchBasicMotions}} {
 		b.Run(bm.name, func(b *testing.B) {
-			var r Reading
+			var r records.Reading
 			b.ReportAllocs()
 			b.SetBytes(int64(len(bm.data)))
 			for b.Loop() {
@@ -39,12 +41,12 @@ func BenchmarkParseReading(b *testing.B) {
 				}
 			}
 		})
-		// fresh: a new Reading per message, so every string is allocated.
+		// fresh: a new records.Reading per message, so every string is allocated.
 		b.Run(bm.name+"/fresh", func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(bm.data)))
 			for b.Loop() {
-				var r Reading
+				var r records.Reading
 				if err := ParseReading(bm.data, time.Time{}, &r); err != nil {
 					b.Fatal(err)
 				}
@@ -64,7 +66,7 @@ func BenchmarkParseReading(b *testing.B) {
 }
 
 func BenchmarkAppendReading(b *testing.B) {
-	var r Reading
+	var r records.Reading
 	if err := ParseReading(benchBasicMotions, time.Time{}, &r); err != nil {
 		b.Fatal(err)
 	}

@@ -1,6 +1,6 @@
 // Package message is the contract between Kafka producers and muon: how a
-// sensor reading or an image travels as a Kafka record, and how muon decodes
-// it again.
+// sensor reading (a records.Reading) or an image travels as a Kafka record,
+// and how muon decodes it again.
 //
 // # Sensor readings
 //

@@ -11,13 +11,14 @@ import (
 	"bytes"
 
 	"github.com/muonml/muon/message"
+	"github.com/muonml/muon/records"
 )
 
 func ExampleAppendReading() {
-	r := message.Reading{
+	r := records.Reading{
 		Device: "press-07",
 		Time:   time.Date(2024, 5, 1, 12, 0, 0, 250e6, time.UTC),
-		Values: []message.Value{{Name: "temp", Value: 71.5}, {Name: "vib", Value: 0.031}},
+		Values: []records.Value{{Name: "temp", Value: 71.5}, {Name: "vib", Value: 0.031}},
 		Label:  "ok",
 	}
 	fmt.Printf("%s\n", message.AppendReading(nil, r))
@@ -26,9 +27,9 @@ func ExampleAppendReading() {
 }
 
 func ExampleEncodeReading() {
-	_, err := message.EncodeReading(message.Reading{
+	_, err := message.EncodeReading(records.Reading{
 		Device: "press-07",
-		Values: []message.Value{{Name: "temp", Value: math.NaN()}},
+		Values: []records.Value{{Name: "temp", Value: math.NaN()}},
 	})
 	fmt.Println(errors.Is(err, message.ErrNonNumeric))
 	fmt.Println(err)
@@ -39,7 +40,7 @@ func ExampleEncodeReading() {
 
 func ExampleParseReading() {
 	kafkaTime := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
-	var r message.Reading // reuse one per worker
+	var r records.Reading // reuse one per worker
 	for _, value := range []string{
 		`{"device":"press-07","ts":1714564800250,"values":{"temp":71.5,"vib":0.031}}`,
 		`{"device":"press-07","values":{"temp":71.6,"vib":0.029},"label":"ok"}`,

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/muonml/muon/records"
 )
 
 // referenceParse is ParseReading written the slow, obvious way on top of
@@ -16,8 +18,8 @@ import (
 // contract is stricter than encoding/json (valid UTF-8, exact field names,
 // no duplicate fields or values, integer epoch milliseconds) it says so
 // explicitly.
-func referenceParse(data []byte, fallback time.Time) (Reading, error) {
-	r := Reading{Time: fallback}
+func referenceParse(data []byte, fallback time.Time) (records.Reading, error) {
+	r := records.Reading{Time: fallback}
 	if len(data) > MaxReadingBytes {
 		return r, ErrTooLarge
 	}
@@ -134,7 +136,7 @@ func referenceParse(data []byte, fallback time.Time) (Reading, error) {
 				if err != nil {
 					return r, ErrNonNumeric
 				}
-				r.Values = append(r.Values, Value{name, f})
+				r.Values = append(r.Values, records.Value{Name: name, Value: f})
 			}
 			if _, err := dec.Token(); err != nil {
 				return r, err
@@ -173,12 +175,12 @@ func FuzzParseReading(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	// A reused destination exercises the string reuse paths.
-	var warm Reading
+	var warm records.Reading
 	if err := ParseReading([]byte(readingSeeds[0]), time.Time{}, &warm); err != nil {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		got := Reading{Device: warm.Device, Label: warm.Label, Values: append([]Value(nil), warm.Values...)}
+		got := records.Reading{Device: warm.Device, Label: warm.Label, Values: append([]records.Value(nil), warm.Values...)}
 		err := ParseReading(data, fallback, &got)
 		ref, refErr := referenceParse(data, fallback)
 		if (err == nil) != (refErr == nil) {
@@ -201,7 +203,7 @@ func FuzzParseReading(f *testing.F) {
 		if app := AppendReading(nil, got); !bytes.Equal(app, enc) {
 			t.Fatalf("AppendReading %s != EncodeReading %s", app, enc)
 		}
-		var again Reading
+		var again records.Reading
 		if err := ParseReading(enc, time.Time{}, &again); err != nil {
 			t.Fatalf("round trip of %s: %v", enc, err)
 		}
@@ -214,7 +216,7 @@ func FuzzParseReading(f *testing.F) {
 func TestReferenceSeeds(t *testing.T) {
 	for i, s := range readingSeeds {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
-			var r Reading
+			var r records.Reading
 			err := ParseReading([]byte(s), fallback, &r)
 			_, refErr := referenceParse([]byte(s), fallback)
 			if (err == nil) != (refErr == nil) {

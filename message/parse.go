@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"github.com/muonml/muon/records"
 )
 
 // maxDepth bounds the nesting of ignored fields; it is the limit
@@ -25,13 +27,13 @@ var (
 //
 // ParseReading reuses the capacity of dst.Values, and reuses the strings in
 // dst (device, label, value names) when the message repeats them, so that a
-// decode loop that keeps one Reading per worker allocates nothing for the
+// decode loop that keeps one records.Reading per worker allocates nothing for the
 // usual stream of same-shaped messages. The strings returned never alias
 // data. On error, *dst is left in an unspecified state.
 //
 // The input is treated as hostile: see the package documentation for the
 // rules, and the Err* variables for what a failure wraps.
-func ParseReading(data []byte, fallback time.Time, dst *Reading) error {
+func ParseReading(data []byte, fallback time.Time, dst *records.Reading) error {
 	if len(data) > MaxReadingBytes {
 		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, len(data), MaxReadingBytes)
 	}
@@ -477,7 +479,7 @@ func (p *parser) parseTime(fallback time.Time) (time.Time, error) {
 
 // parseValues decodes the values object into vals[:0], reusing the names
 // already in vals' backing array when they repeat.
-func (p *parser) parseValues(vals []Value) ([]Value, error) {
+func (p *parser) parseValues(vals []records.Value) ([]records.Value, error) {
 	vals = vals[:0]
 	at := p.pos
 	if at < len(p.data) && p.data[at] == 'n' {
@@ -549,7 +551,7 @@ func (p *parser) parseValues(vals []Value) ([]Value, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: value %s at byte %d: %s is out of the float64 range", ErrNonNumeric, quoteForError(name), valuePos, quoteForError(string(p.data[start:end])))
 		}
-		vals = append(vals, Value{Name: name, Value: f})
+		vals = append(vals, records.Value{Name: name, Value: f})
 		p.skipSpace()
 		if p.pos >= len(p.data) {
 			return nil, p.syntaxf(p.pos, "unexpected end of message in values, want , or }")

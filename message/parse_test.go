@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/muonml/muon/records"
 )
 
 var fallback = time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -15,48 +17,48 @@ func TestParseReadingValid(t *testing.T) {
 	tests := []struct {
 		name string
 		in   string
-		want Reading
+		want records.Reading
 	}{
 		{"minimal", `{"device":"d","values":{"x":1}}`,
-			Reading{Device: "d", Time: fallback, Values: []Value{{"x", 1}}}},
+			records.Reading{Device: "d", Time: fallback, Values: []records.Value{{Name: "x", Value: 1}}}},
 		{"all fields", `{"device":"press-07","ts":"2024-05-01T12:00:00.250+02:00","values":{"temp":71.5,"vib":-3.1e-2},"label":"ok"}`,
-			Reading{Device: "press-07", Time: time.Date(2024, 5, 1, 10, 0, 0, 250e6, time.UTC), Values: []Value{{"temp", 71.5}, {"vib", -0.031}}, Label: "ok"}},
+			records.Reading{Device: "press-07", Time: time.Date(2024, 5, 1, 10, 0, 0, 250e6, time.UTC), Values: []records.Value{{Name: "temp", Value: 71.5}, {Name: "vib", Value: -0.031}}, Label: "ok"}},
 		{"epoch ms", `{"ts":1714564800250,"device":"d","values":{"x":1}}`,
-			Reading{Device: "d", Time: time.Date(2024, 5, 1, 12, 0, 0, 250e6, time.UTC), Values: []Value{{"x", 1}}}},
+			records.Reading{Device: "d", Time: time.Date(2024, 5, 1, 12, 0, 0, 250e6, time.UTC), Values: []records.Value{{Name: "x", Value: 1}}}},
 		{"negative epoch ms", `{"ts":-1,"device":"d","values":{"x":1}}`,
-			Reading{Device: "d", Time: time.Date(1969, 12, 31, 23, 59, 59, 999e6, time.UTC), Values: []Value{{"x", 1}}}},
+			records.Reading{Device: "d", Time: time.Date(1969, 12, 31, 23, 59, 59, 999e6, time.UTC), Values: []records.Value{{Name: "x", Value: 1}}}},
 		{"ts null uses fallback", `{"ts":null,"device":"d","values":{"x":1}}`,
-			Reading{Device: "d", Time: fallback, Values: []Value{{"x", 1}}}},
+			records.Reading{Device: "d", Time: fallback, Values: []records.Value{{Name: "x", Value: 1}}}},
 		{"nanosecond ts", `{"ts":"2024-05-01T12:00:00.123456789Z","device":"d","values":{"x":1}}`,
-			Reading{Device: "d", Time: time.Date(2024, 5, 1, 12, 0, 0, 123456789, time.UTC), Values: []Value{{"x", 1}}}},
+			records.Reading{Device: "d", Time: time.Date(2024, 5, 1, 12, 0, 0, 123456789, time.UTC), Values: []records.Value{{Name: "x", Value: 1}}}},
 		{"label null", `{"device":"d","values":{"x":1},"label":null}`,
-			Reading{Device: "d", Time: fallback, Values: []Value{{"x", 1}}}},
+			records.Reading{Device: "d", Time: fallback, Values: []records.Value{{Name: "x", Value: 1}}}},
 		{"whitespace everywhere", " \t\r\n{ \"device\" :\n\"d\" , \"values\" : { \"x\" : 1 , \"y\" : 2 } } \n",
-			Reading{Device: "d", Time: fallback, Values: []Value{{"x", 1}, {"y", 2}}}},
+			records.Reading{Device: "d", Time: fallback, Values: []records.Value{{Name: "x", Value: 1}, {Name: "y", Value: 2}}}},
 		{"order kept", `{"device":"d","values":{"z":3,"a":1,"m":2}}`,
-			Reading{Device: "d", Time: fallback, Values: []Value{{"z", 3}, {"a", 1}, {"m", 2}}}},
+			records.Reading{Device: "d", Time: fallback, Values: []records.Value{{Name: "z", Value: 3}, {Name: "a", Value: 1}, {Name: "m", Value: 2}}}},
 		{"numbers", `{"device":"d","values":{"a":-0,"b":0.5e+3,"c":1E-2,"d":12345678901234567890,"e":1e-400}}`,
-			Reading{Device: "d", Time: fallback, Values: []Value{{"a", math.Copysign(0, -1)}, {"b", 500}, {"c", 0.01}, {"d", 12345678901234567890}, {"e", 0}}}},
+			records.Reading{Device: "d", Time: fallback, Values: []records.Value{{Name: "a", Value: math.Copysign(0, -1)}, {Name: "b", Value: 500}, {Name: "c", Value: 0.01}, {Name: "d", Value: 12345678901234567890}, {Name: "e", Value: 0}}}},
 		{"escapes", `{"device":"a\"b\\c\/\b\f\n\r\t\u00e9\u20ac\ud83d\ude00","values":{"\u0078":1}}`,
-			Reading{Device: "a\"b\\c/\b\f\n\r\t\u00e9\u20ac\U0001F600", Time: fallback, Values: []Value{{"x", 1}}}},
+			records.Reading{Device: "a\"b\\c/\b\f\n\r\t\u00e9\u20ac\U0001F600", Time: fallback, Values: []records.Value{{Name: "x", Value: 1}}}},
 		{"lone surrogates become U+FFFD", `{"device":"\ud800x\udc00\ud800\ud800\udc00","values":{"x":1}}`,
-			Reading{Device: "\ufffdx\ufffd\ufffd\U00010000", Time: fallback, Values: []Value{{"x", 1}}}},
+			records.Reading{Device: "\ufffdx\ufffd\ufffd\U00010000", Time: fallback, Values: []records.Value{{Name: "x", Value: 1}}}},
 		{"escaped field names", `{"\u0064evice":"d","v\u0061lues":{"x":1},"\u006c\u0061\u0062\u0065\u006c":"L"}`,
-			Reading{Device: "d", Time: fallback, Values: []Value{{"x", 1}}, Label: "L"}},
+			records.Reading{Device: "d", Time: fallback, Values: []records.Value{{Name: "x", Value: 1}}, Label: "L"}},
 		{"raw UTF-8", `{"device":"Gerät-ü-日本","values":{"température":1}}`,
-			Reading{Device: "Gerät-ü-日本", Time: fallback, Values: []Value{{"température", 1}}}},
+			records.Reading{Device: "Gerät-ü-日本", Time: fallback, Values: []records.Value{{Name: "température", Value: 1}}}},
 		{"unknown fields skipped", `{"meta":{"a":[1,2,{"b":[[],{}]}],"c":"}]"},"device":"d","n":null,"t":true,"f":false,"s":"x","num":-1.5e3,"values":{"x":1},"arr":[]}`,
-			Reading{Device: "d", Time: fallback, Values: []Value{{"x", 1}}}},
+			records.Reading{Device: "d", Time: fallback, Values: []records.Value{{Name: "x", Value: 1}}}},
 		{"field names are case-sensitive", `{"device":"d","Device":5,"VALUES":null,"values":{"x":1}}`,
-			Reading{Device: "d", Time: fallback, Values: []Value{{"x", 1}}}},
+			records.Reading{Device: "d", Time: fallback, Values: []records.Value{{Name: "x", Value: 1}}}},
 		{"empty label", `{"device":"d","values":{"x":1},"label":""}`,
-			Reading{Device: "d", Time: fallback, Values: []Value{{"x", 1}}}},
+			records.Reading{Device: "d", Time: fallback, Values: []records.Value{{Name: "x", Value: 1}}}},
 		{"year 0 and 9999", `{"device":"d","ts":"9999-12-31T23:59:59.999Z","values":{"x":1}}`,
-			Reading{Device: "d", Time: time.Date(9999, 12, 31, 23, 59, 59, 999e6, time.UTC), Values: []Value{{"x", 1}}}},
+			records.Reading{Device: "d", Time: time.Date(9999, 12, 31, 23, 59, 59, 999e6, time.UTC), Values: []records.Value{{Name: "x", Value: 1}}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var got Reading
+			var got records.Reading
 			if err := ParseReading([]byte(tt.in), fallback, &got); err != nil {
 				t.Fatalf("ParseReading: %v", err)
 			}
@@ -134,7 +136,7 @@ func TestParseReadingErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var r Reading
+			var r records.Reading
 			err := ParseReading([]byte(tt.in), fallback, &r)
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("err = %v, want %v", err, tt.want)
@@ -151,7 +153,7 @@ func TestParseReadingErrors(t *testing.T) {
 	}
 }
 
-// TestParseReadingReuse checks the promise that a loop reusing one Reading
+// TestParseReadingReuse checks the promise that a loop reusing one records.Reading
 // allocates nothing for messages of the same shape.
 func TestParseReadingReuse(t *testing.T) {
 	msgs := [][]byte{
@@ -159,7 +161,7 @@ func TestParseReadingReuse(t *testing.T) {
 		[]byte(`{"device":"press-07","ts":1714564800350,"values":{"temp":71.6,"vib":0.029,"rpm":1452},"label":"ok"}`),
 		[]byte(`{"device":"press-07","values":{"t\u0065mp":71.7,"vib":0.035,"rpm":1449},"label":"ok"}`),
 	}
-	var r Reading
+	var r records.Reading
 	if err := ParseReading(msgs[0], fallback, &r); err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +179,7 @@ func TestParseReadingReuse(t *testing.T) {
 	if err := ParseReading([]byte(`{"device":"other","values":{"a":1,"temp":2}}`), fallback, &r); err != nil {
 		t.Fatal(err)
 	}
-	want := Reading{Device: "other", Time: fallback, Values: []Value{{"a", 1}, {"temp", 2}}}
+	want := records.Reading{Device: "other", Time: fallback, Values: []records.Value{{Name: "a", Value: 1}, {Name: "temp", Value: 2}}}
 	if !readingsEqual(r, want) {
 		t.Errorf("got %+v, want %+v", r, want)
 	}
@@ -193,11 +195,11 @@ func TestParseReadingManyValues(t *testing.T) {
 		fmt.Fprintf(&b, `"v%d":%d`, i, i)
 	}
 	b.WriteString(`}}`)
-	var r Reading
+	var r records.Reading
 	if err := ParseReading([]byte(b.String()), fallback, &r); err != nil {
 		t.Fatal(err)
 	}
-	if len(r.Values) != 5000 || r.Values[4999] != (Value{"v4999", 4999}) {
+	if len(r.Values) != 5000 || r.Values[4999] != (records.Value{Name: "v4999", Value: 4999}) {
 		t.Fatalf("%d values, last %+v", len(r.Values), r.Values[len(r.Values)-1])
 	}
 	dup := strings.Replace(b.String(), `}}`, `,"v2500":2}}`, 1)
@@ -206,7 +208,7 @@ func TestParseReadingManyValues(t *testing.T) {
 	}
 }
 
-func readingsEqual(a, b Reading) bool {
+func readingsEqual(a, b records.Reading) bool {
 	if a.Device != b.Device || a.Label != b.Label || !a.Time.Equal(b.Time) || len(a.Values) != len(b.Values) {
 		return false
 	}

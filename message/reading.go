@@ -6,32 +6,18 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"github.com/muonml/muon/records"
 )
 
 // MaxReadingBytes is the largest encoded reading ParseReading accepts.
 const MaxReadingBytes = 1 << 20
 
-// Value is one named measurement of a reading.
-type Value struct {
-	Name  string
-	Value float64
-}
-
-// Reading is one sensor reading: the values one device measured at one time.
-type Reading struct {
-	Device string
-	// Time is the event time. A zero Time is not encoded, so that the Kafka
-	// record timestamp stands in for it.
-	Time   time.Time
-	Values []Value // in the order they were measured or received
-	Label  string  // empty when unlabelled
-}
-
-// Validate reports whether r can be encoded as a reading that ParseReading
-// accepts: a non-empty device, at least one value, non-empty unique names,
+// ValidateReading reports whether r can be encoded as a reading that
+// ParseReading accepts: a non-empty device, at least one value, non-empty unique names,
 // finite values, valid UTF-8 strings and a time (if set) within the years
 // 0000–9999 in UTC.
-func (r *Reading) Validate() error {
+func ValidateReading(r *records.Reading) error {
 	if r.Device == "" {
 		return fmt.Errorf("%w: device is empty", ErrMissingDevice)
 	}
@@ -70,8 +56,8 @@ func (r *Reading) Validate() error {
 // [Reading.Validate]. Use it where r comes from outside the program: NaN and
 // ±Inf, for example, have no JSON form and are refused with [ErrNonNumeric]
 // here, whereas AppendReading would write null for them.
-func EncodeReading(r Reading) ([]byte, error) {
-	if err := r.Validate(); err != nil {
+func EncodeReading(r records.Reading) ([]byte, error) {
+	if err := ValidateReading(&r); err != nil {
 		return nil, err
 	}
 	return AppendReading(make([]byte, 0, encodedSizeHint(&r)), r), nil
@@ -87,7 +73,7 @@ func EncodeReading(r Reading) ([]byte, error) {
 // UTF-8 becomes U+FFFD and a NaN or infinite value becomes null, which
 // ParseReading then rejects. Call [EncodeReading] or [Reading.Validate] when r
 // may be invalid.
-func AppendReading(dst []byte, r Reading) []byte {
+func AppendReading(dst []byte, r records.Reading) []byte {
 	dst = append(dst, `{"device":`...)
 	dst = appendString(dst, r.Device)
 	if !r.Time.IsZero() {
@@ -112,7 +98,7 @@ func AppendReading(dst []byte, r Reading) []byte {
 	return append(dst, '}')
 }
 
-func encodedSizeHint(r *Reading) int {
+func encodedSizeHint(r *records.Reading) int {
 	n := 64 + len(r.Device) + len(r.Label)
 	for _, v := range r.Values {
 		n += len(v.Name) + 24
@@ -208,7 +194,7 @@ func appendString(dst []byte, s string) []byte {
 // Readings usually have a handful of values, so a quadratic scan is fastest;
 // long lists go through a map so that a hostile message with many thousands
 // of values cannot make the check quadratic.
-func findDuplicate(vals []Value) (int, int, bool) {
+func findDuplicate(vals []records.Value) (int, int, bool) {
 	if len(vals) <= 32 {
 		for j := 1; j < len(vals); j++ {
 			for i := 0; i < j; i++ {

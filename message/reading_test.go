@@ -6,32 +6,34 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/muonml/muon/records"
 )
 
 func TestAppendReading(t *testing.T) {
 	ts := time.Date(2024, 5, 1, 12, 0, 0, 250e6, time.FixedZone("CEST", 2*3600))
 	tests := []struct {
 		name string
-		in   Reading
+		in   records.Reading
 		want string
 	}{
-		{"full", Reading{Device: "press-07", Time: ts, Values: []Value{{"temp", 71.5}, {"vib", 0.031}}, Label: "ok"},
+		{"full", records.Reading{Device: "press-07", Time: ts, Values: []records.Value{{Name: "temp", Value: 71.5}, {Name: "vib", Value: 0.031}}, Label: "ok"},
 			`{"device":"press-07","ts":"2024-05-01T10:00:00.250Z","values":{"temp":71.5,"vib":0.031},"label":"ok"}`},
-		{"no time no label", Reading{Device: "d", Values: []Value{{"x", -2}}},
+		{"no time no label", records.Reading{Device: "d", Values: []records.Value{{Name: "x", Value: -2}}},
 			`{"device":"d","values":{"x":-2}}`},
-		{"whole second keeps milliseconds", Reading{Device: "d", Time: time.Unix(0, 0), Values: []Value{{"x", 0}}},
+		{"whole second keeps milliseconds", records.Reading{Device: "d", Time: time.Unix(0, 0), Values: []records.Value{{Name: "x", Value: 0}}},
 			`{"device":"d","ts":"1970-01-01T00:00:00.000Z","values":{"x":0}}`},
-		{"nanoseconds", Reading{Device: "d", Time: time.Unix(0, 1), Values: []Value{{"x", 1}}},
+		{"nanoseconds", records.Reading{Device: "d", Time: time.Unix(0, 1), Values: []records.Value{{Name: "x", Value: 1}}},
 			`{"device":"d","ts":"1970-01-01T00:00:00.000000001Z","values":{"x":1}}`},
-		{"value order kept", Reading{Device: "d", Values: []Value{{"z", 1}, {"a", 2}, {"m", 3}}},
+		{"value order kept", records.Reading{Device: "d", Values: []records.Value{{Name: "z", Value: 1}, {Name: "a", Value: 2}, {Name: "m", Value: 3}}},
 			`{"device":"d","values":{"z":1,"a":2,"m":3}}`},
-		{"exponents like encoding/json", Reading{Device: "d", Values: []Value{{"a", 1e-7}, {"b", 1e21}, {"c", 1e20}, {"d", math.Copysign(0, -1)}}},
+		{"exponents like encoding/json", records.Reading{Device: "d", Values: []records.Value{{Name: "a", Value: 1e-7}, {Name: "b", Value: 1e21}, {Name: "c", Value: 1e20}, {Name: "d", Value: math.Copysign(0, -1)}}},
 			`{"device":"d","values":{"a":1e-7,"b":1e+21,"c":100000000000000000000,"d":-0}}`},
-		{"escapes", Reading{Device: "a\"b\\c\n\t\x01", Values: []Value{{"é/ü", 1}}, Label: "\u2028"},
+		{"escapes", records.Reading{Device: "a\"b\\c\n\t\x01", Values: []records.Value{{Name: "é/ü", Value: 1}}, Label: "\u2028"},
 			`{"device":"a\"b\\c\n\t\u0001","values":{"é/ü":1},"label":"\u2028"}`},
-		{"invalid UTF-8 replaced", Reading{Device: "a\xffb", Values: []Value{{"x", 1}}},
+		{"invalid UTF-8 replaced", records.Reading{Device: "a\xffb", Values: []records.Value{{Name: "x", Value: 1}}},
 			`{"device":"a\ufffdb","values":{"x":1}}`},
-		{"NaN written as null", Reading{Device: "d", Values: []Value{{"x", math.NaN()}}},
+		{"NaN written as null", records.Reading{Device: "d", Values: []records.Value{{Name: "x", Value: math.NaN()}}},
 			`{"device":"d","values":{"x":null}}`},
 	}
 	for _, tt := range tests {
@@ -45,24 +47,24 @@ func TestAppendReading(t *testing.T) {
 }
 
 func TestEncodeReading(t *testing.T) {
-	ok := []Value{{"x", 1}}
+	ok := []records.Value{{Name: "x", Value: 1}}
 	tests := []struct {
 		name string
-		in   Reading
+		in   records.Reading
 		want error
 	}{
-		{"valid", Reading{Device: "d", Values: ok}, nil},
-		{"empty device", Reading{Values: ok}, ErrMissingDevice},
-		{"no values", Reading{Device: "d"}, ErrMissingValues},
-		{"NaN", Reading{Device: "d", Values: []Value{{"x", math.NaN()}}}, ErrNonNumeric},
-		{"+Inf", Reading{Device: "d", Values: []Value{{"x", math.Inf(1)}}}, ErrNonNumeric},
-		{"-Inf", Reading{Device: "d", Values: []Value{{"x", 1}, {"y", math.Inf(-1)}}}, ErrNonNumeric},
-		{"empty name", Reading{Device: "d", Values: []Value{{"", 1}}}, ErrValueName},
-		{"duplicate name", Reading{Device: "d", Values: []Value{{"x", 1}, {"y", 2}, {"x", 3}}}, ErrDuplicateValue},
-		{"invalid UTF-8 device", Reading{Device: "\xff", Values: ok}, ErrSyntax},
-		{"invalid UTF-8 name", Reading{Device: "d", Values: []Value{{"\xc3", 1}}}, ErrSyntax},
-		{"year 10000", Reading{Device: "d", Time: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), Values: ok}, ErrBadTimestamp},
-		{"year -1", Reading{Device: "d", Time: time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC), Values: ok}, ErrBadTimestamp},
+		{"valid", records.Reading{Device: "d", Values: ok}, nil},
+		{"empty device", records.Reading{Values: ok}, ErrMissingDevice},
+		{"no values", records.Reading{Device: "d"}, ErrMissingValues},
+		{"NaN", records.Reading{Device: "d", Values: []records.Value{{Name: "x", Value: math.NaN()}}}, ErrNonNumeric},
+		{"+Inf", records.Reading{Device: "d", Values: []records.Value{{Name: "x", Value: math.Inf(1)}}}, ErrNonNumeric},
+		{"-Inf", records.Reading{Device: "d", Values: []records.Value{{Name: "x", Value: 1}, {Name: "y", Value: math.Inf(-1)}}}, ErrNonNumeric},
+		{"empty name", records.Reading{Device: "d", Values: []records.Value{{Name: "", Value: 1}}}, ErrValueName},
+		{"duplicate name", records.Reading{Device: "d", Values: []records.Value{{Name: "x", Value: 1}, {Name: "y", Value: 2}, {Name: "x", Value: 3}}}, ErrDuplicateValue},
+		{"invalid UTF-8 device", records.Reading{Device: "\xff", Values: ok}, ErrSyntax},
+		{"invalid UTF-8 name", records.Reading{Device: "d", Values: []records.Value{{Name: "\xc3", Value: 1}}}, ErrSyntax},
+		{"year 10000", records.Reading{Device: "d", Time: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), Values: ok}, ErrBadTimestamp},
+		{"year -1", records.Reading{Device: "d", Time: time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC), Values: ok}, ErrBadTimestamp},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -71,7 +73,7 @@ func TestEncodeReading(t *testing.T) {
 				t.Fatalf("err = %v, want %v", err, tt.want)
 			}
 			if err == nil {
-				var r Reading
+				var r records.Reading
 				if err := ParseReading(b, time.Time{}, &r); err != nil {
 					t.Fatalf("ParseReading(%s): %v", b, err)
 				}
@@ -81,22 +83,22 @@ func TestEncodeReading(t *testing.T) {
 }
 
 func TestEncodeReadingManyDuplicates(t *testing.T) {
-	vals := make([]Value, 1000)
+	vals := make([]records.Value, 1000)
 	for i := range vals {
-		vals[i] = Value{Name: strings.Repeat("v", i+1), Value: 1}
+		vals[i] = records.Value{Name: strings.Repeat("v", i+1), Value: 1}
 	}
-	if _, err := EncodeReading(Reading{Device: "d", Values: vals}); err != nil {
+	if _, err := EncodeReading(records.Reading{Device: "d", Values: vals}); err != nil {
 		t.Fatal(err)
 	}
 	vals[999].Name = vals[500].Name
-	if _, err := EncodeReading(Reading{Device: "d", Values: vals}); !errors.Is(err, ErrDuplicateValue) {
+	if _, err := EncodeReading(records.Reading{Device: "d", Values: vals}); !errors.Is(err, ErrDuplicateValue) {
 		t.Fatalf("err = %v, want ErrDuplicateValue", err)
 	}
 }
 
 func TestErrorMessagesAreShort(t *testing.T) {
 	long := strings.Repeat("x", 10000)
-	_, err := EncodeReading(Reading{Device: "d", Values: []Value{{long, math.NaN()}}})
+	_, err := EncodeReading(records.Reading{Device: "d", Values: []records.Value{{Name: long, Value: math.NaN()}}})
 	if err == nil || len(err.Error()) > 300 {
 		t.Fatalf("error of %d bytes: %.100v", len(err.Error()), err)
 	}

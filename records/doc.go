@@ -1,7 +1,7 @@
-// Package records holds the record types every stage passes along: a
-// decoded sensor Reading and Image, each with the typed Source it was read
-// from (Kafka topic, partition and offset), and their Beam coders. It is
-// the bottom of muon: it imports nothing of muon but the message contract
-// (package message) and its own binary encoding (records/wire), so connectors,
-// stages and jobs can all share it.
+// Package records holds the record types every stage and every producer
+// shares: one sensor Reading (what a device measured, and, once muon has
+// read it, the typed Source it was read from: Kafka topic, partition and
+// offset) and Image, with their compact binary encoding (records/wire). It
+// is the bottom of muon and imports nothing of it; its Beam coders live in
+// records/coders, so that producers (package message) need no Beam.
 package records

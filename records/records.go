@@ -5,21 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"reflect"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/apache/beam/sdks/v2/go/pkg/beam"
-	"github.com/muonml/muon/message"
 	"github.com/muonml/muon/records/wire"
 )
 
-func init() {
-	beam.RegisterType(reflect.TypeOf((*Reading)(nil)).Elem())
-	beam.RegisterCoder(reflect.TypeOf((*Reading)(nil)).Elem(), encodeReading, decodeReading)
-	beam.RegisterType(reflect.TypeOf((*Image)(nil)).Elem())
-	beam.RegisterCoder(reflect.TypeOf((*Image)(nil)).Elem(), encodeImage, decodeImage)
+// Value is one named measurement of a reading.
+type Value struct {
+	Name  string
+	Value float64
 }
 
 // Source is where a record was read: its Kafka coordinates.
@@ -51,12 +47,17 @@ func ParseID(id string) (Source, bool) {
 	return Source{Topic: id[:i], Partition: part, Offset: off}, true
 }
 
-// Reading is a decoded sensor reading.
+// Reading is one sensor reading: the values one device measured at one
+// time, and where muon read it. A producer fills in all but Source; the
+// message contract (package message) encodes and parses it.
 type Reading struct {
 	Device string
+	// Time is the event time. A zero Time is not encoded, so that the Kafka
+	// record timestamp stands in for it.
 	Time   time.Time
-	Values []message.Value
-	Label  string
+	Values []Value // in the order they were measured or received
+	Label  string  // empty when unlabelled
+	// Source is where the reading was read from; zero until it is read.
 	Source Source
 }
 
@@ -83,7 +84,8 @@ func readSource(r *wire.Reader) Source {
 	return Source{Topic: r.String(), Partition: int(r.Varint()), Offset: r.Varint()}
 }
 
-func encodeReading(r Reading) ([]byte, error) {
+// MarshalReading encodes r in its Beam coder's binary form.
+func MarshalReading(r Reading) ([]byte, error) {
 	return AppendReadingBinary(make([]byte, 0, 48+len(r.Device)+len(r.Label)+len(r.Source.Topic)+len(r.Values)*16), r), nil
 }
 
@@ -101,7 +103,8 @@ func AppendReadingBinary(b []byte, r Reading) []byte {
 	return appendSource(b, r.Source)
 }
 
-func decodeReading(b []byte) (Reading, error) {
+// UnmarshalReading decodes what MarshalReading encoded.
+func UnmarshalReading(b []byte) (Reading, error) {
 	r := wire.NewReader(b, errCorrupt)
 	out := ReadReadingBinary(r)
 	if err := r.Done(); err != nil {
@@ -123,7 +126,7 @@ func ReadReadingBinary(r *wire.Reader) Reading {
 		return Reading{}
 	}
 	if n > 0 && r.Err() == nil {
-		out.Values = make([]message.Value, n)
+		out.Values = make([]Value, n)
 		for i := range out.Values {
 			out.Values[i].Name = r.String()
 			out.Values[i].Value = r.Float64()
@@ -136,7 +139,8 @@ func ReadReadingBinary(r *wire.Reader) Reading {
 	return out
 }
 
-func encodeImage(im Image) ([]byte, error) {
+// MarshalImage encodes im in its Beam coder's binary form.
+func MarshalImage(im Image) ([]byte, error) {
 	b := make([]byte, 0, 64+len(im.Pix)+len(im.Device)+len(im.Label))
 	b = wire.AppendString(b, im.Device)
 	b = wire.AppendString(b, im.Label)
@@ -148,7 +152,8 @@ func encodeImage(im Image) ([]byte, error) {
 	return appendSource(b, im.Source), nil
 }
 
-func decodeImage(b []byte) (Image, error) {
+// UnmarshalImage decodes what MarshalImage encoded.
+func UnmarshalImage(b []byte) (Image, error) {
 	r := wire.NewReader(b, errCorrupt)
 	var im Image
 	im.Device = r.String()

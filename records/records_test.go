@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/apache/beam/sdks/v2/go/pkg/beam"
-	"github.com/muonml/muon/message"
 )
 
 var at = time.Date(2024, 5, 1, 12, 0, 0, 250_000_123, time.UTC)
@@ -23,18 +21,18 @@ var readingCases = []struct {
 	{
 		name: "basic motions",
 		in: Reading{Device: "BasicMotions_TRAIN-0001", Time: at, Label: "Standing",
-			Values: []message.Value{val("dim0", 0.079106), val("dim1", 0.394032), val("dim2", 0.551444), val("dim3", 0.351565), val("dim4", 0.02381), val("dim5", -0.125399)},
+			Values: []Value{val("dim0", 0.079106), val("dim1", 0.394032), val("dim2", 0.551444), val("dim3", 0.351565), val("dim4", 0.02381), val("dim5", -0.125399)},
 			Source: Source{Topic: "sensors", Partition: 3, Offset: 1234567}},
 		want: Reading{Device: "BasicMotions_TRAIN-0001", Time: at, Label: "Standing",
-			Values: []message.Value{val("dim0", 0.079106), val("dim1", 0.394032), val("dim2", 0.551444), val("dim3", 0.351565), val("dim4", 0.02381), val("dim5", -0.125399)},
+			Values: []Value{val("dim0", 0.079106), val("dim1", 0.394032), val("dim2", 0.551444), val("dim3", 0.351565), val("dim4", 0.02381), val("dim5", -0.125399)},
 			Source: Source{Topic: "sensors", Partition: 3, Offset: 1234567}},
 	},
 	{
 		// Kafka records without a timestamp (-1) reach us with a zero Time,
 		// and a reading without ts takes it.
 		name: "zero time stays zero",
-		in:   Reading{Device: "d", Values: []message.Value{val("a", 1)}},
-		want: Reading{Device: "d", Values: []message.Value{val("a", 1)}},
+		in:   Reading{Device: "d", Values: []Value{val("a", 1)}},
+		want: Reading{Device: "d", Values: []Value{val("a", 1)}},
 	},
 	{
 		name: "time in another zone comes back in UTC",
@@ -54,20 +52,20 @@ var readingCases = []struct {
 	},
 	{
 		name: "special floats and unicode names",
-		in: Reading{Device: "capteur-é🌡", Values: []message.Value{
+		in: Reading{Device: "capteur-é🌡", Values: []Value{
 			val("température", math.Copysign(0, -1)), val("max", math.MaxFloat64), val("tiny", math.SmallestNonzeroFloat64), val("", 0)}},
-		want: Reading{Device: "capteur-é🌡", Values: []message.Value{
+		want: Reading{Device: "capteur-é🌡", Values: []Value{
 			val("température", math.Copysign(0, -1)), val("max", math.MaxFloat64), val("tiny", math.SmallestNonzeroFloat64), val("", 0)}},
 	},
 	{
 		name: "empty values come back nil",
-		in:   Reading{Device: "d", Values: []message.Value{}, Source: Source{Partition: -1, Offset: math.MaxInt64}},
+		in:   Reading{Device: "d", Values: []Value{}, Source: Source{Partition: -1, Offset: math.MaxInt64}},
 		want: Reading{Device: "d", Source: Source{Partition: -1, Offset: math.MaxInt64}},
 	},
 	{name: "zero"},
 }
 
-func val(name string, x float64) message.Value { return message.Value{Name: name, Value: x} }
+func val(name string, x float64) Value { return Value{Name: name, Value: x} }
 
 // sameReading compares float values bit for bit, so that NaN equals itself
 // and -0 differs from 0.
@@ -86,13 +84,13 @@ func sameReading(a, b Reading) bool {
 func TestReadingCoderRoundTrip(t *testing.T) {
 	for _, tc := range readingCases {
 		t.Run(tc.name, func(t *testing.T) {
-			b, err := encodeReading(tc.in)
+			b, err := MarshalReading(tc.in)
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := decodeReading(b)
+			got, err := UnmarshalReading(b)
 			if err != nil {
-				t.Fatalf("decodeReading(%x): %v", b, err)
+				t.Fatalf("UnmarshalReading(%x): %v", b, err)
 			}
 			if !sameReading(got, tc.want) || !reflect.DeepEqual(got.Values == nil, tc.want.Values == nil) {
 				t.Errorf("round trip:\n got  %#v\n want %#v", got, tc.want)
@@ -104,13 +102,13 @@ func TestReadingCoderRoundTrip(t *testing.T) {
 func TestReadingCoderTruncated(t *testing.T) {
 	for _, tc := range readingCases {
 		t.Run(tc.name, func(t *testing.T) {
-			b, _ := encodeReading(tc.in)
+			b, _ := MarshalReading(tc.in)
 			for i := range len(b) {
-				if _, err := decodeReading(b[:i]); !errors.Is(err, errCorrupt) {
-					t.Fatalf("decodeReading(first %d of %d bytes): err %v, want %v", i, len(b), err, errCorrupt)
+				if _, err := UnmarshalReading(b[:i]); !errors.Is(err, errCorrupt) {
+					t.Fatalf("UnmarshalReading(first %d of %d bytes): err %v, want %v", i, len(b), err, errCorrupt)
 				}
 			}
-			if _, err := decodeReading(append(b, 0)); !errors.Is(err, errCorrupt) {
+			if _, err := UnmarshalReading(append(b, 0)); !errors.Is(err, errCorrupt) {
 				t.Errorf("decodeReading with a trailing byte: err %v, want %v", err, errCorrupt)
 			}
 		})
@@ -154,11 +152,11 @@ var imageCases = []struct {
 func TestImageCoderRoundTrip(t *testing.T) {
 	for _, tc := range imageCases {
 		t.Run(tc.name, func(t *testing.T) {
-			b, err := encodeImage(tc.in)
+			b, err := MarshalImage(tc.in)
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := decodeImage(b)
+			got, err := UnmarshalImage(b)
 			if err != nil {
 				t.Fatalf("decodeImage: %v", err)
 			}
@@ -172,13 +170,13 @@ func TestImageCoderRoundTrip(t *testing.T) {
 func TestImageCoderTruncated(t *testing.T) {
 	for _, tc := range imageCases[:3] {
 		t.Run(tc.name, func(t *testing.T) {
-			b, _ := encodeImage(tc.in)
+			b, _ := MarshalImage(tc.in)
 			for i := range len(b) {
-				if _, err := decodeImage(b[:i]); !errors.Is(err, errCorrupt) {
-					t.Fatalf("decodeImage(first %d of %d bytes): err %v, want %v", i, len(b), err, errCorrupt)
+				if _, err := UnmarshalImage(b[:i]); !errors.Is(err, errCorrupt) {
+					t.Fatalf("UnmarshalImage(first %d of %d bytes): err %v, want %v", i, len(b), err, errCorrupt)
 				}
 			}
-			if _, err := decodeImage(append(b, 0)); !errors.Is(err, errCorrupt) {
+			if _, err := UnmarshalImage(append(b, 0)); !errors.Is(err, errCorrupt) {
 				t.Errorf("decodeImage with a trailing byte: err %v, want %v", err, errCorrupt)
 			}
 		})
@@ -202,7 +200,7 @@ var (
 
 func TestReadingCoderCorrupt(t *testing.T) {
 	// device, time, label, value count, values, source
-	if _, err := decodeReading(cat(zero, noTime, zero, uv(0), emptySource)); err != nil {
+	if _, err := UnmarshalReading(cat(zero, noTime, zero, uv(0), emptySource)); err != nil {
 		t.Fatalf("hand-made Reading{}: %v", err)
 	}
 	for _, tc := range []struct {
@@ -227,9 +225,9 @@ func TestReadingCoderCorrupt(t *testing.T) {
 		{"trailing bytes", cat(zero, noTime, zero, uv(0), emptySource, zero)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r, err := decodeReading(tc.in)
+			r, err := UnmarshalReading(tc.in)
 			if !errors.Is(err, errCorrupt) {
-				t.Errorf("decodeReading(%x) = %+v, %v; want %v", tc.in, r, err, errCorrupt)
+				t.Errorf("UnmarshalReading(%x) = %+v, %v; want %v", tc.in, r, err, errCorrupt)
 			}
 		})
 	}
@@ -237,7 +235,7 @@ func TestReadingCoderCorrupt(t *testing.T) {
 
 func TestImageCoderCorrupt(t *testing.T) {
 	// device, label, time, width, height, pixels, source
-	if _, err := decodeImage(cat(zero, zero, someTime, uv(1), uv(2), uv(2), []byte{1, 2}, emptySource)); err != nil {
+	if _, err := UnmarshalImage(cat(zero, zero, someTime, uv(1), uv(2), uv(2), []byte{1, 2}, emptySource)); err != nil {
 		t.Fatalf("hand-made 1×2 image: %v", err)
 	}
 	for _, tc := range []struct {
@@ -259,62 +257,33 @@ func TestImageCoderCorrupt(t *testing.T) {
 		{"trailing bytes", cat(zero, zero, someTime, uv(1), uv(1), uv(1), []byte{1}, emptySource, zero)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			im, err := decodeImage(tc.in)
+			im, err := UnmarshalImage(tc.in)
 			if !errors.Is(err, errCorrupt) {
-				t.Errorf("decodeImage(%x) = %d×%d, %v; want %v", tc.in, im.Width, im.Height, err, errCorrupt)
+				t.Errorf("UnmarshalImage(%x) = %d×%d, %v; want %v", tc.in, im.Width, im.Height, err, errCorrupt)
 			}
 		})
 	}
 }
 
-// TestCodersRegistered checks that Beam encodes Reading and Image with the
-// coders of this package.
-func TestCodersRegistered(t *testing.T) {
-	r := readingCases[0].in
-	im := imageCases[0].in
-	rb, _ := encodeReading(r)
-	ib, _ := encodeImage(im)
-	for _, tc := range []struct {
-		v    any
-		mine []byte
-	}{{r, rb}, {im, ib}} {
-		typ := reflect.TypeOf(tc.v)
-		var buf bytes.Buffer
-		if err := beam.NewElementEncoder(typ).Encode(tc.v, &buf); err != nil {
-			t.Fatalf("%v: %v", typ, err)
-		}
-		if !bytes.HasSuffix(buf.Bytes(), tc.mine) {
-			t.Errorf("%v: Beam's encoding %x does not end with this package's %x", typ, buf.Bytes(), tc.mine)
-		}
-		got, err := beam.NewElementDecoder(typ).Decode(&buf)
-		if err != nil {
-			t.Fatalf("%v: %v", typ, err)
-		}
-		if !reflect.DeepEqual(got, tc.v) {
-			t.Errorf("%v through Beam's element coder:\n got  %+v\n want %+v", typ, got, tc.v)
-		}
-	}
-}
-
 func FuzzDecodeReadingCoder(f *testing.F) {
 	for _, tc := range readingCases {
-		b, _ := encodeReading(tc.in)
+		b, _ := MarshalReading(tc.in)
 		f.Add(b)
 	}
 	f.Add(cat(zero, noTime, zero, uv(1), uv(1), []byte("a"), make([]byte, 7)))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		r, err := decodeReading(b)
+		r, err := UnmarshalReading(b)
 		if err != nil {
 			if !errors.Is(err, errCorrupt) {
 				t.Fatalf("error %v does not wrap %v", err, errCorrupt)
 			}
 			return
 		}
-		b2, err := encodeReading(r)
+		b2, err := MarshalReading(r)
 		if err != nil {
 			t.Fatal(err)
 		}
-		r2, err := decodeReading(b2)
+		r2, err := UnmarshalReading(b2)
 		if err != nil {
 			t.Fatalf("re-encoded %+v does not decode: %v", r, err)
 		}
@@ -326,12 +295,12 @@ func FuzzDecodeReadingCoder(f *testing.F) {
 
 func FuzzDecodeImageCoder(f *testing.F) {
 	for _, tc := range imageCases[:3] {
-		b, _ := encodeImage(tc.in)
+		b, _ := MarshalImage(tc.in)
 		f.Add(b)
 	}
 	f.Add(cat(zero, zero, someTime, uv(1<<32), uv(1<<32), uv(0), emptySource))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		im, err := decodeImage(b)
+		im, err := UnmarshalImage(b)
 		if err != nil {
 			if !errors.Is(err, errCorrupt) {
 				t.Fatalf("error %v does not wrap %v", err, errCorrupt)
@@ -341,11 +310,11 @@ func FuzzDecodeImageCoder(f *testing.F) {
 		if im.Width*im.Height != len(im.Pix) {
 			t.Fatalf("decoded %d×%d image with %d pixels", im.Width, im.Height, len(im.Pix))
 		}
-		b2, err := encodeImage(im)
+		b2, err := MarshalImage(im)
 		if err != nil {
 			t.Fatal(err)
 		}
-		im2, err := decodeImage(b2)
+		im2, err := UnmarshalImage(b2)
 		if err != nil {
 			t.Fatalf("re-encoded %d×%d image does not decode: %v", im.Width, im.Height, err)
 		}

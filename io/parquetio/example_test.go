@@ -11,7 +11,6 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/muonml/muon/io/arrowio"
 	"github.com/muonml/muon/io/parquetio"
-	"github.com/muonml/muon/message"
 	"github.com/muonml/muon/records"
 )
 
@@ -72,7 +71,7 @@ func ExampleReadingArchive() {
 		err := a.Write(records.Reading{
 			Device: "dev-1",
 			Time:   t.Add(time.Duration(i) * time.Millisecond),
-			Values: []message.Value{{Name: "temp", Value: 21.5}},
+			Values: []records.Value{{Name: "temp", Value: 21.5}},
 			Source: records.Source{Topic: "sensors", Partition: 0, Offset: int64(i)},
 		})
 		if err != nil {

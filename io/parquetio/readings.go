@@ -6,8 +6,8 @@ import (
 	"math"
 	"time"
 
-	"github.com/muonml/muon/message"
 	"github.com/muonml/muon/records"
+	_ "github.com/muonml/muon/records/coders"
 	"github.com/parquet-go/parquet-go"
 )
 
@@ -213,7 +213,7 @@ func (rr *ReadingReader) Close() error {
 // out of one slab.
 type readingDecoder struct {
 	strs map[string]string
-	slab []message.Value
+	slab []records.Value
 }
 
 // slabValues is how many values a slab holds.
@@ -291,11 +291,11 @@ func (d *readingDecoder) decode(vals []parquet.Value) (records.Reading, error) {
 	if n > 0 {
 		if cap(d.slab)-len(d.slab) < n {
 			// The old slab stays alive as long as readings emitted from it do.
-			d.slab = make([]message.Value, 0, max(slabValues, n))
+			d.slab = make([]records.Value, 0, max(slabValues, n))
 		}
 		start := len(d.slab)
 		for j := range n {
-			d.slab = append(d.slab, message.Value{Name: d.str(names[j].ByteArray()), Value: values[j].Double()})
+			d.slab = append(d.slab, records.Value{Name: d.str(names[j].ByteArray()), Value: values[j].Double()})
 		}
 		r.Values = d.slab[start:len(d.slab):len(d.slab)]
 	}

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/muonml/muon/io/parquetio"
-	"github.com/muonml/muon/message"
 	"github.com/muonml/muon/records"
 )
 
@@ -43,10 +42,10 @@ func sampleReadings(n int) []records.Reading {
 			r.Label = "walk"
 		}
 		for j := 0; j < i%5; j++ {
-			r.Values = append(r.Values, message.Value{Name: fmt.Sprintf("v%d", j), Value: special[(i+j)%len(special)]})
+			r.Values = append(r.Values, records.Value{Name: fmt.Sprintf("v%d", j), Value: special[(i+j)%len(special)]})
 		}
 		if i%7 == 6 {
-			r.Values = append(r.Values, message.Value{Name: "", Value: -1.5}) // empty name
+			r.Values = append(r.Values, records.Value{Name: "", Value: -1.5}) // empty name
 		}
 		out[i] = r
 	}
@@ -97,7 +96,7 @@ func sameReadings(t *testing.T, want, got []records.Reading) {
 	if len(got) != len(want) {
 		t.Fatalf("%d readings, want %d", len(got), len(want))
 	}
-	bits := func(vs []message.Value) []string {
+	bits := func(vs []records.Value) []string {
 		var out []string
 		for _, v := range vs {
 			out = append(out, fmt.Sprintf("%s=%#x", v.Name, math.Float64bits(v.Value)))

@@ -12,7 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/muonml/muon/message"
+	"github.com/muonml/muon/records"
 )
 
 // cmapssNames are the value names of a C-MAPSS row, after unit and cycle:
@@ -48,7 +48,7 @@ type cmapssSource struct {
 	units  []cmapssUnit
 	rows   []cmapssRow // in replay order
 	next   int
-	buf    []message.Value
+	buf    []records.Value
 	closed bool
 }
 
@@ -243,10 +243,10 @@ func (s *cmapssSource) Next() (Message, error) {
 	u := &s.units[row.unit]
 	vals := s.buf[:0]
 	for i, v := range row.vals {
-		vals = append(vals, message.Value{Name: cmapssNames[i], Value: v})
+		vals = append(vals, records.Value{Name: cmapssNames[i], Value: v})
 	}
 	s.buf = vals
-	m, err := encode(message.Reading{
+	m, err := encode(records.Reading{
 		Device: u.device,
 		Time:   row.time,
 		Values: vals,

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/muonml/muon/message"
+	"github.com/muonml/muon/records"
 )
 
 const cmapssDir = "cmapss_fd001"
@@ -66,9 +67,9 @@ func TestCMAPSSFD001(t *testing.T) {
 				t.Fatalf("%d readings, want %d", len(msgs), tt.readings)
 			}
 			devices := map[string]bool{}
-			var unit1 []message.Reading
+			var unit1 []records.Reading
 			for i, m := range msgs {
-				var r message.Reading
+				var r records.Reading
 				if err := message.ParseReading(m.Value, time.Time{}, &r); err != nil {
 					t.Fatal(err)
 				}
@@ -101,7 +102,7 @@ func TestCMAPSSFD001(t *testing.T) {
 				t.Errorf("unit 1 ends at %v, want %v", last.Time, want)
 			}
 			for _, c := range []struct {
-				r   message.Reading
+				r   records.Reading
 				row string
 			}{{first, tt.first}, {last, tt.last}} {
 				if c.row == "" {
@@ -263,7 +264,7 @@ func FuzzCMAPSS(f *testing.F) {
 				// file that opened.
 				t.Fatalf("Next: %v", err)
 			}
-			var r message.Reading
+			var r records.Reading
 			if err := message.ParseReading(m.Value, time.Time{}, &r); err != nil {
 				t.Fatalf("message %s does not parse: %v", m.Value, err)
 			}

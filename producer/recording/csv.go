@@ -13,7 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/muonml/muon/message"
+	"github.com/muonml/muon/records"
 )
 
 // Column names recognised when Options leave a role empty, in no particular
@@ -42,7 +42,7 @@ type csvSource struct {
 	shift   time.Duration    // added to recorded times
 	shifted bool             // shift is known
 	layout  int
-	vals    []message.Value
+	vals    []records.Value
 	closed  bool
 }
 
@@ -172,7 +172,7 @@ func (s *csvSource) Next() (Message, error) {
 			}
 			return Message{}, fmt.Errorf("recording: %s: %w", s.path, err)
 		}
-		r := message.Reading{Device: s.device}
+		r := records.Reading{Device: s.device}
 		if s.devCol >= 0 {
 			r.Device = strings.TrimSpace(rec[s.devCol])
 			if r.Device == "" {
@@ -198,7 +198,7 @@ func (s *csvSource) Next() (Message, error) {
 			if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
 				return Message{}, s.errorf(i, "%.40q is not a number", cell)
 			}
-			vals = append(vals, message.Value{Name: s.header[i], Value: f})
+			vals = append(vals, records.Value{Name: s.header[i], Value: f})
 		}
 		s.vals = vals
 		if len(vals) == 0 {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/muonml/muon/message"
+	"github.com/muonml/muon/records"
 )
 
 const nabCSV = "nab_machine_temperature/machine_temperature_system_failure.csv"
@@ -47,7 +48,7 @@ func TestCSVNAB(t *testing.T) {
 			if !msgs[0].Time.Equal(tt.first) || !msgs[len(msgs)-1].Time.Equal(tt.last) {
 				t.Errorf("times %v … %v, want %v … %v", msgs[0].Time, msgs[len(msgs)-1].Time, tt.first, tt.last)
 			}
-			var r message.Reading
+			var r records.Reading
 			for i, m := range msgs {
 				if err := message.ParseReading(m.Value, time.Time{}, &r); err != nil {
 					t.Fatal(err)
@@ -175,7 +176,7 @@ func FuzzCSV(f *testing.F) {
 				}
 				break
 			}
-			var r message.Reading
+			var r records.Reading
 			if err := message.ParseReading(m.Value, time.Time{}, &r); err != nil {
 				t.Fatalf("message %s does not parse: %v", m.Value, err)
 			}

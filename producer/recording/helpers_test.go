@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/muonml/muon/message"
+	"github.com/muonml/muon/records"
 )
 
 const datasets = "../../../shared/datasets"
@@ -32,7 +33,7 @@ func drain(t testing.TB, src Source) ([]Message, error) {
 			return msgs, err
 		}
 		if ct := header(m, message.HeaderContentType); ct == "" {
-			var r message.Reading
+			var r records.Reading
 			if err := message.ParseReading(m.Value, time.Time{}, &r); err != nil {
 				t.Fatalf("message %d does not parse: %v\n%s", len(msgs), err, m.Value)
 			}
@@ -57,7 +58,7 @@ func header(m Message, key string) string {
 // "device +offset [name=value ...] label", the offset from base.
 func summary(t testing.TB, m Message, base time.Time) string {
 	t.Helper()
-	var r message.Reading
+	var r records.Reading
 	if err := message.ParseReading(m.Value, time.Time{}, &r); err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/muonml/muon/message"
+	"github.com/muonml/muon/records"
 )
 
 // jsonlSource replays captured messages: one message value per line, sent
@@ -60,7 +61,7 @@ func (s *jsonlSource) Next() (Message, error) {
 		if key == "" {
 			key = fileStem(s.path)
 		}
-		var r message.Reading
+		var r records.Reading
 		if err := message.ParseReading(value, at, &r); err == nil {
 			key, at = r.Device, r.Time
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/muonml/muon/message"
+	"github.com/muonml/muon/records"
 )
 
 // Errors returned by this package, always wrapped with the path (and line,
@@ -253,7 +254,7 @@ func fileStem(path string) string {
 
 // encode builds the message of one reading, validated as the decode stage
 // would.
-func encode(r message.Reading) (Message, error) {
+func encode(r records.Reading) (Message, error) {
 	value, err := message.EncodeReading(r)
 	if err != nil {
 		return Message{}, err

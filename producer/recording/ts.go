@@ -13,7 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/muonml/muon/message"
+	"github.com/muonml/muon/records"
 )
 
 // tsHeader is what the @ lines of a .ts file declare.
@@ -54,7 +54,7 @@ type tsSource struct {
 	start   time.Time
 	period  time.Duration
 	cases   caseHeap
-	buf     []message.Value
+	buf     []records.Value
 	closed  bool
 }
 
@@ -436,11 +436,11 @@ func (s *tsSource) advance(c *tsCase) {
 }
 
 // take appends the values of c's next reading and moves c past it.
-func (s *tsSource) take(c *tsCase, vals []message.Value) []message.Value {
+func (s *tsSource) take(c *tsCase, vals []records.Value) []records.Value {
 	if !s.stamped {
 		for d, v := range c.vals {
 			if c.step < len(v) && !math.IsNaN(v[c.step]) {
-				vals = append(vals, message.Value{Name: s.names[d], Value: v[c.step]})
+				vals = append(vals, records.Value{Name: s.names[d], Value: v[c.step]})
 			}
 		}
 		c.step++
@@ -451,7 +451,7 @@ func (s *tsSource) take(c *tsCase, vals []message.Value) []message.Value {
 	for d, times := range c.times {
 		if i := c.pos[d]; i < len(times) && times[i].Equal(c.next) {
 			if v := c.vals[d][i]; !math.IsNaN(v) {
-				vals = append(vals, message.Value{Name: s.names[d], Value: v})
+				vals = append(vals, records.Value{Name: s.names[d], Value: v})
 			}
 			c.pos[d]++
 		}
@@ -466,7 +466,7 @@ func (s *tsSource) Next() (Message, error) {
 	}
 	for len(s.cases) > 0 {
 		c := s.cases[0]
-		r := message.Reading{Device: c.device, Time: c.next, Label: c.label}
+		r := records.Reading{Device: c.device, Time: c.next, Label: c.label}
 		r.Values = s.take(c, s.buf[:0])
 		s.buf = r.Values
 		if c.done {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/muonml/muon/message"
+	"github.com/muonml/muon/records"
 )
 
 func TestTSBasicMotions(t *testing.T) {
@@ -34,7 +35,7 @@ func TestTSBasicMotions(t *testing.T) {
 				t.Fatalf("%d messages, want 40 cases × 100 steps = 4000", len(msgs))
 			}
 			labels := map[string]map[string]bool{} // label → devices
-			var r message.Reading
+			var r records.Reading
 			for i, m := range msgs {
 				if err := message.ParseReading(m.Value, time.Time{}, &r); err != nil {
 					t.Fatal(err)
@@ -241,7 +242,7 @@ func FuzzTS(f *testing.F) {
 				// cannot fail on a file that opened.
 				t.Fatalf("Next: %v", err)
 			}
-			var r message.Reading
+			var r records.Reading
 			if err := message.ParseReading(m.Value, time.Time{}, &r); err != nil {
 				t.Fatalf("message %s does not parse: %v", m.Value, err)
 			}

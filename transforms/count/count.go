@@ -17,6 +17,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 	"github.com/muonml/muon/io/kafkaio"
 	"github.com/muonml/muon/records"
+	_ "github.com/muonml/muon/records/coders"
 )
 
 // Metric names, in namespace Namespace, set by ToFile: how many devices

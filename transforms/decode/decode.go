@@ -10,6 +10,7 @@ import (
 	"github.com/muonml/muon/io/kafkaio"
 	"github.com/muonml/muon/message"
 	"github.com/muonml/muon/records"
+	_ "github.com/muonml/muon/records/coders"
 )
 
 func init() {
@@ -114,10 +115,10 @@ type sensorFn struct {
 	// slab holds the values of the readings this instance emits, carved
 	// into one cap-limited sub-slice per reading: one allocation for many
 	// readings instead of a growing slice each.
-	slab []message.Value
+	slab []records.Value
 	// last is the previous reading; the parser reuses its strings (device,
 	// label, value names) when the next message repeats them.
-	last message.Reading
+	last records.Reading
 }
 
 // slabValues is how many values a slab holds.
@@ -150,12 +151,12 @@ func (fn *sensorFn) parse(r *kafkaio.Record, out *records.Reading) error {
 	n := max(len(fn.last.Values), 8)
 	if cap(fn.slab)-len(fn.slab) < n {
 		// The old slab stays alive as long as readings emitted from it do.
-		fn.slab = make([]message.Value, 0, max(slabValues, n))
+		fn.slab = make([]records.Value, 0, max(slabValues, n))
 	}
 	start := len(fn.slab)
 	vals := fn.slab[start : start+len(fn.last.Values)]
 	copy(vals, fn.last.Values) // the names the parser may reuse
-	m := message.Reading{Device: fn.last.Device, Label: fn.last.Label, Values: vals}
+	m := records.Reading{Device: fn.last.Device, Label: fn.last.Label, Values: vals}
 	if err := message.ParseReading(r.Value, r.Time, &m); err != nil {
 		return err
 	}

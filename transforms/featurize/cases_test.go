@@ -78,7 +78,7 @@ func basicMotions(t *testing.T, start time.Time) []records.Reading {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var r message.Reading
+		var r records.Reading
 		if err := message.ParseReading(m.Value, m.Time, &r); err != nil {
 			t.Fatal(err)
 		}

@@ -6,6 +6,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 	"github.com/muonml/muon/records"
+	_ "github.com/muonml/muon/records/coders"
 )
 
 func init() {

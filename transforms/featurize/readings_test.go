@@ -10,7 +10,6 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/passert"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
-	"github.com/muonml/muon/message"
 	"github.com/muonml/muon/records"
 	"github.com/muonml/muon/transforms/featurize"
 )
@@ -29,9 +28,9 @@ func describeRow(r featurize.Row) string {
 func TestReadings(t *testing.T) {
 	at := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 	in := []records.Reading{
-		{Device: "d", Time: at, Label: "7", Values: []message.Value{{Name: "b", Value: 2}, {Name: "a", Value: 1}, {Name: "z", Value: 9}},
+		{Device: "d", Time: at, Label: "7", Values: []records.Value{{Name: "b", Value: 2}, {Name: "a", Value: 1}, {Name: "z", Value: 9}},
 			Source: records.Source{Topic: "digits", Partition: 1, Offset: 5}},
-		{Device: "e", Time: at, Values: []message.Value{{Name: "a", Value: -1}}, Source: records.Source{Topic: "digits", Offset: 6}},
+		{Device: "e", Time: at, Values: []records.Value{{Name: "a", Value: -1}}, Source: records.Source{Topic: "digits", Offset: 6}},
 	}
 	p, s := beam.NewPipelineWithRoot()
 	rows := featurize.Readings(s, featurize.ReadingParams{Channels: []string{"a", "b"}}, beam.CreateList(s, in))

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/muonml/muon/io/kafkaio"
-	"github.com/muonml/muon/message"
 	"github.com/muonml/muon/records"
 )
 
@@ -147,9 +146,9 @@ func BenchmarkWindowRows(b *testing.B) {
 	emit := func(Row) { rows++ }
 	dead := func(kafkaio.Record) { b.Fatal("late reading") }
 	rs := make([]records.Reading, 1)
-	vals := make([]message.Value, 97) // the readings' values, made up front
+	vals := make([]records.Value, 97) // the readings' values, made up front
 	for j := range vals {
-		vals[j] = message.Value{Name: "temperature", Value: float64(j)}
+		vals[j] = records.Value{Name: "temperature", Value: float64(j)}
 	}
 	ctx := context.Background()
 	b.ReportAllocs()

@@ -298,7 +298,7 @@ func deadLate(r records.Reading, w *windower, suffix string, cause error) kafkai
 		cause = fmt.Errorf("late reading: its windows closed when the device's windows up to %s had closed (allowed lateness %v); resend it with a current time or raise windows.allowed_lateness",
 			time.Unix(0, w.closed).UTC().Format(time.RFC3339Nano), time.Duration(w.lateness))
 	}
-	value := message.AppendReading(nil, message.Reading{Device: r.Device, Time: r.Time, Values: r.Values, Label: r.Label})
+	value := message.AppendReading(nil, records.Reading{Device: r.Device, Time: r.Time, Values: r.Values, Label: r.Label})
 	return kafkaio.DeadLetter(kafkaio.Record{
 		Topic: r.Source.Topic, Partition: r.Source.Partition, Offset: r.Source.Offset,
 		Key: []byte(r.Device), Value: value,

@@ -169,7 +169,7 @@ func TestWindowsLateReadings(t *testing.T) {
 	base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 	reading := func(device string, sec float64, v float64) records.Reading {
 		return records.Reading{Device: device, Time: base.Add(time.Duration(sec * float64(time.Second))),
-			Values: []message.Value{{Name: "x", Value: v}}, Source: records.Source{Topic: "sensors", Offset: int64(sec * 10)}}
+			Values: []records.Value{{Name: "x", Value: v}}, Source: records.Source{Topic: "sensors", Offset: int64(sec * 10)}}
 	}
 	var in []records.Reading
 	for i := 0; i < 100; i++ {
@@ -193,7 +193,7 @@ func TestWindowsLateReadings(t *testing.T) {
 	for _, h := range d.Headers {
 		headers[h.Key] = string(h.Value)
 	}
-	var back message.Reading
+	var back records.Reading
 	if err := message.ParseReading(d.Value, time.Time{}, &back); err != nil || back.Values[0].Value != 1000 || !back.Time.Equal(lateAll.Time) {
 		t.Fatalf("dead letter value %s (%v), want the late reading", d.Value, err)
 	}
@@ -219,7 +219,7 @@ func TestWindowsMinReadingsAndLastLabel(t *testing.T) {
 	var in []records.Reading
 	for i := 0; i < 10; i++ {
 		in = append(in, records.Reading{Device: "engine", Time: base.Add(time.Duration(i) * time.Second),
-			Values: []message.Value{{Name: "x", Value: float64(i)}}, Label: strconv.Itoa(10 + i), Source: records.Source{Topic: "t", Offset: int64(i)}})
+			Values: []records.Value{{Name: "x", Value: float64(i)}}, Label: strconv.Itoa(10 + i), Source: records.Source{Topic: "t", Offset: int64(i)}})
 	}
 	for _, unbounded := range []bool{false, true} {
 		p := featurize.WindowParams{Channels: []string{"x"}, Size: 3 * time.Second, Period: time.Second, MinReadings: 3, LastLabel: true, Unbounded: unbounded}
