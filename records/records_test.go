@@ -8,7 +8,6 @@ import (
 	"reflect"
 	"testing"
 	"time"
-
 )
 
 var at = time.Date(2024, 5, 1, 12, 0, 0, 250_000_123, time.UTC)
