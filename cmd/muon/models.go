@@ -159,9 +159,12 @@ func listStore(w io.Writer, root string, ring snapshot.Keyring) error {
 	if err != nil {
 		return err
 	}
-	latest, err := d.Latest(ctx)
+	latest, pointer, err := modelstore.Head(ctx, d)
 	if err != nil && !errors.Is(err, modelstore.ErrEmpty) {
 		return err
+	}
+	if pointer != nil {
+		fmt.Fprintf(w, "%s: warning: %v; the newest version is taken as the latest\n", root, pointer)
 	}
 	var serving modelstore.Version
 	if ring != nil && len(vs) > 0 {

@@ -353,11 +353,36 @@ func (d *Dir) Prune(ctx context.Context, keep int) error {
 	return syncDir(d.Root)
 }
 
-// LatestVerified is the newest version, from the latest back, that verify
-// accepts, and the errors of the newer ones it skipped: a corrupt newest
-// snapshot leaves the previous one serving.
+// Head is the newest version the store vouches for: the one LATEST names
+// or, when LATEST is missing or names a file that is not there while
+// versions exist, the newest version listed. The pointer is unsigned and
+// only orders versions, so a broken one must not leave a store with good
+// versions serving nothing; pointer then says what was wrong with it.
+// With no version at all, err is ErrEmpty (or LATEST's problem).
+func Head(ctx context.Context, s Store) (v Version, pointer, err error) {
+	v, err = s.Latest(ctx)
+	if err == nil {
+		return v, nil, nil
+	}
+	vs, lerr := s.List(ctx)
+	if lerr != nil {
+		return Version{}, nil, lerr
+	}
+	if len(vs) == 0 {
+		return Version{}, nil, err
+	}
+	if errors.Is(err, ErrEmpty) {
+		err = fmt.Errorf("modelstore: no %s pointer, though %d versions are there", latestFile, len(vs))
+	}
+	return vs[len(vs)-1], err, nil
+}
+
+// LatestVerified is the newest version, from the head back (Head), that
+// verify accepts, and the errors of the newer ones it skipped, led by what
+// was wrong with the LATEST pointer if anything: a corrupt newest snapshot
+// leaves the previous one serving, and so does a broken pointer.
 func LatestVerified(ctx context.Context, s Store, verify func(io.Reader) error) (Version, []error, error) {
-	latest, err := s.Latest(ctx)
+	latest, pointer, err := Head(ctx, s)
 	if err != nil {
 		return Version{}, nil, err
 	}
@@ -366,6 +391,9 @@ func LatestVerified(ctx context.Context, s Store, verify func(io.Reader) error) 
 		return Version{}, nil, err
 	}
 	var skipped []error
+	if pointer != nil {
+		skipped = append(skipped, pointer)
+	}
 	for i := len(vs) - 1; i >= 0; i-- {
 		v := vs[i]
 		if v.Seq > latest.Seq {

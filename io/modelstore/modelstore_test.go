@@ -254,3 +254,48 @@ func BenchmarkPublish1MiB(b *testing.B) {
 		}
 	}
 }
+
+// A missing or dangling LATEST pointer does not leave a store with good
+// versions serving nothing: the newest that verifies serves, and what was
+// wrong with the pointer is said first.
+func TestBrokenPointerServesNewestVerified(t *testing.T) {
+	ctx := context.Background()
+	verify := func(r io.Reader) error {
+		b, _ := io.ReadAll(r)
+		if string(b) == "bad" {
+			return errors.New("corrupt")
+		}
+		return nil
+	}
+	for _, tt := range []struct {
+		name    string
+		breakIt func(d *Dir) error
+		want    string
+	}{
+		{"no pointer", func(d *Dir) error { return os.Remove(filepath.Join(d.Root, latestFile)) }, "no LATEST pointer"},
+		{"dangling pointer", func(d *Dir) error {
+			return os.WriteFile(filepath.Join(d.Root, latestFile), []byte("v000000000009-m.snap\n"), 0o644)
+		}, "v000000000009-m.snap"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			d := &Dir{Root: t.TempDir()}
+			publish(t, d, "m", "good")
+			publish(t, d, "m", "newer")
+			publish(t, d, "m", "bad")
+			if err := tt.breakIt(d); err != nil {
+				t.Fatal(err)
+			}
+			v, skipped, err := LatestVerified(ctx, d, verify)
+			if err != nil || v.Seq != 2 || read(t, d, v) != "newer" {
+				t.Fatalf("serving %+v (%v), want version 2", v, err)
+			}
+			if len(skipped) != 2 || !strings.Contains(skipped[0].Error(), tt.want) || !strings.Contains(skipped[1].Error(), "corrupt") {
+				t.Errorf("skipped %v, want the pointer's problem (%q), then the corrupt version", skipped, tt.want)
+			}
+		})
+	}
+	empty := &Dir{Root: t.TempDir()}
+	if _, _, err := LatestVerified(ctx, empty, verify); !errors.Is(err, ErrEmpty) {
+		t.Errorf("an empty store: %v, want ErrEmpty", err)
+	}
+}

@@ -95,6 +95,26 @@ func publish(t *testing.T, st *modelstore.Dir, b []byte) {
 	}
 }
 
+// A store whose LATEST pointer is gone still serves its newest version
+// that verifies (issue: the store failed closed on its unsigned pointer).
+func TestServerWithoutPointer(t *testing.T) {
+	ctx := context.Background()
+	st, key, pub := newStore(t)
+	ring, err := snapshot.LoadKeyring(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish(t, st, snap(t, key, names, 0))
+	publish(t, st, snap(t, key, names, 1))
+	if err := os.Remove(filepath.Join(st.Root, "LATEST")); err != nil {
+		t.Fatal(err)
+	}
+	m, err := infer.NewServer(st, ring, names, 0).Current(ctx)
+	if err != nil || m.Name() != "m@2" {
+		t.Fatalf("serving %v (%v) without a LATEST pointer, want m@2", m, err)
+	}
+}
+
 // A new version serves on the next check; a corrupt one, one signed by
 // an unknown key and one trained on other features are each refused once,
 // and the model before them keeps serving.

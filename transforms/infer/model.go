@@ -158,7 +158,7 @@ func (s *Server) Current(ctx context.Context) (*Model, error) {
 // refresh loads the newest version that verifies and fits, newer than
 // the one serving; refused versions are not tried again.
 func (s *Server) refresh(ctx context.Context) error {
-	latest, err := s.store.Latest(ctx)
+	latest, pointer, err := modelstore.Head(ctx, s.store)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrNoModel, err)
 	}
@@ -171,6 +171,9 @@ func (s *Server) refresh(ctx context.Context) error {
 		return err
 	}
 	var errs []error
+	if pointer != nil {
+		errs = append(errs, pointer)
+	}
 	for i := len(vs) - 1; i >= 0; i-- {
 		v := vs[i]
 		if v.Seq > latest.Seq {
