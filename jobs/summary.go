@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/muonml/muon/internal/printable"
 	"github.com/muonml/muon/io/kafkaio"
 	"github.com/muonml/muon/transforms/publish"
 	"github.com/muonml/muon/transforms/train"
@@ -153,7 +154,7 @@ func deadLetterReasons(ctx context.Context, brokers, topics []string) []Reason {
 		for _, r := range recs {
 			e, _ := r.Header(kafkaio.HeaderError)
 			stage, _ := r.Header(kafkaio.HeaderStage)
-			counts[string(stage)+": "+errorKind(string(e))]++
+			counts[printable.String(string(stage)+": "+errorKind(string(e)), 200)]++
 		}
 	}
 	out := make([]Reason, 0, len(counts))

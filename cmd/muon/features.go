@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/muonml/muon/internal/printable"
 	"github.com/muonml/muon/jobs"
 )
 
@@ -30,7 +31,7 @@ func printFeatures(w io.Writer, f *jobs.FeatureSummary) {
 		}
 		sort.Strings(labels)
 		for i, l := range labels {
-			labels[i] = fmt.Sprintf("%s %d", l, f.Labels[l])
+			labels[i] = fmt.Sprintf("%s %d", printable.String(l, 0), f.Labels[l])
 		}
 		fmt.Fprintf(w, "  preprocess     %s\n", f.Preprocess)
 		if len(labels) > 0 {

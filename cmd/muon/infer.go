@@ -7,12 +7,13 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/muonml/muon/internal/printable"
 	"github.com/muonml/muon/jobs"
 )
 
 func printInference(w io.Writer, bs []jobs.BranchSummary) {
 	for _, b := range bs {
-		fmt.Fprintf(w, "  branch %-7s %s → topic %s\n", b.Name, b.Model, b.Topic)
+		fmt.Fprintf(w, "  branch %-7s %s → topic %s\n", b.Name, printable.String(b.Model, 0), b.Topic)
 		fmt.Fprintf(w, "    snapshot     %d bytes, %s, %.0f%% pruned, %.1f× smaller than float64 (loaded in %.1f ms)\n", b.Size, b.Weights, 100*b.Sparsity, b.Ratio, b.LoadMs)
 		line := fmt.Sprintf("%d rows → %d predictions", b.Rows, b.Predictions)
 		if b.Alerts > 0 || b.Predictions < b.Rows-b.DeadLetters {
@@ -29,7 +30,7 @@ func printInference(w io.Writer, bs []jobs.BranchSummary) {
 		fmt.Fprintf(w, "    latency      p50 %.1f ms, p99 %.1f ms (event time → prediction)\n", b.LatencyP50, b.LatencyP99)
 		if b.Final != "" || b.ModelLoads > 1 || b.Refused > 0 {
 			fmt.Fprintf(w, "    models       %d loaded, %d refused; serving %s at the end; predictions by version %s\n",
-				b.ModelLoads, b.Refused, max(b.Final, b.Model), byVersion(b.ByModel))
+				b.ModelLoads, b.Refused, printable.String(max(b.Final, b.Model), 0), byVersion(b.ByModel))
 		}
 	}
 }
@@ -48,7 +49,7 @@ func byVersion(m map[string]int64) string {
 	slices.SortFunc(vs, func(a, b v) int { return cmp.Compare(a.seq, b.seq) })
 	parts := make([]string, len(vs))
 	for i, x := range vs {
-		parts[i] = fmt.Sprintf("%s %d", x.name, x.n)
+		parts[i] = fmt.Sprintf("%s %d", printable.String(x.name, 0), x.n)
 	}
 	return strings.Join(parts, ", ")
 }

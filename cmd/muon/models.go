@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/muonml/muon/internal/printable"
 	"github.com/muonml/muon/io/modelstore"
 	"github.com/muonml/muon/models"
 	"github.com/muonml/muon/models/snapshot"
@@ -130,7 +131,7 @@ func verifySnapshots(w io.Writer, sub string, files []string, trust []string) er
 			fmt.Fprintf(w, "REFUSED  %s: %v\n", f, err)
 			continue
 		}
-		fmt.Fprintf(w, "ok       %s: %s, signed by %s\n", f, snap.Manifest.Name, snap.Signer)
+		fmt.Fprintf(w, "ok       %s: %s, signed by %s\n", f, printable.String(snap.Manifest.Name, 0), snap.Signer)
 	}
 	if failed > 0 {
 		return fmt.Errorf("%d of %d snapshots refused", failed, len(files))
@@ -236,7 +237,7 @@ func inspectSnapshot(w io.Writer, path string, ring snapshot.Keyring) error {
 	}
 	fmt.Fprintf(w, "file          %s\n", path)
 	fmt.Fprintf(w, "signer        %s (verified; digest %x…)\n", snap.Signer, snap.Digest[:8])
-	fmt.Fprintf(w, "name          %s\n", m.Name)
+	fmt.Fprintf(w, "name          %s\n", printable.String(m.Name, 0))
 	fmt.Fprintf(w, "model         %s, %d parameters\n", desc, params)
 	if params > 0 {
 		fmt.Fprintf(w, "size          %d bytes (%d decompressed); %.1f× smaller than the float64 weights (%d bytes)\n",
@@ -255,7 +256,11 @@ func inspectSnapshot(w io.Writer, path string, ring snapshot.Keyring) error {
 	}
 	fmt.Fprintf(w, "tensors       %s\n", strings.Join(tensors, "; "))
 	if len(m.Labels) > 0 {
-		fmt.Fprintf(w, "labels        %s\n", strings.Join(m.Labels, ", "))
+		labels := make([]string, len(m.Labels))
+		for i, l := range m.Labels {
+			labels[i] = printable.String(l, 0)
+		}
+		fmt.Fprintf(w, "labels        %s\n", printable.String(strings.Join(labels, ", "), 2000))
 	}
 	printSnapshotMetrics(w, m.Metrics)
 	printLineage(w, m.Lineage)

@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/muonml/muon/configs"
+	"github.com/muonml/muon/internal/printable"
 	"github.com/muonml/muon/io/kafkaio/embedded"
 	"github.com/muonml/muon/jobs"
 	"github.com/muonml/muon/runners"
@@ -220,7 +221,7 @@ func printSummary(w io.Writer, spec *configs.Spec, s *jobs.Summary) {
 	fmt.Fprintf(w, "  decoded        %d %s\n", s.Decoded, kind)
 	fmt.Fprintf(w, "  dead letters   %d → %s\n", s.DeadLetters, strings.Join(s.DLQTopics, ","))
 	for _, r := range s.DLQReasons {
-		fmt.Fprintf(w, "                 %4d  %s\n", r.Count, r.Reason)
+		fmt.Fprintf(w, "                 %4d  %s\n", r.Count, printable.String(r.Reason, 200))
 	}
 	switch {
 	case s.Inference != nil:
@@ -243,7 +244,7 @@ func printSummary(w io.Writer, spec *configs.Spec, s *jobs.Summary) {
 			sort.Strings(names)
 			parts := make([]string, len(names))
 			for i, l := range names {
-				parts[i] = fmt.Sprintf("%s %d", l, s.DeviceLabels[l])
+				parts[i] = fmt.Sprintf("%s %d", printable.String(l, 0), s.DeviceLabels[l])
 			}
 			fmt.Fprintf(w, "  devices/label  %s\n", strings.Join(parts, ", "))
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 	"github.com/muonml/muon/internal/atomicfile"
+	"github.com/muonml/muon/internal/printable"
 	"github.com/muonml/muon/transforms/featurize"
 )
 
@@ -87,7 +88,8 @@ func (fn *saveSpecFn) ProcessElement(ctx context.Context, sp Spec) error {
 		if i == MaxLabels {
 			break
 		}
-		beam.NewCounter(Namespace, LabelPrefix+l).Inc(ctx, sp.LabelCounts[i])
+		// Labels come from messages: escaped and cut for a metric name.
+		beam.NewCounter(Namespace, LabelPrefix+printable.String(l, 64)).Inc(ctx, sp.LabelCounts[i])
 	}
 	return nil
 }

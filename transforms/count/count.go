@@ -15,6 +15,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/graph/window"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+	"github.com/muonml/muon/internal/printable"
 	"github.com/muonml/muon/io/kafkaio"
 	"github.com/muonml/muon/records"
 	_ "github.com/muonml/muon/records/coders"
@@ -178,14 +179,19 @@ func (fn *writeCountsFn) ProcessElement(ctx context.Context, _ int, iter func(*D
 	return nil
 }
 
-// LabelName is the metric name part for label: the label itself, unless
-// seen already holds MaxLabels other labels ("…").
+// LabelName is the metric name part for label: the label itself, escaped
+// and cut to printable form, unless seen already holds MaxLabels other
+// labels ("…").
 func LabelName(label string, seen map[string]int64) string {
+	label = printable.String(label, maxLabelRunes)
 	if _, ok := seen[label]; ok || len(seen) < MaxLabels {
 		return label
 	}
 	return "…"
 }
+
+// maxLabelRunes caps a label in a metric name: labels come from messages.
+const maxLabelRunes = 64
 
 // Labels reads the devices per first label from a job's counters
 // ("namespace/name" → value).

@@ -1,0 +1,41 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/muonml/muon/configs"
+	"github.com/muonml/muon/jobs"
+)
+
+// Strings from messages (labels, dead-letter reasons, model names) reach
+// the terminal escaped and cut: an escape sequence cannot retitle the
+// terminal, and a 900 KB label is not printed whole.
+func TestSummaryPrintsMessageStringsSafely(t *testing.T) {
+	spec, err := configs.Parse("x.yaml", []byte("name: x\nsource: {topics: [a], format: sensor}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	huge := strings.Repeat("x", 900_000)
+	sum := &jobs.Summary{Job: "x", DeviceLabels: map[string]int64{"\x1b]0;owned\x07": 1, huge: 2},
+		DLQReasons: []jobs.Reason{{Reason: "decode: bad \x1b[2J label", Count: 3}}, DeadLetters: 3}
+	var w bytes.Buffer
+	printSummary(&w, spec, sum)
+	out := w.String()
+	if strings.ContainsAny(out, "\x1b\x07") {
+		t.Errorf("the summary printed control characters:\n%q", out)
+	}
+	if len(out) > 5000 || !strings.Contains(out, "…(900000 bytes)") {
+		t.Errorf("the summary printed %d bytes for a 900 KB label", len(out))
+	}
+	if !strings.Contains(out, `\x1b]0;owned\a`) {
+		t.Errorf("the escaped label is missing:\n%s", out)
+	}
+
+	var inf bytes.Buffer
+	printInference(&inf, []jobs.BranchSummary{{Name: "b", Model: "evil\x1b[31m@7", ModelLoads: 2, ByModel: map[string]int64{"evil\x1b[31m@7": 1}}})
+	if strings.Contains(inf.String(), "\x1b") {
+		t.Errorf("a model name printed raw:\n%q", inf.String())
+	}
+}
