@@ -157,7 +157,7 @@ func (features) Summarize(_ context.Context, spec *configs.Spec, res *runners.Re
 	}
 	if spec.Source.IsBounded() && fs.Rows > 0 {
 		fs.Preprocess = PreprocessFile(spec)
-		fs.Labels = analyze.LabelCounts(res.Counters)
+		fs.Labels = res.Under(analyze.Namespace, analyze.LabelPrefix)
 	}
 	sum.Features = fs
 	return nil

@@ -129,13 +129,10 @@ func (inferJob) Summarize(ctx context.Context, spec *configs.Spec, res *runners.
 func servedModels(ctx context.Context, spec *configs.Spec, res *runners.Result) ([]*infer.Model, error) {
 	var ms []*infer.Model
 	for i, p := range InferParams(spec) {
-		prefix := infer.Namespace(p.Name) + "/" + infer.VersionCounter
 		var first uint64
-		for k, v := range res.Counters {
-			if ver, ok := strings.CutPrefix(k, prefix); ok && v > 0 {
-				if seq := VersionSeq(ver); seq > 0 && (first == 0 || seq < first) {
-					first = seq
-				}
+		for ver, v := range res.Under(infer.Namespace(p.Name), infer.VersionCounter) {
+			if seq := VersionSeq(ver); v > 0 && seq > 0 && (first == 0 || seq < first) {
+				first = seq
 			}
 		}
 		var m *infer.Model
@@ -183,15 +180,9 @@ func SummarizeInference(spec *configs.Spec, served []*infer.Model, res *runners.
 		}
 		// Latencies and versions come from the branch's metrics: its
 		// latency histogram (within 2.2 %) and its predictions per version.
-		own := map[string]int64{}
 		var finalSeq uint64
-		for k, v := range res.Counters {
-			name, ok := strings.CutPrefix(k, ns+"/")
-			if !ok {
-				continue
-			}
-			own[name] = v
-			if ver, ok := strings.CutPrefix(name, infer.VersionCounter); ok && v > 0 {
+		for ver, v := range res.Under(ns, infer.VersionCounter) {
+			if v > 0 {
 				if b.ByModel == nil {
 					b.ByModel = map[string]int64{}
 				}
@@ -201,7 +192,7 @@ func SummarizeInference(spec *configs.Spec, served []*infer.Model, res *runners.
 				}
 			}
 		}
-		if q := infer.LatencyQuantiles(own, 0.5, 0.99); len(q) == 2 {
+		if q := infer.LatencyQuantiles(res.Under(ns, ""), 0.5, 0.99); len(q) == 2 {
 			b.LatencyP50, b.LatencyP99 = q[0], q[1]
 		}
 		out = append(out, b)

@@ -67,6 +67,6 @@ func (ingest) Summarize(_ context.Context, spec *configs.Spec, res *runners.Resu
 	}
 	sum.Devices = res.Counter(count.Namespace, count.Devices)
 	sum.CountsFile = CountsFile(spec)
-	sum.DeviceLabels = count.Labels(res.Counters)
+	sum.DeviceLabels = res.Under(count.Namespace, count.LabelPrefix)
 	return nil
 }

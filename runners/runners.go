@@ -78,6 +78,19 @@ func (r *Result) Counter(namespace, name string) int64 {
 	return r.Counters[namespace+"/"+name]
 }
 
+// Under returns the counters of namespace whose names start with prefix,
+// by the rest of their names: the labelled counters a stage reports (one
+// per label, per model version, per histogram bucket).
+func (r *Result) Under(namespace, prefix string) map[string]int64 {
+	out := map[string]int64{}
+	for k, v := range r.Counters {
+		if rest, ok := strings.CutPrefix(k, namespace+"/"+prefix); ok {
+			out[rest] = v
+		}
+	}
+	return out
+}
+
 // Run runs p to completion on the chosen runner.
 func Run(ctx context.Context, p *beam.Pipeline, o Options) (*Result, error) {
 	if !beam.Initialized() {

@@ -59,3 +59,14 @@ func TestEdgeRunCollectsCounters(t *testing.T) {
 		t.Errorf("result %+v lacks a job id or elapsed time", res)
 	}
 }
+
+func TestUnder(t *testing.T) {
+	r := &Result{Counters: map[string]int64{"count/devices.label.walk": 2, "count/devices.label.run": 1, "count/devices": 3, "other/devices.label.x": 9}}
+	got := r.Under("count", "devices.label.")
+	if len(got) != 2 || got["walk"] != 2 || got["run"] != 1 {
+		t.Errorf("Under = %v, want walk 2 and run 1", got)
+	}
+	if n := len(r.Under("none", "")); n != 0 {
+		t.Errorf("Under of an unused namespace has %d counters", n)
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
-	"strings"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
@@ -101,18 +100,3 @@ const (
 	LabelPrefix = "labels."
 	MaxLabels   = 256
 )
-
-// LabelCounts reads the rows per label WriteSpec reported from a job's
-// counters ("namespace/name" → value); nil if it reported none.
-func LabelCounts(counters map[string]int64) map[string]int64 {
-	var out map[string]int64
-	for k, v := range counters {
-		if l, ok := strings.CutPrefix(k, Namespace+"/"+LabelPrefix); ok {
-			if out == nil {
-				out = map[string]int64{}
-			}
-			out[l] = v
-		}
-	}
-	return out
-}

@@ -9,7 +9,6 @@ import (
 	"reflect"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
@@ -192,15 +191,3 @@ func LabelName(label string, seen map[string]int64) string {
 
 // maxLabelRunes caps a label in a metric name: labels come from messages.
 const maxLabelRunes = 64
-
-// Labels reads the devices per first label from a job's counters
-// ("namespace/name" → value).
-func Labels(counters map[string]int64) map[string]int64 {
-	out := map[string]int64{}
-	for k, v := range counters {
-		if l, ok := strings.CutPrefix(k, Namespace+"/"+LabelPrefix); ok {
-			out[l] = v
-		}
-	}
-	return out
-}
