@@ -291,29 +291,39 @@ func (trainJob) Summarize(ctx context.Context, spec *configs.Spec, res *runners.
 	return nil
 }
 
-// summarizeStream reports a train job on a stream: its windows from
-// train.WindowProgress's metrics, the last one's loss and the store's
-// newest model from the store.
+// summarizeStream reports a train job on a stream from its model store:
+// the versions this run published (their range is in the metric
+// train.WindowSeqs), and the store's newest model.
 func summarizeStream(ctx context.Context, spec *configs.Spec, res *runners.Result) (*StreamSummary, error) {
 	sum := &StreamSummary{Store: StoreDir(spec)}
-	c := func(name string) int64 { return res.Counter(train.Namespace, name) }
-	sum.Windows, sum.Rows = c(train.Windows), c(train.WindowRows)
-	if sum.Windows > 0 {
-		ends := res.Dists[train.Namespace+"/"+train.WindowEndsMs]
-		first, last := time.UnixMilli(ends.Min).UTC(), time.UnixMilli(ends.Max).UTC()
-		sum.First, sum.Last = first.Format(time.RFC3339), last.Format(time.RFC3339)
-		sum.Chained = c(train.WindowsBased)
-		// This run's first window started from an earlier run's model,
-		// if from any: that one is not chained.
-		store := train.NewStreamStore(sum.Store, spec.Name)
-		if pub, err := store.LatestBefore(ctx, first); err == nil && pub != nil && pub.Window.Equal(first) && !pub.Base.IsZero() {
-			sum.Chained--
+	store := train.NewStreamStore(sum.Store, spec.Name)
+	if seqs := res.Dists[train.Namespace+"/"+train.WindowSeqs]; seqs.Count > 0 {
+		pubs, err := store.Range(ctx, uint64(seqs.Min), uint64(seqs.Max))
+		if err != nil {
+			return nil, err
 		}
-		if pub, err := store.LatestBefore(ctx, last); err == nil && pub != nil && pub.Window.Equal(last) {
-			sum.TrainLoss = pub.TrainLoss
+		ours := map[time.Time]bool{}
+		var last time.Time
+		for _, pub := range pubs {
+			sum.Windows++
+			sum.Rows += pub.Rows
+			if f := pub.Window.Format(time.RFC3339); sum.First == "" || f < sum.First {
+				sum.First = f
+			}
+			if pub.Window.After(last) {
+				last, sum.Last, sum.TrainLoss = pub.Window, pub.Window.Format(time.RFC3339), pub.TrainLoss
+			}
+			ours[pub.Window] = true
+		}
+		// A window is chained when it started from a model this run
+		// published.
+		for _, pub := range pubs {
+			if ours[pub.Base] {
+				sum.Chained++
+			}
 		}
 	}
-	if pub, err := train.NewStreamStore(sum.Store, spec.Name).Latest(ctx); err == nil && pub != nil {
+	if pub, err := store.Latest(ctx); err == nil && pub != nil {
 		sum.Newest = pub.Version
 	}
 	return sum, nil

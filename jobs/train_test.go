@@ -329,8 +329,14 @@ func TestTrainStream(t *testing.T) {
 		if err := build(s, spec, jobs.Options{Brokers: brokers, Until: time.Now().Add(10 * time.Second)}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := runners.Run(ctx, p, runners.Options{}); err != nil {
+		res, err := runners.Run(ctx, p, runners.Options{})
+		if err != nil {
 			t.Fatal(err)
+		}
+		job, _ := jobs.For(spec.Job)
+		var sum jobs.Summary
+		if err := job.Summarize(ctx, spec, res, &sum); err != nil || sum.Stream == nil {
+			t.Fatalf("summary %+v: %v", sum.Stream, err)
 		}
 		data, err := os.ReadFile(jobs.WindowsFile(spec))
 		if err != nil {
@@ -355,6 +361,21 @@ func TestTrainStream(t *testing.T) {
 		// Every whole 30-cycle window of every engine trains once.
 		if rows != 20631-100*29 {
 			t.Errorf("%s: %d rows trained in %d windows, want %d", topic, rows, len(ws), 20631-100*29)
+		}
+		// The summary, from the metrics and the store, says the same: a
+		// window is chained when it started from one of this run's.
+		ours := map[time.Time]bool{}
+		for _, w := range ws {
+			ours[w.Window] = true
+		}
+		var chained int64
+		for _, w := range ws {
+			if ours[w.Base] {
+				chained++
+			}
+		}
+		if st := sum.Stream; st.Windows != int64(len(ws)) || st.Rows != rows || st.Chained != chained || st.Newest == "" {
+			t.Errorf("%s: summary %+v, want %d windows, %d rows, %d chained", topic, st, len(ws), rows, chained)
 		}
 		return ws
 	}

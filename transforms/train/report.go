@@ -35,13 +35,13 @@ const (
 	// confusion.<true>.<predicted>.
 	ValidationPrefix = "validation."
 	TestPrefix       = "test."
-	// Windows* are counted by WindowProgress: windows published, their
-	// rows, those that started from an earlier window's model, and the
-	// window ends (distribution, unix ms).
-	Windows      = "windows"
-	WindowRows   = "windows.rows"
-	WindowsBased = "windows.based"
-	WindowEndsMs = "windows.end_ms"
+	// Windows and WindowRows are counted by WindowProgress: models
+	// published, and their rows. WindowSeqs is a distribution of the store
+	// versions Stream published: the job's summary reads this run's
+	// models from the store between its min and max.
+	Windows    = "windows"
+	WindowRows = "windows.rows"
+	WindowSeqs = "windows.seq"
 	// Scale is how many units of a Beam metric make 1.
 	Scale = 1e9
 )
@@ -223,19 +223,15 @@ func WindowProgress(s beam.Scope, path string, published beam.PCollection) {
 
 type windowProgressFn struct{ Path string }
 
-var windowEnds = beam.NewDistribution(Namespace, WindowEndsMs)
-
 func (fn *windowProgressFn) ProcessElement(ctx context.Context, pub Published) error {
 	from := "the initial model"
 	if !pub.Base.IsZero() {
 		from = "the model of the window ending " + pub.Base.Format(time.RFC3339)
-		setInt(ctx, WindowsBased, 1)
 	}
 	fmt.Fprintf(os.Stderr, "muon: window ending %s: trained on %d rows from %s, train loss %.4f; published %s\n",
 		pub.Window.Format(time.RFC3339), pub.Rows, from, pub.TrainLoss, pub.Version)
 	setInt(ctx, Windows, 1)
 	setInt(ctx, WindowRows, pub.Rows)
-	windowEnds.Update(ctx, pub.Window.UnixMilli())
 	if fn.Path == "" {
 		return nil
 	}

@@ -254,6 +254,8 @@ func (r *rows) appendRow(row featurize.Row, p *Params, classes map[string]int) e
 	return nil
 }
 
+var windowSeqs = beam.NewDistribution(Namespace, WindowSeqs)
+
 // publishFn publishes a window's averaged model to the store.
 type publishFn struct {
 	Store, Name string
@@ -269,6 +271,7 @@ func (fn *publishFn) ProcessElement(ctx context.Context, w beam.Window, r shardR
 	if err != nil {
 		return err
 	}
+	windowSeqs.Update(ctx, int64(v.Seq))
 	pub.Version = v.String()
 	emit(pub)
 	return nil
@@ -338,6 +341,27 @@ func (s *StreamStore) LatestBefore(ctx context.Context, t time.Time) (*Published
 		return nil, nil
 	}
 	return s.read(ctx, *best)
+}
+
+// Range reads the models of versions from to to (inclusive), in publish
+// order.
+func (s *StreamStore) Range(ctx context.Context, from, to uint64) ([]Published, error) {
+	vs, err := s.store.List(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("train: model store: %w", err)
+	}
+	var out []Published
+	for _, v := range vs {
+		if v.Name != s.name || v.Seq < from || v.Seq > to {
+			continue
+		}
+		pub, err := s.read(ctx, v)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *pub)
+	}
+	return out, nil
 }
 
 // Latest reads the model of the latest window; nil if there is none.
