@@ -140,10 +140,12 @@ func runJobs(config []string, specs []*configs.Spec, opts []runners.Options, out
 			fmt.Fprintf(out.stderr, "muon: job %d of %d: %s (%s)\n", i+1, len(specs), spec.Name, config[i])
 		}
 		ctx, stop := context.WithCancel(context.Background())
+		unlisten := func() {}
 		if !spec.Source.IsBounded() {
-			defer stopOnSignal(stop, out.stderr)()
+			unlisten = stopOnSignal(stop, out.stderr)
 		}
 		sum, err := jobs.Run(ctx, spec, jobs.RunOptions{Runner: opts[i], Broker: shared, Version: muonVersion(), Progress: out.stderr})
+		unlisten()
 		stop()
 		if err != nil {
 			if len(specs) > 1 {
