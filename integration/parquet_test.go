@@ -119,6 +119,10 @@ func parquetFeatures(n int, start time.Time, step time.Duration, seed int) arrow
 			l.Append("walk")
 		}
 		b.Field(arrowio.IDIndex).(*array.StringBuilder).Append(fmt.Sprintf("sensors/%d/%d", seed, i))
+		// Feature files do not keep the source columns: they read back null.
+		for _, c := range []int{arrowio.SourceTopicIndex, arrowio.SourcePartitionIndex, arrowio.SourceOffsetIndex} {
+			b.Field(c).AppendNull()
+		}
 	}
 	return arrowio.Batch{Record: b.NewRecord()}
 }

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/muonml/muon/records/wire"
@@ -27,25 +25,6 @@ type Source struct {
 
 // ID is the deterministic identity topic/partition/offset.
 func (s Source) ID() string { return fmt.Sprintf("%s/%d/%d", s.Topic, s.Partition, s.Offset) }
-
-// ParseID parses an ID back into its Source; false if id is not one (a
-// row made of several records carries another id).
-func ParseID(id string) (Source, bool) {
-	j := strings.LastIndexByte(id, '/')
-	if j < 0 {
-		return Source{}, false
-	}
-	i := strings.LastIndexByte(id[:j], '/')
-	if i <= 0 {
-		return Source{}, false
-	}
-	part, err1 := strconv.Atoi(id[i+1 : j])
-	off, err2 := strconv.ParseInt(id[j+1:], 10, 64)
-	if err1 != nil || err2 != nil {
-		return Source{}, false
-	}
-	return Source{Topic: id[:i], Partition: part, Offset: off}, true
-}
 
 // Reading is one sensor reading: the values one device measured at one
 // time, and where muon read it. A producer fills in all but Source; the

@@ -322,26 +322,3 @@ func FuzzDecodeImageCoder(f *testing.F) {
 		}
 	})
 }
-
-func TestParseID(t *testing.T) {
-	tests := []struct {
-		in   string
-		want Source
-		ok   bool
-	}{
-		{"sensors/3/99", Source{Topic: "sensors", Partition: 3, Offset: 99}, true},
-		{"a/b/0/7", Source{Topic: "a/b", Partition: 0, Offset: 7}, true},
-		{"sensors/x/9", Source{}, false},
-		{"/1/2", Source{}, false},
-		{"device-7", Source{}, false},
-	}
-	for _, tt := range tests {
-		got, ok := ParseID(tt.in)
-		if ok != tt.ok || got != tt.want {
-			t.Errorf("ParseID(%q) = %+v, %v; want %+v, %v", tt.in, got, ok, tt.want, tt.ok)
-		}
-		if ok && got.ID() != tt.in {
-			t.Errorf("ParseID(%q).ID() = %q", tt.in, got.ID())
-		}
-	}
-}

@@ -23,6 +23,7 @@ import (
 	"github.com/muonml/muon/io/kafkaio"
 	"github.com/muonml/muon/message"
 	"github.com/muonml/muon/producer/recording"
+	"github.com/muonml/muon/records"
 	"github.com/muonml/muon/runners"
 	"github.com/muonml/muon/transforms/batch"
 	"github.com/muonml/muon/transforms/decode"
@@ -112,6 +113,7 @@ type benchRows struct {
 	features []float64 // row-major
 	keys     []string
 	ids      []string
+	srcs     []records.Source
 	times    []time.Time
 	dim      int
 }
@@ -131,14 +133,15 @@ func theBenchRows(n, dim int) *benchRows {
 }
 
 func makeBenchRows(n, dim int) *benchRows {
-	d := &benchRows{features: make([]float64, n*dim), keys: make([]string, n), ids: make([]string, n), times: make([]time.Time, n), dim: dim}
+	d := &benchRows{features: make([]float64, n*dim), keys: make([]string, n), ids: make([]string, n), srcs: make([]records.Source, n), times: make([]time.Time, n), dim: dim}
 	base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i := 0; i < n; i++ {
 		for j := 0; j < dim; j++ {
 			d.features[i*dim+j] = float64(i*dim + j)
 		}
 		d.keys[i] = "machine-" + strconv.Itoa(i%64)
-		d.ids[i] = "bench/0/" + strconv.Itoa(i)
+		d.srcs[i] = records.Source{Topic: "bench", Offset: int64(i)}
+		d.ids[i] = d.srcs[i].ID()
 		d.times[i] = base.Add(time.Duration(i) * time.Second)
 	}
 	return d
@@ -161,7 +164,7 @@ func (fn *genRowsFn) ProcessElement(_ context.Context, shard int, emit func(feat
 	lo, hi := shardRange(fn.Rows, fn.Shards, shard)
 	d := fn.d
 	for i := lo; i < hi; i++ {
-		emit(featurize.Row{Key: d.keys[i], Time: d.times[i], Features: d.features[i*d.dim : (i+1)*d.dim], Label: "normal", ID: d.ids[i]})
+		emit(featurize.Row{Key: d.keys[i], Time: d.times[i], Features: d.features[i*d.dim : (i+1)*d.dim], Label: "normal", ID: d.ids[i], Source: d.srcs[i]})
 	}
 }
 
@@ -182,7 +185,7 @@ func (fn *genBatchesFn) ProcessElement(_ context.Context, shard int, emit func(a
 		if rb.Len() == 0 {
 			rb.Reserve(fn.MaxRows)
 		}
-		rb.Append(d.keys[i], d.times[i], d.features[i*d.dim:(i+1)*d.dim], "normal", d.ids[i])
+		rb.Append(d.keys[i], d.times[i], d.features[i*d.dim:(i+1)*d.dim], "normal", d.ids[i], d.srcs[i])
 		if rb.Len() == fn.MaxRows || i == hi-1 {
 			emit(rb.NewBatch())
 		}

@@ -12,6 +12,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+
+	"github.com/muonml/muon/records"
 )
 
 func init() {
@@ -27,6 +29,11 @@ const (
 	ColFeatures = "features"
 	ColLabel    = "label"
 	ColID       = "id"
+	// The Kafka coordinates of the record a row was made from; null for a
+	// row made of several records (a window).
+	ColSourceTopic     = "source_topic"
+	ColSourcePartition = "source_partition"
+	ColSourceOffset    = "source_offset"
 )
 
 // Column indexes in RowSchema.
@@ -36,6 +43,9 @@ const (
 	FeaturesIndex
 	LabelIndex
 	IDIndex
+	SourceTopicIndex
+	SourcePartitionIndex
+	SourceOffsetIndex
 )
 
 // RowSchema is the schema of feature rows with dim features each. It
@@ -50,6 +60,9 @@ func RowSchema(dim int) *arrow.Schema {
 		{Name: ColFeatures, Type: arrow.FixedSizeListOfNonNullable(int32(dim), arrow.PrimitiveTypes.Float64)},
 		{Name: ColLabel, Type: arrow.BinaryTypes.String, Nullable: true},
 		{Name: ColID, Type: arrow.BinaryTypes.String},
+		{Name: ColSourceTopic, Type: arrow.BinaryTypes.String, Nullable: true},
+		{Name: ColSourcePartition, Type: arrow.PrimitiveTypes.Int32, Nullable: true},
+		{Name: ColSourceOffset, Type: arrow.PrimitiveTypes.Int64, Nullable: true},
 	}, nil)
 }
 
@@ -255,6 +268,9 @@ type RowBuilder struct {
 	values   *array.Float64Builder
 	label    *array.StringBuilder
 	id       *array.StringBuilder
+	topic    *array.StringBuilder
+	part     *array.Int32Builder
+	offset   *array.Int64Builder
 }
 
 // NewRowBuilder returns a builder of dim-feature rows allocating from mem.
@@ -271,12 +287,17 @@ func NewRowBuilder(mem memory.Allocator, dim int) *RowBuilder {
 		values:   fl.ValueBuilder().(*array.Float64Builder),
 		label:    b.Field(LabelIndex).(*array.StringBuilder),
 		id:       b.Field(IDIndex).(*array.StringBuilder),
+		topic:    b.Field(SourceTopicIndex).(*array.StringBuilder),
+		part:     b.Field(SourcePartitionIndex).(*array.Int32Builder),
+		offset:   b.Field(SourceOffsetIndex).(*array.Int64Builder),
 	}
 }
 
-// Append adds one row. It panics if len(features) is not the builder's
-// dimension: that is a programming error. An empty label is null.
-func (rb *RowBuilder) Append(key string, t time.Time, features []float64, label, id string) {
+// Append adds one row made from the record at src (no record when
+// src.Topic is empty: its source columns are null). It panics if
+// len(features) is not the builder's dimension: that is a programming
+// error. An empty label is null.
+func (rb *RowBuilder) Append(key string, t time.Time, features []float64, label, id string, src records.Source) {
 	if len(features) != rb.dim {
 		panic(fmt.Sprintf("arrowio: %d features for a row of %d", len(features), rb.dim))
 	}
@@ -290,13 +311,26 @@ func (rb *RowBuilder) Append(key string, t time.Time, features []float64, label,
 		rb.label.Append(label)
 	}
 	rb.id.Append(id)
+	rb.appendSource(src)
+}
+
+func (rb *RowBuilder) appendSource(src records.Source) {
+	if src.Topic == "" {
+		rb.topic.AppendNull()
+		rb.part.AppendNull()
+		rb.offset.AppendNull()
+		return
+	}
+	rb.topic.Append(src.Topic)
+	rb.part.Append(int32(src.Partition))
+	rb.offset.Append(src.Offset)
 }
 
 // AppendBytes adds one row from raw column values, as a reader of stored
 // rows has them: the time in Unix milliseconds, and a label that is null
 // unless labelValid (a valid empty label stays empty). It panics if
 // len(features) is not the builder's dimension.
-func (rb *RowBuilder) AppendBytes(key []byte, ms int64, features []float64, label []byte, labelValid bool, id []byte) {
+func (rb *RowBuilder) AppendBytes(key []byte, ms int64, features []float64, label []byte, labelValid bool, id []byte, src records.Source) {
 	if len(features) != rb.dim {
 		panic(fmt.Sprintf("arrowio: %d features for a row of %d", len(features), rb.dim))
 	}
@@ -310,6 +344,7 @@ func (rb *RowBuilder) AppendBytes(key []byte, ms int64, features []float64, labe
 		rb.label.AppendNull()
 	}
 	rb.id.BinaryBuilder.Append(id)
+	rb.appendSource(src)
 }
 
 // Reserve makes room for n more rows, so that appending them does not grow
@@ -321,6 +356,9 @@ func (rb *RowBuilder) Reserve(n int) {
 	rb.values.Reserve(n * rb.dim)
 	rb.label.Reserve(n)
 	rb.id.Reserve(n)
+	rb.topic.Reserve(n)
+	rb.part.Reserve(n)
+	rb.offset.Reserve(n)
 }
 
 // Len is the number of rows appended since the last NewBatch.
@@ -332,6 +370,22 @@ func (rb *RowBuilder) NewBatch() Batch { return Batch{Record: rb.b.NewRecord()} 
 
 // Release releases the builder.
 func (rb *RowBuilder) Release() { rb.b.Release() }
+
+// SourceAt returns the Kafka coordinates of row i of a RowSchema batch: the
+// zero Source (empty topic) when the row was made of several records, or
+// when rec lacks the source columns.
+func SourceAt(rec arrow.Record, i int) records.Source {
+	if int(rec.NumCols()) <= SourceOffsetIndex {
+		return records.Source{}
+	}
+	topic, ok1 := rec.Column(SourceTopicIndex).(*array.String)
+	part, ok2 := rec.Column(SourcePartitionIndex).(*array.Int32)
+	offset, ok3 := rec.Column(SourceOffsetIndex).(*array.Int64)
+	if !ok1 || !ok2 || !ok3 || !topic.IsValid(i) || !part.IsValid(i) || !offset.IsValid(i) {
+		return records.Source{}
+	}
+	return records.Source{Topic: topic.Value(i), Partition: int(part.Value(i)), Offset: offset.Value(i)}
+}
 
 // Features returns the feature matrix of a RowSchema batch: its values
 // buffer as a row-major rows×dim slice, without a copy. The slice is valid

@@ -11,6 +11,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/muonml/muon/io/arrowio"
+	"github.com/muonml/muon/records"
 )
 
 var t0 = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -29,7 +30,11 @@ func build(t testing.TB, mem memory.Allocator, n, dim int) arrowio.Batch {
 		if i%3 != 0 {
 			label = "walk"
 		}
-		rb.Append("dev-"+string(rune('a'+i%5)), t0.Add(time.Duration(i)*time.Second), f, label, "sensors/1/"+string(rune('0'+i%10)))
+		src := records.Source{Topic: "sensors", Partition: 1, Offset: int64(i)}
+		if i%4 == 0 {
+			src = records.Source{} // a window: null source
+		}
+		rb.Append("dev-"+string(rune('a'+i%5)), t0.Add(time.Duration(i)*time.Second), f, label, "sensors/1/"+string(rune('0'+i%10)), src)
 	}
 	if rb.Len() != n {
 		t.Fatalf("builder holds %d rows, want %d", rb.Len(), n)
@@ -51,6 +56,15 @@ func TestRoundTripReleasesEverything(t *testing.T) {
 		}
 		if !array.RecordEqual(b.Record, got.Record) {
 			t.Errorf("%d×%d: decoded batch differs", tt.n, tt.dim)
+		}
+		for i := 0; i < got.Rows(); i++ {
+			want := records.Source{Topic: "sensors", Partition: 1, Offset: int64(i)}
+			if i%4 == 0 {
+				want = records.Source{}
+			}
+			if src := arrowio.SourceAt(got.Record, i); src != want {
+				t.Errorf("%d×%d: row %d source %+v, want %+v", tt.n, tt.dim, i, src, want)
+			}
 		}
 		if !got.Record.Schema().Equal(arrowio.RowSchema(tt.dim)) {
 			t.Errorf("schema %s, want %s", got.Record.Schema(), arrowio.RowSchema(tt.dim))
@@ -143,7 +157,7 @@ func TestRowBuilderPanicsOnWrongWidth(t *testing.T) {
 			t.Error("appending 2 features to a 3-feature builder did not panic")
 		}
 	}()
-	rb.Append("k", t0, []float64{1, 2}, "", "id")
+	rb.Append("k", t0, []float64{1, 2}, "", "id", records.Source{})
 }
 
 func TestEmptyBatch(t *testing.T) {

@@ -8,7 +8,9 @@
 // never a panic or an allocation they did not pay for. Feature rows use
 // RowSchema: key, event time, features as FixedSizeList<float64>[d] — whose
 // values buffer is a row-major n×d matrix that gonum can use without a
-// copy — label and the row's source id.
+// copy — label, the row's id, and the Kafka coordinates (topic, partition,
+// offset; null for a window of several records) of the record it was made
+// from.
 //
 // Ownership: whoever creates an arrow object releases it, except a Batch
 // emitted into a PCollection, which then belongs to the pipeline; consumers

@@ -9,6 +9,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/passert"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
 	"github.com/muonml/muon/io/arrowio"
+	"github.com/muonml/muon/records"
 )
 
 func TestMain(m *testing.M) {
@@ -26,7 +27,7 @@ func makeBatch(n int, emit func(arrowio.Batch)) {
 	rb := arrowio.NewRowBuilder(memory.DefaultAllocator, 2)
 	defer rb.Release()
 	for i := 0; i < n; i++ {
-		rb.Append("k", t0, []float64{float64(i), 1}, "", "id")
+		rb.Append("k", t0, []float64{float64(i), 1}, "", "id", records.Source{})
 	}
 	emit(rb.NewBatch())
 }

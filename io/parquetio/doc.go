@@ -13,9 +13,12 @@
 // coordinates), so writing the same rows again — a retried bundle —
 // replaces a file instead of adding a duplicate.
 //
-// Feature files have the columns of arrowio.RowSchema: key (string), time
-// (timestamp ms, UTC), features (list<double>, every row of the dimension
-// the metadata names), label (nullable string) and id (string). Readings
+// Feature files have the columns of arrowio.RowSchema but its source
+// coordinates: key (string), time (timestamp ms, UTC), features
+// (list<double>, every row of the dimension the metadata names), label
+// (nullable string) and id (string, which for a row of one record is its
+// topic/partition/offset). Rows read back have null source columns: the
+// coordinates serve dead letters of a running stream, not training. Readings
 // files have device, time (timestamp ms, UTC) with time_nanos (the
 // nanoseconds past the millisecond), values (list of {name, value} in the
 // reading's order), label (null when empty), topic, partition and offset.

@@ -18,8 +18,8 @@ import (
 func ExampleFeatureWriter() {
 	rb := arrowio.NewRowBuilder(memory.DefaultAllocator, 2)
 	defer rb.Release()
-	rb.Append("dev-1", time.Date(2024, 5, 1, 13, 0, 0, 0, time.UTC), []float64{0.5, math.NaN()}, "walk", "sensors/0/41")
-	rb.Append("dev-2", time.Date(2024, 5, 1, 13, 0, 1, 0, time.UTC), []float64{-1, math.Inf(1)}, "", "sensors/0/42")
+	rb.Append("dev-1", time.Date(2024, 5, 1, 13, 0, 0, 0, time.UTC), []float64{0.5, math.NaN()}, "walk", "sensors/0/41", records.Source{Topic: "sensors", Offset: 41})
+	rb.Append("dev-2", time.Date(2024, 5, 1, 13, 0, 1, 0, time.UTC), []float64{-1, math.Inf(1)}, "", "sensors/0/42", records.Source{Topic: "sensors", Offset: 42})
 	b := rb.NewBatch()
 	defer b.Record.Release()
 

@@ -11,6 +11,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/muonml/muon/io/arrowio"
+	"github.com/muonml/muon/records"
 	"github.com/parquet-go/parquet-go"
 )
 
@@ -342,7 +343,7 @@ func (fb *featureBuilder) append(vals []parquet.Value) error {
 		}
 		fb.row = append(fb.row, v.Double())
 	}
-	fb.rb.AppendBytes(key.ByteArray(), ts.Int64(), fb.row, label.ByteArray(), !label.IsNull(), id.ByteArray())
+	fb.rb.AppendBytes(key.ByteArray(), ts.Int64(), fb.row, label.ByteArray(), !label.IsNull(), id.ByteArray(), records.Source{})
 	return nil
 }
 

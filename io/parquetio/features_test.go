@@ -60,6 +60,10 @@ func makeFeatures(mem memory.Allocator, n, dim int, start time.Time, step time.D
 			label.Append("walk")
 		}
 		b.Field(arrowio.IDIndex).(*array.StringBuilder).Append(idPrefix + strconv.Itoa(i))
+		// Feature files do not keep the source columns: they read back null.
+		for _, c := range []int{arrowio.SourceTopicIndex, arrowio.SourcePartitionIndex, arrowio.SourceOffsetIndex} {
+			b.Field(c).AppendNull()
+		}
 	}
 	return arrowio.Batch{Record: b.NewRecord()}
 }
@@ -235,6 +239,10 @@ func TestFeatureWriterRefuses(t *testing.T) {
 	fl.ValueBuilder().(*array.Float64Builder).AppendValues([]float64{1, 2}, []bool{true, false})
 	rb.Field(arrowio.LabelIndex).(*array.StringBuilder).AppendNull()
 	rb.Field(arrowio.IDIndex).(*array.StringBuilder).Append("i")
+	// Feature files do not keep the source columns: they read back null.
+	for _, c := range []int{arrowio.SourceTopicIndex, arrowio.SourcePartitionIndex, arrowio.SourceOffsetIndex} {
+		rb.Field(c).AppendNull()
+	}
 	rec := rb.NewRecord()
 	defer rec.Release()
 	if err := w.Write(arrowio.Batch{Record: rec}); err == nil || !strings.Contains(err.Error(), "null") {

@@ -124,7 +124,7 @@ func (fn *buildFn) ProcessElement(ctx context.Context, _ int, iter func(*featuri
 		if len(r.Features) != fn.Dim {
 			return fmt.Errorf("batch.Rows: row %s of %s has %d features, want %d", r.ID, r.Key, len(r.Features), fn.Dim)
 		}
-		rb.Append(r.Key, r.Time, r.Features, r.Label, r.ID)
+		rb.Append(r.Key, r.Time, r.Features, r.Label, r.ID, r.Source)
 		if rb.Len() >= fn.MaxRows {
 			emit(fn.c.made(ctx, rb))
 		}
@@ -165,7 +165,7 @@ func (fn *streamBuildFn) ProcessElement(ctx context.Context, et beam.EventTime, 
 		fn.first, fn.newest = now, et
 		fn.rb.Reserve(min(fn.MaxRows, 1024))
 	}
-	fn.rb.Append(r.Key, r.Time, r.Features, r.Label, r.ID)
+	fn.rb.Append(r.Key, r.Time, r.Features, r.Label, r.ID, r.Source)
 	fn.newest = max(fn.newest, et)
 	if fn.rb.Len() >= fn.MaxRows || now.Sub(fn.first) >= fn.MaxWait {
 		emit(fn.newest, fn.c.made(ctx, fn.rb))

@@ -11,6 +11,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/transforms/stats"
 	"github.com/muonml/muon/io/arrowio"
+	"github.com/muonml/muon/records"
 	"github.com/muonml/muon/transforms/batch"
 	"github.com/muonml/muon/transforms/featurize"
 )
@@ -38,7 +39,11 @@ func explodeIDs(b arrowio.Batch, emit func(string)) {
 		for _, v := range vals[i*dim : (i+1)*dim] {
 			s += v
 		}
-		emit(fmt.Sprintf("%s=%g", ids.ValueStr(i), s))
+		src := ""
+		if at := arrowio.SourceAt(b.Record, i); at.Topic != "" {
+			src = " from " + at.ID()
+		}
+		emit(fmt.Sprintf("%s=%g%s", ids.ValueStr(i), s, src))
 	}
 }
 
@@ -52,8 +57,9 @@ func TestRowsToBatches(t *testing.T) {
 	var want []any
 	for i := 0; i < n; i++ {
 		f := []float64{float64(i), 1, -0.5}
-		rows = append(rows, featurize.Row{Key: fmt.Sprintf("dev-%d", i%13), Time: time.Unix(int64(i), 0).UTC(), Features: f, Label: "x", ID: fmt.Sprintf("t/0/%d", i)})
-		want = append(want, fmt.Sprintf("t/0/%d=%g", i, float64(i)+0.5))
+		rows = append(rows, featurize.Row{Key: fmt.Sprintf("dev-%d", i%13), Time: time.Unix(int64(i), 0).UTC(), Features: f, Label: "x", ID: fmt.Sprintf("t/0/%d", i),
+			Source: records.Source{Topic: "t", Offset: int64(i)}})
+		want = append(want, fmt.Sprintf("t/0/%d=%g from t/0/%d", i, float64(i)+0.5, i))
 	}
 	p, s := beam.NewPipelineWithRoot()
 	batches := batch.Rows(s, batch.Params{Dim: dim, MaxRows: 100, Shards: 4}, beam.CreateList(s, rows))

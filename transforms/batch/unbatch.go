@@ -47,6 +47,7 @@ func (unbatchFn) ProcessElement(b arrowio.Batch, emit func(featurize.Row)) error
 			Time:     times.Value(i).ToTime(unit).UTC(),
 			Features: append([]float64(nil), vals[i*dim:(i+1)*dim]...),
 			ID:       ids.ValueStr(i),
+			Source:   arrowio.SourceAt(rec, i),
 		}
 		if !labels.IsNull(i) {
 			r.Label = labels.ValueStr(i)

@@ -26,7 +26,10 @@ type Row struct {
 	Time     time.Time // the time of the last reading in the row
 	Features []float64
 	Label    string // the most frequent label of the readings (ties go to the smallest), or the last one
-	ID       string // the source coordinates of the row's first reading
+	ID       string // the row's identity: its Source's ID, or device@start of a window
+	// Source is where the row's first reading was read; zero (empty Topic)
+	// for a window.
+	Source records.Source
 }
 
 // CaseParams configures Cases.
@@ -96,5 +99,5 @@ func (fn *caseFn) ProcessElement(device string, iter func(*records.Reading) bool
 	}
 	sortReadings(all)
 	features, label := fn.rows.features(all, all[0].Time)
-	emit(Row{Key: device, Time: all[len(all)-1].Time, Features: features, Label: label, ID: all[0].Source.ID()})
+	emit(Row{Key: device, Time: all[len(all)-1].Time, Features: features, Label: label, ID: all[0].Source.ID(), Source: all[0].Source})
 }

@@ -41,7 +41,7 @@ func (fn *imageFn) ProcessElement(im records.Image, emit func(Row)) {
 	if fn.dst == nil {
 		fn.dst = image.NewGray(image.Rect(0, 0, fn.Width, fn.Height))
 	}
-	emit(Row{Key: im.Device, Time: im.Time, Features: Pixels(nil, fn.dst, im), Label: im.Label, ID: im.Source.ID()})
+	emit(Row{Key: im.Device, Time: im.Time, Features: Pixels(nil, fn.dst, im), Label: im.Label, ID: im.Source.ID(), Source: im.Source})
 }
 
 // Pixels resizes im into scratch (Catmull-Rom) and appends its pixels,

@@ -57,5 +57,5 @@ func (fn *readingRowFn) ProcessElement(r records.Reading, emit func(Row)) {
 			features[i] = v.Value
 		}
 	}
-	emit(Row{Key: r.Device, Time: r.Time, Features: features, Label: r.Label, ID: r.Source.ID()})
+	emit(Row{Key: r.Device, Time: r.Time, Features: features, Label: r.Label, ID: r.Source.ID(), Source: r.Source})
 }

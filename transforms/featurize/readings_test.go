@@ -18,9 +18,11 @@ func init() {
 	register.Function1x1(describeRow)
 }
 
-// describeRow renders a row for comparison; NaN prints as NaN.
+// describeRow renders a row for comparison, its typed source last; NaN
+// prints as NaN.
 func describeRow(r featurize.Row) string {
-	return fmt.Sprintf("%s %s %v %s %s", r.Key, r.Time.Format(time.RFC3339), r.Features, r.Label, r.ID)
+	return fmt.Sprintf("%s %s %v %s %s %s:%d:%d", r.Key, r.Time.Format(time.RFC3339), r.Features, r.Label, r.ID,
+		r.Source.Topic, r.Source.Partition, r.Source.Offset)
 }
 
 // Each reading becomes a row of its values in channel order, NaN for a
@@ -35,7 +37,7 @@ func TestReadings(t *testing.T) {
 	p, s := beam.NewPipelineWithRoot()
 	rows := featurize.Readings(s, featurize.ReadingParams{Channels: []string{"a", "b"}}, beam.CreateList(s, in))
 	passert.Equals(s, beam.ParDo(s, describeRow, rows),
-		"d 2024-01-01T00:00:00Z [1 2] 7 digits/1/5",
-		fmt.Sprintf("e 2024-01-01T00:00:00Z [-1 %v]  digits/0/6", math.NaN()))
+		"d 2024-01-01T00:00:00Z [1 2] 7 digits/1/5 digits:1:5",
+		fmt.Sprintf("e 2024-01-01T00:00:00Z [-1 %v]  digits/0/6 digits:0:6", math.NaN()))
 	ptest.RunAndValidate(t, p)
 }

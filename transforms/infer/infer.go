@@ -15,7 +15,6 @@ import (
 	"github.com/muonml/muon/io/arrowio"
 	"github.com/muonml/muon/io/kafkaio"
 	"github.com/muonml/muon/models"
-	"github.com/muonml/muon/records"
 	"gonum.org/v1/gonum/mat"
 )
 
@@ -310,7 +309,7 @@ func (fn *inferFn) deadLetters(b arrowio.Batch, cause error, dead func(kafkaio.R
 	for i := 0; i < n; i++ {
 		id := ids.ValueStr(i)
 		r := kafkaio.Record{Topic: fn.Params.SourceTopic, Partition: -1, Offset: -1, Key: []byte(keys.ValueStr(i))}
-		if src, ok := records.ParseID(id); ok {
+		if src := arrowio.SourceAt(rec, i); src.Topic != "" {
 			r.Topic, r.Partition, r.Offset = src.Topic, src.Partition, src.Offset
 		}
 		v := []byte(`{"id":` + strconv.Quote(id) + `,"key":` + strconv.Quote(keys.ValueStr(i)) + `,"features":[`)

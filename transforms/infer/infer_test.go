@@ -24,6 +24,7 @@ import (
 	"github.com/muonml/muon/models"
 	"github.com/muonml/muon/models/compress"
 	"github.com/muonml/muon/models/snapshot"
+	"github.com/muonml/muon/records"
 	"github.com/muonml/muon/transforms/analyze"
 	"github.com/muonml/muon/transforms/infer"
 )
@@ -199,7 +200,7 @@ func makeBatches(dim int, emit func(arrowio.Batch)) {
 		if i >= 5 { // at 5 the features tie and the lower class wins
 			label = "x"
 		}
-		rb.Append("dev", t0.Add(time.Duration(i)*time.Second), f, label, fmt.Sprintf("t/0/%d", i))
+		rb.Append("dev", t0.Add(time.Duration(i)*time.Second), f, label, fmt.Sprintf("t/0/%d", i), records.Source{Topic: "t", Offset: int64(i)})
 		if i == 5 {
 			emit(rb.NewBatch())
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/muonml/muon/io/arrowio"
+	"github.com/muonml/muon/records"
 )
 
 // Rows land on the shard their id says, however they were batched, with
@@ -23,7 +24,7 @@ func TestShardFnSpreadsRowsByID(t *testing.T) {
 			if i%10 == 0 {
 				label = "" // null
 			}
-			rb.Append(fmt.Sprintf("dev%d", i%5), time.UnixMilli(int64(1000*i)), []float64{float64(i), -float64(i)}, label, fmt.Sprintf("row-%03d", i))
+			rb.Append(fmt.Sprintf("dev%d", i%5), time.UnixMilli(int64(1000*i)), []float64{float64(i), -float64(i)}, label, fmt.Sprintf("row-%03d", i), records.Source{Topic: "t", Partition: i % 3, Offset: int64(i)})
 		}
 		return rb.NewBatch()
 	}
@@ -42,8 +43,9 @@ func TestShardFnSpreadsRowsByID(t *testing.T) {
 					if l := b.Record.Column(arrowio.LabelIndex); l.IsValid(i) {
 						label = l.ValueStr(i)
 					}
-					got[sh] = append(got[sh], fmt.Sprintf("%s %s %s %v %s", b.Record.Column(arrowio.IDIndex).ValueStr(i),
-						b.Record.Column(arrowio.KeyIndex).ValueStr(i), b.Record.Column(arrowio.TimeIndex).ValueStr(i), vals[i*dim:(i+1)*dim], label))
+					got[sh] = append(got[sh], fmt.Sprintf("%s %s %s %v %s %+v", b.Record.Column(arrowio.IDIndex).ValueStr(i),
+						b.Record.Column(arrowio.KeyIndex).ValueStr(i), b.Record.Column(arrowio.TimeIndex).ValueStr(i), vals[i*dim:(i+1)*dim], label,
+						arrowio.SourceAt(b.Record, i)))
 				}
 			})
 			if err != nil {
@@ -69,7 +71,7 @@ func TestShardFnSpreadsRowsByID(t *testing.T) {
 	if len(one) != shards || total != rows {
 		t.Errorf("%d shards, %d rows; want %d and %d", len(one), total, shards, rows)
 	}
-	if l := one[shardOf("row-010", shards)]; !contains(l, "row-010 dev0 1970-01-01 00:00:10Z [10 -10] null") {
+	if l := one[shardOf("row-010", shards)]; !contains(l, "row-010 dev0 1970-01-01 00:00:10Z [10 -10] null {Topic:t Partition:1 Offset:10}") {
 		t.Errorf("row-010 not intact on its shard: %v", l[:3])
 	}
 }

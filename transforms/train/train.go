@@ -268,7 +268,7 @@ func (fn *shardFn) ProcessElement(b arrowio.Batch, emit func(int, arrowio.Batch)
 			builders[sh].Reserve(n/fn.Shards + 1)
 		}
 		builders[sh].AppendBytes([]byte(keys.Value(i)), int64(times.Value(i)), vals[i*dim:(i+1)*dim],
-			[]byte(labels.Value(i)), labels.IsValid(i), []byte(id))
+			[]byte(labels.Value(i)), labels.IsValid(i), []byte(id), arrowio.SourceAt(rec, i))
 	}
 	for sh, rb := range builders {
 		if rb != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
 	"github.com/muonml/muon/io/arrowio"
 	"github.com/muonml/muon/models"
+	"github.com/muonml/muon/records"
 	"github.com/muonml/muon/transforms/train"
 	"gonum.org/v1/gonum/mat"
 )
@@ -98,7 +99,7 @@ func (d digits) batches(n int) []arrowio.Batch {
 	defer rb.Release()
 	t0 := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i := range d.ids {
-		rb.Append("digits", t0, d.x[i*64:(i+1)*64], d.labels[i], d.ids[i])
+		rb.Append("digits", t0, d.x[i*64:(i+1)*64], d.labels[i], d.ids[i], records.Source{})
 		if rb.Len() == n || i == len(d.ids)-1 {
 			out = append(out, rb.NewBatch())
 		}
