@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/muonml/muon/configs"
+	"github.com/muonml/muon/io/kafkaio"
+	"github.com/muonml/muon/producer/replay"
 )
 
 // Every example spec in this folder must load.
@@ -146,13 +148,13 @@ func TestDefaultsAndOverrides(t *testing.T) {
 	if got := s.Kafka.Brokers; len(got) != 2 || got[1] != "127.0.0.1:9093" {
 		t.Errorf("brokers %v", got)
 	}
-	if s.Replay[0].Rate != 250 || s.Replay[0].Topic != "a" || s.Replay[0].Period.D() != configs.DefaultPeriod {
+	if s.Replay[0].Rate != 250 || s.Replay[0].Topic != "a" || s.Replay[0].Period.D() != replay.DefaultPeriod {
 		t.Errorf("replay %+v", s.Replay[0])
 	}
 	if s.Source.IsBounded() || s.Source.For.D() != 30*time.Second || s.Decode.MaxBytes != 2048 {
 		t.Errorf("source %+v decode %+v", s.Source, s.Decode)
 	}
-	if s.Runner != "edge" || s.Kafka.Partitions != configs.DefaultPartitions || s.Source.Start != "earliest" || s.Output.Dir != "out/t" {
+	if s.Runner != "edge" || s.Kafka.Partitions != kafkaio.DefaultPartitions || s.Source.Start != "earliest" || s.Output.Dir != "out/t" {
 		t.Errorf("defaults not applied: %+v", s)
 	}
 }

@@ -6,6 +6,9 @@ import (
 	"time"
 
 	"github.com/muonml/muon/io/kafkaio"
+	"github.com/muonml/muon/models"
+	"github.com/muonml/muon/producer/replay"
+	"github.com/muonml/muon/transforms/featurize"
 	"github.com/muonml/muon/transforms/publish"
 	"github.com/muonml/muon/transforms/train"
 )
@@ -50,7 +53,7 @@ type Kafka struct {
 	// embedded broker inside its own process for the job.
 	Brokers []string `yaml:"brokers"`
 	// Partitions is the partition count of the topics the job creates
-	// (replay topics, dead-letter topics). Default 4.
+	// (replay topics, dead-letter topics). Default kafkaio.DefaultPartitions.
 	Partitions int `yaml:"partitions" min:"1"`
 }
 
@@ -164,7 +167,7 @@ type Window struct {
 
 // ImageSize is the size images are resized to.
 type ImageSize struct {
-	// Width and Height in pixels. Default 32 × 32.
+	// Width and Height in pixels. Default featurize.DefaultImageSide.
 	Width  int `yaml:"width" min:"1"`
 	Height int `yaml:"height" min:"1"`
 }
@@ -233,9 +236,9 @@ type Training struct {
 	// id (each row on its own) or device (all of a device's rows on one
 	// side, for overlapping windows of one recording). Default id.
 	SplitBy string `yaml:"split_by" enum:"id,device"`
-	// Optimizer is sgd or adam. Default adam.
+	// Optimizer is sgd or adam. Default models.DefaultOptimizer.
 	Optimizer string `yaml:"optimizer" enum:"sgd,adam"`
-	// LearningRate. Default 0.001 for adam, 0.01 for sgd.
+	// LearningRate. Default models.DefaultLearningRate of the optimizer.
 	LearningRate float64 `yaml:"learning_rate" min:"0"`
 	// Momentum of sgd. Default 0.
 	Momentum float64 `yaml:"momentum" min:"0"`
@@ -247,7 +250,8 @@ type Training struct {
 	// (half a cosine from the rate down to 0 over all epochs) or step (times
 	// step_gamma every step_every epochs). Default constant.
 	Schedule string `yaml:"schedule" enum:"constant,cosine,step"`
-	// StepEvery and StepGamma shape the step schedule. Defaults 10 and 0.5.
+	// StepEvery and StepGamma shape the step schedule. Defaults
+	// models.DefaultStepEvery and models.DefaultStepGamma.
 	StepEvery int     `yaml:"step_every" min:"0"`
 	StepGamma float64 `yaml:"step_gamma" min:"0"`
 	// TargetCap caps the targets of a regression model, e.g. 125 cycles
@@ -320,9 +324,9 @@ type Replay struct {
 	// Rate is records per second; 0 is unlimited. Default 0.
 	Rate float64 `yaml:"rate" min:"0"`
 	// Start is the event time of the first sample for files without
-	// timestamps (and shifts files with them). Default 2024-01-01T00:00:00Z.
+	// timestamps (and shifts files with them). Default replay.DefaultStart.
 	Start time.Time `yaml:"start"`
-	// Period between samples for files without timestamps. Default 100ms.
+	// Period between samples for files without timestamps. Default replay.DefaultPeriod.
 	Period Duration `yaml:"period"`
 	// Live starts the event times at the moment the replay begins instead
 	// of at start, and (unless rate is set) produces one record a period,
@@ -358,7 +362,7 @@ type Branch struct {
 	// Topic is where predictions (or alerts) go. Required.
 	Topic string `yaml:"topic" required:"true"`
 	// Reload is how often the store is checked for a new version.
-	// Default 1s.
+	// Default infer.DefaultReload.
 	Reload Duration `yaml:"reload"`
 	// Alert makes this an alert branch: only rows whose score (or value)
 	// crosses the threshold are written.
@@ -385,22 +389,12 @@ func (d Duration) D() time.Duration { return time.Duration(d) }
 // String formats d like time.Duration.
 func (d Duration) String() string { return time.Duration(d).String() }
 
-// Defaults applied by Load.
-const (
-	DefaultPartitions = 4
-	DefaultPeriod     = 100 * time.Millisecond
-	DefaultImageSide  = 32
-)
-
-// DefaultReplayStart is the first event time of replayed files without timestamps.
-var DefaultReplayStart = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
-
 func (s *Spec) applyDefaults() {
 	if s.Runner == "" {
 		s.Runner = "edge"
 	}
 	if s.Kafka.Partitions == 0 {
-		s.Kafka.Partitions = DefaultPartitions
+		s.Kafka.Partitions = kafkaio.DefaultPartitions
 	}
 	if s.Source.Start == "" {
 		s.Source.Start = "earliest"
@@ -432,22 +426,19 @@ func (s *Spec) applyDefaults() {
 			t.Validation = train.DefaultValidation
 		}
 		if t.Optimizer == "" {
-			t.Optimizer = "adam"
+			t.Optimizer = string(models.DefaultOptimizer)
 		}
 		if t.LearningRate == 0 {
-			t.LearningRate = 0.001
-			if t.Optimizer == "sgd" {
-				t.LearningRate = 0.01
-			}
+			t.LearningRate = models.DefaultLearningRate(models.OptimizerKind(t.Optimizer))
 		}
 		if t.Schedule == "" {
-			t.Schedule = "constant"
+			t.Schedule = string(models.Constant)
 		}
 		if t.StepEvery == 0 {
-			t.StepEvery = 10
+			t.StepEvery = models.DefaultStepEvery
 		}
 		if t.StepGamma == 0 {
-			t.StepGamma = 0.5
+			t.StepGamma = models.DefaultStepGamma
 		}
 		s.Snapshot.Defaults(s.Output.Dir)
 		if s.Model.Head == "" && (s.Model.Kind == "mlp" || s.Model.Kind == "cnn") {
@@ -466,10 +457,10 @@ func (s *Spec) applyDefaults() {
 			f.Window.Period = f.Window.Size
 		}
 		if f.Image.Width == 0 {
-			f.Image.Width = DefaultImageSide
+			f.Image.Width = featurize.DefaultImageSide
 		}
 		if f.Image.Height == 0 {
-			f.Image.Height = DefaultImageSide
+			f.Image.Height = featurize.DefaultImageSide
 		}
 		if s.Archive.Dir == "" {
 			s.Archive.Dir = s.Output.Dir + "/archive"
@@ -481,10 +472,10 @@ func (s *Spec) applyDefaults() {
 			r.Topic = s.Source.Topics[0]
 		}
 		if r.Start.IsZero() {
-			r.Start = DefaultReplayStart
+			r.Start = replay.DefaultStart
 		}
 		if r.Period == 0 {
-			r.Period = Duration(DefaultPeriod)
+			r.Period = Duration(replay.DefaultPeriod)
 		}
 	}
 }

@@ -20,6 +20,18 @@ const (
 	Adam OptimizerKind = "adam"
 )
 
+// DefaultOptimizer is the update rule of a spec that names none.
+const DefaultOptimizer = Adam
+
+// DefaultLearningRate is the base rate of kind for a spec that names none:
+// 0.001 for Adam, 0.01 for SGD (whose steps are not normalized).
+func DefaultLearningRate(kind OptimizerKind) float64 {
+	if kind == SGD {
+		return 0.01
+	}
+	return 0.001
+}
+
 // Adam defaults, used where OptimizerDesc leaves Beta1, Beta2 or Epsilon
 // zero.
 const (

@@ -19,6 +19,12 @@ const (
 	Cosine ScheduleKind = "cosine"
 )
 
+// StepDecay defaults for a spec that names no period or factor.
+const (
+	DefaultStepEvery = 10
+	DefaultStepGamma = 0.5
+)
+
 // ScheduleUnit is what a schedule counts.
 type ScheduleUnit string
 

@@ -25,6 +25,10 @@ const (
 // dead-letter topic.
 const DeadLetterSuffix = ".dlq"
 
+// DefaultPartitions is the partition count of topics muon creates (replay
+// and dead-letter topics) for a spec that names none.
+const DefaultPartitions = 4
+
 // DeadLetter returns the dead letter for r: the same key, value and
 // headers, bound for r.Topic+suffix, with headers naming the error, the
 // stage and r's coordinates. An empty suffix means DeadLetterSuffix.

@@ -12,6 +12,14 @@ import (
 	"github.com/segmentio/kafka-go"
 )
 
+// Defaults for a replay whose spec names no start or period for files
+// without timestamps (recording picks none: only the caller knows them).
+const DefaultPeriod = 100 * time.Millisecond
+
+// DefaultStart is the event time of the first sample of a file without
+// timestamps, for a replay whose spec names none.
+var DefaultStart = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+
 // Options configures Replay.
 type Options struct {
 	// Brokers are bootstrap addresses. Required.

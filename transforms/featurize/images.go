@@ -14,6 +14,10 @@ func init() {
 	register.DoFn2x0[records.Image, func(Row)](&imageFn{})
 }
 
+// DefaultImageSide is the width and height of image rows for a spec that
+// names none.
+const DefaultImageSide = 32
+
 // ImageParams configures Images.
 type ImageParams struct {
 	// Width and Height are the size every image is resized to. Required.
