@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -139,13 +140,25 @@ func verifySnapshots(w io.Writer, sub string, files []string, trust []string) er
 	return nil
 }
 
+// readSnapshot reads and verifies a snapshot file; one named as a store
+// keeps versions (v000000000007-name.snap) must have been signed as that
+// name and version.
 func readSnapshot(path string, ring snapshot.Keyring) (*snapshot.Snapshot, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return snapshot.Read(f, ring, snapshot.Limits{})
+	snap, err := snapshot.Read(f, ring, snapshot.Limits{})
+	if err != nil {
+		return nil, err
+	}
+	if seq, name, ok := modelstore.ParseFileName(filepath.Base(path)); ok {
+		if err := snap.CheckPlace(name, seq); err != nil {
+			return nil, err
+		}
+	}
+	return snap, nil
 }
 
 // listStore prints a store's versions; with a keyring, their verification
@@ -169,8 +182,11 @@ func listStore(w io.Writer, root string, ring snapshot.Keyring) error {
 	}
 	var serving modelstore.Version
 	if ring != nil && len(vs) > 0 {
-		serving, _, _ = modelstore.LatestVerified(ctx, d, func(r io.Reader) error {
-			_, err := snapshot.Read(r, ring, snapshot.Limits{})
+		serving, _, _ = modelstore.LatestVerified(ctx, d, func(v modelstore.Version, r io.Reader) error {
+			snap, err := snapshot.Read(r, ring, snapshot.Limits{})
+			if err == nil {
+				err = snap.CheckPlace(v.Name, v.Seq)
+			}
 			return err
 		})
 	}

@@ -28,12 +28,12 @@ func TestModelsCommand(t *testing.T) {
 	if code, _, _ := runMuon(t, "models", "keygen", "--dir", others, "--name", "stranger"); code != 0 {
 		t.Fatal("second keygen failed")
 	}
-	write := func(keyFile, name string) string {
+	write := func(keyFile, name string, version uint64) string {
 		key, err := snapshot.LoadPrivateKey(keyFile)
 		if err != nil {
 			t.Fatal(err)
 		}
-		m := snapshot.Manifest{Name: "digits", Model: models.Desc{Kind: models.Softmax, Inputs: 2, Classes: 2}, Labels: []string{"a", "b"},
+		m := snapshot.Manifest{Name: "digits", Version: version, Model: models.Desc{Kind: models.Softmax, Inputs: 2, Classes: 2}, Labels: []string{"a", "b"},
 			Metrics:     map[string]models.Metrics{"test": {N: 10, Accuracy: 0.9, BalancedAccuracy: 0.9}},
 			Compression: snapshot.Compression{Weights: "float32"},
 			Lineage:     snapshot.Lineage{Sources: []snapshot.Source{{Kind: "kafka", Topic: "digits", Partition: 0, From: 0, To: 10}}, Created: time.Now()}}
@@ -49,8 +49,8 @@ func TestModelsCommand(t *testing.T) {
 		}
 		return path
 	}
-	good := write(filepath.Join(keys, "ci.key"), "good.snap")
-	stranger := write(filepath.Join(others, "stranger.key"), "stranger.snap")
+	good := write(filepath.Join(keys, "ci.key"), "good.snap", 1)
+	stranger := write(filepath.Join(others, "stranger.key"), "stranger.snap", 1)
 	b, _ := os.ReadFile(good)
 	b[len(b)-3] ^= 0x10
 	tampered := filepath.Join(dir, "tampered.snap")
@@ -85,7 +85,7 @@ func TestModelsCommand(t *testing.T) {
 	store := &modelstore.Dir{Root: filepath.Join(dir, "store")}
 	for _, f := range []string{good, tampered} {
 		b, _ := os.ReadFile(f)
-		if _, err := store.Publish(context.Background(), "digits", bytes.NewReader(b)); err != nil {
+		if _, err := store.Publish(context.Background(), "digits", modelstore.Bytes(bytes.NewReader(b))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -94,5 +94,30 @@ func TestModelsCommand(t *testing.T) {
 	if code != 0 || len(lines) != 2 || !strings.Contains(lines[0], "digits@1") || !strings.Contains(lines[0], "verified, serving") ||
 		!strings.Contains(lines[1], "latest, REFUSED: snapshot: digest mismatch") {
 		t.Fatalf("list exited %d:\n%s%s", code, out, errs)
+	}
+
+	// digits@1 copied to a new name and version, as a replay of an old
+	// model would: refused by verify and list, digits@1 still serving.
+	first, err := os.ReadFile(filepath.Join(store.Root, "v000000000001-digits.snap"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	evil := filepath.Join(store.Root, "v000000000007-evilname.snap")
+	if err := os.WriteFile(evil, first, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(store.Root, "LATEST"), []byte("v000000000007-evilname.snap\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	misplaced := "snapshot: stored under another name or version than it was signed with: signed as digits@1, stored as evilname@7"
+	code, out, _ = runMuon(t, "models", "verify", "--trust", keys, evil)
+	if code != 1 || !strings.Contains(out, "REFUSED  "+evil+": "+misplaced) {
+		t.Fatalf("verify of a replayed snapshot exited %d:\n%s", code, out)
+	}
+	code, out, errs = runMuon(t, "models", "list", "--store", store.Root, "--trust", keys)
+	lines = strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines) != 3 || !strings.Contains(lines[0], "verified, serving") || !strings.Contains(lines[2], "evilname@7") ||
+		!strings.Contains(lines[2], "latest, REFUSED: "+misplaced) {
+		t.Fatalf("list with a replayed snapshot exited %d:\n%s%s", code, out, errs)
 	}
 }

@@ -31,14 +31,22 @@ type Version struct {
 
 func (v Version) String() string { return fmt.Sprintf("%s@%d", v.Name, v.Seq) }
 
+// Content makes the bytes of version seq of a name once the store has
+// chosen seq, so that a snapshot can sign the name and version it is
+// stored under.
+type Content func(seq uint64) (io.Reader, error)
+
+// Bytes is Content that does not depend on the version.
+func Bytes(r io.Reader) Content { return func(uint64) (io.Reader, error) { return r, nil } }
+
 // Store keeps model snapshots.
 type Store interface {
 	// Publish stores a new version and makes it the latest. A failed or
 	// interrupted publish leaves the latest as it was.
-	Publish(ctx context.Context, name string, r io.Reader) (Version, error)
+	Publish(ctx context.Context, name string, c Content) (Version, error)
 	// Reject stores a snapshot that did not pass a quality gate, with the
 	// reason; it never becomes the latest.
-	Reject(ctx context.Context, name string, r io.Reader, reason string) (Version, error)
+	Reject(ctx context.Context, name string, c Content, reason string) (Version, error)
 	// Latest is the newest published version; ErrEmpty if there is none.
 	Latest(ctx context.Context) (Version, error)
 	// List lists the published versions, oldest first.
@@ -88,7 +96,9 @@ func checkName(name string) error {
 
 func fileName(seq uint64, name string) string { return fmt.Sprintf("v%012d-%s%s", seq, name, suffix) }
 
-func parseFileName(f string) (uint64, string, bool) {
+// ParseFileName returns the version and name of a version file's base
+// name; false if f is not one.
+func ParseFileName(f string) (seq uint64, name string, ok bool) {
 	if !strings.HasPrefix(f, "v") || !strings.HasSuffix(f, suffix) || len(f) < 14+len(suffix) || f[13] != '-' {
 		return 0, "", false
 	}
@@ -179,7 +189,7 @@ func (d *Dir) nextSeq() (uint64, error) {
 			return 0, err
 		}
 		for _, e := range entries {
-			if seq, _, ok := parseFileName(e.Name()); ok && seq > top {
+			if seq, _, ok := ParseFileName(e.Name()); ok && seq > top {
 				top = seq
 			}
 		}
@@ -203,14 +213,18 @@ func (d *Dir) reserve(name string) (seq uint64, unlock func(), err error) {
 	return seq, unlock, nil
 }
 
-// Publish stores r as the next version of name and points LATEST at it.
-func (d *Dir) Publish(ctx context.Context, name string, r io.Reader) (Version, error) {
+// Publish stores c as the next version of name and points LATEST at it.
+func (d *Dir) Publish(ctx context.Context, name string, c Content) (Version, error) {
 	seq, unlock, err := d.reserve(name)
 	if err != nil {
 		return Version{}, err
 	}
 	defer unlock()
 	file := fileName(seq, name)
+	r, err := c(seq)
+	if err != nil {
+		return Version{}, fmt.Errorf("modelstore: making %s: %w", file, err)
+	}
 	size, sum, err := writeSynced(ctx, d.Root, file, r)
 	if err != nil {
 		return Version{}, fmt.Errorf("modelstore: publishing %s: %w", file, err)
@@ -226,8 +240,8 @@ func (d *Dir) Publish(ctx context.Context, name string, r io.Reader) (Version, e
 	return Version{Seq: seq, Name: name, Size: size, SHA256: sum, Created: time.Now(), Path: filepath.Join(d.Root, file)}, nil
 }
 
-// Reject stores r under rejected/ with a file giving the reason.
-func (d *Dir) Reject(ctx context.Context, name string, r io.Reader, reason string) (Version, error) {
+// Reject stores c under rejected/ with a file giving the reason.
+func (d *Dir) Reject(ctx context.Context, name string, c Content, reason string) (Version, error) {
 	seq, unlock, err := d.reserve(name)
 	if err != nil {
 		return Version{}, err
@@ -235,6 +249,10 @@ func (d *Dir) Reject(ctx context.Context, name string, r io.Reader, reason strin
 	defer unlock()
 	dir := filepath.Join(d.Root, rejectedDir)
 	file := fileName(seq, name)
+	r, err := c(seq)
+	if err != nil {
+		return Version{}, fmt.Errorf("modelstore: making %s: %w", file, err)
+	}
 	if _, _, err := writeSynced(ctx, dir, file+".reason", strings.NewReader(reason+"\n")); err != nil {
 		return Version{}, err
 	}
@@ -252,7 +270,7 @@ func RejectReason(v Version) (string, error) {
 }
 
 func (d *Dir) version(dir, file string) (Version, error) {
-	seq, name, ok := parseFileName(file)
+	seq, name, ok := ParseFileName(file)
 	if !ok {
 		return Version{}, fmt.Errorf("modelstore: %s is not a version file", file)
 	}
@@ -304,7 +322,7 @@ func (d *Dir) list(dir string) ([]Version, error) {
 	}
 	var out []Version
 	for _, e := range entries {
-		if _, _, ok := parseFileName(e.Name()); !ok || e.IsDir() {
+		if _, _, ok := ParseFileName(e.Name()); !ok || e.IsDir() {
 			continue
 		}
 		v, err := d.version(dir, e.Name())
@@ -381,7 +399,7 @@ func Head(ctx context.Context, s Store) (v Version, pointer, err error) {
 // verify accepts, and the errors of the newer ones it skipped, led by what
 // was wrong with the LATEST pointer if anything: a corrupt newest snapshot
 // leaves the previous one serving, and so does a broken pointer.
-func LatestVerified(ctx context.Context, s Store, verify func(io.Reader) error) (Version, []error, error) {
+func LatestVerified(ctx context.Context, s Store, verify func(Version, io.Reader) error) (Version, []error, error) {
 	latest, pointer, err := Head(ctx, s)
 	if err != nil {
 		return Version{}, nil, err
@@ -401,7 +419,7 @@ func LatestVerified(ctx context.Context, s Store, verify func(io.Reader) error) 
 		}
 		rc, err := s.Open(ctx, v)
 		if err == nil {
-			err = verify(rc)
+			err = verify(v, rc)
 			rc.Close()
 		}
 		if err == nil {

@@ -19,7 +19,7 @@ import (
 
 func publish(t *testing.T, d *Dir, name, content string) Version {
 	t.Helper()
-	v, err := d.Publish(context.Background(), name, strings.NewReader(content))
+	v, err := d.Publish(context.Background(), name, Bytes(strings.NewReader(content)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func TestPublishListLatest(t *testing.T) {
 		t.Fatalf("list %+v (%v)", vs, err)
 	}
 	for _, bad := range []string{"", "a/b", "..", ".hidden", strings.Repeat("x", 200)} {
-		if _, err := d.Publish(ctx, bad, strings.NewReader("x")); !errors.Is(err, ErrName) {
+		if _, err := d.Publish(ctx, bad, Bytes(strings.NewReader("x"))); !errors.Is(err, ErrName) {
 			t.Errorf("name %q: %v", bad, err)
 		}
 	}
@@ -78,7 +78,7 @@ func TestRejectAndPrune(t *testing.T) {
 	for i := range 5 {
 		publish(t, d, "m", fmt.Sprint(i))
 	}
-	r, err := d.Reject(ctx, "m", strings.NewReader("bad"), "accuracy 0.91 below the gate 0.95")
+	r, err := d.Reject(ctx, "m", Bytes(strings.NewReader("bad")), "accuracy 0.91 below the gate 0.95")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestFailureBeforeThePointer(t *testing.T) {
 	d := &Dir{Root: t.TempDir()}
 	publish(t, d, "m", "good")
 	d.afterRename = func() error { return errors.New("disk gone") }
-	_, err := d.Publish(ctx, "m", strings.NewReader("new"))
+	_, err := d.Publish(ctx, "m", Bytes(strings.NewReader("new")))
 	d.afterRename = nil
 	if err == nil {
 		t.Fatal("publish succeeded")
@@ -120,7 +120,7 @@ func TestFailureBeforeThePointer(t *testing.T) {
 	if err != nil || latest.Seq != 1 || read(t, d, latest) != "good" {
 		t.Fatalf("latest %+v (%v)", latest, err)
 	}
-	v, skipped, err := LatestVerified(ctx, d, func(io.Reader) error { return nil })
+	v, skipped, err := LatestVerified(ctx, d, func(Version, io.Reader) error { return nil })
 	if err != nil || v.Seq != 1 || len(skipped) != 0 {
 		t.Fatalf("latest verified %+v, %v (%v)", v, skipped, err)
 	}
@@ -133,7 +133,7 @@ func TestLatestVerifiedSkipsCorrupt(t *testing.T) {
 	publish(t, d, "m", "good 1")
 	publish(t, d, "m", "good 2")
 	publish(t, d, "m", "corrupt")
-	verify := func(r io.Reader) error {
+	verify := func(_ Version, r io.Reader) error {
 		b, _ := io.ReadAll(r)
 		if bytes.Contains(b, []byte("corrupt")) {
 			return errors.New("digest mismatch")
@@ -190,7 +190,7 @@ func TestHelperProcess(t *testing.T) {
 		t.Skip("helper process for TestPublishKilledHalfway")
 	}
 	d := &Dir{Root: root}
-	_, _ = d.Publish(context.Background(), "m", &blockingReader{n: 1 << 20})
+	_, _ = d.Publish(context.Background(), "m", Bytes(&blockingReader{n: 1 << 20}))
 }
 
 // A publisher killed by a signal halfway through leaves LATEST on the
@@ -249,7 +249,7 @@ func BenchmarkPublish1MiB(b *testing.B) {
 	data := bytes.Repeat([]byte{7}, 1<<20)
 	b.SetBytes(int64(len(data)))
 	for range b.N {
-		if _, err := d.Publish(context.Background(), "m", bytes.NewReader(data)); err != nil {
+		if _, err := d.Publish(context.Background(), "m", Bytes(bytes.NewReader(data))); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -260,7 +260,7 @@ func BenchmarkPublish1MiB(b *testing.B) {
 // wrong with the pointer is said first.
 func TestBrokenPointerServesNewestVerified(t *testing.T) {
 	ctx := context.Background()
-	verify := func(r io.Reader) error {
+	verify := func(_ Version, r io.Reader) error {
 		b, _ := io.ReadAll(r)
 		if string(b) == "bad" {
 			return errors.New("corrupt")
@@ -297,5 +297,33 @@ func TestBrokenPointerServesNewestVerified(t *testing.T) {
 	empty := &Dir{Root: t.TempDir()}
 	if _, _, err := LatestVerified(ctx, empty, verify); !errors.Is(err, ErrEmpty) {
 		t.Errorf("an empty store: %v, want ErrEmpty", err)
+	}
+}
+
+// Content is made once the version is chosen, and told its number, so a
+// snapshot can sign where it is stored; a failure to make it publishes
+// nothing.
+func TestContentKnowsItsVersion(t *testing.T) {
+	ctx := context.Background()
+	d := &Dir{Root: t.TempDir()}
+	numbered := func(seq uint64) (io.Reader, error) { return strings.NewReader(fmt.Sprintf("I am %d", seq)), nil }
+	for want := uint64(1); want <= 3; want++ {
+		pub := d.Publish
+		if want == 2 {
+			pub = func(ctx context.Context, name string, c Content) (Version, error) {
+				return d.Reject(ctx, name, c, "gate")
+			}
+		}
+		v, err := pub(ctx, "m", numbered)
+		if err != nil || v.Seq != want || read(t, d, v) != fmt.Sprintf("I am %d", want) {
+			t.Fatalf("version %+v (%v), want %d saying so", v, err, want)
+		}
+	}
+	failing := func(uint64) (io.Reader, error) { return nil, errors.New("no space for the tensors") }
+	if _, err := d.Publish(ctx, "m", failing); err == nil || !strings.Contains(err.Error(), "no space for the tensors") {
+		t.Errorf("a failing content: %v", err)
+	}
+	if v, err := d.Latest(ctx); err != nil || v.Seq != 3 {
+		t.Errorf("latest %+v (%v) after a failed publish, want 3", v, err)
 	}
 }

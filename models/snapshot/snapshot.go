@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/muonml/muon/internal/printable"
 	"github.com/muonml/muon/models"
 )
 
@@ -37,7 +38,11 @@ var (
 	ErrUnsigned      = errors.New("snapshot: unsigned")
 	ErrUnknownSigner = errors.New("snapshot: signed by a key that is not trusted")
 	ErrSignature     = errors.New("snapshot: bad signature")
-	ErrFormat        = errors.New("snapshot: malformed body")
+	// ErrMisplaced: a verified snapshot stored under a name or version
+	// other than the ones it was signed with — an old model replayed as a
+	// new version.
+	ErrMisplaced = errors.New("snapshot: stored under another name or version than it was signed with")
+	ErrFormat    = errors.New("snapshot: malformed body")
 )
 
 // Limits bound what Read accepts.
@@ -70,9 +75,13 @@ func (l Limits) withDefaults() Limits {
 
 // Manifest describes a snapshot's model.
 type Manifest struct {
-	// Name is the model's name, e.g. the job's.
-	Name  string      `json:"name"`
-	Model models.Desc `json:"model"`
+	// Name is the model's name, e.g. the job's, and Version its sequence
+	// number in the store it is published to. Both are signed with the
+	// rest, so a store refuses a file copied or renamed to another name or
+	// version (CheckPlace).
+	Name    string      `json:"name"`
+	Version uint64      `json:"version"`
+	Model   models.Desc `json:"model"`
 	// Labels are the class names in class order; empty for regression.
 	Labels []string `json:"labels,omitempty"`
 	// Preprocess is the preprocessing spec (analyze.Spec as JSON) that
@@ -358,6 +367,20 @@ type Snapshot struct {
 	Digest [sha256.Size]byte
 	// Size is the file's size; RawSize the body's size decompressed.
 	Size, RawSize int64
+}
+
+// CheckPlace reports whether a verified snapshot was signed as version seq
+// of name, where its store keeps it; the error wraps ErrMisplaced.
+func (s *Snapshot) CheckPlace(name string, seq uint64) error {
+	if s.Manifest.Version == 0 {
+		return fmt.Errorf("%w: it names no version (written before versions were signed; publish it again), stored as %s@%d",
+			ErrMisplaced, printable.String(name, 128), seq)
+	}
+	if s.Manifest.Name != name || s.Manifest.Version != seq {
+		return fmt.Errorf("%w: signed as %s@%d, stored as %s@%d", ErrMisplaced,
+			printable.String(s.Manifest.Name, 128), s.Manifest.Version, printable.String(name, 128), seq)
+	}
+	return nil
 }
 
 // Header is what a file's header says, read without verifying anything.

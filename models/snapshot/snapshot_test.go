@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -284,5 +285,43 @@ func TestKeyFiles(t *testing.T) {
 	}
 	if _, err := LoadKeyring(t.TempDir()); err == nil {
 		t.Error("an empty folder made a keyring")
+	}
+}
+
+// The name and version are signed: a snapshot checks against where it is
+// stored, and a changed version in the manifest breaks the signature.
+func TestNameAndVersionAreSigned(t *testing.T) {
+	pub, key, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring := NewKeyring(pub)
+	var buf bytes.Buffer
+	if err := Write(&buf, Manifest{Name: "digits", Version: 3}, nil, key); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Read(bytes.NewReader(buf.Bytes()), ring, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CheckPlace("digits", 3); err != nil {
+		t.Errorf("in its place: %v", err)
+	}
+	for _, tt := range []struct {
+		name string
+		seq  uint64
+		want string
+	}{
+		{"digits", 7, "signed as digits@3, stored as digits@7"},
+		{"evilname", 3, "signed as digits@3, stored as evilname@3"},
+		{"a\x1b]0;x\x07", 3, `stored as a\x1b]0;x\a@3`},
+	} {
+		if err := s.CheckPlace(tt.name, tt.seq); !errors.Is(err, ErrMisplaced) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("stored as %q@%d: %v, want ErrMisplaced saying %q", tt.name, tt.seq, err, tt.want)
+		}
+	}
+	old := &Snapshot{Manifest: Manifest{Name: "digits"}}
+	if err := old.CheckPlace("digits", 1); !errors.Is(err, ErrMisplaced) || !strings.Contains(err.Error(), "names no version") {
+		t.Errorf("a snapshot without a version: %v", err)
 	}
 }

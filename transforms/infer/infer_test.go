@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -43,8 +45,9 @@ var names = []string{"a", "b"}
 
 // snap is a signed snapshot of a softmax model on features a and b whose
 // class is the larger feature when bias is 0 ("x" for a, "y" for b); the
-// preprocessing is the identity. bias shifts class y's logit.
-func snap(t *testing.T, key []byte, features []string, bias float64) []byte {
+// preprocessing is the identity. bias shifts class y's logit. It is signed
+// as the version the store gives it.
+func snap(t *testing.T, key []byte, features []string, bias float64) modelstore.Content {
 	t.Helper()
 	d := models.Desc{Kind: models.Softmax, Inputs: len(features), Classes: 2}
 	// weights [inputs][classes], then biases
@@ -67,12 +70,25 @@ func snap(t *testing.T, key []byte, features []string, bias float64) []byte {
 		pre.Std[i] = 1
 	}
 	pj, _ := json.Marshal(pre)
-	var buf bytes.Buffer
-	man := snapshot.Manifest{Name: "m", Model: d, Labels: []string{"x", "y"}, Preprocess: pj, Compression: snapshot.Compression{Weights: "float32"}}
-	if err := snapshot.Write(&buf, man, ts, key); err != nil {
-		t.Fatal(err)
+	return func(seq uint64) (io.Reader, error) {
+		var buf bytes.Buffer
+		man := snapshot.Manifest{Name: "m", Version: seq, Model: d, Labels: []string{"x", "y"}, Preprocess: pj, Compression: snapshot.Compression{Weights: "float32"}}
+		err := snapshot.Write(&buf, man, ts, key)
+		return &buf, err
 	}
-	return buf.Bytes()
+}
+
+// tampered is c with one bit flipped near its end.
+func tampered(c modelstore.Content) modelstore.Content {
+	return func(seq uint64) (io.Reader, error) {
+		r, err := c(seq)
+		if err != nil {
+			return nil, err
+		}
+		b, err := io.ReadAll(r)
+		b[len(b)-5] ^= 1
+		return bytes.NewReader(b), err
+	}
 }
 
 func newStore(t *testing.T) (*modelstore.Dir, []byte, string) {
@@ -89,9 +105,9 @@ func newStore(t *testing.T) (*modelstore.Dir, []byte, string) {
 	return &modelstore.Dir{Root: filepath.Join(dir, "store")}, key, pub
 }
 
-func publish(t *testing.T, st *modelstore.Dir, b []byte) {
+func publish(t *testing.T, st *modelstore.Dir, c modelstore.Content) {
 	t.Helper()
-	if _, err := st.Publish(context.Background(), "m", bytes.NewReader(b)); err != nil {
+	if _, err := st.Publish(context.Background(), "m", c); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -140,9 +156,7 @@ func TestServerReloadsAndRefuses(t *testing.T) {
 		t.Fatalf("serving %s after publishing m@2", m.Name())
 	}
 
-	bad := snap(t, key, names, 2)
-	bad[len(bad)-5] ^= 1
-	publish(t, st, bad)
+	publish(t, st, tampered(snap(t, key, names, 2)))
 	_, other, err := ed25519Key(t)
 	if err != nil {
 		t.Fatal(err)
@@ -171,6 +185,56 @@ func TestServerReloadsAndRefuses(t *testing.T) {
 	publish(t, st, snap(t, key, names, 0))
 	if m, _ = srv.Current(ctx); m.Name() != "m@6" {
 		t.Fatalf("serving %s after a good m@6", m.Name())
+	}
+}
+
+// An old snapshot copied into the store under a new version, or a new
+// name, is refused: the name and version it was signed with are not where
+// it is stored (issue: v000000000001-train-digits.snap copied to
+// v000000000007-evilname.snap served as evilname@7).
+func TestServerRefusesReplayedSnapshot(t *testing.T) {
+	ctx := context.Background()
+	st, key, pub := newStore(t)
+	ring, err := snapshot.LoadKeyring(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish(t, st, snap(t, key, names, 0))
+	publish(t, st, snap(t, key, names, 1))
+	srv := infer.NewServer(st, ring, names, 0)
+	if m, err := srv.Current(ctx); err != nil || m.Name() != "m@2" {
+		t.Fatalf("serving %v (%v), want m@2", m, err)
+	}
+	old, err := os.ReadFile(filepath.Join(st.Root, "v000000000001-m.snap"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"v000000000007-evilname.snap", "v000000000008-m.snap"} {
+		if err := os.WriteFile(filepath.Join(st.Root, f), old, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(st.Root, "LATEST"), []byte(f+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if m, err := srv.Current(ctx); err != nil || m.Name() != "m@2" {
+			t.Fatalf("after %s: serving %v (%v), want m@2", f, m, err)
+		}
+	}
+	var reasons []string
+	for _, e := range refusals(srv) {
+		if !errors.Is(e, snapshot.ErrMisplaced) {
+			t.Errorf("refusal %v does not wrap ErrMisplaced", e)
+		}
+		reasons = append(reasons, e.Error())
+	}
+	sort.Strings(reasons)
+	want := []string{"evilname@7: " + snapshot.ErrMisplaced.Error() + ": signed as m@1, stored as evilname@7",
+		"m@8: " + snapshot.ErrMisplaced.Error() + ": signed as m@1, stored as m@8"}
+	if !slices.Equal(reasons, want) {
+		t.Errorf("refusals %q, want %q", reasons, want)
+	}
+	if _, err := infer.Load(ctx, st, modelstore.Version{Seq: 1, Name: "m", Path: filepath.Join(st.Root, "v000000000001-m.snap")}, ring, names); err != nil {
+		t.Errorf("the original m@1 no longer loads: %v", err)
 	}
 }
 

@@ -56,6 +56,9 @@ func Load(ctx context.Context, store modelstore.Store, v modelstore.Version, tru
 	}
 	defer rc.Close()
 	s, err := snapshot.Read(rc, trusted, snapshot.Limits{})
+	if err == nil {
+		err = s.CheckPlace(v.Name, v.Seq)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", v, err)
 	}

@@ -60,6 +60,9 @@ func Outcome(ctx context.Context, sp Spec, name string, seq uint64, published bo
 	defer r.Close()
 	pub := key.Public().(ed25519.PublicKey)
 	snap, err := snapshot.Read(r, snapshot.NewKeyring(pub), snapshot.Limits{})
+	if err == nil {
+		err = snap.CheckPlace(v.Name, v.Seq)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", v.Path, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"reflect"
@@ -204,16 +205,13 @@ func (fn *trainedFn) ProcessElement(ctx context.Context, _ []byte, st train.Stat
 	if man.Lineage.Sources, err = lineage(p, sourceIter); err != nil {
 		return err
 	}
-	var buf bytes.Buffer
-	if err := snapshot.Write(&buf, man, tensors, key); err != nil {
-		return err
-	}
+	content := signed(man, tensors, key)
 	store := &modelstore.Dir{Root: p.Spec.Store}
 	var v modelstore.Version
 	if reason == "" {
-		v, err = store.Publish(ctx, p.Name, &buf)
+		v, err = store.Publish(ctx, p.Name, content)
 	} else {
-		v, err = store.Reject(ctx, p.Name, &buf, reason)
+		v, err = store.Reject(ctx, p.Name, content, reason)
 	}
 	if err != nil {
 		return err
@@ -346,18 +344,13 @@ func (fn *windowsFn) ProcessElement(ctx context.Context, pub train.Published) er
 		Lineage: snapshot.Lineage{SpecHash: p.SpecHash, MuonVersion: p.Version, Created: time.Now().UTC(),
 			Window: pub.Window, Base: pub.Base},
 	}
-	var buf bytes.Buffer
-	if err := snapshot.Write(&buf, man, tensors, fn.key); err != nil {
-		return err
-	}
-	size := buf.Len()
 	store := &modelstore.Dir{Root: p.Spec.Store}
-	v, err := store.Publish(ctx, p.Name, &buf)
+	v, err := store.Publish(ctx, p.Name, signed(man, tensors, fn.key))
 	if err != nil {
 		return fmt.Errorf("snapshot of the window ending %s: %w", pub.Window.Format(time.RFC3339), err)
 	}
 	publishedCount.Inc(ctx, 1)
-	fmt.Fprintf(os.Stderr, "muon: window ending %s: published snapshot %s (%d bytes, %s weights)\n", pub.Window.Format(time.RFC3339), v, size, p.Spec.Weights)
+	fmt.Fprintf(os.Stderr, "muon: window ending %s: published snapshot %s (%d bytes, %s weights)\n", pub.Window.Format(time.RFC3339), v, v.Size, p.Spec.Weights)
 	return nil
 }
 
@@ -373,4 +366,17 @@ type sourceFn struct{ Use string }
 
 func (fn *sourceFn) ProcessElement(r kafkaio.PartitionRange) snapshot.Source {
 	return snapshot.Source{Kind: "kafka", Use: fn.Use, Topic: r.Topic, Partition: r.Partition, From: r.Start, To: r.End}
+}
+
+// signed is the snapshot of man and tensors signed by key as the version
+// the store gives it.
+func signed(man snapshot.Manifest, tensors []snapshot.Tensor, key ed25519.PrivateKey) modelstore.Content {
+	return func(seq uint64) (io.Reader, error) {
+		man.Version = seq
+		var buf bytes.Buffer
+		if err := snapshot.Write(&buf, man, tensors, key); err != nil {
+			return nil, err
+		}
+		return &buf, nil
+	}
 }

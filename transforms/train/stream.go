@@ -299,7 +299,7 @@ func (s *StreamStore) Publish(ctx context.Context, pub Published) (modelstore.Ve
 	if err != nil {
 		return modelstore.Version{}, err
 	}
-	v, err := s.store.Publish(ctx, s.name, bytes.NewReader(b))
+	v, err := s.store.Publish(ctx, s.name, modelstore.Bytes(bytes.NewReader(b)))
 	if err != nil {
 		return v, fmt.Errorf("train: publishing the model of the window ending %s: %w", pub.Window.Format(time.RFC3339), err)
 	}
