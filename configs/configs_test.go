@@ -105,6 +105,19 @@ func TestErrors(t *testing.T) {
 		{"branches of a stream on one topic", "name: t\nsource: {topics: [a], format: sensor, bounded: false}\njob: train\nfeatures: {kind: readings, channels: [x]}\nmodel: {kind: softmax, labels: [a, b]}\ntraining: {stream: {window: 1m, initial: m.json}}\ninference:\n  - {name: a, store: s, trust: [k], topic: p}\n  - {name: b, store: s, trust: [k], topic: p}\n", nil, configs.ErrValue, 0, "inference[1].topic"},
 		{"branches on a bounded train job", base + "job: train\nfeatures: {kind: cases, channels: [x]}\nmodel: {kind: softmax, labels: [a, b]}\ninference:\n  - {name: a, store: s, trust: [k], topic: p}\n", nil, configs.ErrValue, 0, "inference"},
 		{"branches on a features job", base + "job: features\nfeatures: {kind: readings, channels: [x]}\ninference:\n  - {name: a, store: s, trust: [k], topic: p}\n", nil, configs.ErrValue, 0, "inference"},
+		// Issue 15 item 12: each fails before anything starts.
+		{"learning rate NaN", base + "job: train\nfeatures: {kind: cases, channels: [x]}\nmodel: {kind: softmax, labels: [a, b]}\n", []string{"training.learning_rate=nan"}, configs.ErrValue, 0, "training.learning_rate"},
+		{"gate min NaN", base + "job: train\nfeatures: {kind: cases, channels: [x]}\nmodel: {kind: softmax, labels: [a, b]}\nsnapshot: {key: k, gate: {min: .nan}}\n", nil, configs.ErrValue, 8, "snapshot.gate.min"},
+		{"rate infinite", base + "replay: [{path: p, rate: .inf}]\n", nil, configs.ErrValue, 5, "replay[0].rate"},
+		{"a million partitions", base, []string{"kafka.partitions=1000000"}, configs.ErrValue, 0, "kafka.partitions"},
+		{"topic as a path", base, []string{"source.topics=[../../etc/passwd]"}, configs.ErrValue, 0, "source.topics[0]"},
+		{"topic too long", base, []string{"source.topics=[" + strings.Repeat("t", 250) + "]"}, configs.ErrValue, 0, "source.topics[0]"},
+		{"dead letter suffix with a slash", base + "decode: {dead_letter_suffix: /dlq}\n", nil, configs.ErrValue, 0, "decode.dead_letter_suffix"},
+		{"replay topic with a space", base + "replay: [{path: p, topic: a b}]\n", nil, configs.ErrValue, 0, "replay[0].topic"},
+		{"name with a slash", base, []string{"name=a/b"}, configs.ErrValue, 0, "name"},
+		{"name starting with a dot", base, []string{"name=.hidden"}, configs.ErrValue, 0, "name"},
+		{"branch name with a slash", base + "job: infer\nfeatures: {kind: readings, channels: [x]}\ninference:\n  - {name: a/b, store: s, trust: [k], topic: p}\n", nil, configs.ErrValue, 0, "inference[0].name"},
+		{"branch topic with a colon", base + "job: infer\nfeatures: {kind: readings, channels: [x]}\ninference:\n  - {name: a, store: s, trust: [k], topic: 'p:q'}\n", nil, configs.ErrValue, 0, "inference[0].topic"},
 		{"training on a stream", base + "  bounded: false\njob: train\nfeatures: {kind: windows, channels: [x], window: {size: 1s}}\nmodel: {kind: softmax, labels: [a, b]}\n", nil, configs.ErrValue, 0, "training.stream.window"},
 	}
 	for _, tt := range tests {

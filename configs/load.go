@@ -3,6 +3,7 @@ package configs
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"reflect"
 	"sort"
@@ -253,8 +254,16 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		v.SetInt(i)
 	case reflect.Float64:
 		f, err := strconv.ParseFloat(strings.ReplaceAll(n.Value, "_", ""), 64)
+		if special := strings.ToLower(strings.TrimLeft(n.Value, "+-")); special == ".nan" || special == ".inf" {
+			f, err = math.NaN(), nil // YAML's spellings of NaN and ±Inf
+		}
 		if n.Kind != yaml.ScalarNode || err != nil {
 			d.fail(n, path, fmt.Errorf("%w: want a number, got %s", ErrType, kindName(n)))
+			return
+		}
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			// NaN passes every bound check after this one.
+			d.fail(n, path, fmt.Errorf("%w %q: want a finite number", ErrValue, n.Value))
 			return
 		}
 		v.SetFloat(f)
@@ -354,6 +363,20 @@ func (d *decoder) checkTags(n *yaml.Node, f reflect.StructField, v reflect.Value
 		}
 		if x < lo {
 			d.fail(n, path, fmt.Errorf("%w %v: must be at least %s", ErrValue, x, m))
+			return
+		}
+	}
+	if m := f.Tag.Get("max"); m != "" {
+		hi, _ := strconv.ParseFloat(m, 64)
+		var x float64
+		switch v.Kind() {
+		case reflect.Int, reflect.Int64:
+			x = float64(v.Int())
+		case reflect.Float64:
+			x = v.Float()
+		}
+		if x > hi {
+			d.fail(n, path, fmt.Errorf("%w %v: must be at most %s", ErrValue, x, m))
 		}
 	}
 }

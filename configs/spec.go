@@ -3,6 +3,7 @@ package configs
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/muonml/muon/io/kafkaio"
@@ -53,8 +54,9 @@ type Kafka struct {
 	// embedded broker inside its own process for the job.
 	Brokers []string `yaml:"brokers"`
 	// Partitions is the partition count of the topics the job creates
-	// (replay topics, dead-letter topics). Default kafkaio.DefaultPartitions.
-	Partitions int `yaml:"partitions" min:"1"`
+	// (replay topics, dead-letter topics), 1 to 4096. Default
+	// kafkaio.DefaultPartitions.
+	Partitions int `yaml:"partitions" min:"1" max:"4096"`
 }
 
 // Source says what the job reads.
@@ -480,9 +482,69 @@ func (s *Spec) applyDefaults() {
 	}
 }
 
+// MaxNameLength is the longest job or branch name: names become file,
+// topic, store and metric names.
+const MaxNameLength = 128
+
+// checkName reports whether name can name a job or branch: 1 to
+// MaxNameLength letters, digits, '.', '_' and '-', not starting with '.'.
+func checkName(name string) error {
+	if len(name) > MaxNameLength {
+		return fmt.Errorf("a name of %d characters, at most %d", len(name), MaxNameLength)
+	}
+	if strings.HasPrefix(name, ".") {
+		return fmt.Errorf("name %q starts with '.'", name)
+	}
+	for i, c := range name {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return fmt.Errorf("name %q has %q at byte %d: use letters, digits, '.', '_' and '-' (it names files, topics and models)", name, c, i)
+		}
+	}
+	return nil
+}
+
+// checkNames checks the job's and branches' names and every topic the
+// job reads, writes or creates against Kafka's rules, before anything
+// starts.
+func (s *Spec) checkNames() (string, error) {
+	if err := checkName(s.Name); err != nil {
+		return "name", err
+	}
+	for i, b := range s.Inference {
+		if err := checkName(b.Name); err != nil {
+			return fmt.Sprintf("inference[%d].name", i), err
+		}
+		if err := kafkaio.CheckTopic(b.Topic); err != nil {
+			return fmt.Sprintf("inference[%d].topic", i), err
+		}
+	}
+	for i, t := range s.Source.Topics {
+		if err := kafkaio.CheckTopic(t); err != nil {
+			return fmt.Sprintf("source.topics[%d]", i), err
+		}
+		if err := kafkaio.CheckTopic(t + s.Decode.DeadLetterSuffix); err != nil {
+			return "decode.dead_letter_suffix", fmt.Errorf("the dead-letter topic of %s: %w", t, err)
+		}
+	}
+	for i, t := range s.Training.Test.Topics {
+		if err := kafkaio.CheckTopic(t); err != nil {
+			return fmt.Sprintf("training.test.topics[%d]", i), err
+		}
+	}
+	for i, r := range s.Replay {
+		if err := kafkaio.CheckTopic(r.Topic); r.Topic != "" && err != nil {
+			return fmt.Sprintf("replay[%d].topic", i), err
+		}
+	}
+	return "", nil
+}
+
 // check validates what field tags cannot express. It returns the dotted
 // path of the offending field and the problem.
 func (s *Spec) check() (string, error) {
+	if p, err := s.checkNames(); err != nil {
+		return p, err
+	}
 	src := &s.Source
 	switch src.Start {
 	case "offsets":
@@ -513,11 +575,6 @@ func (s *Spec) check() (string, error) {
 	for i, a := range src.Archive {
 		if a == "" {
 			return fmt.Sprintf("source.archive[%d]", i), fmt.Errorf("empty path")
-		}
-	}
-	for i, t := range src.Topics {
-		if t == "" {
-			return fmt.Sprintf("source.topics[%d]", i), fmt.Errorf("empty topic name")
 		}
 	}
 	if src.IsBounded() && src.For != 0 {

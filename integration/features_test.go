@@ -197,7 +197,10 @@ func TestFeaturesStreamSendsLateReadingsToDeadLetters(t *testing.T) {
 			spec.Features.Channels = []string{"dim0"}
 			spec.Source.CheckpointInterval = configs.Duration(300 * time.Millisecond)
 			p, s := beam.NewPipelineWithRoot()
-			build(s, spec, jobs.Options{Brokers: b.addrs, Until: time.Now().Add(6 * time.Second)})
+			// The source stops at Until, counted from here: on a loaded
+			// machine prism takes seconds to start, and 6 s once cut the
+			// read of one partition short.
+			build(s, spec, jobs.Options{Brokers: b.addrs, Until: time.Now().Add(12 * time.Second)})
 			res, err := runners.Run(context.Background(), p, runners.Options{})
 			if err != nil {
 				t.Fatal(err)

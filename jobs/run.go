@@ -14,11 +14,13 @@ import (
 	"github.com/muonml/muon/configs"
 	"github.com/muonml/muon/io/kafkaio"
 	"github.com/muonml/muon/io/kafkaio/embedded"
+	"github.com/muonml/muon/models/snapshot"
 	"github.com/muonml/muon/producer/recording"
 	"github.com/muonml/muon/producer/replay"
 	"github.com/muonml/muon/runners"
 	"github.com/muonml/muon/transforms/decode"
 	"github.com/muonml/muon/transforms/featurize"
+	"github.com/muonml/muon/transforms/infer"
 )
 
 // RunOptions configure Run.
@@ -42,6 +44,50 @@ func Check(ctx context.Context, spec *configs.Spec) (Job, error) {
 		return nil, err
 	}
 	return j, j.Check(ctx, spec)
+}
+
+// CheckAll checks the jobs of specs, run in this order, before the first
+// starts: a missing key, trust file or store, or a read-only store, of any
+// of them fails before anything runs. An infer branch reading a store an
+// earlier train job publishes to has its trust files loaded now and its
+// model checked when its job starts.
+func CheckAll(ctx context.Context, specs []*configs.Spec) (int, error) {
+	published := map[string]bool{}
+	for i, spec := range specs {
+		j, err := For(spec.Job)
+		if err != nil {
+			return i, err
+		}
+		if spec.Job == "infer" {
+			err = checkBranches(ctx, spec, published)
+		} else {
+			err = j.Check(ctx, spec)
+		}
+		if err != nil {
+			return i, err
+		}
+		if spec.Job == "train" && spec.Snapshot.Key != "" {
+			published[filepath.Clean(spec.Snapshot.Store)] = true
+		}
+	}
+	return 0, nil
+}
+
+// checkBranches checks an infer job's branches, those on a store in
+// published only as far as their trust files.
+func checkBranches(ctx context.Context, spec *configs.Spec, published map[string]bool) error {
+	for i, p := range InferParams(spec) {
+		var err error
+		if published[filepath.Clean(p.Store)] {
+			_, err = snapshot.LoadKeyring(p.Trust...)
+		} else {
+			_, err = infer.Check(ctx, p)
+		}
+		if err != nil {
+			return fmt.Errorf("inference[%d] (%s): %w", i, p.Name, err)
+		}
+	}
+	return nil
 }
 
 // Run runs spec's job: it starts an embedded broker if the spec names

@@ -109,9 +109,14 @@ func TrainParams(spec *configs.Spec) (train.Params, error) {
 
 func (trainJob) Outputs(spec *configs.Spec) []string { return branchTopics(spec) }
 
-// Check loads the signing key of a snapshot section before anything
-// starts.
-func (trainJob) Check(_ context.Context, spec *configs.Spec) error { return spec.Snapshot.CheckKey() }
+// Check loads the signing key of a snapshot section and checks that its
+// store takes files, before anything starts.
+func (trainJob) Check(_ context.Context, spec *configs.Spec) error {
+	if err := spec.Snapshot.CheckKey(); err != nil {
+		return err
+	}
+	return spec.Snapshot.CheckStore()
+}
 
 func (trainJob) Build(s beam.Scope, spec *configs.Spec, o Options) error {
 	s = s.Scope("jobs.Train")

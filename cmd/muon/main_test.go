@@ -118,6 +118,45 @@ func TestRunRefusesBadSpecBeforeStarting(t *testing.T) {
 	}
 }
 
+// Every job of a run is checked before the first starts: a second spec's
+// unusable store, missing trust file or bad topic fails the run before the
+// first job starts a broker or replays (issue 15 item 12).
+func TestRunChecksEveryJobBeforeStarting(t *testing.T) {
+	dir := t.TempDir()
+	first := filepath.Join(dir, "first.yaml")
+	if err := os.WriteFile(first, []byte("name: first\nsource: {topics: [a], format: sensor}\nreplay: [{path: "+filepath.Join(dir, "none.ts")+"}]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	notADir := filepath.Join(dir, "file")
+	if err := os.WriteFile(notADir, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs := runMuon(t, "models", "keygen", "--dir", filepath.Join(dir, "keys"), "--name", "k"); code != 0 {
+		t.Fatal(errs)
+	}
+	train := "name: second\nsource: {topics: [a], format: sensor}\njob: train\nfeatures: {kind: cases, channels: [x]}\nmodel: {kind: softmax, labels: [a, b]}\n"
+	for _, tt := range []struct{ name, spec, want string }{
+		{"store under a file", train + "snapshot: {key: " + filepath.Join(dir, "keys", "k.key") + ", store: " + filepath.Join(notADir, "store") + "}\n", "snapshot.store"},
+		{"missing trust file", "name: second\nsource: {topics: [a], format: sensor}\njob: infer\nfeatures: {kind: readings, channels: [x]}\n" +
+			"inference: [{name: b, store: " + filepath.Join(dir, "store") + ", trust: [" + filepath.Join(dir, "missing.pub") + "], topic: p}]\n", "missing.pub"},
+		{"topic as a path", "name: second\nsource: {topics: [../../etc/passwd], format: sensor}\n", "source.topics[0]"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			second := filepath.Join(dir, "second.yaml")
+			if err := os.WriteFile(second, []byte(tt.spec), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			code, out, errs := runMuon(t, "run", "--config", first, "--config", second)
+			if code == 0 || !strings.Contains(errs, second) || !strings.Contains(errs, tt.want) {
+				t.Errorf("exit %d, error %q: want it to name %s and %s", code, errs, second, tt.want)
+			}
+			if strings.Contains(out+errs, "embedded Kafka broker") || strings.Contains(out+errs, "job 1 of 2") {
+				t.Errorf("the first job started before the second was checked:\n%s%s", out, errs)
+			}
+		})
+	}
+}
+
 const tsFile = `# a tiny UEA file
 @problemName Tiny
 @timeStamps false

@@ -122,9 +122,13 @@ func runCmd() *command {
 	}
 }
 
-// runJobs runs specs one after another, sharing one embedded broker among
-// those without brokers when there are several, and prints each summary.
+// runJobs checks every job (jobs.CheckAll), then runs specs one after
+// another, sharing one embedded broker among those without brokers when
+// there are several, and prints each summary.
 func runJobs(config []string, specs []*configs.Spec, opts []runners.Options, out *streams) error {
+	if i, err := jobs.CheckAll(context.Background(), specs); err != nil {
+		return fmt.Errorf("%s: %w", config[i], err)
+	}
 	var shared *embedded.Broker
 	for i, spec := range specs {
 		if len(specs) > 1 && len(spec.Kafka.Brokers) == 0 && shared == nil {

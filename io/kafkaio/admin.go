@@ -229,3 +229,25 @@ func Tail(ctx context.Context, brokers []string, topic string, max int) ([]Recor
 	}
 	return out, nil
 }
+
+// MaxTopicLength is the longest topic name Kafka accepts.
+const MaxTopicLength = 249
+
+// CheckTopic reports whether name is a topic name Kafka accepts: 1 to 249
+// of the characters a–z, A–Z, 0–9, '.', '_' and '-', and not "." or "..".
+func CheckTopic(name string) error {
+	switch {
+	case name == "":
+		return errors.New("empty topic name")
+	case name == "." || name == "..":
+		return fmt.Errorf("topic name %q is not allowed", name)
+	case len(name) > MaxTopicLength:
+		return fmt.Errorf("topic name of %d characters, at most %d", len(name), MaxTopicLength)
+	}
+	for i, c := range name {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return fmt.Errorf("topic name %q has %q at byte %d: use letters, digits, '.', '_' and '-'", name, c, i)
+		}
+	}
+	return nil
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -95,6 +96,25 @@ func (sp *Spec) CheckKey() error {
 		return fmt.Errorf("snapshot.key: %w", err)
 	}
 	return nil
+}
+
+// CheckStore fails if the job could not publish to the store: it makes
+// the store's folder and writes and removes a file there. Called before a
+// job starts, so that a read-only or misplaced store fails before it
+// replays, reads or trains anything.
+func (sp *Spec) CheckStore() error {
+	if sp.Key == "" {
+		return nil
+	}
+	if err := os.MkdirAll(sp.Store, 0o755); err != nil {
+		return fmt.Errorf("snapshot.store: %w", err)
+	}
+	f, err := os.CreateTemp(sp.Store, ".check-*")
+	if err != nil {
+		return fmt.Errorf("snapshot.store %s: the job could not publish its model there: %w", sp.Store, err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
 }
 
 // weightsDType maps Spec.Weights onto the tensors' storage type.
