@@ -352,30 +352,21 @@ func (d *decoder) checkTags(n *yaml.Node, f reflect.StructField, v reflect.Value
 		d.fail(n, path, fmt.Errorf("%w %q: want one of %s", ErrValue, v.String(), strings.Join(allowed, ", ")))
 		return
 	}
+	var x float64
+	switch v.Kind() {
+	case reflect.Int, reflect.Int64:
+		x = float64(v.Int())
+	case reflect.Float64:
+		x = v.Float()
+	}
 	if m := f.Tag.Get("min"); m != "" {
-		lo, _ := strconv.ParseFloat(m, 64)
-		var x float64
-		switch v.Kind() {
-		case reflect.Int, reflect.Int64:
-			x = float64(v.Int())
-		case reflect.Float64:
-			x = v.Float()
-		}
-		if x < lo {
+		if lo, _ := strconv.ParseFloat(m, 64); x < lo {
 			d.fail(n, path, fmt.Errorf("%w %v: must be at least %s", ErrValue, x, m))
 			return
 		}
 	}
 	if m := f.Tag.Get("max"); m != "" {
-		hi, _ := strconv.ParseFloat(m, 64)
-		var x float64
-		switch v.Kind() {
-		case reflect.Int, reflect.Int64:
-			x = float64(v.Int())
-		case reflect.Float64:
-			x = v.Float()
-		}
-		if x > hi {
+		if hi, _ := strconv.ParseFloat(m, 64); x > hi {
 			d.fail(n, path, fmt.Errorf("%w %v: must be at most %s", ErrValue, x, m))
 		}
 	}
