@@ -112,10 +112,10 @@ func publish(t *testing.T, st *modelstore.Dir, c modelstore.Content) {
 	}
 }
 
-// A store whose LATEST pointer is gone still serves its newest version
-// that verifies (issue: the store failed closed on its unsigned pointer).
-func TestServerWithoutPointer(t *testing.T) {
-	ctx := context.Background()
+// twoVersions is a store holding m@1 and m@2, and the keyring that
+// verifies them.
+func twoVersions(t *testing.T) (*modelstore.Dir, snapshot.Keyring) {
+	t.Helper()
 	st, key, pub := newStore(t)
 	ring, err := snapshot.LoadKeyring(pub)
 	if err != nil {
@@ -123,6 +123,14 @@ func TestServerWithoutPointer(t *testing.T) {
 	}
 	publish(t, st, snap(t, key, names, 0))
 	publish(t, st, snap(t, key, names, 1))
+	return st, ring
+}
+
+// A store whose LATEST pointer is gone still serves its newest version
+// that verifies (issue: the store failed closed on its unsigned pointer).
+func TestServerWithoutPointer(t *testing.T) {
+	ctx := context.Background()
+	st, ring := twoVersions(t)
 	if err := os.Remove(filepath.Join(st.Root, "LATEST")); err != nil {
 		t.Fatal(err)
 	}
@@ -194,13 +202,7 @@ func TestServerReloadsAndRefuses(t *testing.T) {
 // v000000000007-evilname.snap served as evilname@7).
 func TestServerRefusesReplayedSnapshot(t *testing.T) {
 	ctx := context.Background()
-	st, key, pub := newStore(t)
-	ring, err := snapshot.LoadKeyring(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	publish(t, st, snap(t, key, names, 0))
-	publish(t, st, snap(t, key, names, 1))
+	st, ring := twoVersions(t)
 	srv := infer.NewServer(st, ring, names, 0)
 	if m, err := srv.Current(ctx); err != nil || m.Name() != "m@2" {
 		t.Fatalf("serving %v (%v), want m@2", m, err)
