@@ -4,6 +4,8 @@ package integration
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -425,6 +427,18 @@ func TestMalformedRecordsGoToDeadLetterTopic(t *testing.T) {
 				}
 			}
 			w.Close()
+			// A value just under the broker's limit: its dead letter would
+			// not fit whole once the dead-letter headers are added.
+			huge := kafka.Message{Key: []byte("d8"), Value: append([]byte(`{"device":"d8","values":{"x":1},"pad":"`), strings.Repeat("x", 1_047_900)...)}
+			bad = append(bad, struct{ key, value, why string }{"d8", string(huge.Value), "too large"})
+			wb, err := kafkaio.NewWriter(kafkaio.WriteParams{Brokers: b.addrs, Topic: topic, BatchBytes: 1_048_500})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := wb.WriteMessages(context.Background(), huge); err != nil {
+				t.Fatalf("producing a record just under the broker's limit: %v", err)
+			}
+			wb.Close()
 			produceIDs(t, b, topic, 500, 500)
 
 			spec, err := configs.Parse("dlq.yaml", []byte(fmt.Sprintf("name: dlq\nsource:\n  topics: [%s]\n  format: sensor\ndecode:\n  max_bytes: 2048\noutput:\n  dir: %s\n", topic, t.TempDir())))
@@ -439,6 +453,10 @@ func TestMalformedRecordsGoToDeadLetterTopic(t *testing.T) {
 			}
 			if ok, dead := res.Counter("decode", "sensor.ok"), res.Counter("decode", "sensor.dead"); ok != 1000 || dead != int64(len(bad)) {
 				t.Errorf("decoded %d good and %d bad, want 1000 and %d", ok, dead, len(bad))
+			}
+			reasons := res.Under(kafkaio.DeadLetterNamespace, "")
+			if reasons["decode: message: invalid JSON"] != 2 || reasons["decode: message: reading too large"] != 2 {
+				t.Errorf("dead letters by reason %v, want 2 invalid JSON and 2 too large among them", reasons)
 			}
 			letters := readAll(t, b, dlq)
 			if len(letters) != len(bad) {
@@ -461,6 +479,14 @@ func TestMalformedRecordsGoToDeadLetterTopic(t *testing.T) {
 					t.Errorf("dead letter %s: error %q does not say %q", l.Key, h[kafkaio.HeaderError], bad[i].why)
 				}
 				orig, ok := src[h[kafkaio.HeaderSourcePartition]+"/"+h[kafkaio.HeaderSourceOffset]]
+				if h[kafkaio.HeaderCut] != "" {
+					sum := sha256.Sum256(orig.Value)
+					if string(l.Key) != "d8" || h[kafkaio.HeaderCut] != "value" || !strings.HasPrefix(string(orig.Value), string(l.Value)) ||
+						h[kafkaio.HeaderOriginalSize] != strconv.Itoa(len(orig.Value)) || h[kafkaio.HeaderOriginalDigest] != "sha256:"+hex.EncodeToString(sum[:]) {
+						t.Errorf("cut dead letter %s: %d bytes, headers %v", l.Key, len(l.Value), h)
+					}
+					continue
+				}
 				if !ok || string(orig.Value) != string(l.Value) || string(orig.Key) != string(l.Key) {
 					t.Errorf("dead letter %s does not point at its source record (%s/%s)", l.Key, h[kafkaio.HeaderSourcePartition], h[kafkaio.HeaderSourceOffset])
 				}

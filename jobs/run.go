@@ -198,9 +198,7 @@ func Run(ctx context.Context, spec *configs.Spec, o RunOptions) (*Summary, error
 	if err := job.Summarize(context.WithoutCancel(ctx), spec, res, sum); err != nil {
 		return nil, err
 	}
-	if sum.DeadLetters > 0 {
-		sum.DLQReasons = deadLetterReasons(context.WithoutCancel(ctx), brokers, dlqs)
-	}
+	sum.DLQReasons = deadLetterReasons(res)
 	b, err := json.MarshalIndent(sum, "", "  ")
 	if err != nil {
 		return nil, err

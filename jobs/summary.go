@@ -1,15 +1,14 @@
 package jobs
 
 import (
-	"context"
 	"os"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/muonml/muon/internal/printable"
 	"github.com/muonml/muon/io/kafkaio"
+	"github.com/muonml/muon/runners"
 	"github.com/muonml/muon/transforms/publish"
 	"github.com/muonml/muon/transforms/train"
 )
@@ -54,7 +53,7 @@ type Summary struct {
 // Reason is a kind of dead letter and how many there were.
 type Reason struct {
 	Reason string `json:"reason"`
-	Count  int    `json:"count"`
+	Count  int64  `json:"count"`
 }
 
 // TrainSummary is what a bounded train job made.
@@ -142,21 +141,10 @@ type BranchSummary struct {
 	RowsPerSec float64 `json:"rows_per_second"`
 }
 
-// deadLetterReasons tallies the newest dead letters by the kind of error
-// their header names (the message up to its detail), most frequent first.
-func deadLetterReasons(ctx context.Context, brokers, topics []string) []Reason {
-	counts := map[string]int{}
-	for _, t := range topics {
-		recs, err := kafkaio.Tail(ctx, brokers, t, 10000)
-		if err != nil {
-			continue
-		}
-		for _, r := range recs {
-			e, _ := r.Header(kafkaio.HeaderError)
-			stage, _ := r.Header(kafkaio.HeaderStage)
-			counts[printable.String(string(stage)+": "+errorKind(string(e)), 200)]++
-		}
-	}
+// deadLetterReasons are the dead letters this run wrote, by reason, most
+// frequent first, from the writers' metrics.
+func deadLetterReasons(res *runners.Result) []Reason {
+	counts := res.Under(kafkaio.DeadLetterNamespace, "")
 	out := make([]Reason, 0, len(counts))
 	for k, n := range counts {
 		out = append(out, Reason{Reason: k, Count: n})
@@ -168,16 +156,6 @@ func deadLetterReasons(ctx context.Context, brokers, topics []string) []Reason {
 		return out[i].Reason < out[j].Reason
 	})
 	return out
-}
-
-// errorKind keeps the first two parts of a wrapped error message
-// ("message: invalid JSON"), dropping per-record detail.
-func errorKind(msg string) string {
-	parts := strings.SplitN(msg, ": ", 3)
-	if len(parts) >= 2 {
-		return parts[0] + ": " + parts[1]
-	}
-	return msg
 }
 
 // peakRSSKiB is this process's peak resident set size (VmHWM), from

@@ -761,10 +761,12 @@ func (fn *unboundedBatchReadFn) ProcessElement(ctx context.Context, we *watermar
 }
 
 // Metric names: Read counts records and bytes in ReadNamespace, Write in
-// WriteNamespace.
+// WriteNamespace. Write also counts the dead letters it wrote in
+// DeadLetterNamespace, one counter per DeadLetterReason.
 const (
-	ReadNamespace  = "kafkaio.Read"
-	WriteNamespace = "kafkaio.Write"
-	MetricRecords  = "records"
-	MetricBytes    = "bytes"
+	ReadNamespace       = "kafkaio.Read"
+	WriteNamespace      = "kafkaio.Write"
+	DeadLetterNamespace = "kafkaio.DeadLetters"
+	MetricRecords       = "records"
+	MetricBytes         = "bytes"
 )

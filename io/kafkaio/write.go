@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
@@ -177,6 +178,7 @@ type writeFn struct {
 	pending []kafka.Message
 	written beam.Counter
 	bytes   beam.Counter
+	reasons reasonCounts
 }
 
 func (fn *writeFn) Setup() error {
@@ -228,9 +230,76 @@ func (fn *writeFn) flush(ctx context.Context) error {
 	}
 	fn.written.Inc(ctx, int64(len(fn.pending)))
 	fn.bytes.Inc(ctx, int64(n))
+	fn.reasons.add(ctx, fn.pending)
 	clear(fn.pending)
 	fn.pending = fn.pending[:0]
 	return nil
+}
+
+// maxReasons caps the distinct dead-letter reasons one writer counts;
+// further ones count as "<stage>: other", so no input can make the
+// metrics grow without bound.
+const maxReasons = 64
+
+// reasonCounts counts the dead letters a writer wrote by their reason,
+// once they are acknowledged: a summary's reasons are this run's.
+type reasonCounts struct {
+	counters map[string]beam.Counter
+}
+
+func (c *reasonCounts) add(ctx context.Context, msgs []kafka.Message) {
+	var n map[string]int64
+	for i := range msgs {
+		reason, ok := deadLetterReason(msgs[i].Headers)
+		if !ok {
+			continue
+		}
+		if n == nil {
+			n = map[string]int64{}
+		}
+		n[reason]++
+	}
+	for reason, k := range n {
+		c.counter(reason).Inc(ctx, k)
+	}
+}
+
+func (c *reasonCounts) counter(reason string) beam.Counter {
+	if ctr, ok := c.counters[reason]; ok {
+		return ctr
+	}
+	if c.counters == nil {
+		c.counters = map[string]beam.Counter{}
+	}
+	if len(c.counters) >= maxReasons {
+		stage, _, _ := strings.Cut(reason, ": ")
+		reason = stage + ": other"
+		if ctr, ok := c.counters[reason]; ok {
+			return ctr
+		}
+	}
+	ctr := beam.NewCounter(DeadLetterNamespace, reason)
+	c.counters[reason] = ctr
+	return ctr
+}
+
+// deadLetterReason is the reason of a message carrying dead-letter
+// headers; false for any other message.
+func deadLetterReason(hs []kafka.Header) (string, bool) {
+	var msg, stage []byte
+	found := false
+	for _, h := range hs {
+		switch h.Key {
+		case HeaderError:
+			msg, found = h.Value, true
+		case HeaderStage:
+			stage = h.Value
+		}
+	}
+	if !found {
+		return "", false
+	}
+	return DeadLetterReason(string(stage), string(msg)), true
 }
 
 // WriteError condenses an error from kafka-go's Writer.WriteMessages of n
