@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -42,6 +43,9 @@ use Apache Kafka at scale (integration/kafka/ starts one locally).`,
 					return err
 				}
 				defer b.Close()
+				if beyondLoopback(b.Addr()) {
+					fmt.Fprintf(out.stderr, "muon broker: warning: serving on %s, beyond loopback: every host that reaches this one can read and write every topic, since the embedded broker has no TLS or authentication; serve on 127.0.0.1 unless that is what you want\n", b.Addr())
+				}
 				fmt.Fprintf(out.stdout, "muon broker: serving Kafka on %s (partitions per new topic: %d)\n", b.Addr(), *parts)
 				fmt.Fprintf(out.stdout, "BROKERS=%s\n", b.Addr())
 				ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -52,4 +56,18 @@ use Apache Kafka at scale (integration/kafka/ starts one locally).`,
 			}
 		},
 	}
+}
+
+// beyondLoopback reports whether a listener on addr (host:port) can be
+// reached from other hosts.
+func beyondLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return true
+	}
+	if host == "localhost" {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip == nil || !ip.IsLoopback()
 }

@@ -282,3 +282,14 @@ func TestProduceFormats(t *testing.T) {
 		t.Errorf("unsupported file: exit %d, stderr %q", code, errs)
 	}
 }
+
+func TestBeyondLoopback(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:9092": false, "[::1]:9092": false, "localhost:9092": false, "127.0.0.2:1": false,
+		"0.0.0.0:9092": true, "[::]:9092": true, "192.168.1.4:9092": true, "kafka.example:9092": true, "nonsense": true,
+	} {
+		if got := beyondLoopback(addr); got != want {
+			t.Errorf("beyondLoopback(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}

@@ -1,11 +1,15 @@
 package embedded
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
+	"sync"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Options configures Start.
@@ -72,6 +76,9 @@ func Start(o Options) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded broker on %s: %w", o.Listen, err)
 	}
+	if o.DataDir != "" {
+		persistAutoCreated(c, int32(o.Partitions))
+	}
 	addrs := c.ListenAddrs()
 	if len(addrs) == 0 {
 		c.Close()
@@ -85,3 +92,53 @@ func (b *Broker) Addr() string { return b.addr }
 
 // Close stops the broker and closes its connections.
 func (b *Broker) Close() { b.c.Close() }
+
+// persistAutoCreated makes topics that clients create by asking for their
+// metadata durable as soon as they exist. kfake writes its topic list when
+// a topic is created explicitly and on a clean stop, but not when a
+// metadata request creates one: after kill -9 such a topic, and every
+// acknowledged record in it, would be gone. So a metadata request that may
+// create topics first creates the missing ones explicitly; records
+// themselves reach the partition files as they are acknowledged.
+func persistAutoCreated(c *kfake.Cluster, partitions int32) {
+	var mu sync.Mutex
+	known := map[string]bool{}
+	c.ControlKey(int16(kmsg.Metadata), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		m, ok := req.(*kmsg.MetadataRequest)
+		if !ok || !m.AllowAutoTopicCreation {
+			return nil, nil, false
+		}
+		var missing []string
+		mu.Lock()
+		for _, t := range m.Topics {
+			if t.Topic != nil && *t.Topic != "" && !known[*t.Topic] {
+				missing = append(missing, *t.Topic)
+			}
+		}
+		mu.Unlock()
+		if len(missing) == 0 {
+			return nil, nil, false
+		}
+		// CreateTopic runs on the cluster's loop, which this control
+		// function holds: sleeping lets the loop run it.
+		c.SleepControl(func() {
+			for _, t := range missing {
+				err := c.CreateTopic(t, partitions, nil)
+				if err == nil || errors.Is(err, kerr.TopicAlreadyExists) {
+					mu.Lock()
+					known[t] = true
+					mu.Unlock()
+				}
+			}
+		})
+		return nil, nil, false
+	})
+	// A deleted topic may come back by auto-creation: forget them all
+	// (deletes may name topics by id).
+	c.ControlKey(int16(kmsg.DeleteTopics), func(kmsg.Request) (kmsg.Response, error, bool) {
+		mu.Lock()
+		clear(known)
+		mu.Unlock()
+		return nil, nil, false
+	})
+}
