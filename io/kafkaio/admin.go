@@ -14,6 +14,39 @@ import (
 // ErrUnknownTopic means a topic does not exist on the brokers.
 var ErrUnknownTopic = errors.New("kafkaio: unknown topic")
 
+// ErrNoAnswer means a broker accepted a connection, or a request, and did
+// not answer in time.
+var ErrNoAnswer = errors.New("no answer from the broker")
+
+// DefaultCallTimeout bounds each request muon makes to a broker outside the
+// fetches and produces of a pipeline (metadata, offsets, topic creation),
+// and connecting for it: a broker that accepts connections and never
+// answers fails the call instead of hanging it. A context with an earlier
+// deadline shortens it.
+const DefaultCallTimeout = 15 * time.Second
+
+// callContext bounds one call to a broker.
+func callContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, DefaultCallTimeout)
+}
+
+// bound sets conn's deadline for the next request from ctx, which
+// callContext bounded: kafka-go's Conn methods do not watch a context.
+func bound(ctx context.Context, conn *kafka.Conn) {
+	if d, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(d)
+	}
+}
+
+// callError names what failed, and says so plainly when it is a timeout.
+func callError(what string, err error) error {
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Errorf("%s: %w in time (%v): is it a Kafka broker, and is it overloaded?", what, ErrNoAnswer, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
 // eachBroker calls f with each bootstrap broker until one succeeds.
 func eachBroker(brokers []string, f func(addr string) error) error {
 	var errs []error
@@ -33,17 +66,20 @@ func eachBroker(brokers []string, f func(addr string) error) error {
 func lookupPartitions(ctx context.Context, d *kafka.Dialer, brokers []string, topic string) ([]kafka.Partition, error) {
 	var parts []kafka.Partition
 	err := eachBroker(brokers, func(addr string) error {
+		ctx, cancel := callContext(ctx)
+		defer cancel()
 		conn, err := d.DialContext(ctx, "tcp", addr)
 		if err != nil {
-			return err
+			return callError("connecting", err)
 		}
 		defer conn.Close()
+		bound(ctx, conn)
 		ps, err := conn.ReadPartitions(topic)
 		if err != nil {
 			if errors.Is(err, kafka.UnknownTopicOrPartition) {
 				return fmt.Errorf("%w %q on %v", ErrUnknownTopic, topic, brokers)
 			}
-			return err
+			return callError(fmt.Sprintf("reading the partitions of %q", topic), err)
 		}
 		parts = ps
 		return nil
@@ -57,9 +93,11 @@ func lookupPartitions(ctx context.Context, d *kafka.Dialer, brokers []string, to
 func dialLeader(ctx context.Context, d *kafka.Dialer, brokers []string, topic string, partition int) (*kafka.Conn, error) {
 	var conn *kafka.Conn
 	err := eachBroker(brokers, func(addr string) error {
+		ctx, cancel := callContext(ctx)
+		defer cancel()
 		c, err := d.DialLeader(ctx, "tcp", addr, topic, partition)
 		if err != nil {
-			return err
+			return callError(fmt.Sprintf("connecting to the leader of %s/%d", topic, partition), err)
 		}
 		conn = c
 		return nil
@@ -75,9 +113,12 @@ func partitionOffsets(ctx context.Context, d *kafka.Dialer, brokers []string, to
 		return 0, 0, err
 	}
 	defer conn.Close()
+	ctx, cancel := callContext(ctx)
+	defer cancel()
+	bound(ctx, conn)
 	first, last, err = conn.ReadOffsets()
 	if err != nil {
-		return 0, 0, fmt.Errorf("kafkaio: offsets of %s/%d: %w", topic, partition, err)
+		return 0, 0, fmt.Errorf("kafkaio: %s: %w", conn.RemoteAddr(), callError(fmt.Sprintf("offsets of %s/%d", topic, partition), err))
 	}
 	return first, last, nil
 }
@@ -88,9 +129,12 @@ func offsetForTime(ctx context.Context, d *kafka.Dialer, brokers []string, topic
 		return 0, err
 	}
 	defer conn.Close()
+	ctx, cancel := callContext(ctx)
+	defer cancel()
+	bound(ctx, conn)
 	off, err := conn.ReadOffset(t)
 	if err != nil {
-		return 0, fmt.Errorf("kafkaio: offset of %s/%d at %s: %w", topic, partition, t.Format(time.RFC3339), err)
+		return 0, fmt.Errorf("kafkaio: %s: %w", conn.RemoteAddr(), callError(fmt.Sprintf("offset of %s/%d at %s", topic, partition, t.Format(time.RFC3339)), err))
 	}
 	if off < 0 { // no record at or after t: start at the end
 		_, last, err := conn.ReadOffsets()
@@ -133,20 +177,25 @@ func EnsureTopics(ctx context.Context, brokers []string, topics ...TopicSpec) er
 	}
 	d := &kafka.Dialer{Timeout: DefaultDialTimeout}
 	return eachBroker(brokers, func(addr string) error {
-		conn, err := d.DialContext(ctx, "tcp", addr)
+		cctx, cancel := callContext(ctx)
+		defer cancel()
+		conn, err := d.DialContext(cctx, "tcp", addr)
 		if err != nil {
-			return err
+			return callError("connecting", err)
 		}
 		defer conn.Close()
+		bound(cctx, conn)
 		ctrl, err := conn.Controller()
 		if err != nil {
-			return fmt.Errorf("find controller: %w", err)
+			return callError("finding the controller", err)
 		}
-		cc, err := d.DialContext(ctx, "tcp", net.JoinHostPort(ctrl.Host, strconv.Itoa(ctrl.Port)))
+		caddr := net.JoinHostPort(ctrl.Host, strconv.Itoa(ctrl.Port))
+		cc, err := d.DialContext(cctx, "tcp", caddr)
 		if err != nil {
-			return fmt.Errorf("dial controller: %w", err)
+			return callError("connecting to the controller "+caddr, err)
 		}
 		defer cc.Close()
+		bound(cctx, cc)
 		cfgs := make([]kafka.TopicConfig, 0, len(topics))
 		for _, t := range topics {
 			if t.Partitions <= 0 {
@@ -159,13 +208,14 @@ func EnsureTopics(ctx context.Context, brokers []string, topics ...TopicSpec) er
 		}
 		err = cc.CreateTopics(cfgs...)
 		if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
-			return fmt.Errorf("create topics: %w", err)
+			return callError("creating topics on the controller "+caddr, err)
 		}
 		// Wait until every topic answers metadata requests, so that a read
 		// or write right after does not race topic creation.
 		deadline := time.Now().Add(10 * time.Second)
 		for _, t := range topics {
 			for {
+				_ = conn.SetDeadline(time.Now().Add(DefaultCallTimeout))
 				ps, err := conn.ReadPartitions(t.Name)
 				if err == nil && len(ps) > 0 {
 					break
@@ -195,6 +245,7 @@ func Tail(ctx context.Context, brokers []string, topic string, max int) ([]Recor
 		if err != nil {
 			return nil, err
 		}
+		_ = conn.SetDeadline(time.Now().Add(DefaultCallTimeout))
 		first, last, err := conn.ReadOffsets()
 		if err == nil {
 			from := last - int64(max)
@@ -203,7 +254,7 @@ func Tail(ctx context.Context, brokers []string, topic string, max int) ([]Recor
 			}
 			_, err = conn.Seek(from, kafka.SeekAbsolute)
 			for next := from; err == nil && next < last; {
-				_ = conn.SetReadDeadline(time.Now().Add(DefaultDialTimeout))
+				_ = conn.SetDeadline(time.Now().Add(DefaultCallTimeout))
 				batch := conn.ReadBatch(1, DefaultFetchMaxBytes)
 				for {
 					m, rerr := batch.ReadMessage()

@@ -381,7 +381,7 @@ func (fn *readBase) fetch(p partitionRange, pc *partitionConn, maxWait time.Dura
 // below stopAt; at the first record at or past stopAt it discards the rest
 // of the batch without decoding it.
 func readBatch(p partitionRange, conn *kafka.Conn, params Params, maxWait time.Duration, dst []Record, stopAt int64) ([]Record, int64, error) {
-	if err := conn.SetReadDeadline(time.Now().Add(maxWait + params.DialTimeout)); err != nil {
+	if err := conn.SetDeadline(time.Now().Add(maxWait + params.DialTimeout)); err != nil {
 		return dst, 0, err
 	}
 	batch := conn.ReadBatchWith(kafka.ReadBatchConfig{MinBytes: 1, MaxBytes: params.FetchMaxBytes, MaxWait: maxWait})
@@ -590,6 +590,7 @@ func (fn *readBase) fetchChunks(ctx context.Context, p partitionRange, rest offs
 	sizeHint := 1024
 	for from := rest.Start + int64(w)*chunk; from < rest.End; from += int64(stride) * chunk {
 		to := min(from+chunk, rest.End)
+		_ = conn.SetDeadline(time.Now().Add(DefaultCallTimeout))
 		if _, err := conn.Seek(from, kafka.SeekAbsolute); err != nil {
 			send(fetched{err: fmt.Errorf("kafkaio: seek %s/%d to %d: %w", p.Topic, p.Partition, from, err)})
 			return
@@ -631,6 +632,7 @@ func (fn *readBase) fetchChunks(ctx context.Context, p partitionRange, rest offs
 				// readBatch stopped at the end of the fetch, not at to:
 				// keep the connection's position in step.
 				if pos, _ := conn.Offset(); pos != next {
+					_ = conn.SetDeadline(time.Now().Add(DefaultCallTimeout))
 					if _, err := conn.Seek(next, kafka.SeekAbsolute); err != nil {
 						send(fetched{err: err})
 						return

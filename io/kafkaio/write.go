@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
@@ -38,8 +39,9 @@ const (
 	DefaultWriteBatchBytes = 1_000_000
 	// DefaultWriteAttempts is how often a failed produce request is tried.
 	DefaultWriteAttempts = 10
-	// DefaultWriteTimeout bounds one produce request.
-	DefaultWriteTimeout = 30 * time.Second
+	// DefaultWriteTimeout bounds one produce request, and the metadata
+	// request before it.
+	DefaultWriteTimeout = DefaultCallTimeout
 )
 
 // WriteParams configures Write.
@@ -222,7 +224,7 @@ func (fn *writeFn) flush(ctx context.Context) error {
 		return nil
 	}
 	if err := fn.w.WriteMessages(ctx, fn.pending...); err != nil {
-		return fmt.Errorf("kafkaio.Write: %w", WriteError(err, len(fn.pending)))
+		return fmt.Errorf("kafkaio.Write to %v: %w", fn.Params.Brokers, WriteError(err, len(fn.pending)))
 	}
 	n := 0
 	for i := range fn.pending {
@@ -307,15 +309,24 @@ func deadLetterReason(hs []kafka.Header) (string, bool) {
 // repeat the same cause n times.
 func WriteError(err error, n int) error {
 	var werrs kafka.WriteErrors
-	if !errors.As(err, &werrs) {
-		return fmt.Errorf("writing %d records: %w", n, err)
-	}
-	for _, e := range werrs {
-		if e != nil {
-			return fmt.Errorf("%d of %d records failed: %w", werrs.Count(), n, e)
+	if errors.As(err, &werrs) {
+		for _, e := range werrs {
+			if e != nil {
+				return fmt.Errorf("%d of %d records failed: %w", werrs.Count(), n, noAnswer(e))
+			}
 		}
 	}
-	return fmt.Errorf("writing %d records: %w", n, err)
+	return fmt.Errorf("writing %d records: %w", n, noAnswer(err))
+}
+
+// noAnswer marks a timeout as ErrNoAnswer; kafka-go's error names the
+// broker's address.
+func noAnswer(err error) error {
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Errorf("%w in time: %w", ErrNoAnswer, err)
+	}
+	return err
 }
 
 func (fn *writeFn) Teardown() error {
