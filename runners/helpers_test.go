@@ -2,6 +2,8 @@ package runners
 
 import (
 	"context"
+	"errors"
+	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
@@ -10,7 +12,22 @@ import (
 func init() {
 	register.DoFn2x0[context.Context, int](&countFn{})
 	register.DoFn1x0[int](&blockFn{})
+	register.DoFn1x0[int](&slowFailFn{})
 }
+
+// slowFailFn fails its bundle in FinishBundle after a while, so the runner
+// asks for the bundle's progress while it finishes (and the worker cannot
+// answer).
+type slowFailFn struct{}
+
+func (fn *slowFailFn) ProcessElement(_ int) {}
+
+func (fn *slowFailFn) FinishBundle() error {
+	time.Sleep(2 * time.Second)
+	return errSlowFail
+}
+
+var errSlowFail = errors.New("slowFailFn: the bundle failed")
 
 var seen = beam.NewCounter("runners_test", "seen")
 

@@ -8,6 +8,7 @@ import (
 	stdlog "log"
 	"log/slog"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -113,7 +114,7 @@ func Run(ctx context.Context, p *beam.Pipeline, o Options) (*Result, error) {
 		res.Refused = localonly.Refused() - refused
 		if err != nil {
 			// The result of a failed job may carry no metrics.
-			return res, fmt.Errorf("%s job: %w", o.Kind, err)
+			return res, fmt.Errorf("%s job: %w", o.Kind, condense(err, o.Verbose))
 		}
 		res.JobID = pr.JobID()
 		collect(res, pr.Metrics())
@@ -134,7 +135,7 @@ func Run(ctx context.Context, p *beam.Pipeline, o Options) (*Result, error) {
 			collect(res, *final)
 		}
 		if err != nil {
-			return res, fmt.Errorf("%s job: %w", o.Kind, err)
+			return res, fmt.Errorf("%s job: %w", o.Kind, condense(err, o.Verbose))
 		}
 		return res, nil
 	}
@@ -229,3 +230,46 @@ func quiet(verbose bool) {
 type discardLogger struct{}
 
 func (discardLogger) Log(context.Context, beamlog.Severity, int, string) {}
+
+// failedDoFn finds the DoFn Beam's failure report blames: "DoFn[UID:2,
+// PID:e3, Name: github.com/.../pkg.fooFn] failed:".
+var failedDoFn = regexp.MustCompile(`DoFn\[[^\]]*Name: ([^\]]+)\] failed:\s*`)
+
+// failedPhase finds the bundle phase a report names ("while executing
+// FinishBundle for Plan[...]").
+var failedPhase = regexp.MustCompile(`while executing (\w+) for Plan`)
+
+// condense puts the cause of a failed job first: Beam's report is the
+// whole execution plan, with the DoFn's own error at the end after
+// "caused by:". Unless verbose, the plan is left out.
+func condense(err error, verbose bool) error {
+	msg := err.Error()
+	i := strings.LastIndex(msg, "caused by:")
+	if i < 0 {
+		return err
+	}
+	cause := strings.TrimSpace(msg[i+len("caused by:"):])
+	where := ""
+	if m := failedDoFn.FindStringSubmatchIndex(cause); m != nil {
+		name := cause[m[2]:m[3]]
+		where = " in " + name[strings.LastIndex(name, "/")+1:]
+		cause = strings.TrimSpace(cause[m[1]:])
+	}
+	if m := failedPhase.FindStringSubmatch(msg); m != nil {
+		where += " (" + m[1] + ")"
+	}
+	if verbose {
+		return fmt.Errorf("failed%s: %s\n\nthe runner's report:\n%w", where, cause, err)
+	}
+	return &failure{msg: fmt.Sprintf("failed%s: %s (--verbose adds the runner's whole report)", where, cause), err: err}
+}
+
+// failure is a condensed job failure; the runner's report stays
+// reachable through errors.Unwrap.
+type failure struct {
+	msg string
+	err error
+}
+
+func (f *failure) Error() string { return f.msg }
+func (f *failure) Unwrap() error { return f.err }

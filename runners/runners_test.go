@@ -45,6 +45,19 @@ func TestFlinkNeedsAnEndpoint(t *testing.T) {
 	}
 }
 
+// A bundle that fails while the runner asks for its progress fails the
+// job: the edge runner once committed such a bundle as if it had succeeded.
+func TestEdgeSlowBundleFailureFailsTheJob(t *testing.T) {
+	for i := 0; i < 3; i++ {
+		p, s := beam.NewPipelineWithRoot()
+		beam.ParDo0(s, &slowFailFn{}, beam.Create(s, 1))
+		_, err := Run(context.Background(), p, Options{Kind: Edge})
+		if err == nil || !strings.Contains(err.Error(), errSlowFail.Error()) {
+			t.Fatalf("run %d: error %v, want the bundle's failure", i, err)
+		}
+	}
+}
+
 func TestEdgeRunCollectsCounters(t *testing.T) {
 	p, s := beam.NewPipelineWithRoot()
 	beam.ParDo0(s, &countFn{}, beam.Create(s, 1, 2, 3))
@@ -68,5 +81,26 @@ func TestUnder(t *testing.T) {
 	}
 	if n := len(r.Under("none", "")); n != 0 {
 		t.Errorf("Under of an unused namespace has %d counters", n)
+	}
+}
+
+func TestCondensePutsTheCauseFirst(t *testing.T) {
+	report := errors.New("job job-001 failed:\nbundle inst001 stage-001 failed:process bundle failed for instruction inst001 using plan stage-001 : while executing FinishBundle for Plan[stage-001]:\n" +
+		"1: DataSource[S[stage-001_source@127.0.0.1:41105], i0] Out:4 Coder:W;cwv_n1<bytes;c0>!GWC \n2: ParDo[kafkaio.writeFn] Out:[] Sig: func(int), SideInputs: []\n\tcaused by:\n" +
+		"DoFn[UID:2, PID:e3, Name: github.com/muonml/muon/io/kafkaio.writeFn] failed:\nkafkaio.Write to [127.0.0.1:1]: writing 3 records: broken pipe")
+	got := condense(report, false).Error()
+	want := "failed in kafkaio.writeFn (FinishBundle): kafkaio.Write to [127.0.0.1:1]: writing 3 records: broken pipe (--verbose adds the runner's whole report)"
+	if got != want {
+		t.Errorf("condensed:\n%s\nwant\n%s", got, want)
+	}
+	if !errors.Is(condense(report, false), report) {
+		t.Error("the condensed error does not wrap the report")
+	}
+	if v := condense(report, true).Error(); !strings.HasPrefix(v, "failed in kafkaio.writeFn (FinishBundle): kafkaio.Write") || !strings.Contains(v, "DataSource[") {
+		t.Errorf("verbose: %s", v)
+	}
+	plain := errors.New("job server unreachable")
+	if condense(plain, false) != plain {
+		t.Error("an error without a plan changed")
 	}
 }

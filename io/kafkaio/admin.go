@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sort"
 	"strconv"
 	"time"
 
@@ -63,30 +64,42 @@ func eachBroker(brokers []string, f func(addr string) error) error {
 	return fmt.Errorf("kafkaio: no broker answered (is Kafka running at %v?): %w", brokers, errors.Join(errs...))
 }
 
+// lookupPartitions returns topic's partitions. Its metadata request never
+// creates the topic, even on brokers that create topics on first use: a
+// read of a topic that does not exist fails with ErrUnknownTopic instead of
+// reading an empty topic it made.
 func lookupPartitions(ctx context.Context, d *kafka.Dialer, brokers []string, topic string) ([]kafka.Partition, error) {
 	var parts []kafka.Partition
 	err := eachBroker(brokers, func(addr string) error {
 		ctx, cancel := callContext(ctx)
 		defer cancel()
-		conn, err := d.DialContext(ctx, "tcp", addr)
+		tr := &kafka.Transport{Dial: d.DialFunc, DialTimeout: d.Timeout}
+		defer tr.CloseIdleConnections()
+		c := &kafka.Client{Addr: kafka.TCP(addr), Transport: tr}
+		m, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 		if err != nil {
-			return callError("connecting", err)
-		}
-		defer conn.Close()
-		bound(ctx, conn)
-		ps, err := conn.ReadPartitions(topic)
-		if err != nil {
-			if errors.Is(err, kafka.UnknownTopicOrPartition) {
-				return fmt.Errorf("%w %q on %v", ErrUnknownTopic, topic, brokers)
-			}
 			return callError(fmt.Sprintf("reading the partitions of %q", topic), err)
 		}
-		parts = ps
+		for _, t := range m.Topics {
+			if t.Name != topic {
+				continue
+			}
+			if errors.Is(t.Error, kafka.UnknownTopicOrPartition) {
+				return fmt.Errorf("%w %q on %v: check the topic's name, or produce to it first", ErrUnknownTopic, topic, brokers)
+			}
+			if t.Error != nil {
+				return fmt.Errorf("reading the partitions of %q: %w", topic, t.Error)
+			}
+			for _, p := range t.Partitions {
+				parts = append(parts, kafka.Partition{Topic: topic, ID: p.ID, Leader: p.Leader})
+			}
+		}
 		return nil
 	})
 	if err == nil && len(parts) == 0 {
-		err = fmt.Errorf("%w %q on %v", ErrUnknownTopic, topic, brokers)
+		err = fmt.Errorf("%w %q on %v: check the topic's name, or produce to it first", ErrUnknownTopic, topic, brokers)
 	}
+	sort.Slice(parts, func(i, j int) bool { return parts[i].ID < parts[j].ID })
 	return parts, err
 }
 

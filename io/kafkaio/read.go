@@ -165,6 +165,9 @@ func ResolveRanges(ctx context.Context, p Params) ([]PartitionRange, error) {
 		if err != nil {
 			return nil, err
 		}
+		if err := checkPartitions(topic, parts, p); err != nil {
+			return nil, err
+		}
 		for _, part := range parts {
 			if len(p.Partitions) > 0 && !containsInt(p.Partitions, part.ID) {
 				continue
@@ -204,6 +207,25 @@ func ResolveRanges(ctx context.Context, p Params) ([]PartitionRange, error) {
 		return out[i].Partition < out[j].Partition
 	})
 	return out, nil
+}
+
+// checkPartitions refuses partitions p names that topic does not have.
+func checkPartitions(topic string, parts []kafka.Partition, p Params) error {
+	have := make([]int, len(parts))
+	for i, part := range parts {
+		have[i] = part.ID
+	}
+	for _, id := range p.Partitions {
+		if !containsInt(have, id) {
+			return fmt.Errorf("%w: partition %d of %q does not exist (it has %d partitions)", ErrBadParams, id, topic, len(parts))
+		}
+	}
+	for id := range p.Start.Offsets {
+		if !containsInt(have, id) {
+			return fmt.Errorf("%w: a start offset names partition %d of %q, which does not exist (it has %d partitions)", ErrBadParams, id, topic, len(parts))
+		}
+	}
+	return nil
 }
 
 func containsInt(xs []int, x int) bool {

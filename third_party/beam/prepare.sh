@@ -8,6 +8,11 @@
 # its worker endpoints to 127.0.0.1 and accepts connections only from this
 # process (package util/localonly), so nobody who reaches an edge device can
 # submit work to a running muon. Upstream listens on every interface.
+#
+# bundle-failure.patch: prism no longer commits a bundle as succeeded when a
+# progress or split request to the worker fails (as it does when the bundle
+# has just failed): it waits for the bundle's own response. Upstream could
+# report a job whose write failed as DONE, and drop an SDF's residuals.
 set -euo pipefail
 cd "$(dirname "$0")"
 version=$(sed -n 's#^\s*github.com/apache/beam/sdks/v2 \(v[^ ]*\).*#\1#p' ../../go.mod | head -1)
