@@ -120,9 +120,20 @@ func Run(ctx context.Context, spec *configs.Spec, o RunOptions) (*Summary, error
 	read := readTopics(spec)
 	topics := make([]kafkaio.TopicSpec, 0, 2*len(read))
 	var dlqs []string
+	replayed := map[string]bool{}
+	for _, r := range spec.Replay {
+		replayed[r.Topic] = true
+	}
 	for _, t := range read {
 		dlqs = append(dlqs, t+spec.Decode.DeadLetterSuffix)
-		topics = append(topics, kafkaio.TopicSpec{Name: t, Partitions: spec.Kafka.Partitions}, kafkaio.TopicSpec{Name: t + spec.Decode.DeadLetterSuffix, Partitions: spec.Kafka.Partitions})
+		topics = append(topics, kafkaio.TopicSpec{Name: t + spec.Decode.DeadLetterSuffix, Partitions: spec.Kafka.Partitions})
+		// A stream waits for its producers, and a replay fills its topic;
+		// a bounded read of a topic that does not exist is a mistake.
+		if !spec.Source.IsBounded() || replayed[t] {
+			topics = append(topics, kafkaio.TopicSpec{Name: t, Partitions: spec.Kafka.Partitions})
+		} else if _, err := kafkaio.EndOffsets(ctx, brokers, t); err != nil {
+			return nil, fmt.Errorf("source topic %q: %w", t, err)
+		}
 	}
 	for _, t := range job.Outputs(spec) {
 		topics = append(topics, kafkaio.TopicSpec{Name: t, Partitions: spec.Kafka.Partitions})

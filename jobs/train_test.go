@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -542,5 +543,26 @@ output: {dir: %s}
 	_, err = runners.Run(ctx, p, runners.Options{})
 	if err == nil || !strings.Contains(err.Error(), "read no training rows from topics empty") {
 		t.Fatalf("got %v, want an error naming the empty source", err)
+	}
+}
+
+// A bounded job fails before it starts when a topic it reads does not
+// exist, naming it; it no longer creates the topic and reads nothing.
+func TestBoundedReadOfMissingTopic(t *testing.T) {
+	brokers := testBroker(t)
+	spec, err := configs.Parse("job.yaml", []byte(fmt.Sprintf(`name: m
+kafka: {brokers: [%s]}
+source: {topics: [no-such-topic], format: sensor}
+output: {dir: %s}
+`, brokers[0], t.TempDir())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = jobs.Run(context.Background(), spec, jobs.RunOptions{})
+	if !errors.Is(err, kafkaio.ErrUnknownTopic) || !strings.Contains(err.Error(), `source topic "no-such-topic"`) {
+		t.Fatalf("got %v, want an unknown-topic error naming no-such-topic", err)
+	}
+	if _, err := kafkaio.EndOffsets(context.Background(), brokers, "no-such-topic"); !errors.Is(err, kafkaio.ErrUnknownTopic) {
+		t.Errorf("the failed job created its source topic: %v", err)
 	}
 }

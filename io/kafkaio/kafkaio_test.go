@@ -2,7 +2,9 @@ package kafkaio_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -145,5 +147,34 @@ func TestReadBoundedChunked(t *testing.T) {
 			passert.Count(s, stats.Count(s, vals), "distinct", len(want))
 			ptest.RunAndValidate(t, p)
 		})
+	}
+}
+
+// A read names only what exists: a topic that does not exist is not
+// created by reading it, and partitions or start offsets for partitions
+// the topic lacks are refused.
+func TestResolveRangesRefusesWhatDoesNotExist(t *testing.T) {
+	addr := startBroker(t, "four")
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		p    kafkaio.Params
+		want error
+		says string
+	}{
+		{"missing topic", kafkaio.Params{Topics: []string{"absent"}}, kafkaio.ErrUnknownTopic, `"absent"`},
+		{"missing partition", kafkaio.Params{Topics: []string{"four"}, Partitions: []int{1, 7}}, kafkaio.ErrBadParams, "partition 7"},
+		{"offset for a missing partition", kafkaio.Params{Topics: []string{"four"}, Start: kafkaio.Start{Kind: kafkaio.StartOffsets, Offsets: map[int]int64{0: 0, 9: 5}}}, kafkaio.ErrBadParams, "partition 9"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.p.Brokers = []string{addr}
+			_, err := kafkaio.ResolveRanges(ctx, tc.p)
+			if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.says) {
+				t.Errorf("got %v, want %v naming %s", err, tc.want, tc.says)
+			}
+		})
+	}
+	if _, err := kafkaio.EndOffsets(ctx, []string{addr}, "absent"); !errors.Is(err, kafkaio.ErrUnknownTopic) {
+		t.Errorf("reading created the topic: %v", err)
 	}
 }
