@@ -63,6 +63,8 @@ func TestErrors(t *testing.T) {
 		{"override wrong type", base, []string{"kafka.partitions=lots"}, configs.ErrType, 0, "kafka.partitions"},
 		{"not yaml", "name: [\n", nil, nil, 0, ""},
 		{"not a mapping", "- a\n- b\n", nil, configs.ErrType, 1, ""},
+		{"second document", base + "---\nname: other\n", nil, configs.ErrValue, 5, ""},
+		{"second document after an empty one", base + "---\n---\nname: other\n", nil, configs.ErrValue, 6, ""},
 		{"features without channels", base + "job: features\nfeatures:\n  window: {size: 2s}\n", nil, configs.ErrValue, 0, "features.channels"},
 		{"repeated channel", base + "job: features\nfeatures:\n  channels: [x, x]\n  window: {size: 2s}\n", nil, configs.ErrValue, 0, "features.channels[1]"},
 		{"windows without size", base + "job: features\nfeatures:\n  channels: [x]\n", nil, configs.ErrValue, 0, "features.window.size"},
@@ -197,5 +199,11 @@ func TestOverrideErrorsPointAtSet(t *testing.T) {
 	_, err := configs.Parse("spec.yaml", []byte(base), "source.format=video")
 	if err == nil || !strings.Contains(err.Error(), "spec.yaml (--set): source.format") {
 		t.Errorf("error %v does not point at --set", err)
+	}
+}
+
+func TestTrailingDocumentMarkerIsFine(t *testing.T) {
+	if _, err := configs.Parse("spec.yaml", []byte(base+"---\n")); err != nil {
+		t.Errorf("a spec ending in an empty document: %v", err)
 	}
 }

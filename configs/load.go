@@ -1,8 +1,10 @@
 package configs
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"reflect"
@@ -66,8 +68,23 @@ func Load(path string, overrides ...string) (*Spec, error) {
 // Parse is Load for a spec already in memory; name is used in errors.
 func Parse(name string, data []byte, overrides ...string) (*Spec, error) {
 	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
 		return nil, &Error{File: name, Line: yamlErrLine(err), Err: fmt.Errorf("not valid YAML: %w", err)}
+	}
+	// One file is one job: a second document would be silently ignored.
+	for {
+		var next yaml.Node
+		err := dec.Decode(&next)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, &Error{File: name, Line: yamlErrLine(err), Err: fmt.Errorf("not valid YAML: %w", err)}
+		}
+		if !emptyDocument(&next) {
+			return nil, &Error{File: name, Line: next.Line, Err: fmt.Errorf("%w: a second YAML document (after ---): a spec file holds one job; pass each job with its own --config", ErrValue)}
+		}
 	}
 	root := &doc
 	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
@@ -95,6 +112,17 @@ func Parse(name string, data []byte, overrides ...string) (*Spec, error) {
 		return nil, &Error{File: name, Line: d.lines[p], Path: p, Err: fmt.Errorf("%w: %v", ErrValue, err)}
 	}
 	return &s, nil
+}
+
+// emptyDocument reports whether a YAML document holds nothing (a "---"
+// with nothing after it).
+func emptyDocument(n *yaml.Node) bool {
+	for _, c := range n.Content {
+		if c.Kind != yaml.ScalarNode || c.Tag != "!!null" || c.Value != "" {
+			return false
+		}
+	}
+	return true
 }
 
 func yamlErrLine(err error) int {

@@ -58,8 +58,9 @@ const maxErrorBytes = 4 << 10
 
 // DeadLetter returns the dead letter for r: the same key, value and
 // headers, bound for r.Topic+suffix, with headers naming the error, the
-// stage and r's coordinates. An empty suffix means DeadLetterSuffix. A dead
-// letter over MaxDeadLetterBytes is cut to fit, value first (see HeaderCut).
+// stage and r's coordinates; a nil value becomes an empty one. An empty
+// suffix means DeadLetterSuffix. A dead letter over MaxDeadLetterBytes is
+// cut to fit, value first (see HeaderCut).
 func DeadLetter(r Record, stage string, cause error, suffix string) Record {
 	if suffix == "" {
 		suffix = DeadLetterSuffix
@@ -76,6 +77,11 @@ func DeadLetter(r Record, stage string, cause error, suffix string) Record {
 		muon = append(muon, Header{Key: HeaderSourceTime, Value: []byte(r.Time.UTC().Format(time.RFC3339Nano))})
 	}
 	d := Record{Topic: r.Topic + suffix, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value, Time: r.Time}
+	if d.Value == nil {
+		// The reader cannot tell a null value from an empty one; a null
+		// dead letter would read as a tombstone, so it is empty.
+		d.Value = []byte{}
+	}
 	if recordBytes(r.Key, r.Value, r.Headers)+headerBytes(muon) <= MaxDeadLetterBytes {
 		d.Headers = append(append(make([]Header, 0, len(r.Headers)+len(muon)), r.Headers...), muon...)
 		return d

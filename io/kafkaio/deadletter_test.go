@@ -113,3 +113,17 @@ func TestReasonCountsBounded(t *testing.T) {
 		t.Error(`no "decode: other" counter`)
 	}
 }
+
+// An empty value stays an empty value on its way to the dead-letter topic,
+// through the coder, rather than becoming a null (a tombstone).
+func TestDeadLetterOfEmptyValueIsNotNull(t *testing.T) {
+	d := DeadLetter(Record{Topic: "s", Key: []byte("k")}, "decode", errors.New("message: invalid JSON: empty"), "")
+	b, _ := encodeRecord(d)
+	got, err := decodeRecord(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Value == nil || got.Value == nil || got.Message().Value == nil || len(got.Value) != 0 {
+		t.Errorf("dead letter value %q (nil %v), after the coder %q (nil %v)", d.Value, d.Value == nil, got.Value, got.Value == nil)
+	}
+}
