@@ -44,7 +44,11 @@ type csvSource struct {
 	layout  int
 	vals    []records.Value
 	closed  bool
+	skips   Skips
 }
+
+// Skips counts the missing cells and the rows without any value.
+func (s *csvSource) Skips() Skips { return s.skips }
 
 // readCSV reads the header of a CSV file and returns a source streaming its
 // rows.
@@ -192,6 +196,7 @@ func (s *csvSource) Next() (Message, error) {
 		for _, i := range s.valueCols {
 			cell := strings.TrimSpace(rec[i])
 			if cell == "" || cell == "?" || strings.EqualFold(cell, "na") || strings.EqualFold(cell, "nan") {
+				s.skips.Missing++
 				continue
 			}
 			f, err := strconv.ParseFloat(cell, 64)
@@ -202,6 +207,7 @@ func (s *csvSource) Next() (Message, error) {
 		}
 		s.vals = vals
 		if len(vals) == 0 {
+			s.skips.Empty++
 			continue
 		}
 		r.Values = vals

@@ -19,7 +19,11 @@ type jsonlSource struct {
 	lines *lineReader
 	opt   Options
 	n     int64
+	skips Skips
 }
+
+// Skips counts the empty lines.
+func (s *jsonlSource) Skips() Skips { return s.skips }
 
 func openJSONL(path string, opt Options) (*jsonlSource, error) {
 	if err := opt.needClock(path, "captured messages carry no record timestamps"); err != nil {
@@ -49,6 +53,7 @@ func (s *jsonlSource) Next() (Message, error) {
 			return Message{}, fmt.Errorf("%w: %s:%d: %v", ErrFormat, s.path, s.lines.n, err)
 		}
 		if len(line) == 0 {
+			s.skips.Empty++
 			continue
 		}
 		at, ok := tick(s.opt.Start, s.n, s.opt.Period)

@@ -87,6 +87,23 @@ type Options struct {
 	RUL string
 }
 
+// Skips counts what a source left out of its messages, so that nothing is
+// dropped without a count.
+type Skips struct {
+	// Missing counts values marked missing (empty, NA, NaN or ? cells)
+	// left out of their readings.
+	Missing int64
+	// Empty counts rows, time steps and lines that produced no message
+	// because they held no value.
+	Empty int64
+}
+
+// Skipper is a Source that can leave values or rows out; Skips says how
+// many so far.
+type Skipper interface {
+	Skips() Skips
+}
+
 // Source returns the messages of one recording in the order to produce
 // them.
 type Source interface {

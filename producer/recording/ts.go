@@ -56,7 +56,11 @@ type tsSource struct {
 	cases   caseHeap
 	buf     []records.Value
 	closed  bool
+	skips   Skips
 }
+
+// Skips counts the missing values (? or NaN) and the steps without any.
+func (s *tsSource) Skips() Skips { return s.skips }
 
 // tsParser holds the state of reading one file.
 type tsParser struct {
@@ -439,7 +443,11 @@ func (s *tsSource) advance(c *tsCase) {
 func (s *tsSource) take(c *tsCase, vals []records.Value) []records.Value {
 	if !s.stamped {
 		for d, v := range c.vals {
-			if c.step < len(v) && !math.IsNaN(v[c.step]) {
+			switch {
+			case c.step >= len(v): // this dimension's series has ended
+			case math.IsNaN(v[c.step]):
+				s.skips.Missing++
+			default:
 				vals = append(vals, records.Value{Name: s.names[d], Value: v[c.step]})
 			}
 		}
@@ -452,6 +460,8 @@ func (s *tsSource) take(c *tsCase, vals []records.Value) []records.Value {
 		if i := c.pos[d]; i < len(times) && times[i].Equal(c.next) {
 			if v := c.vals[d][i]; !math.IsNaN(v) {
 				vals = append(vals, records.Value{Name: s.names[d], Value: v})
+			} else {
+				s.skips.Missing++
 			}
 			c.pos[d]++
 		}
@@ -475,6 +485,7 @@ func (s *tsSource) Next() (Message, error) {
 			heap.Fix(&s.cases, 0)
 		}
 		if len(r.Values) == 0 {
+			s.skips.Empty++
 			continue
 		}
 		m, err := encode(r)

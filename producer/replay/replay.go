@@ -48,6 +48,11 @@ type Summary struct {
 	Files   int
 	Records int64
 	Bytes   int64 // keys + values
+	// Missing counts values marked missing in the recordings (empty, NA,
+	// NaN or ? cells) that were left out of their readings; Empty counts
+	// rows, steps and lines without any value, which produced nothing.
+	Missing int64
+	Empty   int64
 	Elapsed time.Duration
 }
 
@@ -60,8 +65,15 @@ func (s Summary) RecordsPerSecond() float64 {
 }
 
 func (s Summary) String() string {
-	return fmt.Sprintf("%d records, %.1f MB from %d file(s) in %s: %.0f records/s, %.1f MB/s",
+	out := fmt.Sprintf("%d records, %.1f MB from %d file(s) in %s: %.0f records/s, %.1f MB/s",
 		s.Records, float64(s.Bytes)/1e6, s.Files, s.Elapsed.Round(time.Millisecond), s.RecordsPerSecond(), float64(s.Bytes)/1e6/max(s.Elapsed.Seconds(), 1e-9))
+	if s.Missing > 0 {
+		out += fmt.Sprintf("; %d missing values (empty, NA, NaN or ?) left out", s.Missing)
+	}
+	if s.Empty > 0 {
+		out += fmt.Sprintf("; %d rows without any value skipped", s.Empty)
+	}
+	return out
 }
 
 // unlimitedBatch is how many messages one synchronous write carries when
@@ -107,6 +119,10 @@ func Replay(ctx context.Context, paths []string, o Options) (Summary, error) {
 		}
 		r.sum.Files++
 		err = r.run(ctx, src)
+		if sk, ok := src.(recording.Skipper); ok {
+			r.sum.Missing += sk.Skips().Missing
+			r.sum.Empty += sk.Skips().Empty
+		}
 		cerr := src.Close()
 		if err != nil {
 			return r.summary(), err

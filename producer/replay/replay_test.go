@@ -94,3 +94,28 @@ func TestReplayStopsWhenCancelled(t *testing.T) {
 		t.Errorf("cancelled replay returned %v, want context.Canceled", err)
 	}
 }
+
+// What a recording leaves out is counted and said: missing cells and rows
+// without any value (issue 15 item 14).
+func TestReplayCountsWhatItLeavesOut(t *testing.T) {
+	b, err := embedded.Start(embedded.Options{Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	path := filepath.Join(t.TempDir(), "gaps.csv")
+	if err := os.WriteFile(path, []byte("device,temp,hum\nm1,20,NaN\nm2,NA,\nm1,22,40\nm2,?,nan\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := replay.Replay(context.Background(), []string{path}, replay.Options{Brokers: []string{b.Addr()}, Topic: "gaps",
+		Recording: recording.Options{Start: time.Unix(0, 0), Period: time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Records != 2 || sum.Missing != 5 || sum.Empty != 2 {
+		t.Errorf("summary %+v, want 2 records, 5 missing values, 2 empty rows", sum)
+	}
+	if s := sum.String(); !strings.Contains(s, "5 missing values") || !strings.Contains(s, "2 rows without any value skipped") {
+		t.Errorf("summary line %q does not say what was left out", s)
+	}
+}
