@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/muonml/muon/configs"
 	"github.com/muonml/muon/internal/printable"
@@ -144,8 +145,10 @@ func runJobs(config []string, specs []*configs.Spec, opts []runners.Options, out
 			fmt.Fprintf(out.stderr, "muon: job %d of %d: %s (%s)\n", i+1, len(specs), spec.Name, config[i])
 		}
 		ctx, stop := context.WithCancel(context.Background())
-		unlisten := func() {}
-		if !spec.Source.IsBounded() {
+		var unlisten func()
+		if spec.Source.IsBounded() {
+			unlisten = exitOnSignal(spec.Name, out.stderr)
+		} else {
 			unlisten = stopOnSignal(stop, out.stderr)
 		}
 		sum, err := jobs.Run(ctx, spec, jobs.RunOptions{Runner: opts[i], Broker: shared, Version: muonVersion(), Progress: out.stderr})
@@ -179,6 +182,30 @@ func stopOnSignal(stop func(), stderr io.Writer) func() {
 		select {
 		case <-sigs:
 			fmt.Fprintln(stderr, "muon: aborted")
+			os.Exit(130)
+		case <-done:
+		}
+	}()
+	return func() {
+		signal.Stop(sigs)
+		close(done)
+	}
+}
+
+// exitOnSignal ends a bounded job on SIGINT or SIGTERM, saying what was
+// left undone: a bounded job has no sources to stop, so it cannot drain.
+// Snapshots are published whole or not at all. The returned function
+// stops listening.
+func exitOnSignal(job string, stderr io.Writer) func() {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	start := time.Now()
+	go func() {
+		select {
+		case sig := <-sigs:
+			fmt.Fprintf(stderr, "muon: %v: job %q stopped after %s, before it finished: no summary was written, and a snapshot it had not yet published is not published; run it again to redo it\n",
+				sig, job, time.Since(start).Round(time.Millisecond))
 			os.Exit(130)
 		case <-done:
 		}
