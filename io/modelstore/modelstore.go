@@ -210,7 +210,20 @@ func (d *Dir) reserve(name string) (seq uint64, unlock func(), err error) {
 		unlock()
 		return 0, nil, err
 	}
+	d.removeLeftovers()
 	return seq, unlock, nil
+}
+
+// removeLeftovers removes the temporary files of writes that never
+// finished (a publisher killed mid-write). Only a writer holding the
+// store's lock makes them, so under the lock every one is a leftover.
+func (d *Dir) removeLeftovers() {
+	for _, dir := range []string{d.Root, filepath.Join(d.Root, rejectedDir)} {
+		tmps, _ := filepath.Glob(filepath.Join(dir, ".tmp-*"))
+		for _, t := range tmps {
+			os.Remove(t)
+		}
+	}
 }
 
 // Publish stores c as the next version of name and points LATEST at it.
@@ -364,10 +377,7 @@ func (d *Dir) Prune(ctx context.Context, keep int) error {
 			}
 		}
 	}
-	tmps, _ := filepath.Glob(filepath.Join(d.Root, ".tmp-*"))
-	for _, t := range tmps {
-		os.Remove(t)
-	}
+	d.removeLeftovers()
 	return syncDir(d.Root)
 }
 
