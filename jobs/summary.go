@@ -133,7 +133,9 @@ type BranchSummary struct {
 	Accuracy    *float64         `json:"accuracy,omitempty"`
 	ModelLoads  int64            `json:"model_loads"`
 	Refused     int64            `json:"models_refused,omitempty"`
-	LoadMs      float64          `json:"model_load_ms"`
+	// RefusedWhy says why each refused version was refused.
+	RefusedWhy []string `json:"models_refused_why,omitempty"`
+	LoadMs     float64  `json:"model_load_ms"`
 	// Latency percentiles of the predictions written (event time to
 	// prediction), from the branch's latency histogram.
 	LatencyP50 float64 `json:"latency_p50_ms"`

@@ -32,6 +32,9 @@ func printInference(w io.Writer, bs []jobs.BranchSummary) {
 			fmt.Fprintf(w, "    models       %d loaded, %d refused; serving %s at the end; predictions by version %s\n",
 				b.ModelLoads, b.Refused, printable.String(max(b.Final, b.Model), 0), byVersion(b.ByModel))
 		}
+		for _, why := range b.RefusedWhy {
+			fmt.Fprintf(w, "    refused      %s\n", printable.String(why, 240))
+		}
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/log"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+	"github.com/muonml/muon/internal/printable"
 	"github.com/muonml/muon/io/arrowio"
 	"github.com/muonml/muon/io/kafkaio"
 	"github.com/muonml/muon/models"
@@ -121,6 +122,9 @@ type inferFn struct {
 
 type metrics struct {
 	rows, batches, predictions, alerts, dead, labelled, correct, loads, refused beam.Counter
+	// why counts the refusal reasons reported as counters, at most
+	// maxRefusalReasons.
+	why int
 	latency, loadUs                                                             beam.Distribution
 	version                                                                     beam.Gauge
 	latencies                                                                   latencyHist
@@ -181,6 +185,11 @@ func (fn *inferFn) model(ctx context.Context) (*Model, error) {
 	}
 	for _, r := range refused {
 		fn.m.refused.Inc(ctx, 1)
+		if fn.m.why < maxRefusalReasons {
+			fn.m.why++
+			// The reason reaches the job's summary as a counter's name.
+			beam.NewCounter(Namespace(fn.Params.Name), MetricModelsRefused+"/"+printable.String(r.Error(), 240)).Inc(ctx, 1)
+		}
 		log.Errorf(ctx, "infer.%s: refused %v; the model before it keeps serving", fn.Params.Name, r)
 	}
 	if err != nil {
@@ -345,6 +354,9 @@ const (
 	MetricCorrect       = "correct"
 	MetricModelLoads    = "model_loads"
 	MetricModelsRefused = "models_refused"
+	// maxRefusalReasons caps the refusal reasons one DoFn instance reports
+	// (MetricModelsRefused + "/" + the error).
+	maxRefusalReasons = 32
 	// MetricBatchLatencyUs and MetricModelLoadUs are distributions, in
 	// microseconds.
 	MetricBatchLatencyUs = "batch_latency_us"

@@ -342,3 +342,29 @@ func TestCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A version refused while the pipeline runs leaves its reason in the
+// branch's metrics, which the job's summary prints (issue 15 item 14).
+func TestRefusalReasonInMetrics(t *testing.T) {
+	st, key, pub := newStore(t)
+	publish(t, st, snap(t, key, names, 0))
+	publish(t, st, tampered(snap(t, key, names, 2)))
+	p := infer.Params{Name: "why", Store: st.Root, Trust: []string{pub}, Names: names, Topic: "preds", SourceTopic: "src"}
+	pipe, s := beam.NewPipelineWithRoot()
+	preds, _ := infer.Batches(s, p, beam.ParDo(s, makeBatches, beam.Create(s, 2)))
+	passert.Count(s, preds, "predictions", 11)
+	res, err := ptest.RunWithMetrics(pipe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reasons []string
+	for _, c := range res.Metrics().AllMetrics().Counters() {
+		if c.Key.Namespace == infer.Namespace("why") && strings.HasPrefix(c.Key.Name, infer.MetricModelsRefused+"/") {
+			reasons = append(reasons, strings.TrimPrefix(c.Key.Name, infer.MetricModelsRefused+"/"))
+		}
+	}
+	if len(reasons) != 1 || !strings.Contains(reasons[0], "m@2") && !strings.Contains(reasons[0], "v000000000002") {
+		t.Fatalf("refusal reasons %q, want one naming version 2", reasons)
+	}
+	t.Logf("refused: %s", reasons[0])
+}
