@@ -124,11 +124,11 @@ type metrics struct {
 	rows, batches, predictions, alerts, dead, labelled, correct, loads, refused beam.Counter
 	// why counts the refusal reasons reported as counters, at most
 	// maxRefusalReasons.
-	why int
-	latency, loadUs                                                             beam.Distribution
-	version                                                                     beam.Gauge
-	latencies                                                                   latencyHist
-	byVersion                                                                   map[string]beam.Counter
+	why             int
+	latency, loadUs beam.Distribution
+	version         beam.Gauge
+	latencies       latencyHist
+	byVersion       map[string]beam.Counter
 }
 
 func newMetrics(name string) metrics {
