@@ -57,6 +57,11 @@ type Kafka struct {
 	// (replay topics, dead-letter topics), 1 to 4096. Default
 	// kafkaio.DefaultPartitions.
 	Partitions int `yaml:"partitions" min:"1" max:"4096"`
+	// ReconnectFor is how long reads and writes keep reconnecting, with
+	// backoff, to brokers that fail (a restart, a network blip) before
+	// they give up: a stream's source then stops, the job drains, prints
+	// its summary and says why. Default kafkaio.DefaultReconnectFor.
+	ReconnectFor Duration `yaml:"reconnect_for"`
 }
 
 // Source says what the job reads.
@@ -588,7 +593,7 @@ func (s *Spec) check() (string, error) {
 	for _, d := range []struct {
 		path string
 		v    Duration
-	}{{"source.for", src.For}, {"source.checkpoint_interval", src.CheckpointInterval}, {"source.idle_timeout", src.IdleTimeout}} {
+	}{{"source.for", src.For}, {"source.checkpoint_interval", src.CheckpointInterval}, {"source.idle_timeout", src.IdleTimeout}, {"kafka.reconnect_for", s.Kafka.ReconnectFor}} {
 		if d.v < 0 {
 			return d.path, fmt.Errorf("negative duration %s", d.v)
 		}

@@ -100,6 +100,7 @@ func SourceParams(spec *configs.Spec, brokers []string) kafkaio.Params {
 		BatchRecords:       src.BatchRecords,
 		FetchMaxBytes:      src.FetchMaxBytes,
 		FetchConns:         src.FetchConns,
+		ReconnectFor:       spec.Kafka.ReconnectFor.D(),
 	}
 	switch src.Start {
 	case "latest":

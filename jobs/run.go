@@ -3,17 +3,21 @@ package jobs
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/muonml/muon/configs"
+	"github.com/muonml/muon/internal/atomicfile"
 	"github.com/muonml/muon/io/kafkaio"
 	"github.com/muonml/muon/io/kafkaio/embedded"
+	"github.com/muonml/muon/io/modelstore"
 	"github.com/muonml/muon/models/snapshot"
 	"github.com/muonml/muon/producer/recording"
 	"github.com/muonml/muon/producer/replay"
@@ -21,6 +25,7 @@ import (
 	"github.com/muonml/muon/transforms/decode"
 	"github.com/muonml/muon/transforms/featurize"
 	"github.com/muonml/muon/transforms/infer"
+	"github.com/muonml/muon/transforms/publish"
 )
 
 // RunOptions configure Run.
@@ -207,17 +212,43 @@ func Run(ctx context.Context, spec *configs.Spec, o RunOptions) (*Summary, error
 		sum.PeakRSSMiB = float64(kb) / 1024
 	}
 	if err := job.Summarize(context.WithoutCancel(ctx), spec, res, sum); err != nil {
-		return nil, err
+		return nil, afterPublish(spec, res, err)
 	}
 	sum.DLQReasons = deadLetterReasons(res)
+	for why := range res.Under(kafkaio.ReadNamespace, kafkaio.MetricGaveUp+"/") {
+		sum.GaveUp = append(sum.GaveUp, why)
+	}
+	sort.Strings(sum.GaveUp)
 	b, err := json.MarshalIndent(sum, "", "  ")
 	if err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(SummaryFile(spec), append(b, '\n'), 0o644); err != nil {
-		return nil, err
+	if err := atomicfile.Write(SummaryFile(spec), append(b, '\n')); err != nil {
+		return nil, afterPublish(spec, res, fmt.Errorf("writing the summary: %w", err))
+	}
+	if len(sum.GaveUp) > 0 {
+		return sum, fmt.Errorf("%w: %s", ErrGaveUp, strings.Join(sum.GaveUp, "; "))
 	}
 	return sum, nil
+}
+
+// ErrGaveUp means a stream's source stopped because its brokers failed for
+// longer than it reconnects (kafkaio.Params.ReconnectFor): the job drained
+// and was summarized, but did not run as long as asked.
+var ErrGaveUp = errors.New("the source gave up on brokers that kept failing")
+
+// afterPublish says plainly, in an error after the pipeline ran, that the
+// job published a model that now serves: the job failed, its model did
+// not.
+func afterPublish(spec *configs.Spec, res *runners.Result, err error) error {
+	if n := res.Counter(publish.Namespace, publish.Published); n > 0 && spec.Source.IsBounded() {
+		v := modelstore.Version{Seq: uint64(res.Counter(publish.Namespace, publish.Version)), Name: spec.Name}
+		return fmt.Errorf("the job published %s to %s, which now serves, but it did not finish: %w", v, spec.Snapshot.Store, err)
+	}
+	if n := res.Counter(publish.Namespace, publish.Published); n > 0 {
+		return fmt.Errorf("the job published %d snapshot(s) of %s to %s, the newest of which now serves, but it did not finish: %w", n, spec.Name, spec.Snapshot.Store, err)
+	}
+	return err
 }
 
 // SummaryFile is where Run writes a job's summary, as JSON.

@@ -29,6 +29,9 @@ type Summary struct {
 	DeadLetters int64           `json:"dead_letters"`
 	DLQTopics   []string        `json:"dead_letter_topics"`
 	DLQReasons  []Reason        `json:"dead_letter_reasons,omitempty"`
+	// GaveUp says which partitions' sources stopped because their brokers
+	// failed for longer than the read reconnects, and why.
+	GaveUp []string `json:"sources_gave_up,omitempty"`
 	// Devices, CountsFile and DeviceLabels (devices by their first label)
 	// are a bounded ingest job's; CountsTopic an unbounded one's.
 	Devices      int64            `json:"devices,omitempty"`

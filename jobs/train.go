@@ -161,11 +161,12 @@ func (trainJob) Build(s beam.Scope, spec *configs.Spec, o Options) error {
 		testB = batch.Rows(ts, bp, analyze.Standardize(ts, stats, test))
 		testMetrics = train.Evaluate(ts, tp, final, testB)
 	}
-	if spec.Snapshot.Key != "" {
-		publish.Trained(s, publishParams(spec, o, tp), final, stats, trainB, valB, testB, sources)
-	}
-	train.Save(s, train.SaveParams{Path: ModelFile(spec), Train: tp, Names: FeatureNames(spec), TargetCap: t.TargetCap, Source: describeSource(spec)},
+	saved := train.Save(s, train.SaveParams{Path: ModelFile(spec), Train: tp, Names: FeatureNames(spec), TargetCap: t.TargetCap, Source: describeSource(spec)},
 		final, stats, testMetrics)
+	if spec.Snapshot.Key != "" {
+		// The snapshot is published only once model.json is written.
+		publish.Trained(s, publishParams(spec, o, tp), final, stats, trainB, valB, testB, sources, saved)
+	}
 	return nil
 }
 

@@ -566,3 +566,88 @@ output: {dir: %s}
 		t.Errorf("the failed job created its source topic: %v", err)
 	}
 }
+
+// A train job that cannot write its model file publishes nothing, and one
+// that fails after publishing says plainly that its model now serves
+// (issue 15 item 11). A file name taken by a directory stands in for a
+// full disk: both fail the write, and root ignores permissions.
+func TestFailedWritesAndTheServingModel(t *testing.T) {
+	brokers := basicMotionsBroker(t)
+	dir := t.TempDir()
+	priv, _, err := snapshot.GenerateKey(filepath.Join(dir, "keys"), "ci")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, storeDir := filepath.Join(dir, "out"), filepath.Join(dir, "store")
+	spec, err := configs.Parse("job.yaml", []byte(fmt.Sprintf(`name: bm
+job: train
+kafka: {brokers: [%s]}
+source: {topics: [sensors], format: sensor}
+features: {kind: cases, channels: [dim0, dim1, dim2, dim3, dim4, dim5], bands: 4}
+model: {kind: softmax, labels: [Badminton, Running, Standing, Walking]}
+training: {epochs: 5, batch_size: 8, shards: 1, validation: 0.25}
+snapshot: {key: %s, store: %s}
+output: {dir: %s}
+`, brokers[0], priv, storeDir, out)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	block := func(name string) func() {
+		if err := os.MkdirAll(filepath.Join(out, name, "taken"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return func() { os.RemoveAll(filepath.Join(out, name)) }
+	}
+	store := &modelstore.Dir{Root: storeDir}
+
+	unblock := block("model.json")
+	_, err = jobs.Run(context.Background(), spec, jobs.RunOptions{})
+	if err == nil || !strings.Contains(err.Error(), "writing the model file") {
+		t.Fatalf("a job that cannot write model.json: %v", err)
+	}
+	if vs, _ := store.List(context.Background()); len(vs) != 0 {
+		t.Fatalf("a job that could not write model.json published %+v", vs)
+	}
+	unblock()
+
+	block("summary.json")
+	_, err = jobs.Run(context.Background(), spec, jobs.RunOptions{})
+	if err == nil || !strings.Contains(err.Error(), "published bm@1 to "+storeDir+", which now serves") || !strings.Contains(err.Error(), "writing the summary") {
+		t.Fatalf("a job that published and then failed: %v", err)
+	}
+	if v, err := store.Latest(context.Background()); err != nil || v.Seq != 1 {
+		t.Fatalf("latest %+v, %v", v, err)
+	}
+}
+
+// A stream whose brokers go away for longer than kafka.reconnect_for
+// drains, is summarized, and says why it stopped (issue 15 item 5).
+func TestStreamGivesUpWithASummary(t *testing.T) {
+	b, err := embedded.Start(embedded.Options{Partitions: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	spec, err := configs.Parse("job.yaml", []byte(fmt.Sprintf(`name: s
+kafka: {brokers: [%s], reconnect_for: 2s}
+source: {topics: [live], format: sensor, bounded: false, for: 60s}
+output: {dir: %s}
+`, b.Addr(), t.TempDir())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(3 * time.Second)
+		b.Close()
+	}()
+	sum, err := jobs.Run(context.Background(), spec, jobs.RunOptions{})
+	if !errors.Is(err, jobs.ErrGaveUp) || sum == nil || len(sum.GaveUp) != 4 || !strings.Contains(sum.GaveUp[0], "live/0 after reconnecting for") {
+		t.Fatalf("got %v, summary %+v; want ErrGaveUp and a summary naming the 4 partitions", err, sum)
+	}
+	if n := sum.Counters[kafkaio.ReadNamespace+"/"+kafkaio.MetricRetries]; n > 4*20 {
+		t.Errorf("%d reconnection attempts in 2 s: no backoff", n)
+	}
+	if _, err := os.Stat(jobs.SummaryFile(spec)); err != nil {
+		t.Errorf("no summary file: %v", err)
+	}
+}

@@ -154,13 +154,15 @@ func runJobs(config []string, specs []*configs.Spec, opts []runners.Options, out
 		sum, err := jobs.Run(ctx, spec, jobs.RunOptions{Runner: opts[i], Broker: shared, Version: muonVersion(), Progress: out.stderr})
 		unlisten()
 		stop()
+		if sum != nil {
+			printSummary(out.stdout, spec, sum) // also when its source gave up
+		}
 		if err != nil {
 			if len(specs) > 1 {
 				return fmt.Errorf("%s: %w", config[i], err)
 			}
 			return err
 		}
-		printSummary(out.stdout, spec, sum)
 	}
 	return nil
 }
@@ -255,6 +257,9 @@ func printSummary(w io.Writer, spec *configs.Spec, s *jobs.Summary) {
 	fmt.Fprintf(w, "  dead letters   %d → %s\n", s.DeadLetters, strings.Join(s.DLQTopics, ","))
 	for _, r := range s.DLQReasons {
 		fmt.Fprintf(w, "                 %4d  %s\n", r.Count, printable.String(r.Reason, 200))
+	}
+	for _, why := range s.GaveUp {
+		fmt.Fprintf(w, "  gave up        %s\n", printable.String(why, 240))
 	}
 	switch {
 	case s.Inference != nil:

@@ -65,7 +65,7 @@ func TestBrokerThatNeverAnswers(t *testing.T) {
 		}},
 		{"Write", "kafkaio.Write to [" + addr + "]", func(ctx context.Context) error {
 			p, s := beam.NewPipelineWithRoot()
-			kafkaio.Write(s, kafkaio.WriteParams{Brokers: brokers, Topic: "t", Timeout: 2 * time.Second},
+			kafkaio.Write(s, kafkaio.WriteParams{Brokers: brokers, Topic: "t", Timeout: 2 * time.Second, ReconnectFor: time.Second},
 				beam.Create(s, kafkaio.Record{Value: []byte("v")}))
 			_, err := ptest.RunWithMetrics(p)
 			return err

@@ -126,6 +126,12 @@ type Params struct {
 	// ChunkRecords is the size, in offsets, of the chunks FetchConns
 	// connections share. Default DefaultChunkRecords.
 	ChunkRecords int
+	// ReconnectFor is how long a partition's read keeps reconnecting, with
+	// backoff, to brokers that fail before it gives up: a bounded read then
+	// fails; an unbounded one stops that partition's source, keeps what it
+	// read, lets the pipeline drain, and reports why in the metric
+	// MetricGaveUp. Default DefaultReconnectFor.
+	ReconnectFor time.Duration
 }
 
 // Errors from parameter validation.
@@ -167,6 +173,9 @@ func (p *Params) withDefaults() Params {
 	if q.ChunkRecords == 0 {
 		q.ChunkRecords = DefaultChunkRecords
 	}
+	if q.ReconnectFor == 0 {
+		q.ReconnectFor = DefaultReconnectFor
+	}
 	return q
 }
 
@@ -203,7 +212,7 @@ func (p *Params) validate() error {
 	if p.FetchConns < 0 || p.ChunkRecords < 0 {
 		return fmt.Errorf("%w: negative FetchConns or ChunkRecords", ErrBadParams)
 	}
-	if p.CheckpointRecords < 0 || p.CheckpointInterval < 0 || p.FetchMaxBytes < 0 || p.FetchMaxWait < 0 || p.BatchRecords < 0 || p.DialTimeout < 0 || p.MaxDelay < 0 {
+	if p.CheckpointRecords < 0 || p.CheckpointInterval < 0 || p.FetchMaxBytes < 0 || p.FetchMaxWait < 0 || p.BatchRecords < 0 || p.DialTimeout < 0 || p.MaxDelay < 0 || p.ReconnectFor < 0 {
 		return fmt.Errorf("%w: negative size or duration", ErrBadParams)
 	}
 	if (!p.Until.IsZero() || p.StopFile != "") && !p.Unbounded {

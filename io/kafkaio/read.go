@@ -18,7 +18,9 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/graph/mtime"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/sdf"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/rtrackers/offsetrange"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/log"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+	"github.com/muonml/muon/internal/printable"
 	"github.com/segmentio/kafka-go"
 )
 
@@ -52,6 +54,9 @@ type partitionRange struct {
 	Start     int64
 	End       int64
 }
+
+// key names the partition: topic/partition.
+func (p partitionRange) key() string { return fmt.Sprintf("%s/%d", p.Topic, p.Partition) }
 
 // Read reads Kafka records: PCollection<Record>, one element per record,
 // timestamped with the record's Kafka timestamp. It panics if p is invalid.
@@ -592,7 +597,9 @@ func (fn *readBase) readBounded(ctx context.Context, rt *sdf.LockRTracker, p par
 }
 
 // fetchChunks fetches chunks w, w+stride, w+2·stride, ... of rest, each
-// ended by a done marker, over a connection of its own.
+// ended by a done marker, over a connection of its own. While the brokers
+// fail in a way reconnecting may cure, for up to ReconnectFor, it
+// reconnects with backoff and fetches again from where it was.
 func (fn *readBase) fetchChunks(ctx context.Context, p partitionRange, rest offsetrange.Restriction, chunk int64, w, stride int, out chan<- fetched) {
 	send := func(f fetched) bool {
 		select {
@@ -603,27 +610,72 @@ func (fn *readBase) fetchChunks(ctx context.Context, p partitionRange, rest offs
 		}
 	}
 	d := &kafka.Dialer{Timeout: fn.Params.DialTimeout}
-	conn, err := dialLeader(ctx, d, fn.Params.Brokers, p.Topic, p.Partition)
-	if err != nil {
-		send(fetched{err: err})
-		return
+	var conn *kafka.Conn
+	defer func() {
+		if conn != nil {
+			conn.Close()
+		}
+	}()
+	var down time.Time // when the current outage began
+	attempts := 0
+	// failed drops the connection after err; false means stop (the error
+	// has been sent, or ctx ended).
+	failed := func(err error) bool {
+		if conn != nil {
+			conn.Close()
+			conn = nil
+		}
+		if !Retryable(err) {
+			send(fetched{err: err})
+			return false
+		}
+		if down.IsZero() {
+			down = time.Now()
+		}
+		attempts++
+		if time.Since(down) >= fn.Params.ReconnectFor {
+			send(fetched{err: fmt.Errorf("kafkaio: gave up after reconnecting for %v: %w", time.Since(down).Round(time.Second), err)})
+			return false
+		}
+		if attempts == 1 {
+			log.Warnf(ctx, "kafkaio: %v; reconnecting with backoff for up to %v", err, fn.Params.ReconnectFor)
+		}
+		return sleep(ctx, backoff(attempts)) == nil
 	}
-	defer conn.Close()
 	sizeHint := 1024
 	for from := rest.Start + int64(w)*chunk; from < rest.End; from += int64(stride) * chunk {
 		to := min(from+chunk, rest.End)
-		_ = conn.SetDeadline(time.Now().Add(DefaultCallTimeout))
-		if _, err := conn.Seek(from, kafka.SeekAbsolute); err != nil {
-			send(fetched{err: fmt.Errorf("kafkaio: seek %s/%d to %d: %w", p.Topic, p.Partition, from, err)})
-			return
-		}
 		next, empties := from, 0
+		positioned := false
 		for next < to {
+			if conn == nil {
+				c, err := dialLeader(ctx, d, fn.Params.Brokers, p.Topic, p.Partition)
+				if err != nil {
+					if !failed(err) {
+						return
+					}
+					continue
+				}
+				conn, positioned = c, false
+			}
+			if !positioned {
+				_ = conn.SetDeadline(time.Now().Add(DefaultCallTimeout))
+				if _, err := conn.Seek(next, kafka.SeekAbsolute); err != nil {
+					if !failed(fmt.Errorf("kafkaio: seek %s/%d to %d: %w", p.Topic, p.Partition, next, err)) {
+						return
+					}
+					continue
+				}
+				positioned = true
+			}
 			recs, hwm, err := readBatch(p, conn, fn.Params, fn.Params.FetchMaxWait, make([]Record, 0, sizeHint), to)
 			if err != nil {
-				send(fetched{err: fmt.Errorf("kafkaio: fetch %s/%d at offset %d: %w", p.Topic, p.Partition, next, err)})
-				return
+				if !failed(fmt.Errorf("kafkaio: fetch %s/%d at offset %d: %w", p.Topic, p.Partition, next, err)) {
+					return
+				}
+				continue
 			}
+			down, attempts = time.Time{}, 0
 			if len(recs) == 0 {
 				pos, _ := conn.Offset()
 				switch {
@@ -650,15 +702,11 @@ func (fn *readBase) fetchChunks(ctx context.Context, p partitionRange, rest offs
 			if !send(fetched{recs: recs}) {
 				return
 			}
-			if len(recs) > 0 && next < to {
+			if next < to {
 				// readBatch stopped at the end of the fetch, not at to:
 				// keep the connection's position in step.
 				if pos, _ := conn.Offset(); pos != next {
-					_ = conn.SetDeadline(time.Now().Add(DefaultCallTimeout))
-					if _, err := conn.Seek(next, kafka.SeekAbsolute); err != nil {
-						send(fetched{err: err})
-						return
-					}
+					positioned = false
 				}
 			}
 		}
@@ -686,15 +734,15 @@ func (fn *readBase) readUnbounded(ctx context.Context, we *watermarkEstimator, r
 			return sdf.StopProcessing(), nil
 		}
 		pc, err := fn.connFor(ctx, p, next)
-		if err != nil {
-			return sdf.StopProcessing(), err
-		}
-		wait := min(fn.Params.FetchMaxWait, max(time.Millisecond, fn.Params.CheckpointInterval-time.Since(began)))
 		var hwm int64
-		buf, hwm, err = fn.fetch(p, pc, wait, buf[:0])
-		if err != nil {
-			return sdf.StopProcessing(), err
+		if err == nil {
+			wait := min(fn.Params.FetchMaxWait, max(time.Millisecond, fn.Params.CheckpointInterval-time.Since(began)))
+			buf, hwm, err = fn.fetch(p, pc, wait, buf[:0])
 		}
+		if err != nil {
+			return fn.reconnectLater(ctx, we, rt, p, err)
+		}
+		outages.ok(p.key())
 		if fn.est != nil {
 			fn.est.hwm.Store(max(hwm, next))
 		}
@@ -728,6 +776,37 @@ func (fn *readBase) readUnbounded(ctx context.Context, we *watermarkEstimator, r
 			buf = buf[:0]
 		}
 	}
+}
+
+// reconnectLater handles a failed connection or fetch of an unbounded
+// read: while reconnecting may cure it, for up to ReconnectFor, the read
+// checkpoints and resumes at the same offset after a backoff; then it
+// gives up on the partition as a stop does, keeping what it read, and
+// says why in MetricGaveUp. Any other error fails the bundle.
+func (fn *readBase) reconnectLater(ctx context.Context, we *watermarkEstimator, rt *sdf.LockRTracker, p partitionRange, err error) (sdf.ProcessContinuation, error) {
+	if !Retryable(err) {
+		return sdf.StopProcessing(), err
+	}
+	u := outages.fail(p.key())
+	if down := time.Since(u.start); down >= fn.Params.ReconnectFor {
+		why := fmt.Sprintf("%s after reconnecting for %v: %v", p.key(), down.Round(time.Second), err)
+		log.Errorf(ctx, "kafkaio: giving up on %s; the rest of the pipeline drains", why)
+		beam.NewCounter(ReadNamespace, MetricGaveUp+"/"+printable.String(why, 240)).Inc(ctx, 1)
+		outages.ok(p.key())
+		_, _, _ = rt.TrySplit(0)
+		we.advance(mtime.MaxTimestamp.ToTime())
+		return sdf.StopProcessing(), nil
+	}
+	beam.NewCounter(ReadNamespace, MetricRetries).Inc(ctx, 1)
+	if u.attempts == 1 {
+		log.Warnf(ctx, "kafkaio: %s: %v; reconnecting with backoff for up to %v", p.key(), err, fn.Params.ReconnectFor)
+	}
+	// The backoff is waited here: the edge runner resumes a checkpoint at
+	// once, whatever delay it asks for.
+	if err := sleep(ctx, backoff(u.attempts)); err != nil {
+		return sdf.StopProcessing(), err
+	}
+	return sdf.ResumeProcessingIn(0), nil
 }
 
 // stopRequested reports whether the read has been told to stop: its Until
@@ -793,4 +872,10 @@ const (
 	DeadLetterNamespace = "kafkaio.DeadLetters"
 	MetricRecords       = "records"
 	MetricBytes         = "bytes"
+	// MetricRetries counts reconnection attempts after a failed fetch or
+	// write.
+	MetricRetries = "retries"
+	// MetricGaveUp + "/" + why: an unbounded read stopped a partition's
+	// source after ReconnectFor of failures.
+	MetricGaveUp = "gave_up"
 )

@@ -550,6 +550,7 @@ func TestParamsWithDefaults(t *testing.T) {
 		DialTimeout:        DefaultDialTimeout,
 		FetchConns:         DefaultFetchConns,
 		ChunkRecords:       DefaultChunkRecords,
+		ReconnectFor:       DefaultReconnectFor,
 	}
 	if !reflect.DeepEqual(q, want) {
 		t.Errorf("withDefaults:\n got  %+v\n want %+v", q, want)
@@ -557,7 +558,7 @@ func TestParamsWithDefaults(t *testing.T) {
 	if p.CheckpointRecords != 0 || p.DialTimeout != 0 {
 		t.Errorf("withDefaults changed its receiver: %+v", p)
 	}
-	set := Params{CheckpointRecords: 7, CheckpointInterval: 3, IdleTimeout: -1, FetchMaxBytes: 5, FetchMaxWait: 6, BatchRecords: 8, DialTimeout: 9, FetchConns: 3, ChunkRecords: 10}
+	set := Params{CheckpointRecords: 7, CheckpointInterval: 3, IdleTimeout: -1, FetchMaxBytes: 5, FetchMaxWait: 6, BatchRecords: 8, DialTimeout: 9, FetchConns: 3, ChunkRecords: 10, ReconnectFor: 11}
 	if got := set.withDefaults(); !reflect.DeepEqual(got, set) {
 		t.Errorf("withDefaults overrode set values:\n got  %+v\n want %+v", got, set)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/log"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 	"github.com/segmentio/kafka-go"
 )
@@ -67,6 +68,11 @@ type WriteParams struct {
 	// hashing its key. Default false: records with the same key go to the
 	// same partition, as Kafka's default partitioner does.
 	KeepPartition bool
+	// ReconnectFor is how long Write keeps writing what failed again, with
+	// backoff, while the brokers fail in a way reconnecting may cure (a
+	// restart, a blip), before the bundle fails. Records are written at
+	// least once. Default DefaultReconnectFor.
+	ReconnectFor time.Duration
 }
 
 func (p *WriteParams) withDefaults() WriteParams {
@@ -83,6 +89,9 @@ func (p *WriteParams) withDefaults() WriteParams {
 	if q.Timeout == 0 {
 		q.Timeout = DefaultWriteTimeout
 	}
+	if q.ReconnectFor == 0 {
+		q.ReconnectFor = DefaultReconnectFor
+	}
 	return q
 }
 
@@ -93,7 +102,7 @@ func (p *WriteParams) validate() error {
 	if p.Acks < AcksAll || p.Acks > AcksNone {
 		return fmt.Errorf("%w: acks %d", ErrBadParams, p.Acks)
 	}
-	if p.Batch < 0 || p.BatchBytes < 0 || p.Attempts < 0 || p.Timeout < 0 {
+	if p.Batch < 0 || p.BatchBytes < 0 || p.Attempts < 0 || p.Timeout < 0 || p.ReconnectFor < 0 {
 		return fmt.Errorf("%w: negative write batch, attempts or timeout", ErrBadParams)
 	}
 	return nil
@@ -180,6 +189,7 @@ type writeFn struct {
 	pending []kafka.Message
 	written beam.Counter
 	bytes   beam.Counter
+	retries beam.Counter
 	reasons reasonCounts
 }
 
@@ -194,6 +204,7 @@ func (fn *writeFn) Setup() error {
 	fn.w = w
 	fn.written = beam.NewCounter(WriteNamespace, MetricRecords)
 	fn.bytes = beam.NewCounter(WriteNamespace, MetricBytes)
+	fn.retries = beam.NewCounter(WriteNamespace, MetricRetries)
 	return nil
 }
 
@@ -223,8 +234,14 @@ func (fn *writeFn) flush(ctx context.Context) error {
 	if len(fn.pending) == 0 {
 		return nil
 	}
-	if err := fn.w.WriteMessages(ctx, fn.pending...); err != nil {
-		return fmt.Errorf("kafkaio.Write to %v: %w", fn.Params.Brokers, WriteError(err, len(fn.pending)))
+	retry := func(attempt int, err error) {
+		fn.retries.Inc(ctx, 1)
+		if attempt == 1 {
+			log.Warnf(ctx, "kafkaio.Write to %v: %v; writing again with backoff for up to %v", fn.Params.Brokers, err, fn.Params.ReconnectFor)
+		}
+	}
+	if err := WriteRetrying(ctx, fn.w, fn.pending, fn.Params.ReconnectFor, retry); err != nil {
+		return fmt.Errorf("kafkaio.Write to %v: %w", fn.Params.Brokers, err)
 	}
 	n := 0
 	for i := range fn.pending {

@@ -195,8 +195,13 @@ func (r *replayer) flush(ctx context.Context) error {
 			}
 		}
 	}
-	if err := r.w.WriteMessages(ctx, r.pending...); err != nil {
-		return fmt.Errorf("replay: to %s on %v: %w", r.o.Topic, r.o.Brokers, kafkaio.WriteError(err, len(r.pending)))
+	retry := func(attempt int, err error) {
+		if attempt == 1 && r.o.Progress != nil {
+			fmt.Fprintf(r.o.Progress, "produce: %v; writing again with backoff for up to %v\n", err, kafkaio.DefaultReconnectFor)
+		}
+	}
+	if err := kafkaio.WriteRetrying(ctx, r.w, r.pending, 0, retry); err != nil {
+		return fmt.Errorf("replay: to %s on %v: %w", r.o.Topic, r.o.Brokers, err)
 	}
 	r.sum.Records += int64(len(r.pending))
 	r.sum.Bytes += r.pendingBytes

@@ -104,7 +104,11 @@ func (p Params) validate(name string) {
 // (standardized; trainB is read only to fine-tune a pruned model), sources
 // PCollection<snapshot.Source> (the Kafka ranges read). The outcome is in
 // the metrics Published or Rejected and Version.
-func Trained(s beam.Scope, p Params, final, stats, trainB, valB, testB, sources beam.PCollection) {
+//
+// after, PCollection<string>, must be complete before anything is
+// published: the model file (train.Save's output), so that a job that
+// fails to write it never leaves a new model serving.
+func Trained(s beam.Scope, p Params, final, stats, trainB, valB, testB, sources, after beam.PCollection) {
 	s = s.Scope("publish.Trained")
 	p.validate("publish.Trained")
 	// Everything is a side input of an impulse: as a main input, the final
@@ -112,12 +116,13 @@ func Trained(s beam.Scope, p Params, final, stats, trainB, valB, testB, sources 
 	// a cycle.
 	beam.ParDo0(s, &trainedFn{P: p}, beam.Impulse(s),
 		beam.SideInput{Input: final}, beam.SideInput{Input: stats}, beam.SideInput{Input: trainB},
-		beam.SideInput{Input: valB}, beam.SideInput{Input: testB}, beam.SideInput{Input: sources})
+		beam.SideInput{Input: valB}, beam.SideInput{Input: testB}, beam.SideInput{Input: sources},
+		beam.SideInput{Input: after})
 }
 
 type trainedFn struct{ P Params }
 
-func (fn *trainedFn) ProcessElement(ctx context.Context, _ []byte, st train.State, stats func(*analyze.Spec) bool, trainIter, valIter, testIter func(*arrowio.Batch) bool, sourceIter func(*snapshot.Source) bool) error {
+func (fn *trainedFn) ProcessElement(ctx context.Context, _ []byte, st train.State, stats func(*analyze.Spec) bool, trainIter, valIter, testIter func(*arrowio.Batch) bool, sourceIter func(*snapshot.Source) bool, _ func(*string) bool) error {
 	p := fn.P
 	sp, err := train.OnlyStats(stats, p.Source)
 	if err != nil {

@@ -324,18 +324,21 @@ type SaveParams struct {
 // Save writes the model a bounded train job keeps to p.Path and reports it
 // in the Final metrics: final is PCollection<State> (one element), stats
 // PCollection<analyze.Spec> (one element), test PCollection<models.Metrics>
-// (none without test rows).
-func Save(s beam.Scope, p SaveParams, final, stats, test beam.PCollection) {
+// (none without test rows). It returns PCollection<string>, the path once
+// written: as a side input it orders what must come after the file, such
+// as publishing the snapshot (a job that cannot write its model must not
+// leave a new model serving).
+func Save(s beam.Scope, p SaveParams, final, stats, test beam.PCollection) beam.PCollection {
 	s = s.Scope("train.Save")
 	if p.Path == "" {
 		panic("train.Save: SaveParams.Path is required")
 	}
-	beam.ParDo0(s, &saveFn{P: p}, final, beam.SideInput{Input: stats}, beam.SideInput{Input: test})
+	return beam.ParDo(s, &saveFn{P: p}, final, beam.SideInput{Input: stats}, beam.SideInput{Input: test})
 }
 
 type saveFn struct{ P SaveParams }
 
-func (fn *saveFn) ProcessElement(ctx context.Context, st State, stats func(*analyze.Spec) bool, test func(*models.Metrics) bool) error {
+func (fn *saveFn) ProcessElement(ctx context.Context, st State, stats func(*analyze.Spec) bool, test func(*models.Metrics) bool, saved func(string)) error {
 	sp, err := OnlyStats(stats, fn.P.Source)
 	if err != nil {
 		return err
@@ -359,8 +362,9 @@ func (fn *saveFn) ProcessElement(ctx context.Context, st State, stats func(*anal
 		return err
 	}
 	if err := atomicfile.Write(fn.P.Path, b); err != nil {
-		return err
+		return fmt.Errorf("writing the model file: %w", err)
 	}
+	saved(fn.P.Path)
 	setInt(ctx, FinalEpoch, int64(tm.Epochs))
 	setInt(ctx, FinalTrained, int64(tm.Trained))
 	setInt(ctx, FinalBest, int64(tm.BestEpoch))

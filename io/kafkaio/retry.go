@@ -1,0 +1,156 @@
+package kafkaio
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// DefaultReconnectFor is how long a read or a write keeps reconnecting to
+// brokers that fail (a restart, a network blip) before it gives up.
+const DefaultReconnectFor = 2 * time.Minute
+
+// Backoff between reconnection attempts: it doubles from minBackoff to
+// maxBackoff, with jitter so that many readers do not retry in step.
+const (
+	minBackoff = 100 * time.Millisecond
+	maxBackoff = 5 * time.Second
+)
+
+// Retryable reports whether err is a failure that reconnecting may cure:
+// a connection that broke, was refused or timed out, or a broker error
+// Kafka marks retriable (a leader that moved, a broker not yet ready).
+func Retryable(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, ErrBadParams) {
+		return false
+	}
+	var ke kafka.Error
+	if errors.As(err, &ke) {
+		return ke.Temporary()
+	}
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, ErrNoAnswer) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, net.ErrClosed)
+}
+
+// backoff is the wait before reconnection attempt n (1, 2, ...).
+func backoff(n int) time.Duration {
+	d := maxBackoff
+	if n < 16 {
+		d = min(maxBackoff, minBackoff<<(n-1))
+	}
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
+// outages remembers, per partition or writer, when its calls began
+// failing: a read retries across checkpoints, which may run on another
+// DoFn instance of the process, and all its attempts share one deadline.
+var outages = outageSet{since: map[string]outage{}}
+
+type outageSet struct {
+	mu    sync.Mutex
+	since map[string]outage
+}
+
+type outage struct {
+	start    time.Time
+	attempts int
+}
+
+// fail records a failure of key and returns when its outage began and
+// how many attempts failed in it.
+func (o *outageSet) fail(key string) outage {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	u, ok := o.since[key]
+	if !ok {
+		u.start = time.Now()
+	}
+	u.attempts++
+	o.since[key] = u
+	return u
+}
+
+// ok ends key's outage.
+func (o *outageSet) ok(key string) {
+	o.mu.Lock()
+	delete(o.since, key)
+	o.mu.Unlock()
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// WriteRetrying writes msgs with w, and while the brokers fail in a way
+// reconnecting may cure, writes what failed again with backoff, for up to
+// reconnectFor (0: DefaultReconnectFor). A record may then be written
+// twice (at least once); none is lost unless the error says so. onRetry,
+// when not nil, is told of each failed attempt.
+func WriteRetrying(ctx context.Context, w *kafka.Writer, msgs []kafka.Message, reconnectFor time.Duration, onRetry func(attempt int, err error)) error {
+	if reconnectFor == 0 {
+		reconnectFor = DefaultReconnectFor
+	}
+	start := time.Now()
+	for attempt := 1; ; attempt++ {
+		err := w.WriteMessages(ctx, msgs...)
+		if err == nil {
+			return nil
+		}
+		var werrs kafka.WriteErrors
+		failed := msgs
+		if errors.As(err, &werrs) && len(werrs) == len(msgs) {
+			failed = failed[:0:0]
+			for i, e := range werrs {
+				if e != nil {
+					failed = append(failed, msgs[i])
+				}
+			}
+		}
+		cause := WriteError(err, len(msgs))
+		if !retryableWrite(err) {
+			return cause
+		}
+		if time.Since(start) >= reconnectFor {
+			return fmt.Errorf("gave up after reconnecting for %v: %w", time.Since(start).Round(time.Second), cause)
+		}
+		if onRetry != nil {
+			onRetry(attempt, cause)
+		}
+		if err := sleep(ctx, backoff(attempt)); err != nil {
+			return fmt.Errorf("%w (while reconnecting after: %v)", err, cause)
+		}
+		msgs = failed
+	}
+}
+
+// retryableWrite is Retryable for every failed message of a write.
+func retryableWrite(err error) bool {
+	var werrs kafka.WriteErrors
+	if !errors.As(err, &werrs) {
+		return Retryable(err)
+	}
+	for _, e := range werrs {
+		if e != nil && !Retryable(e) {
+			return false
+		}
+	}
+	return true
+}
