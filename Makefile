@@ -10,7 +10,7 @@ KAFKA_PORT ?= 19092
 FLINK_PORT ?= 18099
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build run test unit integration lint bench clean kafka-start kafka-stop keys beam
+.PHONY: all build run test unit integration chaos lint bench clean kafka-start kafka-stop keys beam
 
 all: build
 
@@ -62,7 +62,18 @@ integration: $(BEAM)
 	export "$$(integration/kafka/start.sh $(KAFKA_PORT))"; \
 	export "$$(integration/flink/start.sh $(FLINK_PORT))"; \
 	MUON_REQUIRE_KAFKA=1 MUON_REQUIRE_FLINK=1 MUON_REQUIRE_PYTHON=1 $(GO) test -count=1 -tags integration -timeout 20m -v ./integration/... 2>&1 | \
-		grep -E --line-buffered '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go:' ; exit $${PIPESTATUS[0]}
+		grep -E --line-buffered '^(=== RUN|--- |PASS|FAIL|ok|panic|CHAOS)|_test.go:' ; exit $${PIPESTATUS[0]}
+
+# The fault suite: every fault scenario (integration/chaos_test.go) against
+# the embedded broker and Apache Kafka (started and stopped here), one line
+# each: CHAOS <scenario> survived|failed lost=<n> duplicates=<n> recovery_ms=<n>.
+# The same tests run in make test.
+chaos: $(BEAM)
+	set -euo pipefail; \
+	trap 'integration/kafka/stop.sh $(KAFKA_PORT)' EXIT; \
+	export "$$(integration/kafka/start.sh $(KAFKA_PORT))"; \
+	MUON_REQUIRE_KAFKA=1 $(GO) test -count=1 -tags integration -timeout 15m -v -run Chaos ./integration 2>&1 | \
+		grep -E --line-buffered '^(CHAOS|--- FAIL|FAIL|ok|panic)|_test.go:' ; exit $${PIPESTATUS[0]}
 
 # Figures as `BENCH <name> <value> <unit>` lines, on the embedded broker and
 # on Apache Kafka and Beam's Flink job server (started and stopped here),

@@ -32,6 +32,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	serveBrokerIfAsked()
 	ptest.MainWithDefault(m, "prism")
 }
 

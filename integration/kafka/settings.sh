@@ -65,3 +65,31 @@ kafka_live_brokers() {
 	[[ "${b[4]} ${b[5]} ${b[6]} ${b[7]}" == "0 0 0 1" ]] || return 1
 	((b[13] >= 2))
 }
+
+# kafka_launch PORT RUN TIMEOUT — start the broker of the formatted run dir
+# RUN in the background and wait until it answers on 127.0.0.1:PORT; used
+# by start.sh, and by restart.sh on the same data.
+kafka_launch() {
+	local port=$1 run=$2 timeout_s=$3
+	local log_opts=(-Dkafka.logs.dir="$run/logs" -Dlog4j2.configurationFile="$kafka_dir/log4j2.properties")
+	local heap_opts extra_opts
+	read -r -a heap_opts <<<"${MUON_KAFKA_HEAP_OPTS:--Xms256m -Xmx1g}"
+	read -r -a extra_opts <<<"${MUON_KAFKA_JVM_OPTS:-}"
+	jvm_detach "$run/kafka.pid" "$run/logs/kafka.out" \
+		"$java_bin" "${heap_opts[@]}" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+		-XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true "${log_opts[@]}" "${extra_opts[@]}" \
+		-cp "$kafka_libs/*" kafka.Kafka "$run/server.properties"
+
+	ready=false
+	fail_start() {
+		jvm_fail_start kafka "$run" "$run/kafka.pid" kafka_broker_pids "$1" "$run/logs/kafka.out" "$run/logs/server.log"
+	}
+	trap '$ready || fail_start "the start was interrupted"' INT TERM
+	# Ready: the broker answers a Metadata request listing itself.
+	broker_ready() { kafka_live_brokers "$port"; }
+	no_reason() { :; }
+	jvm_wait_ready "$timeout_s" "$run/kafka.pid" "the broker" broker_ready no_reason \
+		"the broker did not answer a Metadata request on 127.0.0.1:$port within ${timeout_s} s (MUON_KAFKA_START_TIMEOUT)"
+	ready=true
+	trap - INT TERM
+}

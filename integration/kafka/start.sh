@@ -99,26 +99,7 @@ if ! "$java_bin" -Xmx256m -XX:TieredStopAtLevel=1 "${log_opts[@]}" -cp "$kafka_l
 	exit 1
 fi
 
-read -r -a heap_opts <<<"${MUON_KAFKA_HEAP_OPTS:--Xms256m -Xmx1g}"
-read -r -a extra_opts <<<"${MUON_KAFKA_JVM_OPTS:-}"
-jvm_detach "$run/kafka.pid" "$run/logs/kafka.out" \
-	"$java_bin" "${heap_opts[@]}" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
-	-XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true "${log_opts[@]}" "${extra_opts[@]}" \
-	-cp "$kafka_libs/*" kafka.Kafka "$run/server.properties"
-
-ready=false
-fail_start() {
-	jvm_fail_start kafka "$run" "$run/kafka.pid" kafka_broker_pids "$1" "$run/logs/kafka.out" "$run/logs/server.log"
-}
-trap '$ready || fail_start "start.sh was interrupted"' INT TERM
-
-# Ready: the broker answers a Metadata request listing itself.
-broker_ready() { kafka_live_brokers "$port"; }
-no_reason() { :; }
-jvm_wait_ready "$timeout_s" "$run/kafka.pid" "the broker" broker_ready no_reason \
-	"the broker did not answer a Metadata request on 127.0.0.1:$port within ${timeout_s} s (MUON_KAFKA_START_TIMEOUT)"
-ready=true
-trap - INT TERM
+kafka_launch "$port" "$run" "$timeout_s"
 
 echo "kafka: Kafka $kafka_version ready on 127.0.0.1:$port in $((SECONDS - started)) s (pid $(cat "$run/kafka.pid"), logs in $run/logs)" >&2
 echo "KAFKA_BROKERS=127.0.0.1:$port"
