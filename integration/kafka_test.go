@@ -170,16 +170,8 @@ func loadIDs(t *testing.T, path string) map[string]int {
 // duplicates are counted and reported (a bounded read has none).
 func checkExactlyOnce(t *testing.T, got map[string]int, n int) {
 	t.Helper()
-	lost, dups, extra := 0, 0, 0
-	for i := 0; i < n; i++ {
-		c := got[strconv.Itoa(i)]
-		if c == 0 {
-			lost++
-		}
-		if c > 1 {
-			dups += c - 1
-		}
-	}
+	lost, dups := countLoss(got, n)
+	extra := 0
 	for id := range got {
 		if i, err := strconv.Atoi(id); err != nil || i < 0 || i >= n {
 			extra++
@@ -355,13 +347,17 @@ func TestWriteKeepsEveryRecordAndKey(t *testing.T) {
 }
 
 func TestWriteErrorsSurface(t *testing.T) {
-	// Nothing listens on this port: the write must fail the job, not drop records.
+	// Nothing listens on this port: once it has reconnected for
+	// ReconnectFor, the write must fail the job, not drop records.
 	p, s := beam.NewPipelineWithRoot()
-	kafkaio.Write(s, kafkaio.WriteParams{Brokers: []string{"127.0.0.1:1"}, Attempts: 2, Timeout: 2 * time.Second},
+	kafkaio.Write(s, kafkaio.WriteParams{Brokers: []string{"127.0.0.1:1"}, Attempts: 2, Timeout: 2 * time.Second, ReconnectFor: 3 * time.Second},
 		beam.ParDo(s, &genRecordsFn{Topic: "nowhere", N: 10}, beam.Create(s, 1)))
 	_, err := runners.Run(context.Background(), p, runners.Options{})
 	if err == nil {
 		t.Fatal("writing to a broker that is not there succeeded")
+	}
+	if !strings.Contains(err.Error(), "gave up after reconnecting for") {
+		t.Errorf("error %q does not say it reconnected and gave up", err)
 	}
 	t.Logf("write error surfaced: %.200s", err)
 }
