@@ -207,3 +207,27 @@ func TestTrailingDocumentMarkerIsFine(t *testing.T) {
 		t.Errorf("a spec ending in an empty document: %v", err)
 	}
 }
+
+// training.validation: 0 holds out nothing; only an unset one takes the
+// default (issue 16 item 3).
+func TestValidationZeroIsHonoured(t *testing.T) {
+	train := base + "job: train\nfeatures: {kind: cases, channels: [x]}\nmodel: {kind: softmax, labels: [a, b]}\n"
+	for _, tc := range []struct {
+		spec      string
+		overrides []string
+		want      float64
+	}{
+		{train, nil, 0.2},
+		{train + "training: {validation: 0}\n", nil, 0},
+		{train, []string{"training.validation=0"}, 0},
+		{train + "training: {validation: 0.3}\n", nil, 0.3},
+	} {
+		s, err := configs.Parse("spec.yaml", []byte(tc.spec), tc.overrides...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Training.Validation != tc.want {
+			t.Errorf("%q %v: validation %v, want %v", tc.spec, tc.overrides, s.Training.Validation, tc.want)
+		}
+	}
+}

@@ -107,7 +107,7 @@ func Parse(name string, data []byte, overrides ...string) (*Spec, error) {
 	if d.err != nil {
 		return nil, d.err
 	}
-	s.applyDefaults()
+	s.applyDefaults(func(path string) bool { _, ok := d.lines[path]; return ok })
 	if p, err := s.check(); err != nil {
 		return nil, &Error{File: name, Line: d.lines[p], Path: p, Err: fmt.Errorf("%w: %v", ErrValue, err)}
 	}

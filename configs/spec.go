@@ -237,7 +237,8 @@ type Training struct {
 	// loss, keeping the best epoch's model. Default 0: every epoch runs.
 	Patience int `yaml:"patience" min:"0"`
 	// Validation is the fraction of rows held out (by a hash of the row
-	// id) to measure every epoch. Default train.DefaultValidation.
+	// id) to measure every epoch; 0 holds out none (no validation
+	// metrics, no best epoch). Default train.DefaultValidation.
 	Validation float64 `yaml:"validation" min:"0"`
 	// SplitBy is what the validation split (and a test fraction) hashes:
 	// id (each row on its own) or device (all of a device's rows on one
@@ -396,7 +397,10 @@ func (d Duration) D() time.Duration { return time.Duration(d) }
 // String formats d like time.Duration.
 func (d Duration) String() string { return time.Duration(d).String() }
 
-func (s *Spec) applyDefaults() {
+// applyDefaults fills what the spec left unset; set reports whether the
+// spec (or an override) gave a field, for fields whose zero is a value a
+// user may mean (training.validation: 0).
+func (s *Spec) applyDefaults(set func(path string) bool) {
 	if s.Runner == "" {
 		s.Runner = "edge"
 	}
@@ -429,7 +433,7 @@ func (s *Spec) applyDefaults() {
 		if t.Seed == 0 {
 			t.Seed = train.DefaultSeed
 		}
-		if t.Validation == 0 {
+		if t.Validation == 0 && !set("training.validation") {
 			t.Validation = train.DefaultValidation
 		}
 		if t.Optimizer == "" {

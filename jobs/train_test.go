@@ -651,3 +651,20 @@ output: {dir: %s}
 		t.Errorf("no summary file: %v", err)
 	}
 }
+
+// training.validation: 0 trains on every row and reports no validation
+// rows rather than a validation accuracy of 0.
+func TestTrainWithoutValidation(t *testing.T) {
+	brokers := basicMotionsBroker(t)
+	_, sum := runJob(t, brokers, fmt.Sprintf(`name: nv
+job: train
+source: {topics: [sensors], format: sensor}
+features: {kind: cases, channels: [dim0, dim1, dim2, dim3, dim4, dim5], bands: 4}
+model: {kind: softmax, labels: [Badminton, Running, Standing, Walking]}
+training: {epochs: 5, batch_size: 8, shards: 1, validation: 0}
+output: {dir: %s}
+`, t.TempDir()))
+	if sum.Training.Validation.N != 0 || sum.Training.Rows == 0 || sum.Training.Trained != 5 {
+		t.Errorf("validation %d rows, trained on %d rows for %d epochs; want 0 validation rows and every row trained 5 epochs", sum.Training.Validation.N, sum.Training.Rows, sum.Training.Trained)
+	}
+}

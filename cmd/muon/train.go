@@ -9,6 +9,10 @@ import (
 )
 
 func printMetrics(w io.Writer, name string, m models.Metrics) {
+	if m.N == 0 {
+		fmt.Fprintf(w, "  %-14s no rows\n", name)
+		return
+	}
 	if m.Confusion == nil && (m.RMSE > 0 || m.MAE > 0) {
 		fmt.Fprintf(w, "  %-14s %d rows: RMSE %.4f, MAE %.4f\n", name, m.N, m.RMSE, m.MAE)
 		return
