@@ -109,9 +109,13 @@ func TrainParams(spec *configs.Spec) (train.Params, error) {
 
 func (trainJob) Outputs(spec *configs.Spec) []string { return branchTopics(spec) }
 
-// Check loads the signing key of a snapshot section and checks that its
-// store takes files, before anything starts.
+// Check checks the model and the optimizer, loads the signing key of a
+// snapshot section and checks that its store takes files, before anything
+// starts.
 func (trainJob) Check(_ context.Context, spec *configs.Spec) error {
+	if _, err := TrainParams(spec); err != nil {
+		return err
+	}
 	if err := spec.Snapshot.CheckKey(); err != nil {
 		return err
 	}

@@ -140,6 +140,7 @@ func TestRunChecksEveryJobBeforeStarting(t *testing.T) {
 		{"missing trust file", "name: second\nsource: {topics: [a], format: sensor}\njob: infer\nfeatures: {kind: readings, channels: [x]}\n" +
 			"inference: [{name: b, store: " + filepath.Join(dir, "store") + ", trust: [" + filepath.Join(dir, "missing.pub") + "], topic: p}]\n", "missing.pub"},
 		{"topic as a path", "name: second\nsource: {topics: [../../etc/passwd], format: sensor}\n", "source.topics[0]"},
+		{"softmax with hidden layers", strings.Replace(train, "kind: softmax,", "kind: softmax, hidden: [16],", 1), "hidden must be empty"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			second := filepath.Join(dir, "second.yaml")
