@@ -93,6 +93,9 @@ func openImages(root string, opt Options) (*imageSource, error) {
 	return s, nil
 }
 
+// Files is the number of image files the folder holds.
+func (s *imageSource) Files() int { return len(s.files) }
+
 func (s *imageSource) Next() (Message, error) {
 	if s.closed {
 		return Message{}, ErrClosed

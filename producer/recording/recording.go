@@ -104,6 +104,12 @@ type Skipper interface {
 	Skips() Skips
 }
 
+// Filer is a Source made of several files (a folder of images); Files
+// says how many.
+type Filer interface {
+	Files() int
+}
+
 // Source returns the messages of one recording in the order to produce
 // them.
 type Source interface {

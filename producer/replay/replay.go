@@ -45,6 +45,7 @@ type Options struct {
 
 // Summary says what a replay produced.
 type Summary struct {
+	// Files counts the files read: each image of a folder is one.
 	Files   int
 	Records int64
 	Bytes   int64 // keys + values
@@ -117,7 +118,11 @@ func Replay(ctx context.Context, paths []string, o Options) (Summary, error) {
 		if err != nil {
 			return r.summary(), err
 		}
-		r.sum.Files++
+		if f, ok := src.(recording.Filer); ok {
+			r.sum.Files += f.Files()
+		} else {
+			r.sum.Files++
+		}
 		err = r.run(ctx, src)
 		if sk, ok := src.(recording.Skipper); ok {
 			r.sum.Missing += sk.Skips().Missing

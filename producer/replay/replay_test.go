@@ -1,8 +1,12 @@
 package replay_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"image"
+	"image/png"
 	"os"
 	"path/filepath"
 	"strings"
@@ -117,5 +121,36 @@ func TestReplayCountsWhatItLeavesOut(t *testing.T) {
 	}
 	if s := sum.String(); !strings.Contains(s, "5 missing values") || !strings.Contains(s, "2 rows without any value skipped") {
 		t.Errorf("summary line %q does not say what was left out", s)
+	}
+}
+
+// A folder of images counts each image as a file, not the folder as one.
+func TestReplayCountsImagesAsFiles(t *testing.T) {
+	b, err := embedded.Start(embedded.Options{Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	dir := t.TempDir()
+	for i, label := range []string{"ok", "ok", "defect"} {
+		sub := filepath.Join(dir, label)
+		if err := os.MkdirAll(sub, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		if err := png.Encode(&buf, image.NewGray(image.Rect(0, 0, 4, 4))); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(sub, fmt.Sprintf("%d.png", i)), buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sum, err := replay.Replay(context.Background(), []string{dir}, replay.Options{Brokers: []string{b.Addr()}, Topic: "images",
+		Recording: recording.Options{Start: time.Unix(0, 0), Period: time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Records != 3 || sum.Files != 3 || !strings.Contains(sum.String(), "from 3 file(s)") {
+		t.Errorf("summary %+v (%s), want 3 records from 3 files", sum, sum)
 	}
 }
