@@ -3,7 +3,6 @@ package jobs
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -165,10 +164,7 @@ func SummarizeInference(spec *configs.Spec, served []*infer.Model, res *runners.
 			DeadLetters: res.Counter(ns, infer.MetricDeadLetters), Labelled: res.Counter(ns, infer.MetricLabelled),
 			ModelLoads: res.Counter(ns, infer.MetricModelLoads), Refused: res.Counter(ns, infer.MetricModelsRefused),
 		}
-		for why := range res.Under(ns, infer.MetricModelsRefused+"/") {
-			b.RefusedWhy = append(b.RefusedWhy, why)
-		}
-		sort.Strings(b.RefusedWhy)
+		b.RefusedWhy = res.Names(ns, infer.MetricModelsRefused+"/")
 		if b.Labelled > 0 {
 			acc := float64(res.Counter(ns, infer.MetricCorrect)) / float64(b.Labelled)
 			b.Accuracy = &acc

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -136,7 +135,7 @@ func Run(ctx context.Context, spec *configs.Spec, o RunOptions) (*Summary, error
 		// a bounded read of a topic that does not exist is a mistake.
 		if !spec.Source.IsBounded() || replayed[t] {
 			topics = append(topics, kafkaio.TopicSpec{Name: t, Partitions: spec.Kafka.Partitions})
-		} else if _, err := kafkaio.EndOffsets(ctx, brokers, t); err != nil {
+		} else if _, err := kafkaio.Partitions(ctx, brokers, t); err != nil {
 			return nil, fmt.Errorf("source topic %q: %w", t, err)
 		}
 	}
@@ -215,10 +214,7 @@ func Run(ctx context.Context, spec *configs.Spec, o RunOptions) (*Summary, error
 		return nil, afterPublish(spec, res, err)
 	}
 	sum.DLQReasons = deadLetterReasons(res)
-	for why := range res.Under(kafkaio.ReadNamespace, kafkaio.MetricGaveUp+"/") {
-		sum.GaveUp = append(sum.GaveUp, why)
-	}
-	sort.Strings(sum.GaveUp)
+	sum.GaveUp = res.Names(kafkaio.ReadNamespace, kafkaio.MetricGaveUp+"/")
 	b, err := json.MarshalIndent(sum, "", "  ")
 	if err != nil {
 		return nil, err
@@ -241,14 +237,15 @@ var ErrGaveUp = errors.New("the source gave up on brokers that kept failing")
 // job published a model that now serves: the job failed, its model did
 // not.
 func afterPublish(spec *configs.Spec, res *runners.Result, err error) error {
-	if n := res.Counter(publish.Namespace, publish.Published); n > 0 && spec.Source.IsBounded() {
+	n := res.Counter(publish.Namespace, publish.Published)
+	switch {
+	case n == 0:
+		return err
+	case spec.Source.IsBounded():
 		v := modelstore.Version{Seq: uint64(res.Counter(publish.Namespace, publish.Version)), Name: spec.Name}
 		return fmt.Errorf("the job published %s to %s, which now serves, but it did not finish: %w", v, spec.Snapshot.Store, err)
 	}
-	if n := res.Counter(publish.Namespace, publish.Published); n > 0 {
-		return fmt.Errorf("the job published %d snapshot(s) of %s to %s, the newest of which now serves, but it did not finish: %w", n, spec.Name, spec.Snapshot.Store, err)
-	}
-	return err
+	return fmt.Errorf("the job published %d snapshot(s) of %s to %s, the newest of which now serves, but it did not finish: %w", n, spec.Name, spec.Snapshot.Store, err)
 }
 
 // SummaryFile is where Run writes a job's summary, as JSON.

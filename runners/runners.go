@@ -92,6 +92,17 @@ func (r *Result) Under(namespace, prefix string) map[string]int64 {
 	return out
 }
 
+// Names returns, sorted, the rest of the names of namespace's counters
+// that start with prefix: the reasons a stage reports as counter names.
+func (r *Result) Names(namespace, prefix string) []string {
+	var out []string
+	for name := range r.Under(namespace, prefix) {
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return out
+}
+
 // Run runs p to completion on the chosen runner.
 func Run(ctx context.Context, p *beam.Pipeline, o Options) (*Result, error) {
 	if !beam.Initialized() {

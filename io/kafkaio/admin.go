@@ -41,11 +41,17 @@ func bound(ctx context.Context, conn *kafka.Conn) {
 
 // callError names what failed, and says so plainly when it is a timeout.
 func callError(what string, err error) error {
-	var ne net.Error
-	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
+	if timedOut(err) {
 		return fmt.Errorf("%s: %w in time (%v): is it a Kafka broker, and is it overloaded?", what, ErrNoAnswer, err)
 	}
 	return fmt.Errorf("%s: %w", what, err)
+}
+
+// timedOut reports whether err is a deadline that passed: the context's or
+// the connection's.
+func timedOut(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
 }
 
 // eachBroker calls f with each bootstrap broker until one succeeds.
@@ -101,6 +107,21 @@ func lookupPartitions(ctx context.Context, d *kafka.Dialer, brokers []string, to
 	}
 	sort.Slice(parts, func(i, j int) bool { return parts[i].ID < parts[j].ID })
 	return parts, err
+}
+
+// Partitions returns topic's partition numbers, in order, from one
+// metadata request that never creates the topic: ErrUnknownTopic when it
+// does not exist.
+func Partitions(ctx context.Context, brokers []string, topic string) ([]int, error) {
+	parts, err := lookupPartitions(ctx, &kafka.Dialer{Timeout: DefaultDialTimeout}, brokers, topic)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]int, len(parts))
+	for i, p := range parts {
+		ids[i] = p.ID
+	}
+	return ids, nil
 }
 
 func dialLeader(ctx context.Context, d *kafka.Dialer, brokers []string, topic string, partition int) (*kafka.Conn, error) {

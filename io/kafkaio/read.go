@@ -616,8 +616,7 @@ func (fn *readBase) fetchChunks(ctx context.Context, p partitionRange, rest offs
 			conn.Close()
 		}
 	}()
-	var down time.Time // when the current outage began
-	attempts := 0
+	var down outage
 	// failed drops the connection after err; false means stop (the error
 	// has been sent, or ctx ended).
 	failed := func(err error) bool {
@@ -629,18 +628,15 @@ func (fn *readBase) fetchChunks(ctx context.Context, p partitionRange, rest offs
 			send(fetched{err: err})
 			return false
 		}
-		if down.IsZero() {
-			down = time.Now()
-		}
-		attempts++
-		if time.Since(down) >= fn.Params.ReconnectFor {
-			send(fetched{err: fmt.Errorf("kafkaio: gave up after reconnecting for %v: %w", time.Since(down).Round(time.Second), err)})
+		down.fail()
+		if down.lasted() >= fn.Params.ReconnectFor {
+			send(fetched{err: fmt.Errorf("kafkaio: gave up after reconnecting for %v: %w", down.lasted().Round(time.Second), err)})
 			return false
 		}
-		if attempts == 1 {
+		if down.attempts == 1 {
 			log.Warnf(ctx, "kafkaio: %v; reconnecting with backoff for up to %v", err, fn.Params.ReconnectFor)
 		}
-		return sleep(ctx, backoff(attempts)) == nil
+		return sleep(ctx, backoff(down.attempts)) == nil
 	}
 	sizeHint := 1024
 	for from := rest.Start + int64(w)*chunk; from < rest.End; from += int64(stride) * chunk {
@@ -675,7 +671,7 @@ func (fn *readBase) fetchChunks(ctx context.Context, p partitionRange, rest offs
 				}
 				continue
 			}
-			down, attempts = time.Time{}, 0
+			down = outage{}
 			if len(recs) == 0 {
 				pos, _ := conn.Offset()
 				switch {
@@ -788,7 +784,7 @@ func (fn *readBase) reconnectLater(ctx context.Context, we *watermarkEstimator, 
 		return sdf.StopProcessing(), err
 	}
 	u := outages.fail(p.key())
-	if down := time.Since(u.start); down >= fn.Params.ReconnectFor {
+	if down := u.lasted(); down >= fn.Params.ReconnectFor {
 		why := fmt.Sprintf("%s after reconnecting for %v: %v", p.key(), down.Round(time.Second), err)
 		log.Errorf(ctx, "kafkaio: giving up on %s; the rest of the pipeline drains", why)
 		beam.NewCounter(ReadNamespace, MetricGaveUp+"/"+printable.String(why, 240)).Inc(ctx, 1)

@@ -51,9 +51,28 @@ func backoff(n int) time.Duration {
 	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
 }
 
-// outages remembers, per partition or writer, when its calls began
-// failing: a read retries across checkpoints, which may run on another
-// DoFn instance of the process, and all its attempts share one deadline.
+// outage is one run of failed attempts: when the first failed and how
+// many have. The zero value is no outage.
+type outage struct {
+	start    time.Time
+	attempts int
+}
+
+// fail records a failed attempt; the first of an outage starts it, unless
+// start was set before.
+func (u *outage) fail() {
+	if u.start.IsZero() {
+		u.start = time.Now()
+	}
+	u.attempts++
+}
+
+// lasted is how long the outage has lasted.
+func (u *outage) lasted() time.Duration { return time.Since(u.start) }
+
+// outages remembers, per partition, the outage of an unbounded read: it
+// retries across checkpoints, which may run on another DoFn instance of
+// the process, and all its attempts share one deadline.
 var outages = outageSet{since: map[string]outage{}}
 
 type outageSet struct {
@@ -61,21 +80,12 @@ type outageSet struct {
 	since map[string]outage
 }
 
-type outage struct {
-	start    time.Time
-	attempts int
-}
-
-// fail records a failure of key and returns when its outage began and
-// how many attempts failed in it.
+// fail records a failed attempt of key and returns its outage.
 func (o *outageSet) fail(key string) outage {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	u, ok := o.since[key]
-	if !ok {
-		u.start = time.Now()
-	}
-	u.attempts++
+	u := o.since[key]
+	u.fail()
 	o.since[key] = u
 	return u
 }
@@ -108,8 +118,8 @@ func WriteRetrying(ctx context.Context, w *kafka.Writer, msgs []kafka.Message, r
 	if reconnectFor == 0 {
 		reconnectFor = DefaultReconnectFor
 	}
-	start := time.Now()
-	for attempt := 1; ; attempt++ {
+	u := outage{start: time.Now()} // the deadline counts from the first write
+	for {
 		err := w.WriteMessages(ctx, msgs...)
 		if err == nil {
 			return nil
@@ -128,13 +138,14 @@ func WriteRetrying(ctx context.Context, w *kafka.Writer, msgs []kafka.Message, r
 		if !retryableWrite(err) {
 			return cause
 		}
-		if time.Since(start) >= reconnectFor {
-			return fmt.Errorf("gave up after reconnecting for %v: %w", time.Since(start).Round(time.Second), cause)
+		u.fail()
+		if u.lasted() >= reconnectFor {
+			return fmt.Errorf("gave up after reconnecting for %v: %w", u.lasted().Round(time.Second), cause)
 		}
 		if onRetry != nil {
-			onRetry(attempt, cause)
+			onRetry(u.attempts, cause)
 		}
-		if err := sleep(ctx, backoff(attempt)); err != nil {
+		if err := sleep(ctx, backoff(u.attempts)); err != nil {
 			return fmt.Errorf("%w (while reconnecting after: %v)", err, cause)
 		}
 		msgs = failed

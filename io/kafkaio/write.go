@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"time"
 
@@ -339,8 +338,7 @@ func WriteError(err error, n int) error {
 // noAnswer marks a timeout as ErrNoAnswer; kafka-go's error names the
 // broker's address.
 func noAnswer(err error) error {
-	var ne net.Error
-	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
+	if timedOut(err) {
 		return fmt.Errorf("%w in time: %w", ErrNoAnswer, err)
 	}
 	return err
