@@ -3,7 +3,6 @@
 package integration
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -20,6 +19,7 @@ import (
 	"github.com/muonml/muon/configs"
 	"github.com/muonml/muon/io/kafkaio"
 	"github.com/muonml/muon/io/kafkaio/embedded"
+	"github.com/muonml/muon/io/kafkaio/kafkatest"
 	"github.com/muonml/muon/io/modelstore"
 	"github.com/muonml/muon/jobs"
 	"github.com/muonml/muon/models/snapshot"
@@ -56,13 +56,7 @@ type faultyBroker struct {
 
 func faultyBrokers(t *testing.T) []*faultyBroker {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	e := &faultyBroker{broker: broker{name: "embedded", addrs: []string{addr}}, t: t, dir: t.TempDir()}
+	e := &faultyBroker{broker: broker{name: "embedded", addrs: []string{kafkatest.FreeAddr(t)}}, t: t, dir: t.TempDir()}
 	e.startEmbedded()
 	t.Cleanup(func() {
 		if e.embedded != nil {
@@ -163,7 +157,9 @@ func TestChaosBrokerKillNine(t *testing.T) {
 			target := b.broker
 			var child *exec.Cmd
 			if b.name == "embedded" {
-				child, target = brokerProcess(t, b.dir)
+				var addr string
+				child, addr = kafkatest.BrokerProcess(t, b.dir+"-k9")
+				target = broker{name: "embedded", addrs: []string{addr}}
 			}
 			explicit, auto := topicName(t, target, "k9"), topicName(t, target, "k9auto")
 			ensure(t, target, explicit)
@@ -208,81 +204,20 @@ func TestChaosBrokerKillNine(t *testing.T) {
 	}
 }
 
-// brokerEnv makes the test binary an embedded broker on the data
-// directory it names (see TestMain), for a test to kill.
-const brokerEnv = "MUON_CHAOS_BROKER_DIR"
-
-// serveBrokerIfAsked serves an embedded broker and never returns when
-// brokerEnv is set.
-func serveBrokerIfAsked() {
-	dir := os.Getenv(brokerEnv)
-	if dir == "" {
-		return
-	}
-	b, err := embedded.Start(embedded.Options{DataDir: dir})
-	if err != nil {
-		fmt.Println("ERROR", err)
-		os.Exit(1)
-	}
-	fmt.Println("ADDR", b.Addr())
-	select {}
-}
-
-// brokerProcess starts an embedded broker in a child process on
-// dir+"-k9" and returns it with its address.
-func brokerProcess(t *testing.T, dir string) (*exec.Cmd, broker) {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), brokerEnv+"="+dir+"-k9")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	line, err := bufio.NewReader(out).ReadString('\n')
-	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "ADDR ")
-	if err != nil || !ok {
-		t.Fatalf("broker process: %q, %v", line, err)
-	}
-	return cmd, broker{name: "embedded", addrs: []string{addr}}
-}
-
 // Scenario: a broker accepts connections and never answers (item 6). The
 // job fails with an error naming the broker, well within a minute.
 func TestChaosBrokerNeverAnswers(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		var held []net.Conn
-		defer func() {
-			for _, c := range held {
-				c.Close()
-			}
-		}()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			held = append(held, c)
-		}
-	}()
-	spec, err := configs.Parse("hang.yaml", []byte(fmt.Sprintf("name: hang\nkafka: {brokers: [%s]}\nsource: {topics: [t], format: sensor}\noutput: {dir: %s}\n", ln.Addr(), t.TempDir())))
+	addr := kafkatest.BlackHole(t)
+	spec, err := configs.Parse("hang.yaml", []byte(fmt.Sprintf("name: hang\nkafka: {brokers: [%s]}\nsource: {topics: [t], format: sensor}\noutput: {dir: %s}\n", addr, t.TempDir())))
 	if err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
 	_, err = jobs.Run(context.Background(), spec, jobs.RunOptions{})
 	took := time.Since(start)
-	named := err != nil && errors.Is(err, kafkaio.ErrNoAnswer) && strings.Contains(err.Error(), ln.Addr().String())
+	named := err != nil && errors.Is(err, kafkaio.ErrNoAnswer) && strings.Contains(err.Error(), addr)
 	if !named {
-		t.Errorf("error %v does not say that %s did not answer", err, ln.Addr())
+		t.Errorf("error %v does not say that %s did not answer", err, addr)
 	}
 	chaosLine(t, "broker-never-answers", named && took < time.Minute, 0, 0, took)
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/muonml/muon/configs"
 	"github.com/muonml/muon/io/kafkaio"
 	"github.com/muonml/muon/io/kafkaio/embedded"
+	"github.com/muonml/muon/io/kafkaio/kafkatest"
 	"github.com/muonml/muon/jobs"
 	"github.com/muonml/muon/message"
 	"github.com/muonml/muon/records"
@@ -32,7 +33,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	serveBrokerIfAsked()
+	kafkatest.ServeIfAsked()
 	ptest.MainWithDefault(m, "prism")
 }
 

@@ -3,7 +3,6 @@ package kafkaio_test
 import (
 	"context"
 	"errors"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -11,42 +10,13 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
 	"github.com/muonml/muon/io/kafkaio"
+	"github.com/muonml/muon/io/kafkaio/kafkatest"
 )
-
-// blackHole accepts connections and never answers, like a broker that is
-// wedged or a port that is not Kafka.
-func blackHole(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var conns []net.Conn
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conns = append(conns, c)
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		<-done
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return ln.Addr().String()
-}
 
 // Every call to a broker that accepts connections and never answers ends
 // with an error naming the broker and what got no answer (issue 15 item 6).
 func TestBrokerThatNeverAnswers(t *testing.T) {
-	addr := blackHole(t)
+	addr := kafkatest.BlackHole(t)
 	brokers := []string{addr}
 	for _, tc := range []struct {
 		name, what string

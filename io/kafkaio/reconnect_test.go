@@ -16,6 +16,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
 	"github.com/muonml/muon/io/kafkaio"
 	"github.com/muonml/muon/io/kafkaio/embedded"
+	"github.com/muonml/muon/io/kafkaio/kafkatest"
 	"github.com/segmentio/kafka-go"
 )
 
@@ -54,12 +55,7 @@ type restartable struct {
 
 func newRestartable(t *testing.T, topic string) *restartable {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := kafkatest.FreeAddr(t)
 	r := &restartable{t: t, addr: addr, dir: t.TempDir()}
 	r.start()
 	t.Cleanup(r.stop)

@@ -1,57 +1,21 @@
 package embedded_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/muonml/muon/io/kafkaio"
 	"github.com/muonml/muon/io/kafkaio/embedded"
+	"github.com/muonml/muon/io/kafkaio/kafkatest"
 	"github.com/segmentio/kafka-go"
 )
 
-// childEnv makes the test binary a broker process for TestKillNineKeepsAcknowledgedRecords.
-const childEnv = "MUON_EMBEDDED_TEST_BROKER_DIR"
-
 func TestMain(m *testing.M) {
-	if dir := os.Getenv(childEnv); dir != "" {
-		b, err := embedded.Start(embedded.Options{DataDir: dir, Partitions: 3})
-		if err != nil {
-			fmt.Println("ERROR", err)
-			os.Exit(1)
-		}
-		fmt.Println("ADDR", b.Addr())
-		select {} // until killed
-	}
+	kafkatest.ServeIfAsked()
 	os.Exit(m.Run())
-}
-
-// startChild starts a broker in another process on dir and returns it
-// with its address.
-func startChild(t *testing.T, dir string) (*exec.Cmd, string) {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+dir)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	line, err := bufio.NewReader(out).ReadString('\n')
-	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "ADDR ")
-	if err != nil || !ok {
-		t.Fatalf("broker process: %q, %v", line, err)
-	}
-	return cmd, addr
 }
 
 // Records acknowledged with acks=all survive kill -9 of a broker with a
@@ -59,7 +23,7 @@ func startChild(t *testing.T, dir string) (*exec.Cmd, string) {
 // producer's first write.
 func TestKillNineKeepsAcknowledgedRecords(t *testing.T) {
 	dir := t.TempDir()
-	cmd, addr := startChild(t, dir)
+	cmd, addr := kafkatest.BrokerProcess(t, dir)
 	ctx := context.Background()
 	if err := kafkaio.EnsureTopics(ctx, []string{addr}, kafkaio.TopicSpec{Name: "explicit", Partitions: 2}); err != nil {
 		t.Fatal(err)
