@@ -3,7 +3,9 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin/muon
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -X main.version=$(VERSION)
+# -s -w: no symbol table or DWARF (stack traces and pprof still work): the
+# binary an edge device takes is about 58 MB instead of 85 MB.
+LDFLAGS := -s -w -X main.version=$(VERSION)
 # Apache Kafka for integration tests and benchmarks (integration/kafka/).
 KAFKA_PORT ?= 19092
 # Beam's Flink job server (integration/flink/), same Beam version as go.mod.

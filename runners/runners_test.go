@@ -3,6 +3,7 @@ package runners
 import (
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 
@@ -70,6 +71,25 @@ func TestEdgeRunCollectsCounters(t *testing.T) {
 	}
 	if res.Elapsed <= 0 || res.JobID == "" {
 		t.Errorf("result %+v lacks a job id or elapsed time", res)
+	}
+}
+
+// Every edge job used to leave an empty beamloopbackworker-* file in the
+// temporary directory (third_party/beam/loopback-tempfile.patch).
+func TestEdgeRunLeavesNoTemporaryFiles(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("TMPDIR", dir)
+	p, s := beam.NewPipelineWithRoot()
+	beam.ParDo0(s, &countFn{}, beam.Create(s, 1, 2, 3))
+	if _, err := Run(context.Background(), p, Options{Kind: Edge}); err != nil {
+		t.Fatal(err)
+	}
+	left, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range left {
+		t.Errorf("the job left %s in $TMPDIR", e.Name())
 	}
 }
 

@@ -13,6 +13,14 @@
 # progress or split request to the worker fails (as it does when the bundle
 # has just failed): it waits for the bundle's own response. Upstream could
 # report a job whose write failed as DONE, and drop an SDF's residuals.
+#
+# register-bundle.patch: register.DoFnNxM no longer instantiates a typed
+# caller for every signature StartBundle and FinishBundle could have; Beam
+# calls those once per bundle through reflection. Upstream this was most of
+# muon's machine code, compile time and binary size.
+#
+# loopback-tempfile.patch: a LOOPBACK submission (every edge job) removes the
+# empty placeholder file it stages; upstream left one in $TMPDIR per job.
 set -euo pipefail
 cd "$(dirname "$0")"
 version=$(sed -n 's#^\s*github.com/apache/beam/sdks/v2 \(v[^ ]*\).*#\1#p' ../../go.mod | head -1)
