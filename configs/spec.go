@@ -2,6 +2,7 @@ package configs
 
 import (
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -48,7 +49,7 @@ type Spec struct {
 	Replay []Replay `yaml:"replay"`
 }
 
-// Kafka says where the brokers are.
+// Kafka says where the brokers are and how muon connects to them.
 type Kafka struct {
 	// Brokers are bootstrap addresses, host:port. Empty: muon starts an
 	// embedded broker inside its own process for the job.
@@ -62,6 +63,62 @@ type Kafka struct {
 	// they give up: a stream's source then stops, the job drains, prints
 	// its summary and says why. Default kafkaio.DefaultReconnectFor.
 	ReconnectFor Duration `yaml:"reconnect_for"`
+	// TLS encrypts every connection muon makes to the brokers (reads,
+	// writes, dead letters, topic creation, replays). Default: none.
+	TLS *KafkaTLS `yaml:"tls"`
+	// SASL authenticates every connection. Default: none. With TLS this is
+	// Kafka's SASL_SSL; without, SASL_PLAINTEXT.
+	SASL *KafkaSASL `yaml:"sasl"`
+}
+
+// KafkaTLS configures TLS to the brokers. Every field names a file, read
+// where the job runs (on a cluster, on every worker).
+type KafkaTLS struct {
+	// CAFile is a PEM file of the authorities that sign the brokers'
+	// certificates. Default: the system's roots.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are a client certificate and its key (PEM), for
+	// brokers that require one. Both or neither.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName is the name the brokers' certificates must carry. Default:
+	// the host of each broker address.
+	ServerName string `yaml:"server_name"`
+}
+
+// KafkaSASL configures SASL authentication. The password never goes in a
+// spec: it comes from a file or an environment variable.
+type KafkaSASL struct {
+	// Mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
+	Mechanism string `yaml:"mechanism" required:"true" enum:"PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"`
+	// Username to authenticate as.
+	Username string `yaml:"username" required:"true"`
+	// PasswordFile is a file holding the password (a trailing newline is
+	// dropped). One of PasswordFile and PasswordEnv.
+	PasswordFile string `yaml:"password_file"`
+	// PasswordEnv is the environment variable holding the password.
+	PasswordEnv string `yaml:"password_env"`
+	// Password is refused: a spec is shared, logged and submitted to
+	// servers, so a password in it leaks. Use PasswordFile or PasswordEnv.
+	Password string `yaml:"password"`
+}
+
+// Security is what Kafka says about how to connect, for kafkaio.
+func (k *Kafka) Security() kafkaio.Security {
+	var s kafkaio.Security
+	if t := k.TLS; t != nil {
+		s.TLS = &kafkaio.TLS{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile, ServerName: t.ServerName}
+	}
+	if a := k.SASL; a != nil {
+		s.SASL = &kafkaio.SASL{Mechanism: a.Mechanism, Username: a.Username, PasswordFile: a.PasswordFile, PasswordEnv: a.PasswordEnv}
+	}
+	return s
+}
+
+// Cluster is where the brokers are (the resolved brokers: the spec's, or
+// an embedded broker's) and how to connect to them.
+func (k *Kafka) Cluster(brokers []string) kafkaio.Cluster {
+	return kafkaio.Cluster{Brokers: brokers, Security: k.Security()}
 }
 
 // Source says what the job reads.
@@ -594,6 +651,9 @@ func (s *Spec) check() (string, error) {
 			return fmt.Sprintf("kafka.brokers[%d]", i), fmt.Errorf("empty broker address")
 		}
 	}
+	if p, err := s.Kafka.check(); err != nil {
+		return p, err
+	}
 	for _, d := range []struct {
 		path string
 		v    Duration
@@ -627,6 +687,67 @@ func (s *Spec) check() (string, error) {
 		}
 	}
 	return "", nil
+}
+
+// check validates the TLS and SASL settings, and that the files they name
+// can be read here (a job submitted to a cluster needs them on the workers
+// too).
+func (k *Kafka) check() (string, error) {
+	if k.TLS == nil && k.SASL == nil {
+		return "", nil
+	}
+	if len(k.Brokers) == 0 {
+		p := "kafka.tls"
+		if k.TLS == nil {
+			p = "kafka.sasl"
+		}
+		return p, fmt.Errorf("the embedded broker speaks plaintext on loopback only: TLS and SASL are for brokers you name in kafka.brokers")
+	}
+	if t := k.TLS; t != nil {
+		if (t.CertFile == "") != (t.KeyFile == "") {
+			return "kafka.tls", fmt.Errorf("a client certificate needs both cert_file and key_file")
+		}
+		for _, f := range []struct{ path, file string }{{"kafka.tls.ca_file", t.CAFile}, {"kafka.tls.cert_file", t.CertFile}, {"kafka.tls.key_file", t.KeyFile}} {
+			if f.file == "" {
+				continue
+			}
+			if err := readable(f.file); err != nil {
+				return f.path, err
+			}
+		}
+	}
+	if a := k.SASL; a != nil {
+		if a.Password != "" {
+			return "kafka.sasl.password", fmt.Errorf("a password never goes in a spec (specs are shared, logged and submitted): put it in a file and name it in kafka.sasl.password_file, or in an environment variable named by kafka.sasl.password_env")
+		}
+		switch {
+		case a.PasswordFile == "" && a.PasswordEnv == "":
+			return "kafka.sasl", fmt.Errorf("no password: name its file (password_file) or its environment variable (password_env)")
+		case a.PasswordFile != "" && a.PasswordEnv != "":
+			return "kafka.sasl", fmt.Errorf("password_file and password_env both set: name one")
+		case a.PasswordFile != "":
+			if err := readable(a.PasswordFile); err != nil {
+				return "kafka.sasl.password_file", err
+			}
+		default:
+			if v, ok := os.LookupEnv(a.PasswordEnv); !ok || v == "" {
+				return "kafka.sasl.password_env", fmt.Errorf("the environment variable %s is unset or empty", a.PasswordEnv)
+			}
+		}
+	}
+	if err := k.Security().Check(); err != nil {
+		return "kafka", err
+	}
+	return "", nil
+}
+
+// readable reports why a file cannot be read, if it cannot.
+func readable(name string) error {
+	f, err := os.Open(name)
+	if err != nil {
+		return err
+	}
+	return f.Close()
 }
 
 // checkFeatures validates the features section of a features job.

@@ -187,7 +187,7 @@ func TestChaosBrokerKillNine(t *testing.T) {
 			}
 			lost := 0
 			for _, topic := range []string{explicit, auto} {
-				ends, err := kafkaio.EndOffsets(context.Background(), target.addrs, topic)
+				ends, err := kafkaio.EndOffsets(context.Background(), kafkaio.Plain(target.addrs...), topic)
 				if err != nil {
 					t.Errorf("%s: %v", topic, err)
 					lost += n

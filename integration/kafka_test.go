@@ -82,7 +82,7 @@ func ensure(t *testing.T, b broker, topics ...string) {
 	for i, tp := range topics {
 		specs[i] = kafkaio.TopicSpec{Name: tp, Partitions: 4}
 	}
-	if err := kafkaio.EnsureTopics(context.Background(), b.addrs, specs...); err != nil {
+	if err := kafkaio.EnsureTopics(context.Background(), kafkaio.Plain(b.addrs...), specs...); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -218,7 +218,7 @@ func TestReadFromOffsetsAndTimestamp(t *testing.T) {
 			topic := topicName(t, b, "start")
 			ensure(t, b, topic)
 			produceIDs(t, b, topic, 0, 4000)
-			ends, err := kafkaio.EndOffsets(context.Background(), b.addrs, topic)
+			ends, err := kafkaio.EndOffsets(context.Background(), kafkaio.Plain(b.addrs...), topic)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -366,7 +366,7 @@ func TestWriteErrorsSurface(t *testing.T) {
 // readAll reads every record of topic with a plain kafka-go batch loop.
 func readAll(t *testing.T, b broker, topic string) []kafka.Message {
 	t.Helper()
-	ends, err := kafkaio.EndOffsets(context.Background(), b.addrs, topic)
+	ends, err := kafkaio.EndOffsets(context.Background(), kafkaio.Plain(b.addrs...), topic)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -158,7 +158,7 @@ func streamTrainInfer(t *testing.T, kind runners.Kind, b broker, endpoint string
 	produce(live, "optdigits.tes", day.AddDate(0, 0, 2))
 	byModel := map[string]int{}
 	wait("predictions by a streamed snapshot", 3*time.Minute, func() bool {
-		recs, err := kafkaio.Tail(ctx, b.addrs, preds, 1<<20)
+		recs, err := kafkaio.Tail(ctx, kafkaio.Plain(b.addrs...), preds, 1<<20)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -248,7 +248,7 @@ func TestInferSameOnEdgeAndFlink(t *testing.T) {
 			t.Fatalf("%s: %v", kind, err)
 		}
 		read := func(topic string) map[string]string {
-			recs, err := kafkaio.Tail(context.Background(), b.addrs, topic, 1<<20)
+			recs, err := kafkaio.Tail(context.Background(), kafkaio.Plain(b.addrs...), topic, 1<<20)
 			if err != nil {
 				t.Fatal(err)
 			}

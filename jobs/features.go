@@ -69,7 +69,7 @@ func featureRows(s beam.Scope, spec *configs.Spec, o Options, topics []string) (
 	rp := o.sourceParams(spec)
 	rp.Topics = topics
 	records, ranges := kafkaio.ReadBatchesRanges(s, rp)
-	wp := kafkaio.WriteParams{Brokers: o.Brokers, ReconnectFor: spec.Kafka.ReconnectFor.D()}
+	wp := kafkaio.WriteParams{Brokers: o.Brokers, Security: spec.Kafka.Security(), ReconnectFor: spec.Kafka.ReconnectFor.D()}
 	f := spec.Features
 
 	var dead beam.PCollection

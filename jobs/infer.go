@@ -96,7 +96,7 @@ func inferBranches(s beam.Scope, spec *configs.Spec, o Options, rows beam.PColle
 		Dim: dim, MaxRows: spec.Batch.MaxRows, Shards: spec.Batch.Shards,
 		Unbounded: true, MaxWait: spec.Batch.MaxWait.D(),
 	}, rows)
-	wp := kafkaio.WriteParams{Brokers: o.Brokers, ReconnectFor: spec.Kafka.ReconnectFor.D()}
+	wp := kafkaio.WriteParams{Brokers: o.Brokers, Security: spec.Kafka.Security(), ReconnectFor: spec.Kafka.ReconnectFor.D()}
 	for _, p := range InferParams(spec) {
 		preds, dead := infer.Batches(s, p, batches)
 		kafkaio.Write(s.Scope(p.Name), wp, preds)

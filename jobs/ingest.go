@@ -50,7 +50,7 @@ func (ingest) Build(s beam.Scope, spec *configs.Spec, o Options) error {
 	} else {
 		decoded, dead = decode.Sensors(s, DecodeParams(spec), batches)
 	}
-	wp := kafkaio.WriteParams{Brokers: o.Brokers, ReconnectFor: spec.Kafka.ReconnectFor.D()}
+	wp := kafkaio.WriteParams{Brokers: o.Brokers, Security: spec.Kafka.Security(), ReconnectFor: spec.Kafka.ReconnectFor.D()}
 	kafkaio.Write(s.Scope("DeadLetters"), wp, dead)
 	if rp.Unbounded {
 		kafkaio.Write(s.Scope("Counts"), wp, count.PerMinute(s, CountsTopic(spec), images, decoded))

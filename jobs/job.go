@@ -92,6 +92,7 @@ func SourceParams(spec *configs.Spec, brokers []string) kafkaio.Params {
 	src := spec.Source
 	p := kafkaio.Params{
 		Brokers:            brokers,
+		Security:           spec.Kafka.Security(),
 		Topics:             src.Topics,
 		Unbounded:          !src.IsBounded(),
 		CheckpointRecords:  src.CheckpointRecords,

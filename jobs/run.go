@@ -135,18 +135,18 @@ func Run(ctx context.Context, spec *configs.Spec, o RunOptions) (*Summary, error
 		// a bounded read of a topic that does not exist is a mistake.
 		if !spec.Source.IsBounded() || replayed[t] {
 			topics = append(topics, kafkaio.TopicSpec{Name: t, Partitions: spec.Kafka.Partitions})
-		} else if _, err := kafkaio.Partitions(ctx, brokers, t); err != nil {
+		} else if _, err := kafkaio.Partitions(ctx, spec.Kafka.Cluster(brokers), t); err != nil {
 			return nil, fmt.Errorf("source topic %q: %w", t, err)
 		}
 	}
 	for _, t := range job.Outputs(spec) {
 		topics = append(topics, kafkaio.TopicSpec{Name: t, Partitions: spec.Kafka.Partitions})
 	}
-	if err := kafkaio.EnsureTopics(ctx, brokers, topics...); err != nil {
+	if err := kafkaio.EnsureTopics(ctx, spec.Kafka.Cluster(brokers), topics...); err != nil {
 		return nil, err
 	}
 
-	sum := &Summary{Job: spec.Name, Kind: spec.Job, Runner: string(o.Runner.Kind), Brokers: brokers, Embedded: embeddedBroker,
+	sum := &Summary{Job: spec.Name, Kind: spec.Job, Runner: string(o.Runner.Kind), Brokers: brokers, Embedded: embeddedBroker, Security: spec.Kafka.Security().String(),
 		Topics: read, DLQTopics: dlqs, OutputDir: spec.Output.Dir}
 	if sum.Replayed, err = replayAll(ctx, spec, brokers, progress); err != nil {
 		return nil, err
@@ -263,7 +263,7 @@ func replayAll(ctx context.Context, spec *configs.Spec, brokers []string, progre
 			}
 		}
 		o := replay.Options{
-			Brokers: brokers, Topic: r.Topic, Rate: r.Rate, Progress: progress,
+			Brokers: brokers, Security: spec.Kafka.Security(), Topic: r.Topic, Rate: r.Rate, Progress: progress,
 			Recording: recording.Options{Start: r.Start, Period: r.Period.D(), Device: r.Device, Exclude: r.Exclude, Format: r.Format, RUL: r.RUL},
 		}
 		s, err := replay.Replay(ctx, []string{r.Path}, o)

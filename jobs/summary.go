@@ -16,11 +16,14 @@ import (
 // Summary is what a finished job reports; muon run prints it and writes it
 // to <output.dir>/summary.json.
 type Summary struct {
-	Job         string          `json:"job"`
-	Kind        string          `json:"kind"`
-	Runner      string          `json:"runner"`
-	Brokers     []string        `json:"brokers"`
-	Embedded    bool            `json:"embedded_broker"`
+	Job      string   `json:"job"`
+	Kind     string   `json:"kind"`
+	Runner   string   `json:"runner"`
+	Brokers  []string `json:"brokers"`
+	Embedded bool     `json:"embedded_broker"`
+	// Security is how muon connected: PLAINTEXT, SSL, SASL_PLAINTEXT or
+	// SASL_SSL, with the SASL mechanism and user (never the password).
+	Security    string          `json:"kafka_security,omitempty"`
 	Topics      []string        `json:"topics"`
 	Replayed    int64           `json:"replayed_records,omitempty"`
 	Inference   []BranchSummary `json:"inference,omitempty"`

@@ -237,7 +237,7 @@ func TestTrainEngines(t *testing.T) {
 	brokers := []string{b.Addr()}
 	ctx := context.Background()
 	for _, r := range spec.Replay {
-		if err := kafkaio.EnsureTopics(ctx, brokers, kafkaio.TopicSpec{Name: r.Topic, Partitions: 2}, kafkaio.TopicSpec{Name: r.Topic + ".dlq", Partitions: 2}); err != nil {
+		if err := kafkaio.EnsureTopics(ctx, kafkaio.Plain(brokers...), kafkaio.TopicSpec{Name: r.Topic, Partitions: 2}, kafkaio.TopicSpec{Name: r.Topic + ".dlq", Partitions: 2}); err != nil {
 			t.Fatal(err)
 		}
 		ro := recording.Options{Start: r.Start, Period: r.Period.D(), Format: r.Format}
@@ -292,7 +292,7 @@ func TestTrainStream(t *testing.T) {
 	ctx := context.Background()
 	day := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i, topic := range []string{"engines", "live1", "live2"} {
-		if err := kafkaio.EnsureTopics(ctx, brokers, kafkaio.TopicSpec{Name: topic, Partitions: 2}, kafkaio.TopicSpec{Name: topic + ".dlq", Partitions: 2}); err != nil {
+		if err := kafkaio.EnsureTopics(ctx, kafkaio.Plain(brokers...), kafkaio.TopicSpec{Name: topic, Partitions: 2}, kafkaio.TopicSpec{Name: topic + ".dlq", Partitions: 2}); err != nil {
 			t.Fatal(err)
 		}
 		// The stream runs see the engines again, a day later each time.
@@ -504,7 +504,7 @@ func testBroker(t *testing.T, topics ...string) []string {
 	t.Cleanup(b.Close)
 	brokers := []string{b.Addr()}
 	for _, topic := range topics {
-		if err := kafkaio.EnsureTopics(context.Background(), brokers, kafkaio.TopicSpec{Name: topic, Partitions: 2}, kafkaio.TopicSpec{Name: topic + ".dlq", Partitions: 2}); err != nil {
+		if err := kafkaio.EnsureTopics(context.Background(), kafkaio.Plain(brokers...), kafkaio.TopicSpec{Name: topic, Partitions: 2}, kafkaio.TopicSpec{Name: topic + ".dlq", Partitions: 2}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -562,7 +562,7 @@ output: {dir: %s}
 	if !errors.Is(err, kafkaio.ErrUnknownTopic) || !strings.Contains(err.Error(), `source topic "no-such-topic"`) {
 		t.Fatalf("got %v, want an unknown-topic error naming no-such-topic", err)
 	}
-	if _, err := kafkaio.EndOffsets(context.Background(), brokers, "no-such-topic"); !errors.Is(err, kafkaio.ErrUnknownTopic) {
+	if _, err := kafkaio.EndOffsets(context.Background(), kafkaio.Plain(brokers...), "no-such-topic"); !errors.Is(err, kafkaio.ErrUnknownTopic) {
 		t.Errorf("the failed job created its source topic: %v", err)
 	}
 }

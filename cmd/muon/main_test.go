@@ -264,7 +264,7 @@ func TestProduceFormats(t *testing.T) {
 			if !strings.Contains(out, fmt.Sprintf("produced %d records", tt.count)) {
 				t.Errorf("summary %q, want %d records", out, tt.count)
 			}
-			ends, err := kafkaio.EndOffsets(context.Background(), []string{b.Addr()}, topic)
+			ends, err := kafkaio.EndOffsets(context.Background(), kafkaio.Plain(b.Addr()), topic)
 			if err != nil {
 				t.Fatal(err)
 			}

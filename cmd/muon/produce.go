@@ -69,6 +69,7 @@ func produceCmd() *command {
 			rul := fs.String("rul", "", "remaining-useful-life `file` of a --format cmapss test file, line i for unit i, e.g. RUL_FD001.txt (default: units run to failure)")
 			acks := fs.String("acks", "all", "acknowledgements to wait for: all, leader or none")
 			quiet := fs.Bool("quiet", false, "no progress lines, only the summary")
+			security := kafkaSecurityFlags(fs)
 			return func(paths []string) error {
 				if len(brokers) == 0 {
 					return fmt.Errorf("%w: --brokers is required (e.g. --brokers 127.0.0.1:9092; 'muon broker' serves one)", errUsage)
@@ -86,8 +87,12 @@ func produceCmd() *command {
 				if err != nil {
 					return err
 				}
+				sec, err := security()
+				if err != nil {
+					return err
+				}
 				o := replay.Options{
-					Brokers: brokers, Topic: *topic, Rate: *rate, Acks: a,
+					Brokers: brokers, Security: sec, Topic: *topic, Rate: *rate, Acks: a,
 					Recording: recording.Options{Period: *period, Device: *device, TimeColumn: *timeCol,
 						DeviceColumn: *deviceCol, LabelColumn: *labelCol, Exclude: exclude, Format: *format, RUL: *rul},
 					DefaultStart: time.Now().UTC().Truncate(time.Millisecond),

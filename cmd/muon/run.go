@@ -239,6 +239,8 @@ func printSummary(w io.Writer, spec *configs.Spec, s *jobs.Summary) {
 	broker := strings.Join(s.Brokers, ",")
 	if s.Embedded {
 		broker += " (embedded)"
+	} else if s.Security != "" && s.Security != "PLAINTEXT" {
+		broker += " over " + printable.String(s.Security, 200)
 	}
 	fmt.Fprintf(w, "\njob %s: done on the %s runner in %.1fs\n", s.Job, s.Runner, s.Seconds)
 	fmt.Fprintf(w, "  kafka          %s, topics %s\n", broker, strings.Join(s.Topics, ","))

@@ -56,7 +56,7 @@ func benchE2E(muon, datasets, kafkaAddr string) {
 			specs = append(specs, kafkaio.TopicSpec{Name: t + s, Partitions: 4})
 		}
 	}
-	must(kafkaio.EnsureTopics(ctx, brokers, specs...))
+	must(kafkaio.EnsureTopics(ctx, kafkaio.Plain(brokers...), specs...))
 	tes := filepath.Join(datasets, "optdigits", "optdigits.tes")
 	paths := make([]string, e2eCopies)
 	for i := range paths {
@@ -119,7 +119,7 @@ func benchE2E(muon, datasets, kafkaAddr string) {
 	// standardized digits), RunInference with scikit-learn on the
 	// DirectRunner.
 	if py := os.Getenv("MUON_BEAM_PYTHON"); py != "" {
-		recs, err := kafkaio.Tail(ctx, brokers, e2eTopic, int(sum.Records))
+		recs, err := kafkaio.Tail(ctx, kafkaio.Plain(brokers...), e2eTopic, int(sum.Records))
 		must(err)
 		var buf []byte
 		for _, r := range recs {

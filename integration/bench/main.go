@@ -127,7 +127,7 @@ func benchBroker(name string, brokers []string, muon, csvPath string, n, partiti
 	suffix := strconv.FormatInt(time.Now().UnixNano()%1e9, 10)
 	topic := "bench-readings-" + suffix
 	out := "bench-write-" + suffix
-	must(kafkaio.EnsureTopics(ctx, brokers, kafkaio.TopicSpec{Name: topic, Partitions: partitions}, kafkaio.TopicSpec{Name: out, Partitions: partitions}))
+	must(kafkaio.EnsureTopics(ctx, kafkaio.Plain(brokers...), kafkaio.TopicSpec{Name: topic, Partitions: partitions}, kafkaio.TopicSpec{Name: out, Partitions: partitions}))
 
 	// muon produce, as a user runs it.
 	fmt.Fprintf(os.Stderr, "bench %s: muon produce %d readings\n", name, n)
@@ -221,7 +221,7 @@ func runProduce(muon string, brokers []string, topic, path string) (int64, float
 }
 
 func rawRead(brokers []string, topic string, parallel bool) (int64, time.Duration) {
-	ends, err := kafkaio.EndOffsets(context.Background(), brokers, topic)
+	ends, err := kafkaio.EndOffsets(context.Background(), kafkaio.Plain(brokers...), topic)
 	must(err)
 	var total atomic.Int64
 	var wg sync.WaitGroup
@@ -265,7 +265,7 @@ func rawRead(brokers []string, topic string, parallel bool) (int64, time.Duratio
 // message, and returns records/s: from partition 0, or, with a group, from
 // the group's partitions with kafka-go's default reader settings.
 func readerLoop(brokers []string, topic string, n int, group string) (float64, error) {
-	ends, err := kafkaio.EndOffsets(context.Background(), brokers, topic)
+	ends, err := kafkaio.EndOffsets(context.Background(), kafkaio.Plain(brokers...), topic)
 	must(err)
 	cfg := kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: 0, MaxBytes: kafkaio.DefaultFetchMaxBytes}
 	want := min(int64(n), ends[0])

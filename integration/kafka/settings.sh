@@ -85,8 +85,12 @@ kafka_launch() {
 		jvm_fail_start kafka "$run" "$run/kafka.pid" kafka_broker_pids "$1" "$run/logs/kafka.out" "$run/logs/server.log"
 	}
 	trap '$ready || fail_start "the start was interrupted"' INT TERM
-	# Ready: the broker answers a Metadata request listing itself.
-	broker_ready() { kafka_live_brokers "$port"; }
+	# Ready: the broker answers a Metadata request listing itself (on its
+	# plaintext listener: start.sh names it in ready.port when the client
+	# listener is SASL_SSL).
+	local ready_port=$port
+	[[ -f $run/ready.port ]] && ready_port=$(cat "$run/ready.port")
+	broker_ready() { kafka_live_brokers "$ready_port"; }
 	no_reason() { :; }
 	jvm_wait_ready "$timeout_s" "$run/kafka.pid" "the broker" broker_ready no_reason \
 		"the broker did not answer a Metadata request on 127.0.0.1:$port within ${timeout_s} s (MUON_KAFKA_START_TIMEOUT)"

@@ -7,6 +7,7 @@ import (
 	"net"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -67,24 +68,29 @@ func eachBroker(brokers []string, f func(addr string) error) error {
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", b, err))
 	}
-	return fmt.Errorf("kafkaio: no broker answered (is Kafka running at %v?): %w", brokers, errors.Join(errs...))
+	err := errors.Join(errs...)
+	if errors.Is(err, ErrSecurity) || errors.Is(err, kafka.SASLAuthenticationFailed) || strings.Contains(err.Error(), "tls:") {
+		return fmt.Errorf("kafkaio: no broker at %v let muon in: %w", brokers, err)
+	}
+	return fmt.Errorf("kafkaio: no broker answered (is Kafka running at %v?): %w", brokers, err)
 }
 
 // lookupPartitions returns topic's partitions. Its metadata request never
 // creates the topic, even on brokers that create topics on first use: a
 // read of a topic that does not exist fails with ErrUnknownTopic instead of
 // reading an empty topic it made.
-func lookupPartitions(ctx context.Context, d *kafka.Dialer, brokers []string, topic string) ([]kafka.Partition, error) {
+func lookupPartitions(ctx context.Context, l *link, topic string) ([]kafka.Partition, error) {
 	var parts []kafka.Partition
+	brokers := l.brokers
 	err := eachBroker(brokers, func(addr string) error {
 		ctx, cancel := callContext(ctx)
 		defer cancel()
-		tr := &kafka.Transport{Dial: d.DialFunc, DialTimeout: d.Timeout}
+		tr := l.transport()
 		defer tr.CloseIdleConnections()
 		c := &kafka.Client{Addr: kafka.TCP(addr), Transport: tr}
 		m, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 		if err != nil {
-			return callError(fmt.Sprintf("reading the partitions of %q", topic), err)
+			return callError(fmt.Sprintf("reading the partitions of %q", topic), l.sec.securityHint(err))
 		}
 		for _, t := range m.Topics {
 			if t.Name != topic {
@@ -112,8 +118,12 @@ func lookupPartitions(ctx context.Context, d *kafka.Dialer, brokers []string, to
 // Partitions returns topic's partition numbers, in order, from one
 // metadata request that never creates the topic: ErrUnknownTopic when it
 // does not exist.
-func Partitions(ctx context.Context, brokers []string, topic string) ([]int, error) {
-	parts, err := lookupPartitions(ctx, &kafka.Dialer{Timeout: DefaultDialTimeout}, brokers, topic)
+func Partitions(ctx context.Context, c Cluster, topic string) ([]int, error) {
+	l, err := c.link(DefaultDialTimeout)
+	if err != nil {
+		return nil, err
+	}
+	parts, err := lookupPartitions(ctx, l, topic)
 	if err != nil {
 		return nil, err
 	}
@@ -124,14 +134,14 @@ func Partitions(ctx context.Context, brokers []string, topic string) ([]int, err
 	return ids, nil
 }
 
-func dialLeader(ctx context.Context, d *kafka.Dialer, brokers []string, topic string, partition int) (*kafka.Conn, error) {
+func dialLeader(ctx context.Context, l *link, topic string, partition int) (*kafka.Conn, error) {
 	var conn *kafka.Conn
-	err := eachBroker(brokers, func(addr string) error {
+	err := eachBroker(l.brokers, func(addr string) error {
 		ctx, cancel := callContext(ctx)
 		defer cancel()
-		c, err := d.DialLeader(ctx, "tcp", addr, topic, partition)
+		c, err := l.d.DialLeader(ctx, "tcp", addr, topic, partition)
 		if err != nil {
-			return callError(fmt.Sprintf("connecting to the leader of %s/%d", topic, partition), err)
+			return callError(fmt.Sprintf("connecting to the leader of %s/%d", topic, partition), l.sec.securityHint(err))
 		}
 		conn = c
 		return nil
@@ -141,8 +151,8 @@ func dialLeader(ctx context.Context, d *kafka.Dialer, brokers []string, topic st
 
 // partitionOffsets returns the earliest retained offset and the high
 // watermark of a partition.
-func partitionOffsets(ctx context.Context, d *kafka.Dialer, brokers []string, topic string, partition int) (first, last int64, err error) {
-	conn, err := dialLeader(ctx, d, brokers, topic, partition)
+func partitionOffsets(ctx context.Context, l *link, topic string, partition int) (first, last int64, err error) {
+	conn, err := dialLeader(ctx, l, topic, partition)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -157,8 +167,8 @@ func partitionOffsets(ctx context.Context, d *kafka.Dialer, brokers []string, to
 	return first, last, nil
 }
 
-func offsetForTime(ctx context.Context, d *kafka.Dialer, brokers []string, topic string, partition int, t time.Time) (int64, error) {
-	conn, err := dialLeader(ctx, d, brokers, topic, partition)
+func offsetForTime(ctx context.Context, l *link, topic string, partition int, t time.Time) (int64, error) {
+	conn, err := dialLeader(ctx, l, topic, partition)
 	if err != nil {
 		return 0, err
 	}
@@ -178,21 +188,52 @@ func offsetForTime(ctx context.Context, d *kafka.Dialer, brokers []string, topic
 }
 
 // EndOffsets returns the high watermark of every partition of topic.
-func EndOffsets(ctx context.Context, brokers []string, topic string) (map[int]int64, error) {
-	d := &kafka.Dialer{Timeout: DefaultDialTimeout}
-	parts, err := lookupPartitions(ctx, d, brokers, topic)
+func EndOffsets(ctx context.Context, c Cluster, topic string) (map[int]int64, error) {
+	l, err := c.link(DefaultDialTimeout)
+	if err != nil {
+		return nil, err
+	}
+	parts, err := lookupPartitions(ctx, l, topic)
 	if err != nil {
 		return nil, err
 	}
 	out := make(map[int]int64, len(parts))
 	for _, p := range parts {
-		_, last, err := partitionOffsets(ctx, d, brokers, topic, p.ID)
+		_, last, err := partitionOffsets(ctx, l, topic, p.ID)
 		if err != nil {
 			return nil, err
 		}
 		out[p.ID] = last
 	}
 	return out, nil
+}
+
+// Probe connects to the first broker of c that answers, with c's TLS and
+// SASL, and asks for its API versions: a wrong certificate, password or
+// listener fails here, at once and with its cause, instead of in the
+// reconnect loops of reads and writes.
+func Probe(ctx context.Context, c Cluster) error {
+	if len(c.Brokers) == 0 {
+		return ErrNoBrokers
+	}
+	l, err := c.link(DefaultDialTimeout)
+	if err != nil {
+		return err
+	}
+	return eachBroker(c.Brokers, func(addr string) error {
+		cctx, cancel := callContext(ctx)
+		defer cancel()
+		conn, err := l.d.DialContext(cctx, "tcp", addr)
+		if err != nil {
+			return callError("connecting", l.sec.securityHint(err))
+		}
+		defer conn.Close()
+		bound(cctx, conn)
+		if _, err := conn.ApiVersions(); err != nil {
+			return callError("asking for the API versions", l.sec.securityHint(err))
+		}
+		return nil
+	})
 }
 
 // TopicSpec describes a topic to create.
@@ -205,28 +246,32 @@ type TopicSpec struct {
 
 // EnsureTopics creates the topics that do not exist yet; existing topics
 // are left as they are.
-func EnsureTopics(ctx context.Context, brokers []string, topics ...TopicSpec) error {
-	if len(brokers) == 0 {
+func EnsureTopics(ctx context.Context, c Cluster, topics ...TopicSpec) error {
+	if len(c.Brokers) == 0 {
 		return ErrNoBrokers
 	}
-	d := &kafka.Dialer{Timeout: DefaultDialTimeout}
-	return eachBroker(brokers, func(addr string) error {
+	l, err := c.link(DefaultDialTimeout)
+	if err != nil {
+		return err
+	}
+	d := l.d
+	return eachBroker(c.Brokers, func(addr string) error {
 		cctx, cancel := callContext(ctx)
 		defer cancel()
 		conn, err := d.DialContext(cctx, "tcp", addr)
 		if err != nil {
-			return callError("connecting", err)
+			return callError("connecting", l.sec.securityHint(err))
 		}
 		defer conn.Close()
 		bound(cctx, conn)
 		ctrl, err := conn.Controller()
 		if err != nil {
-			return callError("finding the controller", err)
+			return callError("finding the controller", l.sec.securityHint(err))
 		}
 		caddr := net.JoinHostPort(ctrl.Host, strconv.Itoa(ctrl.Port))
 		cc, err := d.DialContext(cctx, "tcp", caddr)
 		if err != nil {
-			return callError("connecting to the controller "+caddr, err)
+			return callError("connecting to the controller "+caddr, l.sec.securityHint(err))
 		}
 		defer cc.Close()
 		bound(cctx, cc)
@@ -267,15 +312,18 @@ func EnsureTopics(ctx context.Context, brokers []string, topics ...TopicSpec) er
 // Tail returns up to max of the newest records of each partition of topic,
 // read with a plain fetch loop: for summaries and inspection, not for
 // pipelines.
-func Tail(ctx context.Context, brokers []string, topic string, max int) ([]Record, error) {
-	d := &kafka.Dialer{Timeout: DefaultDialTimeout}
-	parts, err := lookupPartitions(ctx, d, brokers, topic)
+func Tail(ctx context.Context, c Cluster, topic string, max int) ([]Record, error) {
+	l, err := c.link(DefaultDialTimeout)
+	if err != nil {
+		return nil, err
+	}
+	parts, err := lookupPartitions(ctx, l, topic)
 	if err != nil {
 		return nil, err
 	}
 	var out []Record
 	for _, p := range parts {
-		conn, err := dialLeader(ctx, d, brokers, topic, p.ID)
+		conn, err := dialLeader(ctx, l, topic, p.ID)
 		if err != nil {
 			return nil, err
 		}

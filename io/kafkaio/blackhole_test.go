@@ -23,10 +23,10 @@ func TestBrokerThatNeverAnswers(t *testing.T) {
 		call       func(context.Context) error
 	}{
 		{"EnsureTopics", "finding the controller", func(ctx context.Context) error {
-			return kafkaio.EnsureTopics(ctx, brokers, kafkaio.TopicSpec{Name: "t"})
+			return kafkaio.EnsureTopics(ctx, kafkaio.Plain(brokers...), kafkaio.TopicSpec{Name: "t"})
 		}},
 		{"EndOffsets", `reading the partitions of "t"`, func(ctx context.Context) error {
-			_, err := kafkaio.EndOffsets(ctx, brokers, "t")
+			_, err := kafkaio.EndOffsets(ctx, kafkaio.Plain(brokers...), "t")
 			return err
 		}},
 		{"ResolveRanges", `reading the partitions of "t"`, func(ctx context.Context) error {

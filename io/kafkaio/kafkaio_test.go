@@ -44,7 +44,7 @@ func startBroker(t *testing.T, topic string) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
-	if err := kafkaio.EnsureTopics(context.Background(), []string{b.Addr()}, kafkaio.TopicSpec{Name: topic, Partitions: 4}); err != nil {
+	if err := kafkaio.EnsureTopics(context.Background(), kafkaio.Plain(b.Addr()), kafkaio.TopicSpec{Name: topic, Partitions: 4}); err != nil {
 		t.Fatal(err)
 	}
 	return b.Addr()
@@ -174,7 +174,7 @@ func TestResolveRangesRefusesWhatDoesNotExist(t *testing.T) {
 			}
 		})
 	}
-	if _, err := kafkaio.EndOffsets(ctx, []string{addr}, "absent"); !errors.Is(err, kafkaio.ErrUnknownTopic) {
+	if _, err := kafkaio.EndOffsets(ctx, kafkaio.Plain(addr), "absent"); !errors.Is(err, kafkaio.ErrUnknownTopic) {
 		t.Errorf("reading created the topic: %v", err)
 	}
 }

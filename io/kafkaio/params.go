@@ -79,6 +79,8 @@ const (
 type Params struct {
 	// Brokers are bootstrap addresses, host:port. Required.
 	Brokers []string
+	// Security is how the read connects: TLS, SASL. Default plaintext.
+	Security Security
 	// Topics to read. Required.
 	Topics []string
 	// Partitions restricts the read to these partition numbers. Default: all.
@@ -144,6 +146,9 @@ var (
 	ErrBadParams = errors.New("kafkaio: bad parameter")
 )
 
+// cluster is where p reads from.
+func (p *Params) cluster() Cluster { return Cluster{Brokers: p.Brokers, Security: p.Security} }
+
 func (p *Params) withDefaults() Params {
 	q := *p
 	if q.CheckpointRecords == 0 {
@@ -182,6 +187,9 @@ func (p *Params) withDefaults() Params {
 func (p *Params) validate() error {
 	if len(p.Brokers) == 0 {
 		return ErrNoBrokers
+	}
+	if err := p.Security.Check(); err != nil {
+		return err
 	}
 	if len(p.Topics) == 0 {
 		return ErrNoTopics

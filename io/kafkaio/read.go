@@ -163,10 +163,13 @@ func ResolveRanges(ctx context.Context, p Params) ([]PartitionRange, error) {
 	if err := p.validate(); err != nil {
 		return nil, err
 	}
-	d := &kafka.Dialer{Timeout: p.DialTimeout}
+	l, err := p.cluster().link(p.DialTimeout)
+	if err != nil {
+		return nil, err
+	}
 	var out []PartitionRange
 	for _, topic := range p.Topics {
-		parts, err := lookupPartitions(ctx, d, p.Brokers, topic)
+		parts, err := lookupPartitions(ctx, l, topic)
 		if err != nil {
 			return nil, err
 		}
@@ -177,7 +180,7 @@ func ResolveRanges(ctx context.Context, p Params) ([]PartitionRange, error) {
 			if len(p.Partitions) > 0 && !containsInt(p.Partitions, part.ID) {
 				continue
 			}
-			first, last, err := partitionOffsets(ctx, d, p.Brokers, topic, part.ID)
+			first, last, err := partitionOffsets(ctx, l, topic, part.ID)
 			if err != nil {
 				return nil, err
 			}
@@ -190,7 +193,7 @@ func ResolveRanges(ctx context.Context, p Params) ([]PartitionRange, error) {
 					start = max(first, min(off, last))
 				}
 			case StartTime:
-				if start, err = offsetForTime(ctx, d, p.Brokers, topic, part.ID, p.Start.Time); err != nil {
+				if start, err = offsetForTime(ctx, l, topic, part.ID, p.Start.Time); err != nil {
 					return nil, err
 				}
 				start = max(first, min(start, last))
@@ -360,8 +363,11 @@ func (fn *readBase) connFor(ctx context.Context, p partitionRange, offset int64)
 	key := fmt.Sprintf("%s/%d", p.Topic, p.Partition)
 	pc := fn.conns[key]
 	if pc == nil {
-		d := &kafka.Dialer{Timeout: fn.Params.DialTimeout}
-		conn, err := dialLeader(ctx, d, fn.Params.Brokers, p.Topic, p.Partition)
+		l, err := fn.Params.cluster().link(fn.Params.DialTimeout)
+		if err != nil {
+			return nil, err
+		}
+		conn, err := dialLeader(ctx, l, p.Topic, p.Partition)
 		if err != nil {
 			return nil, err
 		}
@@ -609,7 +615,11 @@ func (fn *readBase) fetchChunks(ctx context.Context, p partitionRange, rest offs
 			return false
 		}
 	}
-	d := &kafka.Dialer{Timeout: fn.Params.DialTimeout}
+	l, err := fn.Params.cluster().link(fn.Params.DialTimeout)
+	if err != nil {
+		send(fetched{err: err})
+		return
+	}
 	var conn *kafka.Conn
 	defer func() {
 		if conn != nil {
@@ -645,7 +655,7 @@ func (fn *readBase) fetchChunks(ctx context.Context, p partitionRange, rest offs
 		positioned := false
 		for next < to {
 			if conn == nil {
-				c, err := dialLeader(ctx, d, fn.Params.Brokers, p.Topic, p.Partition)
+				c, err := dialLeader(ctx, l, p.Topic, p.Partition)
 				if err != nil {
 					if !failed(err) {
 						return

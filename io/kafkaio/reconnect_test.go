@@ -59,7 +59,7 @@ func newRestartable(t *testing.T, topic string) *restartable {
 	r := &restartable{t: t, addr: addr, dir: t.TempDir()}
 	r.start()
 	t.Cleanup(r.stop)
-	if err := kafkaio.EnsureTopics(context.Background(), []string{addr}, kafkaio.TopicSpec{Name: topic, Partitions: 2}); err != nil {
+	if err := kafkaio.EnsureTopics(context.Background(), kafkaio.Plain(addr), kafkaio.TopicSpec{Name: topic, Partitions: 2}); err != nil {
 		t.Fatal(err)
 	}
 	return r
@@ -161,7 +161,7 @@ func TestWriteRetryingThroughRestart(t *testing.T) {
 	if err := kafkaio.WriteRetrying(context.Background(), w, msgs, 30*time.Second, func(int, error) { retries++ }); err != nil {
 		t.Fatal(err)
 	}
-	ends, err := kafkaio.EndOffsets(context.Background(), brokers, topic)
+	ends, err := kafkaio.EndOffsets(context.Background(), kafkaio.Plain(brokers...), topic)
 	if err != nil {
 		t.Fatal(err)
 	}

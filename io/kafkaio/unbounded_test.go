@@ -31,7 +31,7 @@ func TestUnboundedWatermarkAndCheckpoints(t *testing.T) {
 	}
 	defer b.Close()
 	brokers := []string{b.Addr()}
-	if err := EnsureTopics(context.Background(), brokers, TopicSpec{Name: "wm", Partitions: 1}); err != nil {
+	if err := EnsureTopics(context.Background(), Plain(brokers...), TopicSpec{Name: "wm", Partitions: 1}); err != nil {
 		t.Fatal(err)
 	}
 	w, err := NewWriter(WriteParams{Brokers: brokers, Topic: "wm"})
@@ -119,7 +119,7 @@ func TestUnboundedBatchesAreNotOverwritten(t *testing.T) {
 	}
 	defer b.Close()
 	brokers := []string{b.Addr()}
-	if err := EnsureTopics(context.Background(), brokers, TopicSpec{Name: "alias", Partitions: 1}); err != nil {
+	if err := EnsureTopics(context.Background(), Plain(brokers...), TopicSpec{Name: "alias", Partitions: 1}); err != nil {
 		t.Fatal(err)
 	}
 	w, err := NewWriter(WriteParams{Brokers: brokers, Topic: "alias"})

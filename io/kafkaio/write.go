@@ -48,6 +48,8 @@ const (
 type WriteParams struct {
 	// Brokers are bootstrap addresses, host:port. Required.
 	Brokers []string
+	// Security is how the writes connect: TLS, SASL. Default plaintext.
+	Security Security
 	// Topic, when set, is where every record goes; otherwise each record's
 	// own Topic field names it (as dead letters do).
 	Topic string
@@ -98,6 +100,9 @@ func (p *WriteParams) validate() error {
 	if len(p.Brokers) == 0 {
 		return ErrNoBrokers
 	}
+	if err := p.Security.Check(); err != nil {
+		return err
+	}
 	if p.Acks < AcksAll || p.Acks > AcksNone {
 		return fmt.Errorf("%w: acks %d", ErrBadParams, p.Acks)
 	}
@@ -126,8 +131,13 @@ func NewWriter(p WriteParams) (*kafka.Writer, error) {
 	if err := q.validate(); err != nil {
 		return nil, err
 	}
+	tr, err := q.Security.writerTransport()
+	if err != nil {
+		return nil, err
+	}
 	w := &kafka.Writer{
 		Addr:                   kafka.TCP(q.Brokers...),
+		Transport:              tr,
 		Topic:                  q.Topic,
 		Balancer:               &kafka.Hash{},
 		MaxAttempts:            q.Attempts,

@@ -24,6 +24,8 @@ var DefaultStart = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 type Options struct {
 	// Brokers are bootstrap addresses. Required.
 	Brokers []string
+	// Security is how the replay connects: TLS, SASL. Default plaintext.
+	Security kafkaio.Security
 	// Topic to produce to. Required.
 	Topic string
 	// Rate is records per second over the whole replay; 0 is as fast as
@@ -95,7 +97,12 @@ func Replay(ctx context.Context, paths []string, o Options) (Summary, error) {
 	if o.ProgressEvery <= 0 {
 		o.ProgressEvery = 2 * time.Second
 	}
-	w, err := kafkaio.NewWriter(kafkaio.WriteParams{Brokers: o.Brokers, Topic: o.Topic, Acks: o.Acks})
+	// A wrong certificate, password or port fails here with its cause, not
+	// after the writes' reconnecting.
+	if err := kafkaio.Probe(ctx, kafkaio.Cluster{Brokers: o.Brokers, Security: o.Security}); err != nil {
+		return Summary{}, err
+	}
+	w, err := kafkaio.NewWriter(kafkaio.WriteParams{Brokers: o.Brokers, Security: o.Security, Topic: o.Topic, Acks: o.Acks})
 	if err != nil {
 		return Summary{}, err
 	}

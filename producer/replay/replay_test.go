@@ -65,7 +65,7 @@ func TestReplay(t *testing.T) {
 			if sum.Records != tt.records || sum.Files != len(tt.paths) || sum.Bytes == 0 {
 				t.Errorf("summary %+v, want %d records from %d files", sum, tt.records, len(tt.paths))
 			}
-			ends, err := kafkaio.EndOffsets(context.Background(), brokers, tt.o.Topic)
+			ends, err := kafkaio.EndOffsets(context.Background(), kafkaio.Plain(brokers...), tt.o.Topic)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -29,7 +29,7 @@ func TestWindowsOnBasicMotionsThroughKafka(t *testing.T) {
 	defer b.Close()
 	brokers := []string{b.Addr()}
 	path := filepath.Join("..", "..", "..", "shared", "datasets", "basicmotions", "BasicMotions_TRAIN.ts")
-	if err := kafkaio.EnsureTopics(context.Background(), brokers, kafkaio.TopicSpec{Name: "sensors", Partitions: 4}); err != nil {
+	if err := kafkaio.EnsureTopics(context.Background(), kafkaio.Plain(brokers...), kafkaio.TopicSpec{Name: "sensors", Partitions: 4}); err != nil {
 		t.Fatal(err)
 	}
 	sum, err := replay.Replay(context.Background(), []string{path}, replay.Options{Brokers: brokers, Topic: "sensors",

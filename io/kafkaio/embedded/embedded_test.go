@@ -25,7 +25,7 @@ func TestKillNineKeepsAcknowledgedRecords(t *testing.T) {
 	dir := t.TempDir()
 	cmd, addr := kafkatest.BrokerProcess(t, dir)
 	ctx := context.Background()
-	if err := kafkaio.EnsureTopics(ctx, []string{addr}, kafkaio.TopicSpec{Name: "explicit", Partitions: 2}); err != nil {
+	if err := kafkaio.EnsureTopics(ctx, kafkaio.Plain(addr), kafkaio.TopicSpec{Name: "explicit", Partitions: 2}); err != nil {
 		t.Fatal(err)
 	}
 	const n = 3000
@@ -54,7 +54,7 @@ func TestKillNineKeepsAcknowledgedRecords(t *testing.T) {
 	}
 	defer b.Close()
 	for _, topic := range []string{"explicit", "auto-created"} {
-		ends, err := kafkaio.EndOffsets(ctx, []string{b.Addr()}, topic)
+		ends, err := kafkaio.EndOffsets(ctx, kafkaio.Plain(b.Addr()), topic)
 		if err != nil {
 			t.Errorf("%s after kill -9: %v", topic, err)
 			continue
