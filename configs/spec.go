@@ -144,6 +144,14 @@ type Source struct {
 	// For, on an unbounded read, stops the source after this long and
 	// drains the pipeline. Default: until stopped (SIGINT/SIGTERM).
 	For Duration `yaml:"for"`
+	// Resume, on an unbounded read on the edge runner, keeps the read's
+	// position durable: it is committed to Kafka as consumer group
+	// muon.<name>'s offsets once every output made from the records before
+	// it has been written, and a restarted job (after a crash, a SIGKILL,
+	// a reboot) starts each partition there, where the group has one;
+	// Start applies to the others. Default true; false starts at Start
+	// every time and commits nothing.
+	Resume *bool `yaml:"resume"`
 	// CheckpointRecords and CheckpointInterval: an unbounded read
 	// checkpoints itself after this many records or this long. Defaults
 	// kafkaio.DefaultCheckpointRecords and kafkaio.DefaultCheckpointInterval.
@@ -167,6 +175,9 @@ type Source struct {
 
 // IsBounded reports whether the source is bounded (the default).
 func (s *Source) IsBounded() bool { return s.Bounded == nil || *s.Bounded }
+
+// Resumes reports whether an unbounded read keeps a durable position.
+func (s *Source) Resumes() bool { return !s.IsBounded() && (s.Resume == nil || *s.Resume) }
 
 // Decode limits what the decode stage accepts.
 type Decode struct {

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -23,7 +24,10 @@ import (
 	"github.com/muonml/muon/io/modelstore"
 	"github.com/muonml/muon/jobs"
 	"github.com/muonml/muon/models/snapshot"
+	"github.com/muonml/muon/producer/recording"
+	"github.com/muonml/muon/producer/replay"
 	"github.com/muonml/muon/runners"
+	"github.com/muonml/muon/transforms/infer"
 	"github.com/segmentio/kafka-go"
 )
 
@@ -300,4 +304,113 @@ output: {dir: %s}
 		t.Errorf("job error %v, %d versions published", err, len(vs))
 	}
 	chaosLine(t, "full-disk-no-new-model", err != nil && len(vs) == 0, 0, 0, time.Since(start))
+}
+
+// Scenario: an unbounded edge infer job is killed with SIGKILL while it
+// scores a stream (item 10). Run again, it resumes where its group's
+// committed position says, which is only ever where its outputs had been
+// written: every record is scored, none is lost; what it scores twice
+// (read after its last commit) is counted.
+func TestChaosEdgeJobKillNine(t *testing.T) {
+	bin := muonBinary(t)
+	for _, b := range faultyBrokers(t) {
+		t.Run(b.name, func(t *testing.T) {
+			dir := t.TempDir()
+			d := trainDigits(t, b.broker, dir)
+			live, preds := topicName(t, b.broker, "live"), topicName(t, b.broker, "preds")
+			ensure(t, b.broker, live, live+".dlq", preds, preds+".dlq")
+			name := fmt.Sprintf("chaos-kill-%d", time.Now().UnixNano())
+			args := []string{"run", "--config", filepath.Join("..", "configs", "infer-digits.yaml"),
+				"--set", "name=" + name, "--set", "kafka.brokers=[" + b.addrs[0] + "]", "--set", "replay=[]",
+				"--set", "source.topics=[" + live + "]", "--set", "source.bounded=false", "--set", "output.dir=" + filepath.Join(dir, "out"),
+				"--set", fmt.Sprintf("inference=[{name: digits, store: %s, trust: [%s], topic: %s}]", d.store, d.pub, preds)}
+			start := func() (*exec.Cmd, *strings.Builder) {
+				var out strings.Builder
+				cmd := exec.Command(bin, args...)
+				cmd.Stdout, cmd.Stderr = &out, &out
+				if err := cmd.Start(); err != nil {
+					t.Fatal(err)
+				}
+				return cmd, &out
+			}
+			scored := func() (ids map[string]int, total int) {
+				recs, err := kafkaio.Tail(context.Background(), kafkaio.Plain(b.addrs...), preds, 1<<20)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ids = map[string]int{}
+				for _, r := range recs {
+					pr, err := infer.ParsePrediction(r.Value)
+					if err != nil {
+						t.Fatal(err)
+					}
+					ids[pr.ID]++
+				}
+				return ids, len(recs)
+			}
+			waitFor := func(what string, cond func() bool) {
+				deadline := time.Now().Add(90 * time.Second)
+				for !cond() {
+					if time.Now().After(deadline) {
+						t.Fatalf("no %s within 90 s", what)
+					}
+					time.Sleep(100 * time.Millisecond)
+				}
+			}
+
+			first, out1 := start()
+			produced := make(chan error, 1)
+			go func() {
+				ro := recording.Options{Start: day.AddDate(0, 0, 2), Period: time.Millisecond, Format: "csv", Device: "optdigits"}
+				path := filepath.Join("..", "..", "shared", "datasets", "optdigits", "optdigits.tes")
+				_, err := replay.Replay(context.Background(), []string{path}, replay.Options{Brokers: b.addrs, Topic: live, Recording: ro, Rate: 300})
+				produced <- err
+			}()
+			group := jobs.PositionGroup(&configs.Spec{Name: name})
+			committed := func() int64 {
+				offs, err := kafkaio.CommittedOffsets(context.Background(), kafkaio.Plain(b.addrs...), group, live)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var pos int64
+				for _, o := range offs {
+					pos += o
+				}
+				return pos
+			}
+			// Kill it mid-stream, once it has committed a position (about two
+			// checkpoint intervals after the records before it were read).
+			waitFor("committed position from the first run", func() bool { return committed() >= 300 })
+			if err := first.Process.Kill(); err != nil {
+				t.Fatal(err)
+			}
+			_ = first.Wait()
+			ids, n := scored()
+			t.Logf("killed after %d predictions (%d records), %d offsets committed", n, len(ids), committed())
+			if len(ids) >= 1797 {
+				t.Errorf("the first run scored everything before the kill: the scenario tested nothing\n%s", out1)
+			}
+			if err := <-produced; err != nil {
+				t.Fatal(err)
+			}
+
+			began := time.Now()
+			second, out2 := start()
+			waitFor("every record scored after the restart", func() bool { ids, _ := scored(); return len(ids) >= 1797 })
+			recovery := time.Since(began)
+			_ = second.Process.Signal(syscall.SIGTERM)
+			err := second.Wait()
+			ids, n = scored()
+			lost := 1797 - len(ids)
+			dups := n - len(ids)
+			chaosLine(t, "edge-job-sigkill/"+b.name, err == nil, lost, dups, recovery)
+			if err != nil {
+				t.Fatalf("the resumed job: %v\n%s", err, out2)
+			}
+			if !strings.Contains(out2.String(), "position       committed") {
+				t.Errorf("the resumed job's summary has no position line:\n%s", out2)
+			}
+			t.Logf("resumed job:\n%s", out2)
+		})
+	}
 }

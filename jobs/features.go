@@ -53,7 +53,7 @@ func (features) Build(s beam.Scope, spec *configs.Spec, o Options) error {
 		Unbounded: rp.Unbounded,
 		MaxWait:   spec.Batch.MaxWait.D(),
 	}, rows)
-	parquetio.WriteFeatures(s, parquetio.WriteParams{Root: FeaturesArchive(spec), Dim: dim, Names: FeatureNames(spec)}, batches)
+	o.ack(parquetio.WriteFeatures(s, parquetio.WriteParams{Root: FeaturesArchive(spec), Dim: dim, Names: FeatureNames(spec)}, batches))
 	if !rp.Unbounded {
 		analyze.WriteSpec(s, PreprocessFile(spec), FeatureNames(spec), analyze.Features(s, dim, rows))
 	}
@@ -82,17 +82,17 @@ func featureRows(s beam.Scope, spec *configs.Spec, o Options, topics []string) (
 		var readings beam.PCollection
 		readings, dead = decode.Sensors(s, DecodeParams(spec), records)
 		if spec.Archive.Readings {
-			parquetio.WriteReadings(s, parquetio.WriteParams{Root: ReadingsArchive(spec)}, readings)
+			o.ack(parquetio.WriteReadings(s, parquetio.WriteParams{Root: ReadingsArchive(spec)}, readings))
 		}
-		rows = sensorRows(s, spec, rp.Unbounded, readings, wp)
+		rows = sensorRows(s, spec, o, rp.Unbounded, readings, wp)
 	}
-	kafkaio.Write(s.Scope("DeadLetters"), wp, dead)
+	o.ack(kafkaio.Write(s.Scope("DeadLetters"), wp, dead))
 	return featurize.Relabel(s, spec.Features.Relabel, rows), ranges
 }
 
 // sensorRows makes the feature rows of decoded readings as the spec's
 // features kind says; late readings of windows go to the dead letter.
-func sensorRows(s beam.Scope, spec *configs.Spec, unbounded bool, readings beam.PCollection, wp kafkaio.WriteParams) beam.PCollection {
+func sensorRows(s beam.Scope, spec *configs.Spec, o Options, unbounded bool, readings beam.PCollection, wp kafkaio.WriteParams) beam.PCollection {
 	f := spec.Features
 	switch f.Kind {
 	case "cases":
@@ -111,7 +111,7 @@ func sensorRows(s beam.Scope, spec *configs.Spec, unbounded bool, readings beam.
 		Unbounded:        unbounded,
 		DeadLetterSuffix: spec.Decode.DeadLetterSuffix,
 	}, readings)
-	kafkaio.Write(s.Scope("LateLetters"), wp, late)
+	o.ack(kafkaio.Write(s.Scope("LateLetters"), wp, late))
 	return rows
 }
 

@@ -99,11 +99,11 @@ func inferBranches(s beam.Scope, spec *configs.Spec, o Options, rows beam.PColle
 	wp := kafkaio.WriteParams{Brokers: o.Brokers, Security: spec.Kafka.Security(), ReconnectFor: spec.Kafka.ReconnectFor.D()}
 	for _, p := range InferParams(spec) {
 		preds, dead := infer.Batches(s, p, batches)
-		kafkaio.Write(s.Scope(p.Name), wp, preds)
-		kafkaio.Write(s.Scope(p.Name+".DeadLetters"), wp, dead)
+		o.ack(kafkaio.Write(s.Scope(p.Name), wp, preds))
+		o.ack(kafkaio.Write(s.Scope(p.Name+".DeadLetters"), wp, dead))
 	}
 	if spec.Archive.Features {
-		parquetio.WriteFeatures(s, parquetio.WriteParams{Root: FeaturesArchive(spec), Dim: dim, Names: FeatureNames(spec)}, batches)
+		o.ack(parquetio.WriteFeatures(s, parquetio.WriteParams{Root: FeaturesArchive(spec), Dim: dim, Names: FeatureNames(spec)}, batches))
 	}
 	batch.StageOutput(s, batches)
 }

@@ -51,9 +51,9 @@ func (ingest) Build(s beam.Scope, spec *configs.Spec, o Options) error {
 		decoded, dead = decode.Sensors(s, DecodeParams(spec), batches)
 	}
 	wp := kafkaio.WriteParams{Brokers: o.Brokers, Security: spec.Kafka.Security(), ReconnectFor: spec.Kafka.ReconnectFor.D()}
-	kafkaio.Write(s.Scope("DeadLetters"), wp, dead)
+	o.ack(kafkaio.Write(s.Scope("DeadLetters"), wp, dead))
 	if rp.Unbounded {
-		kafkaio.Write(s.Scope("Counts"), wp, count.PerMinute(s, CountsTopic(spec), images, decoded))
+		o.ack(kafkaio.Write(s.Scope("Counts"), wp, count.PerMinute(s, CountsTopic(spec), images, decoded)))
 		return nil
 	}
 	count.ToFile(s, CountsFile(spec), images, decoded)

@@ -75,6 +75,40 @@ type Options struct {
 	Until time.Time
 	// Version is muon's version, for the lineage of snapshots.
 	Version string
+	// Group, for an unbounded read, is the consumer group that holds its
+	// durable position (kafkaio.Params.Group). Run sets it on the edge
+	// runner, with acks, to which the job's sinks add their
+	// acknowledgements: Run then commits the positions after them.
+	Group string
+	acks  *[]beam.PCollection
+}
+
+// ack adds a sink's acknowledgements (see kafkaio.CommitPositions).
+func (o Options) ack(c beam.PCollection) {
+	if o.acks != nil {
+		*o.acks = append(*o.acks, c)
+	}
+}
+
+// PositionGroup is the consumer group that holds the durable position of
+// spec's unbounded read on the edge runner.
+func PositionGroup(spec *configs.Spec) string { return "muon." + spec.Name }
+
+// positionSlack is the longest event-time window spec's pipeline holds
+// records in before it writes what they make: a position is committed
+// only once the outputs' watermark is this far past its records.
+func positionSlack(spec *configs.Spec) time.Duration {
+	var slack time.Duration
+	if w := spec.Features.Window; w.Size > 0 {
+		slack = w.Size.D() + w.AllowedLateness.D()
+	}
+	if spec.Job == "ingest" {
+		slack = max(slack, time.Minute) // count.PerMinute
+	}
+	if spec.Job == "train" {
+		slack = max(slack, spec.Training.Stream.Window.D()+spec.Features.Window.AllowedLateness.D())
+	}
+	return slack
 }
 
 // sourceParams is SourceParams with the stop conditions of an unbounded read.
@@ -83,6 +117,7 @@ func (o Options) sourceParams(spec *configs.Spec) kafkaio.Params {
 	if rp.Unbounded {
 		rp.StopFile = o.StopFile
 		rp.Until = o.Until
+		rp.Group = o.Group
 	}
 	return rp
 }

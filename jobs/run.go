@@ -178,10 +178,18 @@ func Run(ctx context.Context, spec *configs.Spec, o RunOptions) (*Summary, error
 		}()
 	}
 
+	var acks []beam.PCollection
+	if spec.Source.Resumes() && o.Runner.Kind == runners.Edge {
+		opts.Group, opts.acks = PositionGroup(spec), &acks
+	}
 	sum.Started = time.Now()
 	p, s := beam.NewPipelineWithRoot()
 	if err := job.Build(s, spec, opts); err != nil {
 		return nil, err
+	}
+	if len(acks) > 0 {
+		kafkaio.CommitPositions(s, kafkaio.PositionParams{Brokers: brokers, Security: spec.Kafka.Security(), Group: opts.Group, Slack: positionSlack(spec)}, acks...)
+		sum.PositionGroup = opts.Group
 	}
 	mode := "bounded"
 	if !spec.Source.IsBounded() {
@@ -215,6 +223,8 @@ func Run(ctx context.Context, spec *configs.Spec, o RunOptions) (*Summary, error
 	}
 	sum.DLQReasons = deadLetterReasons(res)
 	sum.GaveUp = res.Names(kafkaio.ReadNamespace, kafkaio.MetricGaveUp+"/")
+	sum.Rereads = res.Counter(kafkaio.PositionNamespace, kafkaio.MetricRereads)
+	sum.PositionCommits = res.Counter(kafkaio.PositionNamespace, kafkaio.MetricCommits)
 	b, err := json.MarshalIndent(sum, "", "  ")
 	if err != nil {
 		return nil, err

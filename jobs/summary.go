@@ -32,6 +32,13 @@ type Summary struct {
 	DeadLetters int64           `json:"dead_letters"`
 	DLQTopics   []string        `json:"dead_letter_topics"`
 	DLQReasons  []Reason        `json:"dead_letter_reasons,omitempty"`
+	// PositionGroup is the consumer group that holds the durable position
+	// of an unbounded read; Rereads counts the records it read again after
+	// resuming (read by the previous run after its last commit, at least),
+	// PositionCommits the commits this run made.
+	PositionGroup   string `json:"position_group,omitempty"`
+	Rereads         int64  `json:"rereads,omitempty"`
+	PositionCommits int64  `json:"position_commits,omitempty"`
 	// GaveUp says which partitions' sources stopped because their brokers
 	// failed for longer than the read reconnects, and why.
 	GaveUp []string `json:"sources_gave_up,omitempty"`

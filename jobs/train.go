@@ -227,6 +227,7 @@ func trainStream(s beam.Scope, spec *configs.Spec, o Options, tp train.Params) e
 	}
 	published := train.Stream(s, train.StreamParams{Params: tp, Window: st.Window.D(), Store: StoreDir(spec), Name: spec.Name, Initial: init.Params, Every: st.Every.D()}, std)
 	train.WindowProgress(s, WindowsFile(spec), published)
+	o.ack(published)
 	if spec.Snapshot.Key != "" {
 		if err := publish.Windows(s.Scope("Snapshot"), publishParams(spec, o, tp), init.Preprocess, published); err != nil {
 			return err

@@ -247,6 +247,13 @@ func printSummary(w io.Writer, spec *configs.Spec, s *jobs.Summary) {
 	if s.Replayed > 0 {
 		fmt.Fprintf(w, "  replayed       %d records\n", s.Replayed)
 	}
+	if s.PositionGroup != "" {
+		again := ""
+		if s.Rereads > 0 {
+			again = fmt.Sprintf("; resumed, %d records read again (read after the last commit of the run before)", s.Rereads)
+		}
+		fmt.Fprintf(w, "  position       committed %d times to group %s%s\n", s.PositionCommits, printable.String(s.PositionGroup, 200), again)
+	}
 	fmt.Fprintf(w, "  read           %d records (%.0f records/s)\n", s.Read, s.PerSecond)
 	if s.PeakRSSMiB > 0 {
 		fmt.Fprintf(w, "  memory         %.0f MiB peak resident (this process, so far)\n", s.PeakRSSMiB)

@@ -81,6 +81,12 @@ type Params struct {
 	Brokers []string
 	// Security is how the read connects: TLS, SASL. Default plaintext.
 	Security Security
+	// Group, for unbounded reads, is the consumer group whose committed
+	// offsets are the read's durable position: each partition starts where
+	// the group committed (Start only where it has not), and
+	// CommitPositions commits as the pipeline's outputs are written.
+	// Default: none (Start decides; positions live in the runner).
+	Group string
 	// Topics to read. Required.
 	Topics []string
 	// Partitions restricts the read to these partition numbers. Default: all.

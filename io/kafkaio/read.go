@@ -111,7 +111,9 @@ func readBatches(s beam.Scope, q Params) (batches, parts beam.PCollection) {
 	return beam.ParDo(s, &boundedBatchReadFn{readBase: base}, parts), parts
 }
 
-func exportRange(r partitionRange) PartitionRange { return PartitionRange(r) }
+func exportRange(r partitionRange) PartitionRange {
+	return PartitionRange{Topic: r.Topic, Partition: r.Partition, Start: r.Start, End: r.End}
+}
 
 // encodeRange and decodeRange are PartitionRange's coder: JSON, which
 // every runner passes through as bytes (a side input of structs is
@@ -139,8 +141,16 @@ func (fn *resolveFn) ProcessElement(ctx context.Context, _ []byte, emit func(par
 	if err != nil {
 		return err
 	}
+	var rereads int64
 	for _, r := range ranges {
-		emit(partitionRange(r))
+		if r.Resumed {
+			log.Infof(ctx, "kafkaio: %s/%d resumes at offset %d, where group %s committed", r.Topic, r.Partition, r.Start, fn.Params.Group)
+			rereads += r.Rereads
+		}
+		emit(partitionRange{Topic: r.Topic, Partition: r.Partition, Start: r.Start, End: r.End})
+	}
+	if rereads > 0 {
+		beam.NewCounter(PositionNamespace, MetricRereads).Inc(ctx, rereads)
 	}
 	return nil
 }
@@ -154,6 +164,11 @@ type PartitionRange struct {
 	// End is one past the last offset for bounded reads, math.MaxInt64 for
 	// unbounded ones.
 	End int64
+	// Resumed says Start is the position Params.Group committed, and
+	// Rereads how many records after it the previous run had read when it
+	// last committed (so at least that many are read again).
+	Resumed bool  `json:",omitempty"`
+	Rereads int64 `json:",omitempty"`
 }
 
 // ResolveRanges resolves the partitions and offset ranges p reads, as Read
@@ -175,6 +190,16 @@ func ResolveRanges(ctx context.Context, p Params) ([]PartitionRange, error) {
 		}
 		if err := checkPartitions(topic, parts, p); err != nil {
 			return nil, err
+		}
+		var committed map[int]committedPos
+		if p.Unbounded && p.Group != "" {
+			ids := make([]int, len(parts))
+			for i, part := range parts {
+				ids[i] = part.ID
+			}
+			if committed, err = committedOffsets(ctx, l, p.Group, topic, ids); err != nil {
+				return nil, err
+			}
 		}
 		for _, part := range parts {
 			if len(p.Partitions) > 0 && !containsInt(p.Partitions, part.ID) {
@@ -198,11 +223,17 @@ func ResolveRanges(ctx context.Context, p Params) ([]PartitionRange, error) {
 				}
 				start = max(first, min(start, last))
 			}
+			r := PartitionRange{Topic: topic, Partition: part.ID}
+			if c, ok := committed[part.ID]; ok {
+				start, r.Resumed = max(first, min(c.Offset, last)), true
+				r.Rereads = max(0, min(c.Read, last)-start)
+			}
 			end := last
 			if p.Unbounded {
 				end = math.MaxInt64
 			}
-			out = append(out, PartitionRange{Topic: topic, Partition: part.ID, Start: start, End: max(start, end)})
+			r.Start, r.End = start, max(start, end)
+			out = append(out, r)
 		}
 	}
 	if len(out) == 0 {
@@ -250,8 +281,9 @@ func containsInt(xs []int, x int) bool {
 type readBase struct {
 	Params Params
 
-	conns map[string]*partitionConn
-	est   *endEstimator
+	conns   map[string]*partitionConn
+	est     *endEstimator
+	journal *journal // Params.Group's, for unbounded reads with a group
 }
 
 // partitionConn is an open connection to a partition's leader and what this
@@ -729,6 +761,9 @@ func (fn *readBase) readUnbounded(ctx context.Context, we *watermarkEstimator, r
 	rest := rt.GetRestriction().(offsetrange.Restriction)
 	next := rest.Start
 	began := time.Now()
+	if fn.Params.Group != "" && fn.journal == nil {
+		fn.journal = journalOf(fn.Params.Group)
+	}
 	n := 0
 	var buf []Record
 	for {
@@ -763,6 +798,15 @@ func (fn *readBase) readUnbounded(ctx context.Context, we *watermarkEstimator, r
 		countFetch(ctx, buf)
 		em.emit(buf)
 		now := time.Now()
+		if len(buf) > 0 && fn.journal != nil {
+			latest := we.wm
+			for i := range buf {
+				if buf[i].Time.After(latest) {
+					latest = buf[i].Time
+				}
+			}
+			fn.journal.note(p.key(), buf[len(buf)-1].Offset+1, latest)
+		}
 		if len(buf) > 0 {
 			next = buf[len(buf)-1].Offset + 1
 			pc.lastData = now

@@ -14,7 +14,8 @@ import (
 )
 
 func init() {
-	register.DoFn2x1[context.Context, Record, error](&writeFn{})
+	register.DoFn4x1[context.Context, beam.EventTime, Record, func(beam.EventTime, int64), error](&writeFn{})
+	register.Emitter2[beam.EventTime, int64]()
 }
 
 // Acks is how many acknowledgements a write waits for.
@@ -114,14 +115,18 @@ func (p *WriteParams) validate() error {
 
 // Write produces every record of col (PCollection<Record>) to Kafka, keys
 // and headers preserved. A record whose Topic is empty and no
-// WriteParams.Topic is set fails the bundle. It panics if p is invalid.
-func Write(s beam.Scope, p WriteParams, col beam.PCollection) {
+// WriteParams.Topic is set fails the bundle. It returns its
+// acknowledgements (PCollection<int64>): when a bundle ends, after every
+// record of it has been acknowledged by the brokers, the number of records,
+// stamped with the latest event time among them, in the global window (for
+// CommitPositions). It panics if p is invalid.
+func Write(s beam.Scope, p WriteParams, col beam.PCollection) beam.PCollection {
 	s = s.Scope("kafkaio.Write")
 	q := p.withDefaults()
 	if err := q.validate(); err != nil {
 		panic(fmt.Sprintf("kafkaio.Write: %v", err))
 	}
-	beam.ParDo0(s, &writeFn{Params: q}, col)
+	return beam.ParDo(s, &writeFn{Params: q}, col)
 }
 
 // NewWriter returns a kafka-go writer configured as Write configures its
@@ -200,6 +205,15 @@ type writeFn struct {
 	bytes   beam.Counter
 	retries beam.Counter
 	reasons reasonCounts
+	// acked counts the bundle's records, latest is their latest event time.
+	acked  int64
+	latest beam.EventTime
+}
+
+// StartBundle forgets what a failed bundle counted.
+func (fn *writeFn) StartBundle(context.Context, func(beam.EventTime, int64)) {
+	fn.acked = 0
+	fn.pending = fn.pending[:0]
 }
 
 func (fn *writeFn) Setup() error {
@@ -217,7 +231,11 @@ func (fn *writeFn) Setup() error {
 	return nil
 }
 
-func (fn *writeFn) ProcessElement(ctx context.Context, r Record) error {
+func (fn *writeFn) ProcessElement(ctx context.Context, ts beam.EventTime, r Record, _ func(beam.EventTime, int64)) error {
+	if fn.acked == 0 || ts > fn.latest {
+		fn.latest = ts
+	}
+	fn.acked++
 	m := r.Message()
 	if fn.Params.Topic != "" {
 		m.Topic = fn.Params.Topic
@@ -235,8 +253,15 @@ func (fn *writeFn) ProcessElement(ctx context.Context, r Record) error {
 	return nil
 }
 
-func (fn *writeFn) FinishBundle(ctx context.Context) error {
-	return fn.flush(ctx)
+func (fn *writeFn) FinishBundle(ctx context.Context, ack func(beam.EventTime, int64)) error {
+	if err := fn.flush(ctx); err != nil {
+		return err
+	}
+	if fn.acked > 0 {
+		ack(fn.latest, fn.acked)
+		fn.acked = 0
+	}
+	return nil
 }
 
 func (fn *writeFn) flush(ctx context.Context) error {
