@@ -174,6 +174,9 @@ func benchE2E(muon, datasets, kafkaAddr string) {
 	bench("e2e.edge.live_rate", rate, "records/s")
 	bench("e2e.edge.p50_ms", br.LatencyP50, "ms")
 	bench("e2e.edge.p99_ms", br.LatencyP99, "ms")
+	benchEdgeBinary(muon)
+	benchColdStart(muon, brokers, store, pub, datasets)
+	benchPredict(muon, store, pub, datasets)
 }
 
 // jobSummary is the part of an infer job's summary.json the bench reads.

@@ -15,6 +15,7 @@ import (
 	"github.com/muonml/muon/models/compress"
 	"github.com/muonml/muon/models/snapshot"
 	"github.com/muonml/muon/transforms/analyze"
+	"gonum.org/v1/gonum/mat"
 )
 
 // Model is a verified snapshot loaded for serving: the model with its
@@ -253,4 +254,28 @@ func LoadVersion(ctx context.Context, p Params, seq uint64) (*Model, error) {
 		}
 	}
 	return nil, fmt.Errorf("model store %s has no version %d", p.Store, seq)
+}
+
+// PredictRaw standardizes n rows of raw features (row-major, Pre.Features
+// values each, in the order of Pre.Names) with the snapshot's own
+// preprocessing and predicts them: the outputs, row-major, Model.Outputs()
+// each (class probabilities for a classifier). It is safe for concurrent
+// use.
+func (m *Model) PredictRaw(raw []float64, n int) ([]float64, error) {
+	dim := m.Pre.Features
+	if len(raw) != n*dim {
+		return nil, fmt.Errorf("%d values for %d rows of %d features", len(raw), n, dim)
+	}
+	xs := make([]float64, n*dim)
+	for i := 0; i < n; i++ {
+		if _, err := m.Pre.Standardize(xs[i*dim:(i+1)*dim], raw[i*dim:(i+1)*dim]); err != nil {
+			return nil, fmt.Errorf("row %d: %w", i, err)
+		}
+	}
+	k := m.Model.Outputs()
+	out := mat.NewDense(n, k, nil)
+	pred := m.predictor()
+	pred.Predict(out, mat.NewDense(n, dim, xs))
+	m.preds.Put(pred)
+	return out.RawMatrix().Data, nil
 }
