@@ -15,6 +15,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -59,12 +60,85 @@ type Prediction struct {
 	Values []float64 `json:"values,omitempty"`
 }
 
+// append appends r as JSON, as encoding/json would write it, without
+// reflection: the answer of every call.
+func (r *Response) append(b []byte) []byte {
+	b = append(b, `{"model":`...)
+	b = appendString(b, r.Model)
+	if len(r.Labels) > 0 {
+		b = append(b, `,"labels":[`...)
+		for i, l := range r.Labels {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, l)
+		}
+		b = append(b, ']')
+	}
+	b = append(b, `,"predictions":[`...)
+	for i := range r.Predictions {
+		p := &r.Predictions[i]
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '{')
+		if p.Values != nil {
+			b = appendFloats(append(b, `"values":`...), p.Values)
+		} else {
+			b = append(b, `"label":`...)
+			b = appendString(b, p.Label)
+			b = appendFloat(append(b, `,"score":`...), p.Score)
+			b = appendFloats(append(b, `,"scores":`...), p.Scores)
+		}
+		b = append(b, '}')
+	}
+	return append(b, "]}\n"...)
+}
+
+func appendFloats(b []byte, vs []float64) []byte {
+	b = append(b, '[')
+	for i, v := range vs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendFloat(b, v)
+	}
+	return append(b, ']')
+}
+
+// appendFloat writes v as encoding/json does.
+func appendFloat(b []byte, v float64) []byte {
+	format := byte('f')
+	if a := math.Abs(v); a != 0 && (a < 1e-6 || a >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, v, format, -1, 64)
+	if n := len(b); format == 'e' && n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+		b[n-2] = b[n-1] // e-09 → e-9
+		b = b[:n-1]
+	}
+	return b
+}
+
+// appendString writes s as a JSON string, as encoding/json does.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' || c >= 0x80 {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
 // Handler serves the API. Its zero value is not usable: use New.
 type Handler struct {
 	server *infer.Server
 	tokens *auth.Tokens
 	mux    *http.ServeMux
-	pool   sync.Pool // *bytes.Buffer for answers
+	pool   sync.Pool // *[]byte for answers
 }
 
 // New serves the models of server; requests need a token of tokens (read
@@ -171,24 +245,23 @@ func (h *Handler) predict(w http.ResponseWriter, r *http.Request) {
 			resp.Predictions[i] = Prediction{Values: row}
 		}
 	}
-	buf, _ := h.pool.Get().(*bytes.Buffer)
+	buf, _ := h.pool.Get().(*[]byte)
 	if buf == nil {
-		buf = new(bytes.Buffer)
+		buf = new([]byte)
 	}
-	buf.Reset()
-	if err := json.NewEncoder(buf).Encode(resp); err != nil {
-		fail(w, http.StatusInternalServerError, err.Error())
-		return
-	}
+	*buf = resp.append((*buf)[:0])
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Muon-Model", m.Name())
-	_, _ = w.Write(buf.Bytes())
+	_, _ = w.Write(*buf)
 	h.pool.Put(buf)
 }
 
 // parseRows decodes a request's rows into row-major raw features in the
 // model's order.
 func parseRows(body []byte, m *infer.Model) ([]float64, int, error) {
+	if raw, n, ok := parseNumberRows(body, m.Pre.Features); ok {
+		return raw, n, nil
+	}
 	var req Request
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -248,6 +321,76 @@ func parseRows(body []byte, m *infer.Model) ([]float64, int, error) {
 		}
 	}
 	return raw, n, nil
+}
+
+// parseNumberRows is parseRows' fast path, for the common body
+// {"rows": [[numbers], ...]} with dim numbers a row: false for anything
+// else (objects, other fields, a wrong count, NaN), which the slow path
+// then parses, or refuses with its reason.
+func parseNumberRows(b []byte, dim int) ([]float64, int, bool) {
+	i := 0
+	skip := func() {
+		for i < len(b) && (b[i] == ' ' || b[i] == '\n' || b[i] == '\t' || b[i] == '\r') {
+			i++
+		}
+	}
+	expect := func(c byte) bool {
+		skip()
+		if i < len(b) && b[i] == c {
+			i++
+			return true
+		}
+		return false
+	}
+	if !expect('{') {
+		return nil, 0, false
+	}
+	skip()
+	if !bytes.HasPrefix(b[i:], []byte(`"rows"`)) {
+		return nil, 0, false
+	}
+	i += len(`"rows"`)
+	if !expect(':') || !expect('[') {
+		return nil, 0, false
+	}
+	raw := make([]float64, 0, dim)
+	n := 0
+	for {
+		if !expect('[') {
+			return nil, 0, false
+		}
+		for k := 0; k < dim; k++ {
+			skip()
+			j := i
+			for j < len(b) && (b[j] >= '0' && b[j] <= '9' || b[j] == '-' || b[j] == '+' || b[j] == '.' || b[j] == 'e' || b[j] == 'E') {
+				j++
+			}
+			v, err := strconv.ParseFloat(string(b[i:j]), 64)
+			if err != nil || math.IsInf(v, 0) {
+				return nil, 0, false
+			}
+			raw = append(raw, v)
+			i = j
+			if k < dim-1 && !expect(',') {
+				return nil, 0, false
+			}
+		}
+		if !expect(']') {
+			return nil, 0, false
+		}
+		n++
+		if n > MaxRows {
+			return nil, 0, false
+		}
+		if expect(',') {
+			continue
+		}
+		if !expect(']') || !expect('}') {
+			return nil, 0, false
+		}
+		skip()
+		return raw, n, i == len(b)
+	}
 }
 
 func describeNames(names []string) string {

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -205,5 +206,63 @@ func TestPredictHotReload(t *testing.T) {
 	time.Sleep(5 * time.Millisecond)
 	if code, out := f.call(t, "POST", "/v1/models/m:predict", readToken, `{"rows": [[101, 99]]}`); code != 200 || out["model"] != "m@2" {
 		t.Errorf("after a tampered m@3: %d %v, want m@2 still serving", code, out)
+	}
+}
+
+// BenchmarkPredict is one request of one digits-sized row (64 features,
+// an MLP of 100 units, 10 classes) through the handler, token check,
+// parsing, preprocessing, prediction and answer included.
+func BenchmarkPredict(b *testing.B) {
+	dir := b.TempDir()
+	priv, pub, err := snapshot.GenerateKey(filepath.Join(dir, "keys"), "b")
+	if err != nil {
+		b.Fatal(err)
+	}
+	key, _ := snapshot.LoadPrivateKey(priv)
+	ring, _ := snapshot.LoadKeyring(pub)
+	d := models.Desc{Kind: models.MLP, Inputs: 64, Hidden: []int{100}, Head: models.SoftmaxHead, Classes: 10}
+	m, err := models.New(d, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ts, err := compress.Tensors(m, snapshot.Float32)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pre := analyze.Spec{Features: 64}
+	labels := make([]string, 10)
+	for i := range 64 {
+		pre.Count, pre.Mean, pre.Std, pre.Min, pre.Max = append(pre.Count, 1), append(pre.Mean, 5), append(pre.Std, 3), append(pre.Min, 0), append(pre.Max, 16)
+		pre.Names = append(pre.Names, "Block "+strconv.Itoa(i+1))
+	}
+	for i := range labels {
+		labels[i] = strconv.Itoa(i)
+	}
+	pj, _ := json.Marshal(pre)
+	store := &modelstore.Dir{Root: filepath.Join(dir, "store")}
+	if _, err := store.Publish(context.Background(), "digits", func(seq uint64) (io.Reader, error) {
+		var buf bytes.Buffer
+		man := snapshot.Manifest{Name: "digits", Version: seq, Model: d, Labels: labels, Preprocess: pj, Compression: snapshot.Compression{Weights: "float32"}}
+		return &buf, snapshot.Write(&buf, man, ts, key)
+	}); err != nil {
+		b.Fatal(err)
+	}
+	tokFile := filepath.Join(dir, "tokens")
+	if err := os.WriteFile(tokFile, []byte("read "+readToken+"\n"), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	toks, _ := auth.Load(tokFile)
+	h := predict.New(infer.NewServer(store, ring, nil, time.Second), toks)
+	body := []byte(`{"rows": [[0,1,6,15,12,1,0,0,0,7,16,6,6,10,0,0,0,8,16,2,0,11,2,0,0,5,16,3,0,5,7,0,0,7,13,3,0,8,7,0,0,4,12,0,1,13,5,0,0,0,14,9,15,9,0,0,0,0,6,14,7,1,0,0]]}`)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		req := httptest.NewRequest("POST", "/v1/models/digits:predict", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+readToken)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != 200 {
+			b.Fatalf("status %d: %s", w.Code, w.Body)
+		}
 	}
 }
