@@ -83,7 +83,7 @@ func TestErrors(t *testing.T) {
 		{"image size zero", "name: t\nsource:\n  topics: [a]\n  format: image\njob: features\nfeatures:\n  image: {width: 0, height: 8}\n", nil, configs.ErrValue, 7, "features.image.width"},
 		{"bad job", base + "job: train-all\n", nil, configs.ErrValue, 5, "job"},
 		{"train without model", base + "job: train\nfeatures: {kind: cases, channels: [x]}\n", nil, configs.ErrValue, 0, "model.kind"},
-		{"classifier without labels", base + "job: train\nfeatures: {kind: cases, channels: [x]}\nmodel: {kind: softmax}\n", nil, configs.ErrValue, 0, "model.labels"},
+		{"classifier with one label", base + "job: train\nfeatures: {kind: cases, channels: [x]}\nmodel: {kind: softmax, labels: [a]}\n", nil, configs.ErrValue, 0, "model.labels"},
 		{"mlp without hidden layers", base + "job: train\nfeatures: {kind: cases, channels: [x]}\nmodel: {kind: mlp, labels: [a, b]}\n", nil, configs.ErrValue, 0, "model.hidden"},
 		{"regression with labels", base + "job: train\nfeatures: {kind: cases, channels: [x]}\nmodel: {kind: linear, labels: [a, b]}\n", nil, configs.ErrValue, 0, "model.labels"},
 		{"cnn on sensor rows", base + "job: train\nfeatures: {kind: cases, channels: [x]}\nmodel: {kind: cnn, filters: [8], labels: [a, b]}\n", nil, configs.ErrValue, 0, "model.kind"},

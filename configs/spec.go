@@ -286,7 +286,14 @@ type Model struct {
 	// Filters lists the output channels of a cnn's 3×3 convolutions.
 	Filters []int `yaml:"filters"`
 	// Labels are the class names, in class order, for a softmax head.
+	// Default: those the replayed recordings declare (a .ts file's
+	// @classLabel, an image folder's sub-folders), in their order.
 	Labels []string `yaml:"labels"`
+}
+
+// Classifies reports whether the model has a softmax head (classes).
+func (m *Model) Classifies() bool {
+	return m.Kind == "softmax" || (m.Kind != "linear" && m.Head == "softmax")
 }
 
 // Training configures data-parallel training.
@@ -903,9 +910,9 @@ func (s *Spec) checkTraining() (string, error) {
 			return "snapshot.prune", fmt.Errorf("%v prunes every weight; use a fraction below 1", sn.Prune)
 		}
 	}
-	classify := m.Kind == "softmax" || (m.Kind != "linear" && m.Head == "softmax")
-	if classify && len(m.Labels) < 2 {
-		return "model.labels", fmt.Errorf("a classifier names its classes, at least two, e.g. [\"0\", \"1\"]")
+	classify := m.Classifies()
+	if classify && len(m.Labels) == 1 {
+		return "model.labels", fmt.Errorf("a classifier names its classes, at least two, e.g. [\"0\", \"1\"] (or none, to take them from the replayed recordings)")
 	}
 	if !classify && len(m.Labels) > 0 {
 		return "model.labels", fmt.Errorf("a regression model has no classes; a row's label is its target")

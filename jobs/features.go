@@ -55,7 +55,7 @@ func (features) Build(s beam.Scope, spec *configs.Spec, o Options) error {
 	}, rows)
 	o.ack(parquetio.WriteFeatures(s, parquetio.WriteParams{Root: FeaturesArchive(spec), Dim: dim, Names: FeatureNames(spec)}, batches))
 	if !rp.Unbounded {
-		analyze.WriteSpec(s, PreprocessFile(spec), FeatureNames(spec), analyze.Features(s, dim, rows))
+		analyze.WriteSpec(s, PreprocessFile(spec), FeatureNames(spec), checkedStats(s, spec, dim, rows))
 	}
 	return nil
 }

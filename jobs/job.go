@@ -16,6 +16,7 @@ import (
 	"github.com/muonml/muon/io/kafkaio"
 	"github.com/muonml/muon/message"
 	"github.com/muonml/muon/runners"
+	"github.com/muonml/muon/transforms/analyze"
 	"github.com/muonml/muon/transforms/decode"
 	"github.com/muonml/muon/transforms/featurize"
 )
@@ -175,6 +176,29 @@ func FeatureNames(spec *configs.Spec) []string {
 		return f.Channels
 	}
 	return featurize.Names(f.Channels, f.Bands)
+}
+
+// checkedStats are the statistics of a job's feature rows, checked by
+// analyze.Require: a channel the data never carries fails the job before
+// anything is trained or written on all-missing features; constant
+// features are counted and named for the summary.
+func checkedStats(s beam.Scope, spec *configs.Spec, dim int, rows beam.PCollection) beam.PCollection {
+	f := spec.Features
+	var groups []analyze.Group
+	if f.Kind != "images" && spec.Source.Format != "image" {
+		w := featurize.Width(f.Bands)
+		if f.Kind == "readings" {
+			w = 1
+		}
+		for i, c := range f.Channels {
+			groups = append(groups, analyze.Group{Name: c, From: i * w, To: (i + 1) * w})
+		}
+	}
+	rp := analyze.RequireParams{Groups: groups, What: "features.channels", Names: FeatureNames(spec)}
+	if spec.Job == "train" && spec.Model.Classifies() {
+		rp.Labels, rp.LabelsWhat = spec.Model.Labels, "model.labels"
+	}
+	return analyze.Require(s, rp, analyze.Features(s, dim, rows))
 }
 
 // FeaturesArchive is the root of a job's Parquet feature archive.

@@ -21,6 +21,7 @@ import (
 	"github.com/muonml/muon/producer/recording"
 	"github.com/muonml/muon/producer/replay"
 	"github.com/muonml/muon/runners"
+	"github.com/muonml/muon/transforms/analyze"
 	"github.com/muonml/muon/transforms/decode"
 	"github.com/muonml/muon/transforms/featurize"
 	"github.com/muonml/muon/transforms/infer"
@@ -224,6 +225,8 @@ func Run(ctx context.Context, spec *configs.Spec, o RunOptions) (*Summary, error
 	sum.DLQReasons = deadLetterReasons(res)
 	sum.GaveUp = res.Names(kafkaio.ReadNamespace, kafkaio.MetricGaveUp+"/")
 	sum.Rereads = res.Counter(kafkaio.PositionNamespace, kafkaio.MetricRereads)
+	sum.ConstantFeatures = res.Counter(analyze.Namespace, analyze.MetricConstantFeatures)
+	sum.Constant = res.Names(analyze.Namespace, analyze.MetricConstant+"/")
 	sum.PositionCommits = res.Counter(kafkaio.PositionNamespace, kafkaio.MetricCommits)
 	b, err := json.MarshalIndent(sum, "", "  ")
 	if err != nil {

@@ -32,6 +32,10 @@ type Summary struct {
 	DeadLetters int64           `json:"dead_letters"`
 	DLQTopics   []string        `json:"dead_letter_topics"`
 	DLQReasons  []Reason        `json:"dead_letter_reasons,omitempty"`
+	// ConstantFeatures counts the features constant over the rows the job
+	// analyzed (nothing to learn from), Constant names some of them.
+	ConstantFeatures int64    `json:"constant_features,omitempty"`
+	Constant         []string `json:"constant_feature_names,omitempty"`
 	// PositionGroup is the consumer group that holds the durable position
 	// of an unbounded read; Rereads counts the records it read again after
 	// resuming (read by the previous run after its last commit, at least),

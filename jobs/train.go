@@ -11,10 +11,12 @@ import (
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/muonml/muon/configs"
+	"github.com/muonml/muon/internal/printable"
 	"github.com/muonml/muon/io/arrowio"
 	"github.com/muonml/muon/io/parquetio"
 	"github.com/muonml/muon/models"
 	"github.com/muonml/muon/models/snapshot"
+	"github.com/muonml/muon/producer/recording"
 	"github.com/muonml/muon/runners"
 	"github.com/muonml/muon/transforms/analyze"
 	"github.com/muonml/muon/transforms/batch"
@@ -109,10 +111,52 @@ func TrainParams(spec *configs.Spec) (train.Params, error) {
 
 func (trainJob) Outputs(spec *configs.Spec) []string { return branchTopics(spec) }
 
+// resolveLabels gives a classifier whose spec lists no classes the labels
+// its replayed recordings declare (a .ts file's @classLabel, an image
+// folder's sub-folders), in their order; without any, it fails before
+// anything starts and says what to write.
+func resolveLabels(spec *configs.Spec) error {
+	if !spec.Model.Classifies() || len(spec.Model.Labels) > 0 {
+		return nil
+	}
+	var labels []string
+	seen := map[string]bool{}
+	var from []string
+	for _, r := range spec.Replay {
+		opt := recording.Options{Start: r.Start, Period: r.Period.D(), Device: r.Device, Exclude: r.Exclude, Format: r.Format, RUL: r.RUL}
+		if opt.Start.IsZero() {
+			opt.Start = time.Now()
+		}
+		src, err := recording.Open(r.Path, opt)
+		if err != nil {
+			return fmt.Errorf("replay %s: %w", r.Path, err)
+		}
+		if l, ok := src.(recording.Labeler); ok && len(l.Labels()) > 0 {
+			from = append(from, r.Path)
+			for _, x := range l.Labels() {
+				if !seen[x] {
+					seen[x] = true
+					labels = append(labels, x)
+				}
+			}
+		}
+		src.Close()
+	}
+	if len(labels) < 2 {
+		return fmt.Errorf("model.labels: a classifier names its classes, at least two (e.g. [\"0\", \"1\"]): none of the replayed recordings declares them (a .ts file's @classLabel, an image folder's sub-folders), so list them")
+	}
+	spec.Model.Labels = labels
+	fmt.Fprintf(os.Stderr, "muon: model.labels not given: %s, from %s\n", printable.String(strings.Join(labels, ", "), 400), strings.Join(from, ", "))
+	return nil
+}
+
 // Check checks the model and the optimizer, loads the signing key of a
 // snapshot section and checks that its store takes files, before anything
 // starts.
 func (trainJob) Check(_ context.Context, spec *configs.Spec) error {
+	if err := resolveLabels(spec); err != nil {
+		return err
+	}
 	if _, err := TrainParams(spec); err != nil {
 		return err
 	}
@@ -150,7 +194,7 @@ func (trainJob) Build(s beam.Scope, spec *configs.Spec, o Options) error {
 		test = split.LastPerDevice(s.Scope("Test"), test)
 	}
 
-	stats := analyze.Features(s, dim, rows)
+	stats := checkedStats(s, spec, dim, rows)
 	std := analyze.Standardize(s, stats, rows)
 	trainRows, valRows := split.Holdout(s, split.Params{Fraction: t.Validation, ByDevice: t.SplitBy == "device"}, std)
 	bp := batch.Params{Dim: dim, MaxRows: spec.Batch.MaxRows, Shards: spec.Batch.Shards}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -666,5 +667,93 @@ output: {dir: %s}
 `, t.TempDir()))
 	if sum.Training.Validation.N != 0 || sum.Training.Rows == 0 || sum.Training.Trained != 5 {
 		t.Errorf("validation %d rows, trained on %d rows for %d epochs; want 0 validation rows and every row trained 5 epochs", sum.Training.Validation.N, sum.Training.Rows, sum.Training.Trained)
+	}
+}
+
+// A channel that matches nothing in the data fails the job before it
+// trains (it trained on all-missing features and exited 0); a feature
+// constant over the rows is counted and named.
+func TestChannelThatMatchesNothing(t *testing.T) {
+	brokers := basicMotionsBroker(t)
+	spec, err := configs.Parse("job.yaml", []byte(fmt.Sprintf(`name: nothing
+job: train
+source: {topics: [sensors], format: sensor}
+features: {kind: cases, channels: [dim0, Dim1], bands: 4}
+model: {kind: softmax, labels: [Badminton, Running, Standing, Walking]}
+training: {epochs: 2, batch_size: 8, shards: 1}
+output: {dir: %s}
+`, t.TempDir())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, s := beam.NewPipelineWithRoot()
+	if err := build(s, spec, jobs.Options{Brokers: brokers}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = runners.Run(context.Background(), p, runners.Options{})
+	if err == nil || !strings.Contains(err.Error(), `features.channels: "Dim1" never has a value`) {
+		t.Fatalf("error %v, want one naming the channel Dim1", err)
+	}
+	if _, err := os.Stat(jobs.ModelFile(spec)); err == nil {
+		t.Errorf("a model was saved although a channel matches nothing")
+	}
+}
+
+// A classifier whose spec lists no classes takes them from the replayed
+// .ts file's @classLabel; a label the rows carry outside the classes
+// fails before training, naming the labels seen.
+func TestLabelsFromTheRecording(t *testing.T) {
+	path := filepath.Join("..", "..", "shared", "datasets", "basicmotions", "BasicMotions_TRAIN.ts")
+	spec, err := configs.Parse("job.yaml", []byte(fmt.Sprintf(`name: labels
+job: train
+source: {topics: [sensors], format: sensor}
+features: {kind: cases, channels: [dim0, dim1], bands: 4}
+model: {kind: softmax}
+training: {epochs: 2, batch_size: 8, shards: 1}
+output: {dir: %s}
+replay: [{path: %s, period: 100ms}]
+`, t.TempDir(), path)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := jobs.Check(context.Background(), spec); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"Standing", "Running", "Walking", "Badminton"}; !slices.Equal(spec.Model.Labels, want) {
+		t.Errorf("labels %q, want the header's %q", spec.Model.Labels, want)
+	}
+
+	none, err := configs.Parse("job.yaml", []byte(`name: none
+job: train
+source: {topics: [sensors], format: sensor}
+features: {kind: cases, channels: [dim0]}
+model: {kind: softmax}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := jobs.Check(context.Background(), none); err == nil || !strings.Contains(err.Error(), "model.labels: a classifier names its classes") {
+		t.Errorf("no labels and no recording: error %v, want one saying to list them", err)
+	}
+
+	brokers := basicMotionsBroker(t)
+	wrong, err := configs.Parse("job.yaml", []byte(fmt.Sprintf(`name: wrong
+job: train
+source: {topics: [sensors], format: sensor}
+features: {kind: cases, channels: [dim0, dim1], bands: 4}
+model: {kind: softmax, labels: [standing, running, walking, badminton]}
+training: {epochs: 2, batch_size: 8, shards: 1}
+output: {dir: %s}
+`, t.TempDir())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, s := beam.NewPipelineWithRoot()
+	if err := build(s, wrong, jobs.Options{Brokers: brokers}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = runners.Run(context.Background(), p, runners.Options{})
+	if err == nil || !strings.Contains(err.Error(), "model.labels: the rows carry label(s)") || !strings.Contains(err.Error(), "Running (10)") {
+		t.Fatalf("error %v, want one listing the labels seen", err)
 	}
 }

@@ -247,6 +247,17 @@ func printSummary(w io.Writer, spec *configs.Spec, s *jobs.Summary) {
 	if s.Replayed > 0 {
 		fmt.Fprintf(w, "  replayed       %d records\n", s.Replayed)
 	}
+	if s.ConstantFeatures > 0 {
+		names := make([]string, len(s.Constant))
+		for i, n := range s.Constant {
+			names[i] = printable.String(n, 80)
+		}
+		more := ""
+		if int64(len(names)) < s.ConstantFeatures {
+			more = ", …"
+		}
+		fmt.Fprintf(w, "  warning        %d feature(s) constant over the rows analyzed, nothing to learn from: %s%s\n", s.ConstantFeatures, strings.Join(names, ", "), more)
+	}
 	if s.PositionGroup != "" {
 		again := ""
 		if s.Rereads > 0 {
@@ -274,7 +285,7 @@ func printSummary(w io.Writer, spec *configs.Spec, s *jobs.Summary) {
 	case s.Inference != nil:
 		printInference(w, s.Inference)
 	case s.Training != nil:
-		printTraining(w, s.Training)
+		printTraining(w, s.Training, spec.Model.Labels)
 	case s.Stream != nil:
 		printStream(w, s.Stream)
 	case s.Features != nil:

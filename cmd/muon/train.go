@@ -3,6 +3,10 @@ package main
 import (
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
+
+	"github.com/muonml/muon/internal/printable"
 
 	"github.com/muonml/muon/jobs"
 	"github.com/muonml/muon/models"
@@ -20,7 +24,7 @@ func printMetrics(w io.Writer, name string, m models.Metrics) {
 	fmt.Fprintf(w, "  %-14s %d rows: accuracy %.4f, balanced accuracy %.4f, loss %.4f\n", name, m.N, m.Accuracy, m.BalancedAccuracy, m.Loss)
 }
 
-func printTraining(w io.Writer, t *jobs.TrainSummary) {
+func printTraining(w io.Writer, t *jobs.TrainSummary, labels []string) {
 	fmt.Fprintf(w, "  model          %s, %d parameters\n", t.Model, t.Params)
 	epochs := fmt.Sprintf("%d epochs", t.Epochs)
 	if t.Trained < t.Epochs {
@@ -38,8 +42,8 @@ func printTraining(w io.Writer, t *jobs.TrainSummary) {
 	printMetrics(w, "validation", t.Validation)
 	if t.Test != nil {
 		printMetrics(w, "test", *t.Test)
-		if c := t.Test.Confusion; c != nil && len(c) <= 4 {
-			fmt.Fprintf(w, "  confusion      %v (row: true class, column: predicted)\n", t.Test.Confusion)
+		if c := t.Test.Confusion; c != nil {
+			printConfusion(w, c, labels)
 		}
 	}
 	if t.TargetCap > 0 {
@@ -53,6 +57,48 @@ func printTraining(w io.Writer, t *jobs.TrainSummary) {
 		} else {
 			fmt.Fprintf(w, "  snapshot       REJECTED %s: %s\n                 %s → %s\n", s.Version, s.Reason, what, s.Path)
 		}
+	}
+}
+
+// maxConfusionClasses is the most classes whose confusion matrix the
+// summary prints; summary.json always has it whole.
+const maxConfusionClasses = 20
+
+// printConfusion prints a confusion matrix as a table: a row per true
+// class, a column per predicted class, headed by the labels (cut to 6
+// characters) when there are as many as classes.
+func printConfusion(w io.Writer, c [][]int, labels []string) {
+	if len(c) > maxConfusionClasses {
+		fmt.Fprintf(w, "  confusion      %d classes: in summary.json (training.test.confusion)\n", len(c))
+		return
+	}
+	name := func(i int) string {
+		if len(labels) == len(c) {
+			return printable.String(labels[i], 6)
+		}
+		return strconv.Itoa(i)
+	}
+	width := 4
+	for i := range c {
+		width = max(width, len(name(i)))
+		for _, n := range c[i] {
+			width = max(width, len(strconv.Itoa(n)))
+		}
+	}
+	fmt.Fprintf(w, "  confusion      (row: true class, column: predicted)\n")
+	var b strings.Builder
+	b.WriteString("                 " + strings.Repeat(" ", width))
+	for j := range c {
+		fmt.Fprintf(&b, " %*s", width, name(j))
+	}
+	fmt.Fprintln(w, b.String())
+	for i, row := range c {
+		b.Reset()
+		fmt.Fprintf(&b, "                 %*s", width, name(i))
+		for _, n := range row {
+			fmt.Fprintf(&b, " %*d", width, n)
+		}
+		fmt.Fprintln(w, b.String())
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -91,6 +92,21 @@ func openImages(root string, opt Options) (*imageSource, error) {
 		return nil, fmt.Errorf("%w: %s: no .png, .jpg, .jpeg or .pgm files (after Exclude %q)", ErrFormat, root, opt.Exclude)
 	}
 	return s, nil
+}
+
+// Labels are the folder's top-level sub-folders that hold images: its
+// classes, sorted.
+func (s *imageSource) Labels() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, f := range s.files {
+		if f.label != "" && !seen[f.label] {
+			seen[f.label] = true
+			out = append(out, f.label)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Files is the number of image files the folder holds.

@@ -110,6 +110,12 @@ type Filer interface {
 	Files() int
 }
 
+// Labeler is a Source that knows its class labels when it is opened: a
+// .ts file's @classLabel, an image folder's sub-folders.
+type Labeler interface {
+	Labels() []string
+}
+
 // Source returns the messages of one recording in the order to produce
 // them.
 type Source interface {

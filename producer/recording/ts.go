@@ -57,7 +57,12 @@ type tsSource struct {
 	buf     []records.Value
 	closed  bool
 	skips   Skips
+	labels  []string // declared by @classLabel
 }
+
+// Labels are the class labels the header's @classLabel declares, in its
+// order.
+func (s *tsSource) Labels() []string { return s.labels }
 
 // Skips counts the missing values (? or NaN) and the steps without any.
 func (s *tsSource) Skips() Skips { return s.skips }
@@ -132,6 +137,9 @@ func readTS(path string, r io.Reader, opt Options) (*tsSource, error) {
 		return nil, fmt.Errorf("%w: %s: no cases after @data", ErrFormat, path)
 	}
 	s := &tsSource{path: path, stamped: p.h.timestamps, start: opt.Start, period: opt.Period}
+	if p.h.classLabel {
+		s.labels = p.h.labels
+	}
 	for d := range p.h.dims {
 		s.names = append(s.names, "dim"+strconv.Itoa(d))
 	}
