@@ -386,7 +386,11 @@ func TestChaosEdgeJobKillNine(t *testing.T) {
 			}
 			_ = first.Wait()
 			ids, n := scored()
-			t.Logf("killed after %d predictions (%d records), %d offsets committed", n, len(ids), committed())
+			pos := committed()
+			t.Logf("killed after %d predictions (%d records), %d offsets committed", n, len(ids), pos)
+			if pos > int64(len(ids)) {
+				t.Errorf("%d offsets committed but only %d records scored: a position ran ahead of its outputs", pos, len(ids))
+			}
 			if len(ids) >= 1797 {
 				t.Errorf("the first run scored everything before the kill: the scenario tested nothing\n%s", out1)
 			}

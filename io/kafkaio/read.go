@@ -31,8 +31,8 @@ func init() {
 
 	register.DoFn4x1[context.Context, *sdf.LockRTracker, partitionRange, func(beam.EventTime, Record), error](&boundedReadFn{})
 	register.DoFn4x1[context.Context, *sdf.LockRTracker, partitionRange, func(beam.EventTime, Records), error](&boundedBatchReadFn{})
-	register.DoFn5x2[context.Context, *watermarkEstimator, *sdf.LockRTracker, partitionRange, func(beam.EventTime, Record), sdf.ProcessContinuation, error](&unboundedReadFn{})
-	register.DoFn5x2[context.Context, *watermarkEstimator, *sdf.LockRTracker, partitionRange, func(beam.EventTime, Records), sdf.ProcessContinuation, error](&unboundedBatchReadFn{})
+	register.DoFn6x2[context.Context, *watermarkEstimator, beam.BundleFinalization, *sdf.LockRTracker, partitionRange, func(beam.EventTime, Record), sdf.ProcessContinuation, error](&unboundedReadFn{})
+	register.DoFn6x2[context.Context, *watermarkEstimator, beam.BundleFinalization, *sdf.LockRTracker, partitionRange, func(beam.EventTime, Records), sdf.ProcessContinuation, error](&unboundedBatchReadFn{})
 	register.Emitter2[beam.EventTime, Record]()
 	register.Emitter2[beam.EventTime, Records]()
 	register.Function1x1(exportRange)
@@ -756,13 +756,32 @@ func (fn *readBase) fetchChunks(ctx context.Context, p partitionRange, rest offs
 
 // readUnbounded reads until it is time to checkpoint, the restriction is
 // split, or the stream is told to stop.
-func (fn *readBase) readUnbounded(ctx context.Context, we *watermarkEstimator, rt *sdf.LockRTracker, p partitionRange, em emitter) (sdf.ProcessContinuation, error) {
+func (fn *readBase) readUnbounded(ctx context.Context, we *watermarkEstimator, bf beam.BundleFinalization, rt *sdf.LockRTracker, p partitionRange, em emitter) (sdf.ProcessContinuation, error) {
 	defer em.flush()
 	rest := rt.GetRestriction().(offsetrange.Restriction)
 	next := rest.Start
 	began := time.Now()
 	if fn.Params.Group != "" && fn.journal == nil {
 		fn.journal = journalOf(fn.Params.Group)
+	}
+	// The position this call reads up to is noted only once its bundle
+	// has completed (finalization comes after every DoFn of the stage
+	// finished, so after the fused writes were acknowledged): the runner
+	// may advance the stage's watermark on another partition's bundle
+	// while this one's outputs are still buffered.
+	var noteOff int64
+	var noteTime time.Time
+	if fn.journal != nil && bf != nil {
+		defer func() {
+			if noteOff == 0 {
+				return
+			}
+			j, key, off, t := fn.journal, p.key(), noteOff, noteTime
+			bf.RegisterCallback(5*time.Minute, func() error {
+				j.note(key, off, t)
+				return nil
+			})
+		}()
 	}
 	n := 0
 	var buf []Record
@@ -800,12 +819,15 @@ func (fn *readBase) readUnbounded(ctx context.Context, we *watermarkEstimator, r
 		now := time.Now()
 		if len(buf) > 0 && fn.journal != nil {
 			latest := we.wm
+			if noteTime.After(latest) {
+				latest = noteTime
+			}
 			for i := range buf {
 				if buf[i].Time.After(latest) {
 					latest = buf[i].Time
 				}
 			}
-			fn.journal.note(p.key(), buf[len(buf)-1].Offset+1, latest)
+			noteOff, noteTime = buf[len(buf)-1].Offset+1, latest
 		}
 		if len(buf) > 0 {
 			next = buf[len(buf)-1].Offset + 1
@@ -903,14 +925,14 @@ func (fn *unboundedBase) WatermarkEstimatorState(we *watermarkEstimator) int64 {
 
 type unboundedReadFn struct{ unboundedBase }
 
-func (fn *unboundedReadFn) ProcessElement(ctx context.Context, we *watermarkEstimator, rt *sdf.LockRTracker, p partitionRange, emit func(beam.EventTime, Record)) (sdf.ProcessContinuation, error) {
-	return fn.readUnbounded(ctx, we, rt, p, recordEmitter{out: emit})
+func (fn *unboundedReadFn) ProcessElement(ctx context.Context, we *watermarkEstimator, bf beam.BundleFinalization, rt *sdf.LockRTracker, p partitionRange, emit func(beam.EventTime, Record)) (sdf.ProcessContinuation, error) {
+	return fn.readUnbounded(ctx, we, bf, rt, p, recordEmitter{out: emit})
 }
 
 type unboundedBatchReadFn struct{ unboundedBase }
 
-func (fn *unboundedBatchReadFn) ProcessElement(ctx context.Context, we *watermarkEstimator, rt *sdf.LockRTracker, p partitionRange, emit func(beam.EventTime, Records)) (sdf.ProcessContinuation, error) {
-	return fn.readUnbounded(ctx, we, rt, p, &batchEmitter{out: emit, max: fn.Params.BatchRecords})
+func (fn *unboundedBatchReadFn) ProcessElement(ctx context.Context, we *watermarkEstimator, bf beam.BundleFinalization, rt *sdf.LockRTracker, p partitionRange, emit func(beam.EventTime, Records)) (sdf.ProcessContinuation, error) {
+	return fn.readUnbounded(ctx, we, bf, rt, p, &batchEmitter{out: emit, max: fn.Params.BatchRecords})
 }
 
 // Metric names: Read counts records and bytes in ReadNamespace, Write in

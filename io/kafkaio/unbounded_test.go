@@ -62,7 +62,7 @@ func TestUnboundedWatermarkAndCheckpoints(t *testing.T) {
 	// checkpoints itself because it passed CheckpointRecords.
 	rt := fn.CreateTracker(offsetrange.Restriction{Start: 0, End: math.MaxInt64})
 	var out collect
-	cont, err := fn.readUnbounded(ctx, we, rt, p, &out)
+	cont, err := fn.readUnbounded(ctx, we, nil, rt, p, &out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func TestUnboundedWatermarkAndCheckpoints(t *testing.T) {
 	for time.Now().Before(deadline) && we.CurrentWatermark().Before(time.Now().Add(-time.Minute)) {
 		rt = fn.CreateTracker(offsetrange.Restriction{Start: next, End: math.MaxInt64})
 		out = collect{}
-		if _, err := fn.readUnbounded(ctx, we, rt, p, &out); err != nil {
+		if _, err := fn.readUnbounded(ctx, we, nil, rt, p, &out); err != nil {
 			t.Fatal(err)
 		}
 		if len(out.got) > 0 {
@@ -98,7 +98,7 @@ func TestUnboundedWatermarkAndCheckpoints(t *testing.T) {
 	// range and releases the watermark.
 	fn.Params.Until = time.Now().Add(-time.Second)
 	rt = fn.CreateTracker(offsetrange.Restriction{Start: next, End: math.MaxInt64})
-	cont, err = fn.readUnbounded(ctx, we, rt, p, &collect{})
+	cont, err = fn.readUnbounded(ctx, we, nil, rt, p, &collect{})
 	if err != nil || cont.ShouldResume() {
 		t.Fatalf("stop: resume %v, err %v", cont.ShouldResume(), err)
 	}
@@ -141,7 +141,7 @@ func TestUnboundedBatchesAreNotOverwritten(t *testing.T) {
 	we := fn.CreateWatermarkEstimator(fn.InitialWatermarkEstimatorState(0, offsetrange.Restriction{}, p))
 	var got []Records
 	em := &batchEmitter{out: func(_ beam.EventTime, rs Records) { got = append(got, rs) }, max: 1}
-	if _, err := fn.readUnbounded(context.Background(), we, fn.CreateTracker(offsetrange.Restriction{Start: 0, End: math.MaxInt64}), p, em); err != nil {
+	if _, err := fn.readUnbounded(context.Background(), we, nil, fn.CreateTracker(offsetrange.Restriction{Start: 0, End: math.MaxInt64}), p, em); err != nil {
 		t.Fatal(err)
 	}
 	var values []string

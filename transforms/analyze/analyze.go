@@ -55,14 +55,26 @@ type Spec struct {
 	Rows        int64   `json:"rows"`
 	// Names are the features' names, when the job knows them.
 	Names []string `json:"names,omitempty"`
+	// Clip bounds every standardized value to [−Clip, Clip]; 0 leaves them
+	// unbounded (specs written before it existed). Features computes specs
+	// with DefaultClip.
+	Clip float64 `json:"clip,omitempty"`
 }
+
+// DefaultClip bounds standardized values. A feature almost constant over
+// the training rows (a border pixel lit once, faintly: a deviation of
+// 4.4e-5) would otherwise give a new row z-scores in the thousands and
+// swamp every other feature; for features near a normal distribution a
+// value beyond 10 deviations does not happen.
+const DefaultClip = 10
 
 // ErrSpec means a Spec does not fit what it is applied to.
 var ErrSpec = errors.New("analyze: spec does not fit")
 
-// Standardize writes (x − mean) / std of row into dst and returns it;
-// features with zero deviation (constant in the data) map to 0, and a
-// non-finite input maps to 0, the mean. dst may be row.
+// Standardize writes (x − mean) / std of row into dst and returns it,
+// bounded to ±Clip when Clip is set; features with zero deviation
+// (constant in the data) map to 0, and a non-finite input maps to 0, the
+// mean. dst may be row.
 func (s *Spec) Standardize(dst, row []float64) ([]float64, error) {
 	if len(row) != s.Features {
 		return nil, fmt.Errorf("%w: row of %d features, spec of %d", ErrSpec, len(row), s.Features)
@@ -76,7 +88,11 @@ func (s *Spec) Standardize(dst, row []float64) ([]float64, error) {
 			dst[i] = 0
 			continue
 		}
-		dst[i] = (v - s.Mean[i]) / s.Std[i]
+		z := (v - s.Mean[i]) / s.Std[i]
+		if s.Clip > 0 {
+			z = max(-s.Clip, min(s.Clip, z))
+		}
+		dst[i] = z
 	}
 	return dst, nil
 }
@@ -133,6 +149,9 @@ func (s *Spec) Check() error {
 		if s.Count[i] < 0 || s.Std[i] < 0 || math.IsNaN(s.Std[i]) || math.IsInf(s.Std[i], 0) || math.IsNaN(s.Mean[i]) || math.IsInf(s.Mean[i], 0) {
 			return fmt.Errorf("%w: feature %d: count %d, mean %v, std %v", ErrSpec, i, s.Count[i], s.Mean[i], s.Std[i])
 		}
+	}
+	if s.Clip < 0 || math.IsNaN(s.Clip) {
+		return fmt.Errorf("%w: clip %v", ErrSpec, s.Clip)
 	}
 	if len(s.Names) != 0 && len(s.Names) != s.Features {
 		return fmt.Errorf("%w: %d names for %d features", ErrSpec, len(s.Names), s.Features)
@@ -231,7 +250,7 @@ func (fn *statsFn) MergeAccumulators(a, b Stats) Stats {
 }
 
 func (fn *statsFn) ExtractOutput(a Stats) Spec {
-	s := Spec{Features: fn.Dim, Rows: a.N, Count: a.Count, Mean: a.Mean, Min: a.Min, Max: a.Max, Std: make([]float64, fn.Dim)}
+	s := Spec{Features: fn.Dim, Rows: a.N, Count: a.Count, Mean: a.Mean, Min: a.Min, Max: a.Max, Std: make([]float64, fn.Dim), Clip: DefaultClip}
 	for i := range s.Std {
 		if a.Count[i] > 0 {
 			s.Std[i] = math.Sqrt(math.Max(0, a.M2[i]/float64(a.Count[i])))

@@ -195,3 +195,20 @@ func TestFeaturesPipeline(t *testing.T) {
 		t.Errorf("rows %d", got.Rows)
 	}
 }
+
+// A feature almost constant over the training rows (a faint pixel lit
+// once) gives new rows bounded z-scores, not thousands of deviations.
+func TestStandardizeClips(t *testing.T) {
+	sp := Spec{Features: 2, Count: []int64{8000, 8000}, Mean: []float64{5e-7, 5}, Std: []float64{4.4e-5, 2}, Min: []float64{0, 0}, Max: []float64{0.004, 10}, Clip: DefaultClip}
+	z, err := sp.Standardize(nil, []float64{0.14, 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if z[0] != DefaultClip || z[1] != 1 {
+		t.Errorf("z %v, want [%v 1]", z, float64(DefaultClip))
+	}
+	sp.Clip = 0 // a spec written before Clip: unbounded, as it was trained
+	if z, _ := sp.Standardize(nil, []float64{0.14, 7}); z[0] < 3000 {
+		t.Errorf("without Clip: z %v, want the unbounded 3,182", z)
+	}
+}
