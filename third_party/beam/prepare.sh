@@ -21,6 +21,11 @@
 #
 # loopback-tempfile.patch: a LOOPBACK submission (every edge job) removes the
 # empty placeholder file it stages; upstream left one in $TMPDIR per job.
+#
+# no-google-cloud.patch: the worker harness no longer links Google Cloud
+# Profiler and the GCS filesystem (for heap dumps to Cloud Storage), and with
+# them cloud.google.com/go/storage and gRPC's xDS: a smaller binary and a
+# smaller resident floor for every muon process.
 set -euo pipefail
 cd "$(dirname "$0")"
 version=$(sed -n 's#^\s*github.com/apache/beam/sdks/v2 \(v[^ ]*\).*#\1#p' ../../go.mod | head -1)
