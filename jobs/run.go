@@ -199,7 +199,9 @@ func Run(ctx context.Context, spec *configs.Spec, o RunOptions) (*Summary, error
 	fmt.Fprintf(progress, "muon: running job %q (%s read of %s) on the %s runner\n", spec.Name, mode, strings.Join(spec.Source.Topics, ","), o.Runner.Kind)
 	done := make(chan struct{})
 	go running(progress, done)
+	cpu0 := cpuSeconds()
 	res, err := runners.Run(context.WithoutCancel(ctx), p, o.Runner)
+	sum.CPUSeconds = cpuSeconds() - cpu0
 	close(done)
 	if res != nil && res.Refused > 0 {
 		fmt.Fprintf(progress, "muon: warning: the edge runner refused %d connection(s) from other processes to its endpoints\n", res.Refused)
@@ -221,6 +223,13 @@ func Run(ctx context.Context, spec *configs.Spec, o RunOptions) (*Summary, error
 	}
 	if err := job.Summarize(context.WithoutCancel(ctx), spec, res, sum); err != nil {
 		return nil, afterPublish(spec, res, err)
+	}
+	var preds int64
+	for _, b := range sum.Inference {
+		preds += b.Predictions
+	}
+	if preds > 0 {
+		sum.CPUPer1kPredictions = sum.CPUSeconds / float64(preds) * 1000
 	}
 	sum.DLQReasons = deadLetterReasons(res)
 	sum.GaveUp = res.Names(kafkaio.ReadNamespace, kafkaio.MetricGaveUp+"/")

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/muonml/muon/io/kafkaio"
@@ -61,8 +62,15 @@ type Summary struct {
 	PerSecond float64   `json:"records_per_second"`
 	// PeakRSSMiB is the muon process's peak resident memory so far (Linux;
 	// 0 elsewhere).
-	PeakRSSMiB float64          `json:"peak_rss_mib"`
-	Counters   map[string]int64 `json:"counters"`
+	PeakRSSMiB float64 `json:"peak_rss_mib"`
+	// CPUSeconds is the CPU time (user and system) this process spent
+	// while the job ran: on the edge runner the whole job, on Flink the
+	// submitting side and, with LOOPBACK workers, the workers (not the
+	// Flink JVMs). CPUPer1kPredictions divides it by an infer job's
+	// predictions.
+	CPUSeconds          float64          `json:"cpu_seconds"`
+	CPUPer1kPredictions float64          `json:"cpu_s_per_1k_predictions,omitempty"`
+	Counters            map[string]int64 `json:"counters"`
 	// OutputDir is where summary.json goes.
 	OutputDir string `json:"output_dir"`
 }
@@ -179,6 +187,15 @@ func deadLetterReasons(res *runners.Result) []Reason {
 
 // peakRSSKiB is this process's peak resident set size (VmHWM), from
 // /proc/self/status; false where there is none.
+// cpuSeconds is the user and system CPU time this process has used.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
 func peakRSSKiB() (int64, bool) {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {

@@ -269,6 +269,13 @@ func printSummary(w io.Writer, spec *configs.Spec, s *jobs.Summary) {
 	if s.PeakRSSMiB > 0 {
 		fmt.Fprintf(w, "  memory         %.0f MiB peak resident (this process, so far)\n", s.PeakRSSMiB)
 	}
+	if s.CPUSeconds > 0 {
+		per := ""
+		if s.CPUPer1kPredictions > 0 {
+			per = fmt.Sprintf(", %.3f s per 1,000 predictions", s.CPUPer1kPredictions)
+		}
+		fmt.Fprintf(w, "  cpu            %.2f s (this process, user and system%s)\n", s.CPUSeconds, per)
+	}
 	kind := "readings"
 	if spec.Source.Format == "image" {
 		kind = "images"

@@ -15,6 +15,7 @@ pipeline run is timed. Prints one JSON line: records, seconds, accuracy.
 """
 
 import argparse
+import resource
 import ast
 import json
 import os
@@ -78,6 +79,7 @@ def main():
     ap.add_argument("--train", required=True)
     ap.add_argument("--input", required=True)
     ap.add_argument("--output", required=True)
+    ap.add_argument("--workers", type=int, default=1, help="DirectRunner workers (processes when more than one)")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="muon-beam-python-")
     model_file = os.path.join(work, "model.pkl")
@@ -85,8 +87,12 @@ def main():
     handler = SklearnModelHandlerNumpy(model_uri=model_file, model_file_type=ModelFileType.PICKLE,
                                        inference_fn=lambda model, batch, inference_args=None:
                                        model.predict_proba(np.stack(batch)))
-    opts = PipelineOptions(runner="DirectRunner", direct_num_workers=1)
+    if a.workers > 1:
+        opts = PipelineOptions(runner="DirectRunner", direct_num_workers=a.workers, direct_running_mode="multi_processing")
+    else:
+        opts = PipelineOptions(runner="DirectRunner", direct_num_workers=1)
     begin = time.time()
+    cpu0 = cpu()
     with beam.Pipeline(options=opts) as p:
         out = (p
                | beam.io.ReadFromText(a.input)
@@ -98,13 +104,21 @@ def main():
              | beam.combiners.Count.PerKey()
              | "WriteCorrect" >> beam.io.WriteToText(os.path.join(a.output, "correct")))
     seconds = time.time() - begin
+    cpu_seconds = cpu() - cpu0
     right = wrong = 0
     for name in os.listdir(a.output):
         if name.startswith("correct"):
             for line in open(os.path.join(a.output, name)):
                 k, n = ast.literal_eval(line)  # the (1, count) tuples Beam wrote
                 right, wrong = (right + n, wrong) if k else (right, wrong + n)
-    print(json.dumps({"records": right + wrong, "seconds": seconds, "accuracy": right / max(1, right + wrong)}))
+    print(json.dumps({"records": right + wrong, "seconds": seconds, "cpu_seconds": cpu_seconds,
+                      "accuracy": right / max(1, right + wrong)}))
+
+
+def cpu():
+    """User and system CPU seconds of this process and its waited-for children (the workers)."""
+    s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
 
 
 if __name__ == "__main__":
