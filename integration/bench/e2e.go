@@ -29,7 +29,7 @@ const e2eCopies = 60
 // edge.rss_mb. Then an unbounded job fed live at half that rate for
 // 20 s: e2e.edge.p99_ms, event time to prediction, read back from the
 // predictions topic.
-func benchE2E(muon, datasets, kafkaAddr string) {
+func benchE2E(muon, datasets, kafkaAddr string, soak time.Duration) {
 	res, dir := snapshotRun(muon, "configs/train-digits.yaml", "training.shards=1")
 	defer os.RemoveAll(dir)
 	store, pub := filepath.Dir(res.Path), strings.TrimSuffix(signingKey(muon), ".key")+".pub"
@@ -207,6 +207,9 @@ func benchE2E(muon, datasets, kafkaAddr string) {
 	benchEdgeBinary(muon)
 	benchColdStart(muon, brokers, store, pub, datasets)
 	benchPredict(muon, store, pub, datasets)
+	if soak > 0 {
+		benchSoak(muon, brokers, store, pub, datasets, rps/2, soak)
+	}
 }
 
 // jobSummary is the part of an infer job's summary.json the bench reads.

@@ -50,6 +50,7 @@ func main() {
 	flag.IntVar(&chunkRecords, "chunk-records", 0, "kafkaio Params.ChunkRecords (0: its default)")
 	flag.IntVar(&batchRows, "batch-rows", batch.DefaultMaxRows, "rows per Arrow batch in the Reshuffle figures")
 	only := flag.String("only", "", "run only the broker with this name (embedded or kafka)")
+	soak := flag.Duration("soak", 10*time.Minute, "how long the e2e group's soak of an unbounded edge job at half its maximum rate runs (0: none)")
 	groups := flag.String("groups", "kafka,featurize,batch,images,gobench,train,snapshot,e2e", "comma-separated figure groups to measure (kafka, featurize, batch, images, gobench, train, snapshot, e2e)")
 	flag.Parse()
 	want := map[string]bool{}
@@ -82,7 +83,7 @@ func main() {
 		benchSnapshot(*muon)
 	}
 	if want["e2e"] {
-		benchE2E(*muon, *datasets, *kafkaAddr)
+		benchE2E(*muon, *datasets, *kafkaAddr, *soak)
 	}
 	if !want["kafka"] && !want["featurize"] {
 		return

@@ -242,6 +242,9 @@ type TopicSpec struct {
 	Partitions int
 	// Replication is the replication factor. Default 1.
 	Replication int
+	// Configs are topic configs (retention.bytes, segment.bytes, ...).
+	// Default: the broker's.
+	Configs map[string]string
 }
 
 // EnsureTopics creates the topics that do not exist yet; existing topics
@@ -283,7 +286,11 @@ func EnsureTopics(ctx context.Context, c Cluster, topics ...TopicSpec) error {
 			if t.Replication <= 0 {
 				t.Replication = 1
 			}
-			cfgs = append(cfgs, kafka.TopicConfig{Topic: t.Name, NumPartitions: t.Partitions, ReplicationFactor: t.Replication})
+			tc := kafka.TopicConfig{Topic: t.Name, NumPartitions: t.Partitions, ReplicationFactor: t.Replication}
+			for k, v := range t.Configs {
+				tc.ConfigEntries = append(tc.ConfigEntries, kafka.ConfigEntry{ConfigName: k, ConfigValue: v})
+			}
+			cfgs = append(cfgs, tc)
 		}
 		err = cc.CreateTopics(cfgs...)
 		if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
