@@ -40,7 +40,11 @@ func benchSoak(muon string, brokers []string, store, pub, datasets string, rate 
 		"--set", "source.bounded=false", "--set", "source.start=latest", "--set", fmt.Sprintf("source.for=%ds", int((d+10*time.Second).Seconds())),
 		"--set", "batch.max_wait=100ms", "--set", "output.dir="+out,
 		"--set", fmt.Sprintf("inference=[{name: digits, store: %s, trust: [%s], topic: %s.predictions}]", store, pub, topic))
-	cmd.Stderr = nil
+	logPath := filepath.Join(out, "job.log")
+	logFile, err := os.Create(logPath)
+	must(err)
+	defer logFile.Close()
+	cmd.Stdout, cmd.Stderr = logFile, logFile
 	must(cmd.Start())
 	pid := cmd.Process.Pid
 
@@ -80,7 +84,13 @@ func benchSoak(muon string, brokers []string, store, pub, datasets string, rate 
 	}
 	tick.Stop()
 	must(<-produced)
-	must(cmd.Wait())
+	if err := cmd.Wait(); err != nil {
+		tail, _ := os.ReadFile(logPath)
+		if len(tail) > 4000 {
+			tail = tail[len(tail)-4000:]
+		}
+		must(fmt.Errorf("the soaked job: %v\n%s", err, tail))
+	}
 	var xs, ys []float64
 	for _, s := range samples {
 		if s.t >= soakWarmup.Minutes() {

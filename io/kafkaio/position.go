@@ -203,14 +203,24 @@ type positionFn struct {
 	Armed state.Value[int64]
 
 	l       *link
+	tr      *kafka.Transport // one for every commit: a transport per commit leaked memory
 	commits beam.Counter
 }
 
 func (fn *positionFn) Setup() error {
 	l, err := Cluster{Brokers: fn.Params.Brokers, Security: fn.Params.Security}.link(DefaultDialTimeout)
-	fn.l = l
+	if err != nil {
+		return err
+	}
+	fn.l, fn.tr = l, l.transport()
 	fn.commits = beam.NewCounter(PositionNamespace, MetricCommits)
-	return err
+	return nil
+}
+
+func (fn *positionFn) Teardown() {
+	if fn.tr != nil {
+		fn.tr.CloseIdleConnections()
+	}
 }
 
 // ProcessElement sets the timer, unless it is set, for the latest note:
@@ -242,7 +252,7 @@ func (fn *positionFn) OnTimer(ctx context.Context, ts beam.EventTime, sp state.P
 	j := journalOf(fn.Params.Group)
 	due := j.due(ts.ToTime().Add(-fn.Params.Slack))
 	if len(due) > 0 {
-		if err := commitOffsets(ctx, fn.l, fn.Params.Group, due); err != nil {
+		if err := commitOffsets(ctx, fn.l, fn.tr, fn.Params.Group, due); err != nil {
 			// The next firing commits further; a restart before that
 			// reads a little more again.
 			log.Warnf(ctx, "kafkaio: committing positions of group %s: %v", fn.Params.Group, err)
@@ -258,7 +268,7 @@ func (fn *positionFn) OnTimer(ctx context.Context, ts beam.EventTime, sp state.P
 const readMeta = "muon.read="
 
 // commitOffsets commits "topic/partition" → position for group.
-func commitOffsets(ctx context.Context, l *link, group string, offs map[string]committedPos) error {
+func commitOffsets(ctx context.Context, l *link, tr *kafka.Transport, group string, offs map[string]committedPos) error {
 	topics := map[string][]kafka.OffsetCommit{}
 	for key, c := range offs {
 		topic, part, err := splitKey(key)
@@ -269,8 +279,6 @@ func commitOffsets(ctx context.Context, l *link, group string, offs map[string]c
 	}
 	ctx, cancel := callContext(ctx)
 	defer cancel()
-	tr := l.transport()
-	defer tr.CloseIdleConnections()
 	c := &kafka.Client{Addr: kafka.TCP(l.brokers...), Transport: tr}
 	return untilSettled(ctx, func() error {
 		resp, err := c.OffsetCommit(ctx, &kafka.OffsetCommitRequest{GroupID: group, GenerationID: -1, Topics: topics})
