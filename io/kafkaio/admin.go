@@ -123,6 +123,11 @@ func Partitions(ctx context.Context, c Cluster, topic string) ([]int, error) {
 	if err != nil {
 		return nil, err
 	}
+	return partitionIDs(ctx, l, topic)
+}
+
+// partitionIDs is Partitions over a link.
+func partitionIDs(ctx context.Context, l *link, topic string) ([]int, error) {
 	parts, err := lookupPartitions(ctx, l, topic)
 	if err != nil {
 		return nil, err

@@ -359,13 +359,9 @@ func CommittedOffsets(ctx context.Context, c Cluster, group, topic string) (map[
 	if err != nil {
 		return nil, err
 	}
-	parts, err := lookupPartitions(ctx, l, topic)
+	ids, err := partitionIDs(ctx, l, topic)
 	if err != nil {
 		return nil, err
-	}
-	ids := make([]int, len(parts))
-	for i, p := range parts {
-		ids[i] = p.ID
 	}
 	cs, err := committedOffsets(ctx, l, group, topic, ids)
 	if err != nil {
