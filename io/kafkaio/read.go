@@ -205,7 +205,17 @@ func ResolveRanges(ctx context.Context, p Params) ([]PartitionRange, error) {
 			if len(p.Partitions) > 0 && !containsInt(p.Partitions, part.ID) {
 				continue
 			}
-			first, last, err := partitionOffsets(ctx, l, topic, part.ID)
+			// A topic created moments ago may not have its leaders yet
+			// (Not Leader For Partition): retry what Kafka marks retriable,
+			// within one call's deadline.
+			var first, last int64
+			rctx, cancel := callContext(ctx)
+			err := untilSettled(rctx, func() error {
+				var err error
+				first, last, err = partitionOffsets(ctx, l, topic, part.ID)
+				return err
+			})
+			cancel()
 			if err != nil {
 				return nil, err
 			}
