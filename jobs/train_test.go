@@ -158,6 +158,23 @@ func runJob(t *testing.T, brokers []string, yaml string) (*configs.Spec, *jobs.S
 	return spec, sum
 }
 
+// runPipeline parses a spec, builds its job and runs it on the edge
+// runner, and returns the spec and the run's error, for tests of jobs that
+// must fail while they run.
+func runPipeline(t *testing.T, brokers []string, yaml string) (*configs.Spec, error) {
+	t.Helper()
+	spec, err := configs.Parse("job.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, s := beam.NewPipelineWithRoot()
+	if err := build(s, spec, jobs.Options{Brokers: brokers}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = runners.Run(context.Background(), p, runners.Options{})
+	return spec, err
+}
+
 // build builds spec's job into s.
 func build(s beam.Scope, spec *configs.Spec, o jobs.Options) error {
 	job, err := jobs.For(spec.Job)
@@ -674,23 +691,14 @@ output: {dir: %s}
 // trains (it trained on all-missing features and exited 0); a feature
 // constant over the rows is counted and named.
 func TestChannelThatMatchesNothing(t *testing.T) {
-	brokers := basicMotionsBroker(t)
-	spec, err := configs.Parse("job.yaml", []byte(fmt.Sprintf(`name: nothing
+	spec, err := runPipeline(t, basicMotionsBroker(t), fmt.Sprintf(`name: nothing
 job: train
 source: {topics: [sensors], format: sensor}
 features: {kind: cases, channels: [dim0, Dim1], bands: 4}
 model: {kind: softmax, labels: [Badminton, Running, Standing, Walking]}
 training: {epochs: 2, batch_size: 8, shards: 1}
 output: {dir: %s}
-`, t.TempDir())))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, s := beam.NewPipelineWithRoot()
-	if err := build(s, spec, jobs.Options{Brokers: brokers}); err != nil {
-		t.Fatal(err)
-	}
-	_, err = runners.Run(context.Background(), p, runners.Options{})
+`, t.TempDir()))
 	if err == nil || !strings.Contains(err.Error(), `features.channels: "Dim1" never has a value`) {
 		t.Fatalf("error %v, want one naming the channel Dim1", err)
 	}
@@ -736,23 +744,14 @@ model: {kind: softmax}
 		t.Errorf("no labels and no recording: error %v, want one saying to list them", err)
 	}
 
-	brokers := basicMotionsBroker(t)
-	wrong, err := configs.Parse("job.yaml", []byte(fmt.Sprintf(`name: wrong
+	_, err = runPipeline(t, basicMotionsBroker(t), fmt.Sprintf(`name: wrong
 job: train
 source: {topics: [sensors], format: sensor}
 features: {kind: cases, channels: [dim0, dim1], bands: 4}
 model: {kind: softmax, labels: [standing, running, walking, badminton]}
 training: {epochs: 2, batch_size: 8, shards: 1}
 output: {dir: %s}
-`, t.TempDir())))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, s := beam.NewPipelineWithRoot()
-	if err := build(s, wrong, jobs.Options{Brokers: brokers}); err != nil {
-		t.Fatal(err)
-	}
-	_, err = runners.Run(context.Background(), p, runners.Options{})
+`, t.TempDir()))
 	if err == nil || !strings.Contains(err.Error(), "model.labels: the rows carry label(s)") || !strings.Contains(err.Error(), "Running (10)") {
 		t.Fatalf("error %v, want one listing the labels seen", err)
 	}

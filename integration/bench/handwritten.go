@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -195,36 +196,18 @@ func flinkJVMCPU() float64 {
 	if err != nil {
 		return 0
 	}
-	stat, err := os.ReadFile("/proc/" + string(trimSpace(pid)) + "/stat")
+	stat, err := os.ReadFile("/proc/" + strings.TrimSpace(string(pid)) + "/stat")
 	if err != nil {
 		return 0
 	}
-	// Fields after the ")" that ends the command: utime is the 12th, stime the 13th.
+	// The fields after the ")" that ends the command: utime is the 12th,
+	// stime the 13th.
 	s := string(stat)
-	for i := len(s) - 1; i >= 0; i-- {
-		if s[i] == ')' {
-			s = s[i+2:]
-			break
-		}
-	}
-	var f []string
-	for start, i := 0, 0; i <= len(s); i++ {
-		if i == len(s) || s[i] == ' ' {
-			f = append(f, s[start:i])
-			start = i + 1
-		}
-	}
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
 	if len(f) < 13 {
 		return 0
 	}
 	u, _ := strconv.ParseFloat(f[11], 64)
 	st, _ := strconv.ParseFloat(f[12], 64)
 	return (u + st) / 100 // clock ticks (USER_HZ 100 on Linux)
-}
-
-func trimSpace(b []byte) []byte {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == ' ') {
-		b = b[:len(b)-1]
-	}
-	return b
 }

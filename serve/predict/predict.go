@@ -410,8 +410,9 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// Serve serves h on l until ctx ends, then shuts down, letting requests
-// in flight finish for up to 5 s.
+// Serve runs serve (srv's Serve or ServeTLS on a listener) until it fails
+// or ctx ends, then shuts srv down, letting requests in flight finish for
+// up to 5 s.
 func Serve(ctx context.Context, srv *http.Server, serve func() error) error {
 	errc := make(chan error, 1)
 	go func() { errc <- serve() }()
