@@ -97,6 +97,7 @@ func TestErrors(t *testing.T) {
 		{"nesterov with adam", base + "job: train\nfeatures: {kind: cases, channels: [x]}\nmodel: {kind: softmax, labels: [a, b]}\ntraining: {nesterov: true}\n", nil, configs.ErrValue, 0, "training.nesterov"},
 		{"archive and topics", "name: t\nsource: {topics: [a], archive: [x], format: sensor}\njob: train\nfeatures: {kind: cases, channels: [x]}\nmodel: {kind: softmax, labels: [a, b]}\n", nil, configs.ErrValue, 0, "source.archive"},
 		{"archive in a features job", "name: t\nsource: {archive: [x], format: sensor}\njob: features\nfeatures: {kind: cases, channels: [x]}\n", nil, configs.ErrValue, 0, "source.archive"},
+		{"archive partition by week", base + "job: features\nfeatures: {kind: cases, channels: [x]}\narchive: {partition: week}\n", nil, configs.ErrValue, 0, "archive.partition"},
 		{"no topics", "name: t\nsource: {format: sensor}\n", nil, configs.ErrValue, 0, "source.topics"},
 		{"stream without window", "name: t\nsource: {topics: [a], format: sensor, bounded: false}\njob: train\nfeatures: {channels: [x], window: {size: 1s}}\nmodel: {kind: softmax, labels: [a, b]}\ntraining: {stream: {initial: m.json}}\n", nil, configs.ErrValue, 0, "training.stream.window"},
 		{"stream without initial model", "name: t\nsource: {topics: [a], format: sensor, bounded: false}\njob: train\nfeatures: {channels: [x], window: {size: 1s}}\nmodel: {kind: softmax, labels: [a, b]}\ntraining: {stream: {window: 1m}}\n", nil, configs.ErrValue, 0, "training.stream.initial"},

@@ -270,6 +270,12 @@ type Archive struct {
 	// Features archives an infer job's feature batches too (a features
 	// job always does). Default false.
 	Features bool `yaml:"features"`
+	// Partition is how rows are partitioned by event time: hour
+	// (date=YYYY-MM-DD/hour=HH) or day (date=YYYY-MM-DD). A partition gets
+	// at least one file per bundle that holds its rows, so a source whose
+	// readings are sparse in time, or spread over many hours by their
+	// producers, makes fewer and larger files by day. Default hour.
+	Partition string `yaml:"partition" enum:"hour,day"`
 }
 
 // Model describes the model a train job trains.
@@ -550,6 +556,9 @@ func (s *Spec) applyDefaults(set func(path string) bool) {
 		}
 		if s.Archive.Dir == "" {
 			s.Archive.Dir = s.Output.Dir + "/archive"
+		}
+		if s.Archive.Partition == "" {
+			s.Archive.Partition = "hour"
 		}
 	}
 	for i := range s.Replay {

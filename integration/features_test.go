@@ -239,3 +239,63 @@ func TestFeaturesStreamSendsLateReadingsToDeadLetters(t *testing.T) {
 		})
 	}
 }
+
+// A producer whose readings are an hour apart (BasicMotions replayed at
+// one reading an hour: 40 cases of 100 readings over 100 hours) spreads an
+// hourly archive over a file per hour and bundle, a few readings each, and
+// the summary says so; with archive.partition: day the archive holds a
+// file per day and bundle.
+func TestArchiveOfSparseProducer(t *testing.T) {
+	path := filepath.Join("..", "..", "shared", "datasets", "basicmotions", "BasicMotions_TRAIN.ts")
+	for _, partition := range []string{"hour", "day"} {
+		t.Run(partition, func(t *testing.T) {
+			out := t.TempDir()
+			spec, err := configs.Parse("sparse.yaml", []byte(fmt.Sprintf(`name: sparse
+job: features
+source: {topics: [sparse], format: sensor}
+features: {kind: readings, channels: [dim0, dim1, dim2, dim3, dim4, dim5]}
+archive: {readings: true, partition: %s}
+replay:
+  - {path: %s, topic: sparse, period: 1h}
+output: {dir: %s}
+`, partition, path, out)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			sum, err := jobs.Run(context.Background(), spec, jobs.RunOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			n, ok := sum.Features.Archive["readings"]
+			if !ok || n.Rows != 4000 || n.Partition != partition {
+				t.Fatalf("readings archive %+v (%v), want 4000 rows by %s", n, ok, partition)
+			}
+			files, err := parquetio.Files(jobs.ReadingsArchive(spec))
+			if err != nil {
+				t.Fatal(err)
+			}
+			days := map[string]bool{}
+			for _, f := range files {
+				from, to, ok := parquetio.PartitionSpan(f)
+				if !ok || (partition == "day") != (to.Sub(from) == 24*time.Hour) {
+					t.Fatalf("%s: a %s partition spans %v–%v (%v)", f, partition, from, to, ok)
+				}
+				days[from.Format(time.DateOnly)] = true
+			}
+			t.Logf("%s: %d files in %d partitions over %d days, %.1f readings a file", partition, n.Files, n.Partitions, len(days), float64(n.Rows)/float64(n.Files))
+			if len(files) != n.Files {
+				t.Errorf("%d files on disk, the summary says %d", len(files), n.Files)
+			}
+			switch partition {
+			case "hour":
+				if n.Partitions != 100 || !n.Small() {
+					t.Errorf("hourly: %d partitions, small files %v; want 100 and a warning", n.Partitions, n.Small())
+				}
+			case "day":
+				if n.Partitions != len(days) || n.Partitions != 5 || n.Small() {
+					t.Errorf("daily: %d partitions over %d days, small files %v", n.Partitions, len(days), n.Small())
+				}
+			}
+		})
+	}
+}

@@ -53,7 +53,7 @@ func (features) Build(s beam.Scope, spec *configs.Spec, o Options) error {
 		Unbounded: rp.Unbounded,
 		MaxWait:   spec.Batch.MaxWait.D(),
 	}, rows)
-	o.ack(parquetio.WriteFeatures(s, parquetio.WriteParams{Root: FeaturesArchive(spec), Dim: dim, Names: FeatureNames(spec)}, batches))
+	o.ack(parquetio.WriteFeatures(s, archiveParams(spec, FeaturesArchive(spec), dim), batches))
 	if !rp.Unbounded {
 		analyze.WriteSpec(s, PreprocessFile(spec), FeatureNames(spec), checkedStats(s, spec, dim, rows))
 	}
@@ -82,7 +82,7 @@ func featureRows(s beam.Scope, spec *configs.Spec, o Options, topics []string) (
 		var readings beam.PCollection
 		readings, dead = decode.Sensors(s, DecodeParams(spec), records)
 		if spec.Archive.Readings {
-			o.ack(parquetio.WriteReadings(s, parquetio.WriteParams{Root: ReadingsArchive(spec)}, readings))
+			o.ack(parquetio.WriteReadings(s, archiveParams(spec, ReadingsArchive(spec), 0), readings))
 		}
 		rows = sensorRows(s, spec, o, rp.Unbounded, readings, wp)
 	}
@@ -146,14 +146,8 @@ func (features) Summarize(_ context.Context, spec *configs.Spec, res *runners.Re
 		fs.Shape = fmt.Sprintf("%s windows per device (%s, allowed lateness %s), %d channels × %d = %d features",
 			w.Size, kind, w.AllowedLateness, len(f.Channels), fs.Dim/len(f.Channels), fs.Dim)
 	}
-	for sub, dir := range map[string]string{"features": FeaturesArchive(spec), "readings": ReadingsArchive(spec)} {
-		n, err := countParquet(dir, sum.Started)
-		if err != nil {
-			return err
-		}
-		if n.Files > 0 {
-			fs.Archive[sub] = n
-		}
+	if err := countArchives(spec, res, sum.Started, fs.Archive); err != nil {
+		return err
 	}
 	if spec.Source.IsBounded() && fs.Rows > 0 {
 		fs.Preprocess = PreprocessFile(spec)
@@ -163,8 +157,28 @@ func (features) Summarize(_ context.Context, spec *configs.Spec, res *runners.Re
 	return nil
 }
 
+// countArchives adds to out the files of the features and readings
+// archives written since start, with their rows from the writers' metrics.
+func countArchives(spec *configs.Spec, res *runners.Result, start time.Time, out map[string]Files) error {
+	for sub, a := range map[string]struct{ dir, ns string }{
+		"features": {FeaturesArchive(spec), parquetio.FeaturesNamespace},
+		"readings": {ReadingsArchive(spec), parquetio.ReadingsNamespace},
+	} {
+		n, err := countParquet(a.dir, start)
+		if err != nil {
+			return err
+		}
+		if n.Files > 0 {
+			n.Rows = res.Counter(a.ns, parquetio.MetricRows)
+			n.Partition = spec.Archive.Partition
+			out[sub] = n
+		}
+	}
+	return nil
+}
+
 // countParquet counts the Parquet files under dir written since start
-// (an archive keeps earlier runs' files), and their hour partitions.
+// (an archive keeps earlier runs' files), and their partitions.
 func countParquet(dir string, start time.Time) (Files, error) {
 	var n Files
 	parts := map[string]bool{}

@@ -103,7 +103,7 @@ func inferBranches(s beam.Scope, spec *configs.Spec, o Options, rows beam.PColle
 		o.ack(kafkaio.Write(s.Scope(p.Name+".DeadLetters"), wp, dead))
 	}
 	if spec.Archive.Features {
-		o.ack(parquetio.WriteFeatures(s, parquetio.WriteParams{Root: FeaturesArchive(spec), Dim: dim, Names: FeatureNames(spec)}, batches))
+		o.ack(parquetio.WriteFeatures(s, archiveParams(spec, FeaturesArchive(spec), dim), batches))
 	}
 	batch.StageOutput(s, batches)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/muonml/muon/configs"
 	"github.com/muonml/muon/io/kafkaio"
+	"github.com/muonml/muon/io/parquetio"
 	"github.com/muonml/muon/message"
 	"github.com/muonml/muon/runners"
 	"github.com/muonml/muon/transforms/analyze"
@@ -206,6 +207,16 @@ func FeaturesArchive(spec *configs.Spec) string { return filepath.Join(spec.Arch
 
 // ReadingsArchive is the root of a job's Parquet readings archive.
 func ReadingsArchive(spec *configs.Spec) string { return filepath.Join(spec.Archive.Dir, "readings") }
+
+// archiveParams are the parameters of the archive writer under root: of
+// features of dim columns, or of readings when dim is 0.
+func archiveParams(spec *configs.Spec, root string, dim int) parquetio.WriteParams {
+	p := parquetio.WriteParams{Root: root, Daily: spec.Archive.Partition == "day"}
+	if dim > 0 {
+		p.Dim, p.Names = dim, FeatureNames(spec)
+	}
+	return p
+}
 
 // readTopics are the topics a job reads: the source's and, for a train
 // job, its test topics.

@@ -121,11 +121,30 @@ type FeatureSummary struct {
 	Labels      map[string]int64 `json:"labels,omitempty"`
 }
 
-// Files counts the Parquet files under one archive folder.
+// Files counts the Parquet files under one archive folder written by this
+// run.
 type Files struct {
-	Files      int   `json:"files"`
-	Bytes      int64 `json:"bytes"`
-	Partitions int   `json:"partitions"`
+	Files int   `json:"files"`
+	Bytes int64 `json:"bytes"`
+	// Rows is how many rows the files hold, from the writer's metrics.
+	Rows int64 `json:"rows"`
+	// Partitions counts the partition folders written to; Partition is
+	// their span, hour or day (archive.partition).
+	Partitions int    `json:"partitions"`
+	Partition  string `json:"partition"`
+}
+
+// SmallFiles is the mean rows per file under which an archive of at
+// least SmallFilesMin files is reported as made of small files.
+const (
+	SmallFiles    = 100
+	SmallFilesMin = 100
+)
+
+// Small reports whether the files are many and small: a source sparse in
+// time for its partitions, or producers that spread event times.
+func (f Files) Small() bool {
+	return f.Files >= SmallFilesMin && f.Rows < SmallFiles*int64(f.Files)
 }
 
 // BranchSummary is what an infer job's summary says of one branch.

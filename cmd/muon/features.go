@@ -21,7 +21,18 @@ func printFeatures(w io.Writer, f *jobs.FeatureSummary) {
 	for _, sub := range []string{"features", "readings"} {
 		if n, ok := f.Archive[sub]; ok {
 			fmt.Fprintf(w, "  archive        %s: %s in %s, %.1f MiB → %s\n",
-				sub, plural(n.Files, "Parquet file"), plural(n.Partitions, "hour partition"), float64(n.Bytes)/(1<<20), filepath.Join(f.ArchiveDir, sub))
+				sub, plural(n.Files, "Parquet file"), plural(n.Partitions, n.Partition+" partition"), float64(n.Bytes)/(1<<20), filepath.Join(f.ArchiveDir, sub))
+		}
+	}
+	for _, sub := range []string{"features", "readings"} {
+		if n := f.Archive[sub]; n.Small() {
+			fmt.Fprintf(w, "  warning        the %s archive got %s for %d rows (%.1f a file) over %s: its event times are sparse, or spread by their producers; ",
+				sub, plural(n.Files, "file"), n.Rows, float64(n.Rows)/float64(n.Files), plural(n.Partitions, n.Partition+" partition"))
+			if n.Partition == "hour" {
+				fmt.Fprintf(w, "set archive.partition: day, or check the producers' timestamps\n")
+			} else {
+				fmt.Fprintf(w, "check the producers' timestamps\n")
+			}
 		}
 	}
 	if f.Preprocess != "" {

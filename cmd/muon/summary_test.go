@@ -39,3 +39,24 @@ func TestSummaryPrintsMessageStringsSafely(t *testing.T) {
 		t.Errorf("a model name printed raw:\n%q", inf.String())
 	}
 }
+
+// An archive of many small files gets a warning that names the setting
+// to change; an archive of large files gets none.
+func TestSummaryWarnsOfSmallArchiveFiles(t *testing.T) {
+	for _, tt := range []struct {
+		n    jobs.Files
+		want string
+	}{
+		{jobs.Files{Files: 400, Rows: 4000, Partitions: 100, Partition: "hour"}, "warning        the readings archive got 400 files for 4000 rows (10.0 a file) over 100 hour partitions: its event times are sparse, or spread by their producers; set archive.partition: day"},
+		{jobs.Files{Files: 400, Rows: 4000, Partitions: 100, Partition: "day"}, "over 100 day partitions: its event times are sparse, or spread by their producers; check the producers' timestamps"},
+		{jobs.Files{Files: 5, Rows: 4000, Partitions: 5, Partition: "day"}, ""},
+		{jobs.Files{Files: 99, Rows: 99, Partitions: 99, Partition: "hour"}, ""},
+	} {
+		var w bytes.Buffer
+		printFeatures(&w, &jobs.FeatureSummary{Kind: "readings", Archive: map[string]jobs.Files{"readings": tt.n}})
+		got := w.String()
+		if tt.want == "" && strings.Contains(got, "warning") || tt.want != "" && !strings.Contains(got, tt.want) {
+			t.Errorf("%+v: printed\n%s\nwant %q", tt.n, got, tt.want)
+		}
+	}
+}

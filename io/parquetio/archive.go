@@ -29,8 +29,9 @@ const (
 	// DefaultMaxFileRows is the most rows in one archive file.
 	DefaultMaxFileRows = 1 << 20
 	// DefaultMaxOpenFiles is the most archive files an archive writer keeps
-	// open at once.
-	DefaultMaxOpenFiles = 16
+	// open at once: rows spread over up to this many partitions in one
+	// bundle make one file per partition.
+	DefaultMaxOpenFiles = 64
 )
 
 // Ext ends the name of every archive file.
@@ -45,10 +46,15 @@ type ArchiveOptions struct {
 	// MaxFileRows is the most rows in one file: an hour with more rows gets
 	// several files. Default DefaultMaxFileRows.
 	MaxFileRows int
-	// MaxOpenFiles is the most files open at once, one per partition hour:
-	// rows of one hour more finish the file least recently written to.
+	// MaxOpenFiles is the most files open at once, one per partition:
+	// rows of one partition more finish the file least recently written to.
 	// Default DefaultMaxOpenFiles.
 	MaxOpenFiles int
+	// Daily partitions rows by the UTC day of their event time,
+	// date=YYYY-MM-DD, instead of the hour, date=YYYY-MM-DD/hour=HH: for
+	// sources whose readings are sparse in time, where an hour holds few
+	// rows and hourly partitions would make many small files.
+	Daily bool
 }
 
 func (o *ArchiveOptions) check() error {
@@ -72,14 +78,26 @@ func (o *ArchiveOptions) check() error {
 
 // File is an archive file written and in place.
 type File struct {
-	// Path is where the file is: <root>/date=YYYY-MM-DD/hour=HH/<name>.parquet.
+	// Path is where the file is: <root>/date=YYYY-MM-DD/hour=HH/<name>.parquet,
+	// or <root>/date=YYYY-MM-DD/<name>.parquet for daily partitions.
 	Path string
-	// Hour is the partition hour of every row of the file, in UTC.
+	// Hour is the start of the partition (hour or day) of every row of the
+	// file, in UTC.
 	Hour time.Time
+	// Daily reports a daily partition.
+	Daily bool
 	// Rows is the number of rows (features or readings) in the file.
 	Rows int64
 	// Bytes is the file's size.
 	Bytes int64
+}
+
+// End is the end of the file's partition: Hour plus an hour or a day.
+func (f File) End() time.Time {
+	if f.Daily {
+		return f.Hour.AddDate(0, 0, 1)
+	}
+	return f.Hour.Add(time.Hour)
 }
 
 // PartitionDir is the directory, relative to an archive's root, of the
@@ -87,29 +105,70 @@ type File struct {
 // as Spark, pyarrow.dataset and DuckDB read it).
 func PartitionDir(t time.Time) string {
 	t = t.UTC()
-	return fmt.Sprintf("date=%04d-%02d-%02d%chour=%02d", t.Year(), int(t.Month()), t.Day(), filepath.Separator, t.Hour())
+	return fmt.Sprintf("%s%chour=%02d", DayDir(t), filepath.Separator, t.Hour())
+}
+
+// DayDir is the directory of daily partitions, relative to an archive's
+// root, of the rows whose event time is t: date=YYYY-MM-DD, in UTC.
+func DayDir(t time.Time) string {
+	t = t.UTC()
+	return fmt.Sprintf("date=%04d-%02d-%02d", t.Year(), int(t.Month()), t.Day())
+}
+
+// partitionDir is the directory of the partition that starts at t.
+func partitionDir(t time.Time, daily bool) string {
+	if daily {
+		return DayDir(t)
+	}
+	return PartitionDir(t)
 }
 
 // PartitionHour returns the partition hour of a file from its two parent
 // directories, date=YYYY-MM-DD and hour=HH, and false if they are not that.
 func PartitionHour(path string) (time.Time, bool) {
-	hourDir := filepath.Base(filepath.Dir(path))
-	dateDir := filepath.Base(filepath.Dir(filepath.Dir(path)))
-	hs, ok1 := strings.CutPrefix(hourDir, "hour=")
-	ds, ok2 := strings.CutPrefix(dateDir, "date=")
-	if !ok1 || !ok2 || len(hs) != 2 || len(ds) < 10 || ds[len(ds)-6] != '-' || ds[len(ds)-3] != '-' {
+	start, end, ok := PartitionSpan(path)
+	if !ok || end.Sub(start) != time.Hour {
+		return time.Time{}, false
+	}
+	return start, true
+}
+
+// PartitionSpan returns the event times [start, end) of a file's partition
+// from its parent directories: date=YYYY-MM-DD/hour=HH (an hour) or
+// date=YYYY-MM-DD (a day), and false if they are neither.
+func PartitionSpan(path string) (start, end time.Time, ok bool) {
+	dir := filepath.Dir(path)
+	if day, ok := parseDay(filepath.Base(dir)); ok {
+		return day, day.AddDate(0, 0, 1), true
+	}
+	hs, ok := strings.CutPrefix(filepath.Base(dir), "hour=")
+	day, ok2 := parseDay(filepath.Base(filepath.Dir(dir)))
+	if !ok || !ok2 || len(hs) != 2 {
+		return time.Time{}, time.Time{}, false
+	}
+	h, err := strconv.Atoi(hs)
+	if err != nil || h < 0 || h > 23 || hs[0] == '+' || hs[0] == '-' {
+		return time.Time{}, time.Time{}, false
+	}
+	start = day.Add(time.Duration(h) * time.Hour)
+	return start, start.Add(time.Hour), true
+}
+
+// parseDay parses date=YYYY-MM-DD.
+func parseDay(name string) (time.Time, bool) {
+	ds, ok := strings.CutPrefix(name, "date=")
+	if !ok || len(ds) < 10 || ds[len(ds)-6] != '-' || ds[len(ds)-3] != '-' {
 		return time.Time{}, false
 	}
 	y, err1 := strconv.Atoi(ds[:len(ds)-6])
 	m, err2 := strconv.Atoi(ds[len(ds)-5 : len(ds)-3])
 	d, err3 := strconv.Atoi(ds[len(ds)-2:])
-	h, err4 := strconv.Atoi(hs)
-	if err := errors.Join(err1, err2, err3, err4); err != nil {
+	if err := errors.Join(err1, err2, err3); err != nil {
 		return time.Time{}, false
 	}
-	t := time.Date(y, time.Month(m), d, h, 0, 0, 0, time.UTC)
-	if PartitionDir(t) != filepath.Join(dateDir, hourDir) {
-		return time.Time{}, false // 2024-02-30, hour=24, …
+	t := time.Date(y, time.Month(m), d, 0, 0, 0, 0, time.UTC)
+	if DayDir(t) != name {
+		return time.Time{}, false // 2024-02-30, 2024-5-1, …
 	}
 	return t, true
 }
@@ -179,12 +238,23 @@ func Files(paths ...string) ([]string, error) {
 	return slices.Compact(out), nil
 }
 
-// hourOfMilli is the partition hour (hours since the Unix epoch) of a time
-// in Unix milliseconds.
+// hourOfMilli is the hour (hours since the Unix epoch) of a time in Unix
+// milliseconds.
 func hourOfMilli(ms int64) int64 {
 	h := ms / 3_600_000
 	if ms%3_600_000 < 0 {
 		h--
+	}
+	return h
+}
+
+// key is the partition of a time in Unix milliseconds: the first hour
+// (hours since the Unix epoch) of its hour or, for daily partitions, of its
+// UTC day.
+func (a *archive[W]) key(ms int64) int64 {
+	h := hourOfMilli(ms)
+	if a.o.Daily {
+		h -= ((h % 24) + 24) % 24
 	}
 	return h
 }
@@ -197,7 +267,7 @@ type fileWriter interface {
 
 // part is one archive file being written, under a temporary name.
 type part[W fileWriter] struct {
-	key  int64 // hours since the Unix epoch
+	key  int64 // the partition's first hour since the Unix epoch
 	hour time.Time
 	dir  string
 	tmp  *os.File
@@ -211,7 +281,7 @@ type part[W fileWriter] struct {
 	used uint64
 }
 
-// archive writes rows into hour partitions under root: the part of
+// archive writes rows into hour or day partitions under root: the part of
 // FeatureArchive and ReadingArchive that does not depend on the format.
 type archive[W fileWriter] struct {
 	root   string
@@ -234,7 +304,7 @@ func newArchive[W fileWriter](root, format string, o ArchiveOptions, newW func(i
 	return &archive[W]{root: root, format: format, o: o, open: map[int64]*part[W]{}, newW: newW}, nil
 }
 
-// part returns the open file of an hour, opening one if needed.
+// part returns the open file of a partition, opening one if needed.
 func (a *archive[W]) part(hour int64) (*part[W], error) {
 	a.clock++
 	if p, ok := a.open[hour]; ok {
@@ -253,7 +323,7 @@ func (a *archive[W]) part(hour int64) (*part[W], error) {
 		}
 	}
 	t := time.Unix(hour*3600, 0).UTC()
-	dir := filepath.Join(a.root, PartitionDir(t))
+	dir := filepath.Join(a.root, partitionDir(t, a.o.Daily))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("parquetio: %w", err)
 	}
@@ -261,14 +331,14 @@ func (a *archive[W]) part(hour int64) (*part[W], error) {
 	if err != nil {
 		return nil, fmt.Errorf("parquetio: %w", err)
 	}
-	p := &part[W]{key: hour, hour: t, dir: dir, tmp: tmp, buf: bufio.NewWriterSize(tmp, 1<<20), sum: sha256.New(), used: a.clock}
+	p := &part[W]{key: hour, hour: t, dir: dir, tmp: tmp, buf: bufio.NewWriterSize(tmp, 256<<10), sum: sha256.New(), used: a.clock}
 	if p.w, err = a.newW(p.buf); err != nil {
 		tmp.Close()
 		os.Remove(tmp.Name())
 		return nil, err
 	}
 	p.sum.Write([]byte(a.format))
-	p.sum.Write([]byte(PartitionDir(t)))
+	p.sum.Write([]byte(partitionDir(t, a.o.Daily)))
 	a.open[hour] = p
 	return p, nil
 }
@@ -309,7 +379,7 @@ func (a *archive[W]) finish(p *part[W]) error {
 }
 
 func (a *archive[W]) close(p *part[W]) error {
-	p.w.SetMetadata(MetaPartition, filepath.ToSlash(PartitionDir(p.hour)))
+	p.w.SetMetadata(MetaPartition, filepath.ToSlash(partitionDir(p.hour, a.o.Daily)))
 	if err := p.w.Close(); err != nil {
 		p.tmp.Close()
 		return err
@@ -340,7 +410,7 @@ func (a *archive[W]) close(p *part[W]) error {
 		d.Sync() // the rename itself; best effort, not every system syncs directories
 		d.Close()
 	}
-	a.done = append(a.done, File{Path: name, Hour: p.hour, Rows: p.rows, Bytes: st.Size()})
+	a.done = append(a.done, File{Path: name, Hour: p.hour, Daily: a.o.Daily, Rows: p.rows, Bytes: st.Size()})
 	return nil
 }
 
@@ -374,7 +444,8 @@ func (a *archive[W]) abort() {
 
 // FeatureArchive writes feature batches into a Hive-partitioned archive:
 // <root>/date=YYYY-MM-DD/hour=HH/<prefix>-<hash>.parquet, one partition per
-// UTC hour of the rows' event time. Files are written under a temporary
+// UTC hour of the rows' event time (or <root>/date=YYYY-MM-DD/…, one per
+// UTC day, with ArchiveOptions.Daily). Files are written under a temporary
 // name starting with "." in the same directory and renamed when complete;
 // the final name hashes the rows' ids, keys and times, so writing the same
 // rows again replaces a file rather than adding a duplicate.
@@ -416,9 +487,9 @@ func (fa *FeatureArchive) Write(b arrowio.Batch) error {
 	id := rec.Column(arrowio.IDIndex).(*array.String)
 	n := len(ts)
 	for i := 0; i < n; {
-		hour := hourOfMilli(int64(ts[i]))
+		hour := fa.a.key(int64(ts[i]))
 		j := i + 1
-		for j < n && hourOfMilli(int64(ts[j])) == hour {
+		for j < n && fa.a.key(int64(ts[j])) == hour {
 			j++
 		}
 		for i < j {
@@ -486,9 +557,9 @@ func (ra *ReadingArchive) Write(rs ...records.Reading) error {
 		if err != nil {
 			return fmt.Errorf("%w (reading %s)", err, rs[i].Source.ID())
 		}
-		hour := hourOfMilli(ms)
+		hour := ra.a.key(ms)
 		j := i + 1
-		for j < n && sameHour(rs[j].Time, hour) {
+		for j < n && ra.sameKey(rs[j].Time, hour) {
 			j++
 		}
 		for i < j {
@@ -518,10 +589,10 @@ func (ra *ReadingArchive) Write(rs ...records.Reading) error {
 	return nil
 }
 
-// sameHour reports whether t falls in the partition hour.
-func sameHour(t time.Time, hour int64) bool {
+// sameKey reports whether t falls in the partition.
+func (ra *ReadingArchive) sameKey(t time.Time, key int64) bool {
 	ms, _, err := splitTime(t)
-	return err == nil && hourOfMilli(ms) == hour
+	return err == nil && ra.a.key(ms) == key
 }
 
 // Close finishes every file and returns the files written, by hour.

@@ -364,3 +364,87 @@ func TestFiles(t *testing.T) {
 		t.Error("a missing path: no error")
 	}
 }
+
+// TestArchiveDailyPartitions: readings that producers spread over 1,440
+// event hours in random order, as a test of file amplification, make one
+// file per hour when partitioned by hour and one per day by day.
+func TestArchiveDailyPartitions(t *testing.T) {
+	const n, days = 3000, 60
+	start := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
+	rs := make([]records.Reading, n)
+	for i := range rs {
+		hour := (i * 7919) % (days * 24) // a permutation of the hours, then again
+		rs[i] = records.Reading{
+			Device: "d",
+			Time:   start.Add(time.Duration(hour)*time.Hour + time.Duration(i)*time.Millisecond),
+			Values: []records.Value{{Name: "x", Value: float64(i)}},
+			Source: records.Source{Topic: "t", Offset: int64(i)},
+		}
+	}
+	for _, tt := range []struct {
+		daily bool
+		files int
+		dir   *regexp.Regexp
+	}{
+		{false, days * 24, partName},
+		{true, days, regexp.MustCompile(`^date=\d{4}-\d\d-\d\d/part-[0-9a-f]{16}\.parquet$`)},
+	} {
+		root := t.TempDir()
+		a, err := parquetio.NewReadingArchive(root, parquetio.ReadingOptions{}, parquetio.ArchiveOptions{Daily: tt.daily})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rs { // one by one, as the pipeline writes them
+			if err := a.Write(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		files, err := a.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rows int64
+		for _, f := range files {
+			rows += f.Rows
+			rel, _ := filepath.Rel(root, f.Path)
+			if !tt.dir.MatchString(filepath.ToSlash(rel)) {
+				t.Errorf("daily %v: file %s is not in the layout", tt.daily, rel)
+			}
+			from, to, ok := parquetio.PartitionSpan(f.Path)
+			if !ok || !from.Equal(f.Hour) || !to.Equal(f.End()) {
+				t.Errorf("daily %v: %s spans %v–%v (%v), the File says %v–%v", tt.daily, rel, from, to, ok, f.Hour, f.End())
+			}
+		}
+		if tt.daily {
+			if len(files) != tt.files {
+				t.Errorf("daily: %d files, want one per day, %d", len(files), tt.files)
+			}
+		} else if len(files) < tt.files {
+			t.Errorf("hourly: %d files, want at least one per hour, %d", len(files), tt.files)
+		}
+		if rows != n {
+			t.Errorf("daily %v: %d rows in the files, want %d", tt.daily, rows, n)
+		}
+	}
+}
+
+func TestPartitionSpan(t *testing.T) {
+	for _, tt := range []struct {
+		path     string
+		from, to time.Time
+	}{
+		{"a/date=2024-05-01/hour=13/p.parquet", t0, t0.Add(time.Hour)},
+		{"a/date=2024-05-01/p.parquet", t0.Truncate(24 * time.Hour), t0.Truncate(24*time.Hour).AddDate(0, 0, 1)},
+		{"date=2024-02-29/p.parquet", time.Date(2024, 2, 29, 0, 0, 0, 0, time.UTC), time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)},
+	} {
+		from, to, ok := parquetio.PartitionSpan(filepath.FromSlash(tt.path))
+		if !ok || !from.Equal(tt.from) || !to.Equal(tt.to) {
+			t.Errorf("PartitionSpan(%s) = %v, %v, %v; want %v, %v", tt.path, from, to, ok, tt.from, tt.to)
+		}
+	}
+	for _, bad := range []string{"a/b/c.parquet", "date=2023-02-29/x.parquet", "date=2024-05-01/hour=+1/x.parquet", "date=2024-05-01/hour=-1/x.parquet", "hour=01/x.parquet", "date=2024-05-1/x.parquet"} {
+		if from, _, ok := parquetio.PartitionSpan(filepath.FromSlash(bad)); ok {
+			t.Errorf("PartitionSpan(%s) = %v, want false", bad, from)
+		}
+	}
+}

@@ -47,10 +47,10 @@ type ReadParams struct {
 	// BatchRows is the most rows in one batch. Default DefaultBatchRows.
 	// Ignored by ReadReadings.
 	BatchRows int
-	// From and To select the partition hours that overlap [From, To): hour
-	// granularity, rows are not filtered within an hour. Zero values leave
-	// that end open. When either is set, every file must lie in a
-	// date=…/hour=… partition.
+	// From and To select the partitions (hours or days) that overlap
+	// [From, To): rows are not filtered within a partition. Zero values
+	// leave that end open. When either is set, every file must lie in a
+	// date=…/hour=… or date=… partition.
 	From, To time.Time
 }
 
@@ -165,17 +165,17 @@ func (fn *expandFn) ProcessElement(ctx context.Context, _ []byte, emit func(read
 	return nil
 }
 
-// inRange reports whether a file's partition hour overlaps [From, To).
+// inRange reports whether a file's partition overlaps [From, To).
 func (fn *expandFn) inRange(path string) (bool, error) {
 	from, to := fn.Params.From, fn.Params.To
 	if from.IsZero() && to.IsZero() {
 		return true, nil
 	}
-	hour, ok := PartitionHour(path)
+	start, end, ok := PartitionSpan(path)
 	if !ok {
-		return false, fmt.Errorf("%s is not in a date=YYYY-MM-DD/hour=HH partition, so From and To cannot select it", path)
+		return false, fmt.Errorf("%s is not in a date=YYYY-MM-DD/hour=HH or date=YYYY-MM-DD partition, so From and To cannot select it", path)
 	}
-	return (from.IsZero() || hour.Add(time.Hour).After(from)) && (to.IsZero() || hour.Before(to)), nil
+	return (from.IsZero() || end.After(from)) && (to.IsZero() || start.Before(to)), nil
 }
 
 func rowGroupRows[G interface{ NumRows() int64 }](groups []G) []int64 {

@@ -26,11 +26,30 @@ func init() {
 	register.Emitter2[beam.EventTime, File]()
 }
 
-// Metrics of the writes, incremented once per file.
+// Namespaces of the writers' metrics (MetricFiles, MetricRows and
+// MetricBytes, incremented once per bundle).
+const (
+	FeaturesNamespace = "parquetio.WriteFeatures"
+	ReadingsNamespace = "parquetio.WriteReadings"
+)
+
+// Names of the writers' metrics.
+const (
+	MetricFiles = "files"
+	MetricRows  = "rows"
+	MetricBytes = "bytes"
+)
+
+// writeMetrics counts one writer's files, rows and bytes.
+type writeMetrics struct{ files, rows, bytes beam.Counter }
+
+func newWriteMetrics(ns string) writeMetrics {
+	return writeMetrics{beam.NewCounter(ns, MetricFiles), beam.NewCounter(ns, MetricRows), beam.NewCounter(ns, MetricBytes)}
+}
+
 var (
-	writeFiles = beam.NewCounter("parquetio.Write", "files")
-	writeRows  = beam.NewCounter("parquetio.Write", "rows")
-	writeBytes = beam.NewCounter("parquetio.Write", "bytes")
+	featuresMetrics = newWriteMetrics(FeaturesNamespace)
+	readingsMetrics = newWriteMetrics(ReadingsNamespace)
 )
 
 // WriteParams configures WriteFeatures and WriteReadings.
@@ -50,9 +69,12 @@ type WriteParams struct {
 	RowGroupRows int
 	// MaxFileRows is the most rows in one file. Default DefaultMaxFileRows.
 	MaxFileRows int
-	// MaxOpenFiles is the most files one worker keeps open, one per hour.
-	// Default DefaultMaxOpenFiles.
+	// MaxOpenFiles is the most files one worker keeps open, one per
+	// partition. Default DefaultMaxOpenFiles.
 	MaxOpenFiles int
+	// Daily partitions by the UTC day of the event time instead of the
+	// hour (ArchiveOptions.Daily). Default false.
+	Daily bool
 }
 
 func (p *WriteParams) validate(name string, features bool) {
@@ -79,7 +101,7 @@ func (p *WriteParams) validate(name string, features bool) {
 }
 
 func (p *WriteParams) archive() ArchiveOptions {
-	return ArchiveOptions{Prefix: p.Prefix, MaxFileRows: p.MaxFileRows, MaxOpenFiles: p.MaxOpenFiles}
+	return ArchiveOptions{Prefix: p.Prefix, MaxFileRows: p.MaxFileRows, MaxOpenFiles: p.MaxOpenFiles, Daily: p.Daily}
 }
 
 func (p *WriteParams) features() FeatureOptions {
@@ -88,10 +110,10 @@ func (p *WriteParams) features() FeatureOptions {
 
 // WriteFeatures archives feature batches: PCollection<arrowio.Batch> of
 // arrowio.RowSchema(Dim) → PCollection<File>, the files written. Each
-// worker writes the rows of a bundle into one file per partition hour of
-// their event time (FeatureArchive), and emits the files when the bundle
-// ends, in the global window, stamped with the last millisecond of their
-// hour. A retried bundle with the same rows replaces its files. It panics
+// worker writes the rows of a bundle into one file per partition hour (or
+// day) of their event time (FeatureArchive), and emits the files when the
+// bundle ends, in the global window, stamped with the last millisecond of
+// their partition. A retried bundle with the same rows replaces its files. It panics
 // if p is invalid.
 func WriteFeatures(s beam.Scope, p WriteParams, batches beam.PCollection) beam.PCollection {
 	s = s.Scope("parquetio.WriteFeatures")
@@ -134,7 +156,7 @@ func (fn *writeFeaturesFn) FinishBundle(ctx context.Context, emit func(beam.Even
 	if err != nil {
 		return fmt.Errorf("parquetio.WriteFeatures: %w", err)
 	}
-	emitFiles(ctx, files, emit)
+	featuresMetrics.emit(ctx, files, emit)
 	return nil
 }
 
@@ -172,7 +194,7 @@ func (fn *writeReadingsFn) FinishBundle(ctx context.Context, emit func(beam.Even
 	if err != nil {
 		return fmt.Errorf("parquetio.WriteReadings: %w", err)
 	}
-	emitFiles(ctx, files, emit)
+	readingsMetrics.emit(ctx, files, emit)
 	return nil
 }
 
@@ -183,17 +205,18 @@ func (fn *writeReadingsFn) Teardown() {
 	}
 }
 
-func emitFiles(ctx context.Context, files []File, emit func(beam.EventTime, File)) {
+// emit emits the files of a bundle and counts them.
+func (m writeMetrics) emit(ctx context.Context, files []File, emit func(beam.EventTime, File)) {
 	var rows, bytes int64
 	for _, f := range files {
-		emit(mtime.FromTime(f.Hour.Add(time.Hour-time.Millisecond)), f)
+		emit(mtime.FromTime(f.End().Add(-time.Millisecond)), f)
 		rows += f.Rows
 		bytes += f.Bytes
 	}
 	if len(files) > 0 {
-		writeFiles.Inc(ctx, int64(len(files)))
-		writeRows.Inc(ctx, rows)
-		writeBytes.Inc(ctx, bytes)
+		m.files.Inc(ctx, int64(len(files)))
+		m.rows.Inc(ctx, rows)
+		m.bytes.Inc(ctx, bytes)
 	}
 }
 
@@ -204,11 +227,23 @@ func encodeFile(f File) ([]byte, error) {
 	b = wire.AppendString(b, f.Path)
 	b = wire.AppendTime(b, f.Hour)
 	b = binary.AppendVarint(b, f.Rows)
-	return binary.AppendVarint(b, f.Bytes), nil
+	b = binary.AppendVarint(b, f.Bytes)
+	var daily byte
+	if f.Daily {
+		daily = 1
+	}
+	return append(b, daily), nil
 }
 
 func decodeFile(b []byte) (File, error) {
 	r := wire.NewReader(b, errCorruptFile)
 	f := File{Path: r.String(), Hour: r.Time(), Rows: r.Varint(), Bytes: r.Varint()}
+	switch r.Byte() {
+	case 0:
+	case 1:
+		f.Daily = true
+	default:
+		r.Fail()
+	}
 	return f, r.Done()
 }
