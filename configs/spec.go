@@ -308,9 +308,15 @@ type Training struct {
 	Epochs int `yaml:"epochs" min:"0"`
 	// BatchSize is the minibatch size. Default train.DefaultBatchSize.
 	BatchSize int `yaml:"batch_size" min:"0"`
-	// Shards train at once from the same model, averaged every epoch.
-	// Default train.DefaultShards (serial minibatch SGD).
+	// Shards train at once from the same model, averaged every
+	// sync_every epochs. Default train.DefaultShards (serial minibatch
+	// SGD).
 	Shards int `yaml:"shards" min:"0"`
+	// SyncEvery is how many epochs each shard trains on its own between
+	// two averagings of the shard models (local SGD). Default 0: with one
+	// shard, all epochs at once; with several, ⌈epochs/10⌉, so that a job
+	// has at most 10 rounds however many epochs it runs.
+	SyncEvery int `yaml:"sync_every" min:"0"`
 	// Seed of the initial weights and the row order. Default
 	// train.DefaultSeed.
 	Seed int `yaml:"seed" min:"0"`

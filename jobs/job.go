@@ -184,6 +184,12 @@ func FeatureNames(spec *configs.Spec) []string {
 // anything is trained or written on all-missing features; constant
 // features are counted and named for the summary.
 func checkedStats(s beam.Scope, spec *configs.Spec, dim int, rows beam.PCollection) beam.PCollection {
+	return requireStats(s, spec, analyze.Features(s, dim, rows))
+}
+
+// requireStats checks a job's feature statistics (PCollection<analyze.Spec>)
+// as checkedStats says.
+func requireStats(s beam.Scope, spec *configs.Spec, stats beam.PCollection) beam.PCollection {
 	f := spec.Features
 	var groups []analyze.Group
 	if f.Kind != "images" && spec.Source.Format != "image" {
@@ -199,7 +205,7 @@ func checkedStats(s beam.Scope, spec *configs.Spec, dim int, rows beam.PCollecti
 	if spec.Job == "train" && spec.Model.Classifies() {
 		rp.Labels, rp.LabelsWhat = spec.Model.Labels, "model.labels"
 	}
-	return analyze.Require(s, rp, analyze.Features(s, dim, rows))
+	return analyze.Require(s, rp, stats)
 }
 
 // FeaturesArchive is the root of a job's Parquet feature archive.

@@ -97,6 +97,7 @@ func TrainParams(spec *configs.Spec) (train.Params, error) {
 		Epochs:    t.Epochs,
 		BatchSize: t.BatchSize,
 		Shards:    t.Shards,
+		SyncEvery: t.SyncEvery,
 		Seed:      uint64(t.Seed),
 		Patience:  t.Patience,
 	}
@@ -180,34 +181,44 @@ func (trainJob) Build(s beam.Scope, spec *configs.Spec, o Options) error {
 	_ = os.Remove(ModelFile(spec))
 	t := spec.Training
 	dim := len(FeatureNames(spec))
-	rows, sources := trainingRows(s, spec, o, spec.Source.Topics, spec.Source.Archive, "train")
-	var test beam.PCollection
-	switch {
-	case len(t.Test.Topics) > 0 || len(t.Test.Archive) > 0:
+	bp := batch.Params{Dim: dim, MaxRows: spec.Batch.MaxRows, Shards: spec.Batch.Shards}
+	var trainB, test, sources beam.PCollection
+	if len(spec.Source.Archive) > 0 && len(spec.Features.Relabel) == 0 && t.TargetCap == 0 && t.Test.Fraction == 0 {
+		// An archive's batches need no row to be touched: they go to
+		// training as they are read, and the runner never holds a row on
+		// its own.
+		trainB = parquetio.ReadFeatures(s, parquetio.ReadParams{Paths: spec.Source.Archive, Dim: dim})
+		sources = beam.CreateList(s, []snapshot.Source{})
+	} else {
+		var rows beam.PCollection
+		rows, sources = trainingRows(s, spec, o, spec.Source.Topics, spec.Source.Archive, "train")
+		if t.Test.Fraction > 0 && len(t.Test.Topics) == 0 && len(t.Test.Archive) == 0 {
+			rows, test = split.Holdout(s.Scope("TestSplit"), split.Params{Fraction: t.Test.Fraction, Salt: fmt.Sprintf("test/%d/", t.Seed), ByDevice: t.SplitBy == "device"}, rows)
+		}
+		trainB = batch.Rows(s.Scope("Train"), bp, rows)
+	}
+	if len(t.Test.Topics) > 0 || len(t.Test.Archive) > 0 {
 		var testSources beam.PCollection
 		test, testSources = trainingRows(s.Scope("Test"), spec, o, t.Test.Topics, t.Test.Archive, "test")
 		sources = beam.Flatten(s, sources, testSources)
-	case t.Test.Fraction > 0:
-		rows, test = split.Holdout(s.Scope("TestSplit"), split.Params{Fraction: t.Test.Fraction, Salt: fmt.Sprintf("test/%d/", t.Seed), ByDevice: t.SplitBy == "device"}, rows)
 	}
 	if test.IsValid() && t.Test.LastPerDevice {
 		test = split.LastPerDevice(s.Scope("Test"), test)
 	}
 
-	stats := checkedStats(s, spec, dim, rows)
-	std := analyze.Standardize(s, stats, rows)
-	trainRows, valRows := split.Holdout(s, split.Params{Fraction: t.Validation, ByDevice: t.SplitBy == "device"}, std)
-	bp := batch.Params{Dim: dim, MaxRows: spec.Batch.MaxRows, Shards: spec.Batch.Shards}
-	trainB, valB := batch.Rows(s.Scope("Train"), bp, trainRows), batch.Rows(s.Scope("Validation"), bp, valRows)
-	final, epochs := train.DataParallel(s, tp, trainB, valB)
+	// The batches stay as they were read or made: training, evaluation and
+	// publishing standardize rows with the statistics as they read them.
+	stats := requireStats(s, spec, analyze.FeaturesOfBatches(s, dim, trainB))
+	trainB, valB := split.HoldoutBatches(s, split.Params{Fraction: t.Validation, ByDevice: t.SplitBy == "device"}, trainB)
+	final, epochs := train.DataParallel(s, tp, stats, trainB, valB)
 	train.Progress(s, EpochsFile(spec), tp.Epochs, epochs)
 
 	testMetrics := beam.CreateList(s, []models.Metrics{})
 	testB := beam.CreateList(s, []arrowio.Batch{})
 	if test.IsValid() {
 		ts := s.Scope("Test")
-		testB = batch.Rows(ts, bp, analyze.Standardize(ts, stats, test))
-		testMetrics = train.Evaluate(ts, tp, final, testB)
+		testB = batch.Rows(ts, bp, test)
+		testMetrics = train.Evaluate(ts, tp, stats, final, testB)
 	}
 	saved := train.Save(s, train.SaveParams{Path: ModelFile(spec), Train: tp, Names: FeatureNames(spec), TargetCap: t.TargetCap, Source: describeSource(spec)},
 		final, stats, testMetrics)

@@ -35,8 +35,9 @@ func TestMain(m *testing.M) {
 }
 
 // The train job on BasicMotions through Kafka: one row per case, an MLP on
-// two shards; every epoch is reported, and the model it writes classifies
-// the held-out cases.
+// two shards, averaged every 4 epochs (40 epochs: the default 10 rounds);
+// every round is reported, and the model it writes classifies the
+// held-out cases.
 func TestTrainJob(t *testing.T) {
 	path := filepath.Join("..", "..", "shared", "datasets", "basicmotions", "BasicMotions_TRAIN.ts")
 	if _, err := os.Stat(path); err != nil {
@@ -104,11 +105,22 @@ output: {dir: %s}
 		t.Fatal(err)
 	}
 	defer f.Close()
-	lines := 0
+	lines, epochs := 0, 0
 	for sc := bufio.NewScanner(f); sc.Scan(); lines++ {
+		var e struct {
+			Epoch int `json:"epoch"`
+			Span  int `json:"span"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			t.Fatal(err)
+		}
+		epochs += e.Span
+		if e.Span != 4 || e.Epoch != epochs {
+			t.Errorf("line %d reports epochs %d–%d, want a round of 4 ending at %d", lines+1, e.Epoch-e.Span+1, e.Epoch, epochs)
+		}
 	}
-	if lines != 40 {
-		t.Errorf("%d epoch lines, want 40", lines)
+	if lines != 10 || epochs != 40 {
+		t.Errorf("%d lines for %d epochs, want 10 rounds of 4", lines, epochs)
 	}
 }
 

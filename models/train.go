@@ -173,6 +173,14 @@ func (t *Trainer) Step(x *mat.Dense, y Targets) float64 {
 // The same model, optimizer state, data and rng state give bit-identical
 // parameters.
 func (t *Trainer) Epoch(x *mat.Dense, y Targets, batchSize int, rng *rand.Rand) (loss float64, n int) {
+	return t.EpochFrom(x, y, nil, batchSize, rng)
+}
+
+// EpochFrom is Epoch over the rows of x taken in the order base (a
+// permutation of its rows; nil is their own order) before rng shuffles
+// them: the same as Epoch over a copy of x with its rows in that order,
+// without the copy.
+func (t *Trainer) EpochFrom(x *mat.Dense, y Targets, base []int, batchSize int, rng *rand.Rand) (loss float64, n int) {
 	if batchSize < 1 {
 		panic(fmt.Sprintf("models: batch size %d, want ≥ 1", batchSize))
 	}
@@ -190,8 +198,15 @@ func (t *Trainer) Epoch(x *mat.Dense, y Targets, batchSize int, rng *rand.Rand) 
 		t.order = make([]int, rows)
 	}
 	order := t.order[:rows]
-	for i := range order {
-		order[i] = i
+	switch {
+	case base == nil:
+		for i := range order {
+			order[i] = i
+		}
+	case len(base) != rows:
+		panic(fmt.Sprintf("models: a row order of %d rows for %d rows", len(base), rows))
+	default:
+		copy(order, base)
 	}
 	if rng != nil {
 		// Fisher–Yates, spelled out so that the order depends only on rng.

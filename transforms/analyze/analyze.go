@@ -12,6 +12,7 @@ import (
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+	"github.com/muonml/muon/io/arrowio"
 	"github.com/muonml/muon/transforms/featurize"
 )
 
@@ -24,6 +25,7 @@ func init() {
 	// broadcast variables, so Spec travels as opaque bytes.
 	beam.RegisterCoder(reflect.TypeOf((*Spec)(nil)).Elem(), encodeSpec, decodeSpec)
 	register.Combiner3[Stats, featurize.Row, Spec](&statsFn{})
+	register.Combiner3[Stats, arrowio.Batch, Spec](&batchStatsFn{})
 }
 
 // Stats accumulates per-feature moments with Chan et al.'s parallel
@@ -178,6 +180,48 @@ func Features(s beam.Scope, dim int, rows beam.PCollection) beam.PCollection {
 	return beam.Combine(s, &statsFn{Dim: dim}, rows)
 }
 
+// FeaturesOfBatches is Features over Arrow batches of arrowio.RowSchema
+// rows: PCollection<arrowio.Batch> → PCollection<Spec> (one element).
+// Batches of another width fail the pipeline.
+func FeaturesOfBatches(s beam.Scope, dim int, batches beam.PCollection) beam.PCollection {
+	s = s.Scope("analyze.FeaturesOfBatches")
+	if dim <= 0 {
+		panic(fmt.Sprintf("analyze.FeaturesOfBatches: dimension %d < 1", dim))
+	}
+	return beam.Combine(s, &batchStatsFn{Dim: dim}, batches)
+}
+
+// batchStatsFn is the combiner behind FeaturesOfBatches: statsFn's, with
+// batches for input.
+type batchStatsFn struct{ Dim int }
+
+func (fn *batchStatsFn) rows() *statsFn { return &statsFn{Dim: fn.Dim} }
+
+func (fn *batchStatsFn) CreateAccumulator() Stats { return fn.rows().CreateAccumulator() }
+
+func (fn *batchStatsFn) MergeAccumulators(a, b Stats) Stats { return fn.rows().MergeAccumulators(a, b) }
+
+func (fn *batchStatsFn) ExtractOutput(a Stats) Spec { return fn.rows().ExtractOutput(a) }
+
+func (fn *batchStatsFn) AddInput(a Stats, b arrowio.Batch) (Stats, error) {
+	vals, n, dim, err := arrowio.Features(b.Record)
+	if err != nil {
+		return a, err
+	}
+	if n > 0 && dim != fn.Dim {
+		return a, fmt.Errorf("analyze.FeaturesOfBatches: a batch of %d features, want %d", dim, fn.Dim)
+	}
+	labels := b.Record.Column(arrowio.LabelIndex)
+	for i := 0; i < n; i++ {
+		label := ""
+		if labels.IsValid(i) {
+			label = labels.ValueStr(i)
+		}
+		a = addRow(a, vals[i*dim:(i+1)*dim], label)
+	}
+	return a, nil
+}
+
 // statsFn is the combiner behind Features.
 type statsFn struct {
 	Dim int
@@ -202,14 +246,19 @@ func (fn *statsFn) AddInput(a Stats, r featurize.Row) Stats {
 	if len(r.Features) != fn.Dim {
 		panic(fmt.Sprintf("analyze.Features: row %s has %d features, want %d", r.ID, len(r.Features), fn.Dim))
 	}
+	return addRow(a, r.Features, r.Label)
+}
+
+// addRow adds a row's features and label (none if "") to a.
+func addRow(a Stats, features []float64, label string) Stats {
 	a.N++
-	if r.Label != "" {
+	if label != "" {
 		if a.Labels == nil {
 			a.Labels = map[string]int64{}
 		}
-		a.Labels[r.Label]++
+		a.Labels[label]++
 	}
-	for i, v := range r.Features {
+	for i, v := range features {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			a.Skipped++
 			continue

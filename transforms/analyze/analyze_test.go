@@ -3,15 +3,20 @@ package analyze
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
+	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
+	"github.com/muonml/muon/io/arrowio"
+	"github.com/muonml/muon/records"
 	"github.com/muonml/muon/transforms/featurize"
 )
 
@@ -210,5 +215,35 @@ func TestStandardizeClips(t *testing.T) {
 	sp.Clip = 0 // a spec written before Clip: unbounded, as it was trained
 	if z, _ := sp.Standardize(nil, []float64{0.14, 7}); z[0] < 3000 {
 		t.Errorf("without Clip: z %v, want the unbounded 3,182", z)
+	}
+}
+
+// FeaturesOfBatches gives the statistics Features gives of the same rows.
+func TestFeaturesOfBatchesPipeline(t *testing.T) {
+	rows := testRows(5000)
+	var batches []arrowio.Batch
+	rb := arrowio.NewRowBuilder(memory.DefaultAllocator, 4)
+	defer rb.Release()
+	for i, r := range rows {
+		rb.Append(r.Key, time.Unix(int64(i), 0), r.Features, r.Label, fmt.Sprint(i), records.Source{})
+		if rb.Len() == 700 || i == len(rows)-1 {
+			batches = append(batches, rb.NewBatch())
+		}
+	}
+	path := filepath.Join(t.TempDir(), "spec.json")
+	p, s := beam.NewPipelineWithRoot()
+	beam.ParDo0(s, &writeSpecFn{Path: path}, FeaturesOfBatches(s, 4, beam.CreateList(s, batches)))
+	ptest.RunAndValidate(t, p)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := UnmarshalSpec(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSpec(t, got, direct(rows, 4))
+	if got.Rows != 5000 || fmt.Sprint(got.Labels, got.LabelCounts) != "[run stand walk] [1667 1666 1667]" {
+		t.Errorf("rows %d, labels %v %v", got.Rows, got.Labels, got.LabelCounts)
 	}
 }

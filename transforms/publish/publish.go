@@ -101,7 +101,8 @@ func (p Params) validate(name string) {
 // of a bounded train job, once: final is PCollection<train.State> (one
 // element), stats PCollection<analyze.Spec> (the training rows'
 // statistics, one element), trainB, valB and testB PCollection<arrowio.Batch>
-// (standardized; trainB is read only to fine-tune a pruned model), sources
+// (standardized here with stats; trainB is read only to fine-tune a pruned
+// model), sources
 // PCollection<snapshot.Source> (the Kafka ranges read). The outcome is in
 // the metrics Published or Rejected and Version.
 //
@@ -141,7 +142,7 @@ func (fn *trainedFn) ProcessElement(ctx context.Context, _ []byte, st train.Stat
 		if len(bs) == 0 {
 			return nil, models.Targets{}, nil
 		}
-		return train.Data(p.Train, bs)
+		return train.Data(p.Train, &sp, bs)
 	}
 	xv, yv, err := gather(valIter)
 	if err != nil {

@@ -1,7 +1,12 @@
 package split
 
 import (
+	"fmt"
 	"hash/fnv"
+
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/muonml/muon/io/arrowio"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
@@ -10,6 +15,8 @@ import (
 
 func init() {
 	register.DoFn3x0[featurize.Row, func(featurize.Row), func(featurize.Row)](&holdoutFn{})
+	register.DoFn3x1[arrowio.Batch, func(arrowio.Batch), func(arrowio.Batch), error](&holdoutBatchesFn{})
+	register.Emitter1[arrowio.Batch]()
 	register.Function1x2(rowKey)
 	register.Function3x0(lastRow)
 	register.Iter1[featurize.Row]()
@@ -44,18 +51,96 @@ type holdoutFn struct {
 }
 
 func (fn *holdoutFn) ProcessElement(r featurize.Row, rest, held func(featurize.Row)) {
-	h := fnv.New64a()
-	h.Write([]byte(fn.Salt))
-	if fn.ByDevice {
-		h.Write([]byte(r.Key))
-	} else {
-		h.Write([]byte(r.ID))
-	}
-	if float64(h.Sum64()%1_000_000) < fn.Fraction*1_000_000 {
+	if isHeld(fn.Fraction, fn.Salt, r.Key, r.ID, fn.ByDevice) {
 		held(r)
 		return
 	}
 	rest(r)
+}
+
+// isHeld reports whether the row of key and id is held out: by a hash of
+// salt and the id (or the key, by device).
+func isHeld(fraction float64, salt, key, id string, byDevice bool) bool {
+	h := fnv.New64a()
+	h.Write([]byte(salt))
+	if byDevice {
+		h.Write([]byte(key))
+	} else {
+		h.Write([]byte(id))
+	}
+	return float64(h.Sum64()%1_000_000) < fraction*1_000_000
+}
+
+// HoldoutBatches is Holdout over Arrow batches of arrowio.RowSchema rows:
+// PCollection<arrowio.Batch> → the rest and the rows held out, both
+// PCollection<arrowio.Batch>; each row goes where Holdout sends it. A
+// batch whose rows all go one way passes whole; the others are split in
+// two, their rows copied once.
+func HoldoutBatches(s beam.Scope, p Params, batches beam.PCollection) (rest, held beam.PCollection) {
+	s = s.Scope("split.HoldoutBatches")
+	if p.Fraction < 0 || p.Fraction > 1 {
+		panic("split.HoldoutBatches: Params.Fraction must be in [0, 1]")
+	}
+	return beam.ParDo2(s, &holdoutBatchesFn{Fraction: p.Fraction, Salt: p.Salt, ByDevice: p.ByDevice}, batches)
+}
+
+type holdoutBatchesFn struct {
+	Fraction float64
+	Salt     string
+	ByDevice bool
+}
+
+func (fn *holdoutBatchesFn) ProcessElement(b arrowio.Batch, rest, held func(arrowio.Batch)) error {
+	n := b.Rows()
+	if n == 0 {
+		return nil
+	}
+	rec := b.Record
+	vals, _, dim, err := arrowio.Features(rec)
+	if err != nil {
+		return err
+	}
+	keys, okK := rec.Column(arrowio.KeyIndex).(*array.String)
+	times, okT := rec.Column(arrowio.TimeIndex).(*array.Timestamp)
+	labels, okL := rec.Column(arrowio.LabelIndex).(*array.String)
+	ids, okI := rec.Column(arrowio.IDIndex).(*array.String)
+	if !okK || !okT || !okL || !okI {
+		return fmt.Errorf("split: batch schema %s is not arrowio.RowSchema", rec.Schema())
+	}
+	side := make([]bool, n)
+	nHeld := 0
+	for i := range side {
+		side[i] = isHeld(fn.Fraction, fn.Salt, keys.Value(i), ids.Value(i), fn.ByDevice)
+		if side[i] {
+			nHeld++
+		}
+	}
+	switch nHeld {
+	case 0:
+		rest(b)
+		return nil
+	case n:
+		held(b)
+		return nil
+	}
+	out := [2]*arrowio.RowBuilder{arrowio.NewRowBuilder(memory.DefaultAllocator, dim), arrowio.NewRowBuilder(memory.DefaultAllocator, dim)}
+	out[0].Reserve(n - nHeld)
+	out[1].Reserve(nHeld)
+	for i, h := range side {
+		k := 0
+		if h {
+			k = 1
+		}
+		out[k].AppendBytes([]byte(keys.Value(i)), int64(times.Value(i)), vals[i*dim:(i+1)*dim],
+			[]byte(labels.Value(i)), labels.IsValid(i), []byte(ids.Value(i)), arrowio.SourceAt(rec, i))
+	}
+	// The batches go to the runner, or to a fused consumer that may keep
+	// them: the Go allocator frees them when they are no longer used.
+	for k, emit := range []func(arrowio.Batch){rest, held} {
+		emit(out[k].NewBatch())
+		out[k].Release()
+	}
+	return nil
 }
 
 // LastPerDevice keeps each device's latest row (by time, then id):

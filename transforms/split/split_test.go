@@ -3,7 +3,12 @@ package split
 import (
 	"fmt"
 	"testing"
+	"time"
 
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/muonml/muon/io/arrowio"
+	"github.com/muonml/muon/records"
 	"github.com/muonml/muon/transforms/featurize"
 )
 
@@ -79,5 +84,55 @@ func TestLastRow(t *testing.T) {
 	}, func(r featurize.Row) { got = append(got, r) })
 	if len(got) != 1 || got[0].ID != "c" {
 		t.Errorf("last row %+v, want the one with the highest id at equal times", got)
+	}
+}
+
+// HoldoutBatches sends every row where Holdout sends it, by id or by
+// device; a batch all on one side passes whole.
+func TestHoldoutBatches(t *testing.T) {
+	var rows []featurize.Row
+	rb := arrowio.NewRowBuilder(memory.DefaultAllocator, 2)
+	defer rb.Release()
+	t0 := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 1000 {
+		r := featurize.Row{Key: fmt.Sprintf("d%d", i%7), ID: fmt.Sprintf("t/0/%d", i), Time: t0.Add(time.Duration(i) * time.Second),
+			Features: []float64{float64(i), -float64(i)}, Label: fmt.Sprint(i % 3)}
+		rows = append(rows, r)
+		rb.Append(r.Key, r.Time, r.Features, r.Label, r.ID, records.Source{})
+	}
+	b := rb.NewBatch()
+	for _, p := range []Params{{Fraction: 0.2}, {Fraction: 0.3, ByDevice: true, Salt: "x"}, {Fraction: 0}, {Fraction: 1}} {
+		_, wantHeld := holdout(p, rows)
+		want := map[string]bool{}
+		for _, r := range wantHeld {
+			want[r.ID] = true
+		}
+		var rest, held []arrowio.Batch
+		fn := &holdoutBatchesFn{Fraction: p.Fraction, Salt: p.Salt, ByDevice: p.ByDevice}
+		if err := fn.ProcessElement(b, func(b arrowio.Batch) { rest = append(rest, b) }, func(b arrowio.Batch) { held = append(held, b) }); err != nil {
+			t.Fatal(err)
+		}
+		seen := 0
+		for side, bs := range [][]arrowio.Batch{rest, held} {
+			for _, out := range bs {
+				vals, n, _, err := arrowio.Features(out.Record)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ids := out.Record.Column(arrowio.IDIndex).(*array.String)
+				for i := range n {
+					id := ids.Value(i)
+					var k int
+					fmt.Sscanf(id, "t/0/%d", &k)
+					if want[id] != (side == 1) || vals[2*i] != float64(k) || vals[2*i+1] != -float64(k) {
+						t.Fatalf("%+v: row %s on side %d with features %v", p, id, side, vals[2*i:2*i+2])
+					}
+					seen++
+				}
+			}
+		}
+		if seen != len(rows) || (p.Fraction == 0 || p.Fraction == 1) && len(rest)+len(held) != 1 {
+			t.Errorf("%+v: %d rows in %d and %d batches", p, seen, len(rest), len(held))
+		}
 	}
 }

@@ -164,9 +164,9 @@ func FinalFrom(c Counters) (Final, bool) {
 // Progress reports each epoch as it ends (epochs:
 // PCollection<State>): a line on stderr, a JSON line appended to path
 // (none if path is ""), and the metric Epochs. total is the number of
-// epochs asked for. The rate is the epoch's rows over its slowest shard's
-// training time (shards train at once); the pipeline's own time between
-// epochs is not in it.
+// epochs asked for. The rate is the rows of the epochs reported over the
+// slowest shard's training time (shards train at once); the pipeline's own
+// time between rounds is not in it.
 func Progress(s beam.Scope, path string, total int, epochs beam.PCollection) {
 	s = s.Scope("train.Progress")
 	beam.ParDo0(s, &progressFn{Path: path, Epochs: total}, epochs)
@@ -181,32 +181,43 @@ func (fn *progressFn) ProcessElement(ctx context.Context, st State) error {
 	var rate float64
 	speed := "no rows trained"
 	if st.Seconds > 0 {
-		rate = float64(st.Rows) / st.Seconds
+		rate = float64(st.Rows) * float64(max(1, st.Span)) / st.Seconds
 		speed = fmt.Sprintf("%.0f samples/s", rate)
 	}
-	quality := fmt.Sprintf("accuracy %.4f", st.Val.Accuracy)
-	if st.Val.Confusion == nil {
-		quality = fmt.Sprintf("RMSE %.4f", st.Val.RMSE)
+	validation := "no validation rows"
+	switch {
+	case st.Val.N == 0:
+	case st.Val.Confusion == nil:
+		validation = fmt.Sprintf("validation loss %.4f RMSE %.4f on %d rows", st.Val.Loss, st.Val.RMSE, st.Val.N)
+	default:
+		validation = fmt.Sprintf("validation loss %.4f accuracy %.4f on %d rows", st.Val.Loss, st.Val.Accuracy, st.Val.N)
 	}
 	stopped := ""
 	if st.Stopped {
 		stopped = fmt.Sprintf(" (stopped; best epoch %d)", st.Best)
 	}
-	fmt.Fprintf(os.Stderr, "muon: epoch %d/%d: train loss %.4f on %d rows (%s), validation loss %.4f %s on %d rows%s\n",
-		st.Epoch, fn.Epochs, st.TrainLoss, st.Rows, speed, st.Val.Loss, quality, st.Val.N, stopped)
-	setInt(ctx, Epochs, 1)
+	epochs := fmt.Sprintf("epoch %d/%d", st.Epoch, fn.Epochs)
+	if st.Span > 1 {
+		epochs = fmt.Sprintf("epochs %d–%d/%d", st.Epoch-st.Span+1, st.Epoch, fn.Epochs)
+	}
+	fmt.Fprintf(os.Stderr, "muon: %s: train loss %.4f on %d rows (%s), %s%s\n",
+		epochs, st.TrainLoss, st.Rows, speed, validation, stopped)
+	setInt(ctx, Epochs, int64(max(1, st.Span)))
 	if fn.Path == "" {
 		return nil
 	}
 	line, err := json.Marshal(struct {
-		Epoch      int            `json:"epoch"`
+		Epoch int `json:"epoch"`
+		// Span is how many epochs the line reports, up to Epoch: a round
+		// of several shards.
+		Span       int            `json:"span"`
 		TrainLoss  float64        `json:"train_loss"`
 		Rows       int64          `json:"rows"`
 		Seconds    float64        `json:"seconds"`
 		PerSecond  float64        `json:"samples_per_second"`
 		Validation models.Metrics `json:"validation"`
 		Stopped    bool           `json:"stopped"`
-	}{st.Epoch, st.TrainLoss, st.Rows, st.Seconds, rate, st.Val, st.Stopped})
+	}{st.Epoch, max(1, st.Span), st.TrainLoss, st.Rows, st.Seconds, rate, st.Val, st.Stopped})
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -20,6 +21,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 	"github.com/muonml/muon/io/arrowio"
 	"github.com/muonml/muon/models"
+	"github.com/muonml/muon/transforms/analyze"
 	"gonum.org/v1/gonum/mat"
 )
 
@@ -38,9 +40,11 @@ func init() {
 	register.Iter1[models.Metrics]()
 	register.DoFn2x1[[]byte, func(State), error](&initFn{})
 	register.DoFn2x1[arrowio.Batch, func(int, arrowio.Batch), error](&shardFn{})
-	register.DoFn4x1[int, func(*arrowio.Batch) bool, State, func(shardResult), error](&epochFn{})
+	register.DoFn5x1[int, func(*arrowio.Batch) bool, State, func(*analyze.Spec) bool, func(shardResult), error](&roundFn{})
+	register.DoFn7x1[[]byte, State, func(*analyze.Spec) bool, func(*arrowio.Batch) bool, func(*arrowio.Batch) bool, func(State), func(State), error](&soloFn{})
 	register.DoFn5x1[[]byte, State, func(*shardResult) bool, func(*partialMetrics) bool, func(State), error](&nextFn{})
-	register.DoFn4x1[context.Context, arrowio.Batch, State, func(partialMetrics), error](&evalFn{})
+	register.DoFn5x1[context.Context, arrowio.Batch, State, func(*analyze.Spec) bool, func(partialMetrics), error](&evalFn{})
+	register.Iter1[analyze.Spec]()
 	register.Combiner3[shardResult, shardResult, shardResult](&averageFn{})
 	register.Combiner1[partialMetrics](&metricsFn{})
 	register.Iter1[shardResult]()
@@ -76,6 +80,10 @@ type Params struct {
 	// validation loss and keeps the best epoch's model. Default 0: run
 	// every epoch.
 	Patience int
+	// SyncEvery is how many epochs each shard trains on its own between
+	// two averagings of the shard models (local SGD). Default 0: with one
+	// shard, every epoch in one round; with several, ⌈Epochs/MaxRounds⌉.
+	SyncEvery int
 }
 
 // Defaults of training, which Params and job specs take.
@@ -91,7 +99,22 @@ const (
 	// DefaultValidation is the fraction of rows held out to measure every
 	// epoch.
 	DefaultValidation = 0.2
+	// MaxRounds is the most rounds of averaging that several shards run
+	// when SyncEvery is 0: the pipeline has a stage per round, so its size
+	// and its memory do not grow with Epochs.
+	MaxRounds = 10
 )
+
+// syncEvery is how many epochs a round runs.
+func (p *Params) syncEvery() int {
+	switch {
+	case p.SyncEvery > 0:
+		return min(p.SyncEvery, p.Epochs)
+	case p.Shards == 1:
+		return p.Epochs
+	}
+	return (p.Epochs + MaxRounds - 1) / MaxRounds
+}
 
 func (p *Params) validate() error {
 	if p.BatchSize == 0 {
@@ -106,8 +129,8 @@ func (p *Params) validate() error {
 	if err := p.Optimizer.Validate(); err != nil {
 		return err
 	}
-	if p.Epochs < 1 || p.BatchSize < 1 || p.Shards < 1 || p.Patience < 0 {
-		return fmt.Errorf("epochs %d, batch size %d and shards %d must be ≥ 1, patience %d ≥ 0", p.Epochs, p.BatchSize, p.Shards, p.Patience)
+	if p.Epochs < 1 || p.BatchSize < 1 || p.Shards < 1 || p.Patience < 0 || p.SyncEvery < 0 {
+		return fmt.Errorf("epochs %d, batch size %d and shards %d must be ≥ 1, patience %d and sync every %d ≥ 0", p.Epochs, p.BatchSize, p.Shards, p.Patience, p.SyncEvery)
 	}
 	m, err := models.New(p.Model, p.Seed)
 	if err != nil {
@@ -133,9 +156,13 @@ type State struct {
 	// epoch's, once stopped).
 	Rows      int64   `json:"rows"`
 	TrainLoss float64 `json:"train_loss"`
-	// Seconds is how long the epoch's slowest shard trained: shards train
-	// at once, so Rows/Seconds is the epoch's training rate.
+	// Seconds is how long the slowest shard trained the epochs this state
+	// reports (Span of them): shards train at once, so Rows×Span/Seconds
+	// is the training rate.
 	Seconds float64 `json:"seconds"`
+	// Span is how many epochs the state reports: 1 with one shard, the
+	// round's with several (Rows and TrainLoss are the last epoch's).
+	Span int `json:"span"`
 	// Val are the validation metrics of Params (N is 0 without
 	// validation data).
 	Val models.Metrics `json:"validation"`
@@ -164,52 +191,77 @@ func (st State) Model(d models.Desc) (*models.Model, error) {
 	return models.FromParams(d, st.Params)
 }
 
-// DataParallel trains a model on Arrow batches of arrowio.RowSchema rows:
-// PCollection<arrowio.Batch> (train), PCollection<arrowio.Batch>
+// DataParallel trains a model on Arrow batches of arrowio.RowSchema rows,
+// standardized as they are read with stats (PCollection<analyze.Spec>, one
+// element): PCollection<arrowio.Batch> (train), PCollection<arrowio.Batch>
 // (validation, may be empty) → PCollection<State> (one element: after the
-// last epoch) and PCollection<State> (one element per epoch, for reports).
+// last epoch) and PCollection<State> (for reports: one element per epoch
+// with one shard, one per round with several). Standardizing where the
+// rows are read keeps the runner from holding a standardized copy of them.
 //
-// The batches are spread over Shards shards, once. Every epoch, each shard
-// starts from the epoch's model (a side input), runs one epoch of minibatch
-// SGD over its rows in the order of their ids shuffled with PCG(Seed,
-// epoch<<32 | shard), and a combiner averages the shard models and
-// optimizer states weighted by their rows. With one shard this is serial
-// minibatch SGD. The validation metrics of every epoch's model decide early
-// stopping. Epochs are unrolled in the pipeline: the input must be bounded.
-// It panics if p is invalid.
-func DataParallel(s beam.Scope, p Params, train, validation beam.PCollection) (final, epochs beam.PCollection) {
+// Training runs in rounds of SyncEvery epochs, a pipeline stage each, so
+// that the pipeline's size and memory depend on the rounds, not on the
+// epochs. Each epoch goes over a shard's rows in the order of their ids
+// shuffled with PCG(Seed, epoch<<32 | shard).
+//
+// With one shard a round is serial minibatch SGD in one function, which
+// reads the rows once, measures every epoch's model on the validation rows
+// and decides on early stopping after each epoch: by default the whole
+// training is one stage.
+//
+// With several, the batches are spread over the shards once; in a round,
+// each shard trains SyncEvery epochs on its own rows from the round's
+// model (local SGD), and a combiner averages the shard models and
+// optimizer states weighted by their rows. The validation metrics of
+// every round's model decide early stopping. On Flink the shards train on
+// the TaskManagers, and a round moves the shards' rows to them once.
+//
+// The input must be bounded. It panics if p is invalid.
+func DataParallel(s beam.Scope, p Params, stats, train, validation beam.PCollection) (final, epochs beam.PCollection) {
 	s = s.Scope("train.DataParallel")
 	if err := p.validate(); err != nil {
 		panic("train.DataParallel: " + err.Error())
 	}
-	shards := beam.GroupByKey(s, beam.ParDo(s, &shardFn{Shards: p.Shards}, train))
 	state := beam.ParDo(s, &initFn{Params: p}, beam.Impulse(s))
+	var shards beam.PCollection
+	if p.Shards > 1 {
+		shards = beam.GroupByKey(s, beam.ParDo(s, &shardFn{Shards: p.Shards}, train))
+	}
 	var reports []beam.PCollection
-	for e := 1; e <= p.Epochs; e++ {
-		es := s.Scope(fmt.Sprintf("epoch%d", e))
-		partial := beam.ParDo(es, &epochFn{Params: p, Epoch: e}, shards, beam.SideInput{Input: state})
+	k := p.syncEvery()
+	for from := 1; from <= p.Epochs; from += k {
+		to := min(from+k-1, p.Epochs)
+		es := s.Scope(fmt.Sprintf("epochs%d-%d", from, to))
+		if p.Shards == 1 {
+			var report beam.PCollection
+			state, report = beam.ParDo2(es, &soloFn{Params: p, From: from, To: to}, beam.Impulse(es),
+				beam.SideInput{Input: state}, beam.SideInput{Input: stats}, beam.SideInput{Input: train}, beam.SideInput{Input: validation})
+			reports = append(reports, report)
+			continue
+		}
+		partial := beam.ParDo(es, &roundFn{Params: p, From: from, To: to}, shards, beam.SideInput{Input: state}, beam.SideInput{Input: stats})
 		merged := beam.Combine(es, &averageFn{}, partial)
 		// Validation of the averaged model: evaluate on a provisional next
 		// state, then decide on early stopping with the metrics.
-		next := beam.ParDo(es, &nextFn{Params: p, Epoch: e}, beam.Impulse(es), beam.SideInput{Input: state}, beam.SideInput{Input: merged}, beam.SideInput{Input: beam.Create(es, partialMetrics{})})
-		metrics := beam.Combine(es, &metricsFn{}, beam.ParDo(es, &evalFn{Params: p}, validation, beam.SideInput{Input: next}))
-		state = beam.ParDo(es, &nextFn{Params: p, Epoch: e, Decide: true}, beam.Impulse(es), beam.SideInput{Input: state}, beam.SideInput{Input: merged}, beam.SideInput{Input: metrics})
+		next := beam.ParDo(es, &nextFn{Params: p, Epoch: to, Span: to - from + 1}, beam.Impulse(es), beam.SideInput{Input: state}, beam.SideInput{Input: merged}, beam.SideInput{Input: beam.Create(es, partialMetrics{})})
+		metrics := beam.Combine(es, &metricsFn{}, beam.ParDo(es, &evalFn{Params: p}, validation, beam.SideInput{Input: next}, beam.SideInput{Input: stats}))
+		state = beam.ParDo(es, &nextFn{Params: p, Epoch: to, Span: to - from + 1, Decide: true}, beam.Impulse(es), beam.SideInput{Input: state}, beam.SideInput{Input: merged}, beam.SideInput{Input: metrics})
 		reports = append(reports, state)
 	}
 	return state, beam.Flatten(s, reports...)
 }
 
 // Evaluate measures the model a final State keeps (State.Model: the best
-// epoch's with early stopping) on held-out data: PCollection<State> (one
-// element, DataParallel's final), PCollection<arrowio.Batch> →
-// PCollection<models.Metrics>, one element, none if there are no batches.
-// It panics if p is invalid.
-func Evaluate(s beam.Scope, p Params, final, batches beam.PCollection) beam.PCollection {
+// epoch's with early stopping) on held-out data standardized with stats:
+// PCollection<State> (one element, DataParallel's final),
+// PCollection<arrowio.Batch> → PCollection<models.Metrics>, one element,
+// none if there are no batches. It panics if p is invalid.
+func Evaluate(s beam.Scope, p Params, stats, final, batches beam.PCollection) beam.PCollection {
 	s = s.Scope("train.Evaluate")
 	if err := p.validate(); err != nil {
 		panic("train.Evaluate: " + err.Error())
 	}
-	pm := beam.Combine(s, &metricsFn{}, beam.ParDo(s, &evalFn{Params: p, Final: true}, batches, beam.SideInput{Input: final}))
+	pm := beam.Combine(s, &metricsFn{}, beam.ParDo(s, &evalFn{Params: p, Final: true}, batches, beam.SideInput{Input: final}, beam.SideInput{Input: stats}))
 	return beam.ParDo(s, toMetrics, pm)
 }
 
@@ -296,8 +348,9 @@ type rows struct {
 	dim int
 }
 
-// appendBatch appends b's rows; labels become class indexes or values.
-func (r *rows) appendBatch(b arrowio.Batch, p *Params, classes map[string]int) error {
+// appendBatch appends b's rows, standardized with sp unless it is nil;
+// labels become class indexes or values.
+func (r *rows) appendBatch(b arrowio.Batch, p *Params, classes map[string]int, sp *analyze.Spec) error {
 	vals, n, dim, err := arrowio.Features(b.Record)
 	if err != nil {
 		return err
@@ -330,7 +383,15 @@ func (r *rows) appendBatch(b arrowio.Batch, p *Params, classes map[string]int) e
 		}
 		r.ids = append(r.ids, id)
 	}
+	from := len(r.x)
 	r.x = append(r.x, vals[:n*dim]...)
+	if sp != nil {
+		for i := from; i < len(r.x); i += dim {
+			if _, err := sp.Standardize(r.x[i:i+dim], r.x[i:i+dim]); err != nil {
+				return fmt.Errorf("train: row %s: %w", r.ids[len(r.ids)-n+(i-from)/dim], err)
+			}
+		}
+	}
 	return nil
 }
 
@@ -389,13 +450,130 @@ type shardResult struct {
 	Opt    models.OptimizerState `json:"optimizer"`
 }
 
-// epochFn trains one shard for one epoch from the epoch's state. A runner
-// may hand it several shards in one bundle (prism gives it all of them),
-// so it trains the shards of a bundle concurrently, up to GOMAXPROCS at
-// once, and emits their results when the bundle finishes.
-type epochFn struct {
-	Params Params
-	Epoch  int
+// readRows reads the rows of batches for p's model, standardized with sp,
+// into room for hint rows (more if needed).
+func readRows(iter func(*arrowio.Batch) bool, p *Params, classes map[string]int, sp *analyze.Spec, hint int) (*rows, error) {
+	out := &rows{}
+	if hint > 0 && sp.Features > 0 {
+		out.x = make([]float64, 0, hint*sp.Features)
+	}
+	var b arrowio.Batch
+	for iter(&b) {
+		if err := out.appendBatch(b, p, classes, sp); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// order is the indexes of the rows in the order of their ids.
+func (r *rows) order() []int {
+	order := make([]int, len(r.ids))
+	for i := range order {
+		order[i] = i
+	}
+	sort.Slice(order, func(a, b int) bool { return r.ids[order[a]] < r.ids[order[b]] })
+	return order
+}
+
+// trainer is a model and optimizer from a state, on a shard's rows.
+type trainer struct {
+	p     *Params
+	shard int
+	m     *models.Model
+	t     *models.Trainer
+	x     *mat.Dense
+	y     models.Targets
+	order []int
+}
+
+func newTrainer(p *Params, shard int, data *rows, st State) (*trainer, error) {
+	m, err := models.FromParams(p.Model, st.Params)
+	if err != nil {
+		return nil, err
+	}
+	opt, err := models.NewOptimizer(p.Optimizer, m.NumParams())
+	if err != nil {
+		return nil, err
+	}
+	if err := opt.SetState(st.Opt); err != nil {
+		return nil, err
+	}
+	x := data.matrix()
+	if err := m.CheckData(x, data.y); err != nil {
+		return nil, fmt.Errorf("train: shard %d: %w", shard, err)
+	}
+	return &trainer{p: p, shard: shard, m: m, t: models.NewTrainer(m, opt), x: x, y: data.y, order: data.order()}, nil
+}
+
+// epoch runs epoch e over the rows, in the order of their ids shuffled
+// with PCG(Seed, e<<32 | shard), and returns the mean loss, the rows and
+// the seconds it took.
+func (tr *trainer) epoch(e int) (loss float64, n int, seconds float64) {
+	rng := rand.New(rand.NewPCG(tr.p.Seed, uint64(e)<<32|uint64(tr.shard)))
+	start := time.Now()
+	loss, n = tr.t.EpochFrom(tr.x, tr.y, tr.order, tr.p.BatchSize, rng)
+	return loss, n, time.Since(start).Seconds()
+}
+
+// soloFn runs a round of epochs From to To on one shard, all the rows:
+// after each epoch it measures the model on the validation rows, decides on
+// early stopping and reports the epoch's state; at the end it emits the
+// round's state.
+type soloFn struct {
+	Params   Params
+	From, To int
+}
+
+func (fn *soloFn) ProcessElement(_ []byte, st State, stats func(*analyze.Spec) bool, trainIter, valIter func(*arrowio.Batch) bool, emit, report func(State)) error {
+	p := &fn.Params
+	classes := classIndex(p)
+	var sp analyze.Spec
+	stats(&sp)
+	// The statistics count every row, those held out for validation too:
+	// room for them all is one allocation, and at most the validation
+	// rows too many.
+	data, err := readRows(trainIter, p, classes, &sp, int(sp.Rows))
+	if err != nil {
+		return err
+	}
+	val, err := readRows(valIter, p, classes, &sp, 0)
+	if err != nil {
+		return err
+	}
+	tr, err := newTrainer(p, 0, data, st)
+	if err != nil {
+		return err
+	}
+	data = nil
+	vx := val.matrix()
+	for e := fn.From; e <= fn.To; e++ {
+		next := st
+		next.Epoch = e
+		next.Rows, next.Seconds, next.Span = 0, 0, 1
+		if !st.Stopped && len(tr.order) > 0 {
+			loss, n, sec := tr.epoch(e)
+			next.Params, next.Opt = slices.Clone(tr.m.Params()), tr.t.Optimizer().State()
+			next.Rows, next.TrainLoss, next.Seconds, next.Trained = int64(n), loss, sec, e
+		}
+		if len(val.ids) > 0 {
+			next.Val = models.NewPredictor(tr.m).Evaluate(vx, val.y)
+		}
+		decide(p, st, &next, e)
+		report(next)
+		st = next
+	}
+	emit(st)
+	return nil
+}
+
+// roundFn trains one shard for the epochs From to To from the round's
+// state. A runner may hand it several shards in one bundle (prism gives it
+// all of them), so it trains the shards of a bundle concurrently, up to
+// GOMAXPROCS at once, and emits their results when the bundle finishes.
+type roundFn struct {
+	Params   Params
+	From, To int
 
 	wg   sync.WaitGroup
 	sem  chan struct{}
@@ -404,26 +582,24 @@ type epochFn struct {
 	errs []error
 }
 
-func (fn *epochFn) Setup() { fn.sem = make(chan struct{}, runtime.GOMAXPROCS(0)) }
+func (fn *roundFn) Setup() { fn.sem = make(chan struct{}, runtime.GOMAXPROCS(0)) }
 
-func (fn *epochFn) ProcessElement(shard int, iter func(*arrowio.Batch) bool, st State, _ func(shardResult)) error {
+func (fn *roundFn) ProcessElement(shard int, iter func(*arrowio.Batch) bool, st State, stats func(*analyze.Spec) bool, _ func(shardResult)) error {
 	if st.Stopped {
 		return nil
 	}
 	p := fn.Params
-	classes := classIndex(&p)
-	var data rows
-	var b arrowio.Batch
-	for iter(&b) {
-		if err := data.appendBatch(b, &p, classes); err != nil {
-			return err
-		}
+	var sp analyze.Spec
+	stats(&sp)
+	data, err := readRows(iter, &p, classIndex(&p), &sp, 0)
+	if err != nil {
+		return err
 	}
 	fn.wg.Add(1)
 	fn.sem <- struct{}{}
 	go func() {
 		defer func() { <-fn.sem; fn.wg.Done() }()
-		r, err := trainShard(&p, fn.Epoch, shard, &data, st)
+		r, err := fn.train(&p, shard, data, st)
 		fn.mu.Lock()
 		defer fn.mu.Unlock()
 		if err != nil {
@@ -435,7 +611,25 @@ func (fn *epochFn) ProcessElement(shard int, iter func(*arrowio.Batch) bool, st 
 	return nil
 }
 
-func (fn *epochFn) FinishBundle(_ State, emit func(shardResult)) error {
+// train runs the round's epochs on a shard; the result has the last
+// epoch's loss and rows, and the seconds of every epoch.
+func (fn *roundFn) train(p *Params, shard int, data *rows, st State) (shardResult, error) {
+	tr, err := newTrainer(p, shard, data, st)
+	if err != nil {
+		return shardResult{}, err
+	}
+	var loss, seconds float64
+	var n int
+	for e := fn.From; e <= fn.To; e++ {
+		var sec float64
+		loss, n, sec = tr.epoch(e)
+		seconds += sec
+	}
+	return shardResult{Shard: shard, Shards: 1, Rows: int64(n), LossSum: loss * float64(n), Seconds: seconds,
+		Params: tr.m.Params(), Opt: tr.t.Optimizer().State()}, nil
+}
+
+func (fn *roundFn) FinishBundle(_ State, _ func(*analyze.Spec) bool, emit func(shardResult)) error {
 	fn.wg.Wait()
 	if len(fn.errs) > 0 {
 		err := errors.Join(fn.errs...)
@@ -450,33 +644,6 @@ func (fn *epochFn) FinishBundle(_ State, emit func(shardResult)) error {
 	}
 	fn.done = nil
 	return nil
-}
-
-// trainShard runs one epoch of minibatch SGD over a shard's rows, in the
-// order of their ids shuffled with PCG(Seed, epoch<<32 | shard), from the
-// state's model and optimizer.
-func trainShard(p *Params, epoch, shard int, data *rows, st State) (shardResult, error) {
-	m, err := models.FromParams(p.Model, st.Params)
-	if err != nil {
-		return shardResult{}, err
-	}
-	opt, err := models.NewOptimizer(p.Optimizer, m.NumParams())
-	if err != nil {
-		return shardResult{}, err
-	}
-	if err := opt.SetState(st.Opt); err != nil {
-		return shardResult{}, err
-	}
-	d := data.sorted()
-	x := d.matrix()
-	if err := m.CheckData(x, d.y); err != nil {
-		return shardResult{}, fmt.Errorf("train: shard %d: %w", shard, err)
-	}
-	rng := rand.New(rand.NewPCG(p.Seed, uint64(epoch)<<32|uint64(shard)))
-	start := time.Now()
-	loss, n := models.NewTrainer(m, opt).Epoch(x, d.y, p.BatchSize, rng)
-	return shardResult{Shard: shard, Shards: 1, Rows: int64(n), LossSum: loss * float64(n), Seconds: time.Since(start).Seconds(),
-		Params: m.Params(), Opt: opt.State()}, nil
 }
 
 // averageFn averages shard models and optimizer states weighted by rows.
@@ -561,6 +728,8 @@ func merge(a, b shardResult) shardResult {
 type nextFn struct {
 	Params Params
 	Epoch  int
+	// Span is how many epochs the round ran.
+	Span   int
 	Decide bool
 }
 
@@ -573,7 +742,7 @@ func (fn *nextFn) ProcessElement(_ []byte, prev State, mergedIter func(*shardRes
 	pmIter(&pm)
 	next := prev
 	next.Epoch = fn.Epoch
-	next.Rows, next.Seconds = 0, 0
+	next.Rows, next.Seconds, next.Span = 0, 0, fn.Span
 	if !prev.Stopped && merged.Rows > 0 {
 		next.Params, next.Opt = merged.Params, merged.Opt
 		next.Rows, next.TrainLoss, next.Seconds = merged.Rows, merged.LossSum/float64(merged.Rows), merged.Seconds
@@ -584,17 +753,23 @@ func (fn *nextFn) ProcessElement(_ []byte, prev State, mergedIter func(*shardRes
 		return nil
 	}
 	next.Val = pm.metrics()
-	if prev.Stopped || next.Val.N == 0 || fn.Params.Patience == 0 {
-		emit(next)
-		return nil
-	}
-	if prev.Best == 0 || next.Val.Loss < prev.BestLoss {
-		next.Best, next.BestLoss, next.BestParams = fn.Epoch, next.Val.Loss, next.Params
-	} else if fn.Epoch-prev.Best >= fn.Params.Patience {
-		next.Stopped = true
-	}
+	decide(&fn.Params, prev, &next, fn.Epoch)
 	emit(next)
 	return nil
+}
+
+// decide keeps next, the state after epoch with its validation metrics, as
+// the best so far if its loss is the lowest, and stops training once
+// Patience epochs have passed without a better one.
+func decide(p *Params, prev State, next *State, epoch int) {
+	if prev.Stopped || next.Val.N == 0 || p.Patience == 0 {
+		return
+	}
+	if prev.Best == 0 || next.Val.Loss < prev.BestLoss {
+		next.Best, next.BestLoss, next.BestParams = epoch, next.Val.Loss, next.Params
+	} else if epoch-prev.Best >= p.Patience {
+		next.Stopped = true
+	}
 }
 
 // partialMetrics sums what models.Metrics averages, so that batches merge.
@@ -641,10 +816,14 @@ type evalFn struct {
 
 func (fn *evalFn) Setup() { fn.classes = classIndex(&fn.Params) }
 
-func (fn *evalFn) ProcessElement(_ context.Context, b arrowio.Batch, st State, emit func(partialMetrics)) error {
+func (fn *evalFn) ProcessElement(_ context.Context, b arrowio.Batch, st State, stats func(*analyze.Spec) bool, emit func(partialMetrics)) error {
 	p := fn.Params
+	var sp analyze.Spec
+	if !stats(&sp) {
+		return fmt.Errorf("train: no statistics to standardize rows with: the job read no training rows")
+	}
 	var data rows
-	if err := data.appendBatch(b, &p, fn.classes); err != nil {
+	if err := data.appendBatch(b, &p, fn.classes, &sp); err != nil {
 		return err
 	}
 	if fn.pred == nil || fn.epoch != st.Epoch {
@@ -738,12 +917,13 @@ func jsonDecode(b []byte, v any) error {
 }
 
 // Data gathers batches of arrowio.RowSchema rows into a matrix and
-// targets for p's model, in the order of the rows' ids.
-func Data(p Params, batches []arrowio.Batch) (*mat.Dense, models.Targets, error) {
+// targets for p's model, in the order of the rows' ids, standardized with
+// sp unless it is nil.
+func Data(p Params, sp *analyze.Spec, batches []arrowio.Batch) (*mat.Dense, models.Targets, error) {
 	classes := classIndex(&p)
 	var data rows
 	for _, b := range batches {
-		if err := data.appendBatch(b, &p, classes); err != nil {
+		if err := data.appendBatch(b, &p, classes, sp); err != nil {
 			return nil, models.Targets{}, err
 		}
 	}
