@@ -27,12 +27,14 @@ type jobRun struct {
 	samples  int64   // rows trained over all epochs
 }
 
-// runMeasured runs `muon run` with args and reads what epochs.jsonl in out
-// reports. A failed job ends the bench with the tail of its stderr.
-func runMeasured(muon, out string, args ...string) jobRun {
+// runMeasured runs `muon run` with args, and env added to the bench's
+// environment, and reads what epochs.jsonl in out reports. A failed job
+// ends the bench with the tail of its stderr.
+func runMeasured(muon, out string, env []string, args ...string) jobRun {
 	args = append([]string{"run", "--set", "output.dir=" + out}, args...)
-	fmt.Fprintf(os.Stderr, "bench: %s %s\n", muon, strings.Join(args, " "))
+	fmt.Fprintf(os.Stderr, "bench: %s %s %s\n", strings.Join(env, " "), muon, strings.Join(args, " "))
 	cmd := exec.Command(muon, args...)
+	cmd.Env = append(os.Environ(), env...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	start := time.Now()
@@ -74,7 +76,7 @@ func benchTrainJobs(muon, datasets string) {
 	defer os.RemoveAll(work)
 	var e10, e200 jobRun
 	for _, n := range []int{10, 200} {
-		r := runMeasured(muon, filepath.Join(work, fmt.Sprintf("e%d", n)), "--config", "configs/train-sensors.yaml",
+		r := runMeasured(muon, filepath.Join(work, fmt.Sprintf("e%d", n)), nil, "--config", "configs/train-sensors.yaml",
 			"--set", "snapshot.key="+signingKey(muon), "--set", fmt.Sprintf("training.epochs=%d", n))
 		if r.epochs != n {
 			must(fmt.Errorf("train-sensors: %d epochs reported, want %d", r.epochs, n))
@@ -110,11 +112,19 @@ features: {kind: readings, channels: [%s]}
 model: {kind: softmax, labels: ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]}
 training: {epochs: 2, batch_size: 64, shards: 1, validation: 0.01, optimizer: sgd, learning_rate: 0.05, momentum: 0.9}
 `, filepath.Join(archive, "features"), strings.Join(channels, ", "))), 0o644))
-	r := runMeasured(muon, filepath.Join(work, "million-out"), "--config", spec)
-	fmt.Fprintf(os.Stderr, "bench: %d rows: job %.1fs, %.0f MiB peak, %d samples in %.1fs of epoch compute\n", rows, r.wall.Seconds(), r.rssMiB, r.samples, r.computeS)
-	bench("train.scale.1m.sps", float64(r.samples)/r.computeS, "samples/s")
-	bench("train.scale.1m.rss_mb", r.rssMiB, "MiB")
-	bench("train.scale.1m.job_s", r.wall.Seconds(), "s")
+	// The Go runtime's soft memory limit (GOMEMLIMIT), as a device with
+	// 2 GB would set it, and without one: the collector then lets the heap
+	// grow to twice what is live.
+	limited := runMeasured(muon, filepath.Join(work, "million-out"), []string{"GOMEMLIMIT=1800MiB"}, "--config", spec)
+	free := runMeasured(muon, filepath.Join(work, "million-out-free"), nil, "--config", spec)
+	for _, r := range []jobRun{limited, free} {
+		fmt.Fprintf(os.Stderr, "bench: %d rows: job %.1fs, %.0f MiB peak, %d samples in %.1fs of epoch compute\n", rows, r.wall.Seconds(), r.rssMiB, r.samples, r.computeS)
+	}
+	bench("train.scale.1m.sps", float64(limited.samples)/limited.computeS, "samples/s")
+	bench("train.scale.1m.rss_mb", limited.rssMiB, "MiB")
+	bench("train.scale.1m.job_s", limited.wall.Seconds(), "s")
+	bench("train.scale.1m.rss_mb_nolimit", free.rssMiB, "MiB")
+	bench("train.scale.1m.job_s_nolimit", free.wall.Seconds(), "s")
 }
 
 // writeMillionRows archives n feature rows under dir/features: the rows of

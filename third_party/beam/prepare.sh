@@ -22,6 +22,11 @@
 # loopback-tempfile.patch: a LOOPBACK submission (every edge job) removes the
 # empty placeholder file it stages; upstream left one in $TMPDIR per job.
 #
+# side-input-pages.patch: prism sends an iterable or multimap side input in
+# pages of about 4 MB with continuation tokens, as the Fn API allows, instead
+# of joining it into one message: a train job whose rows (a side input of its
+# training stage) are 500 MB no longer holds two more copies of them.
+#
 # no-google-cloud.patch: the worker harness no longer links Google Cloud
 # Profiler and the GCS filesystem (for heap dumps to Cloud Storage), and with
 # them cloud.google.com/go/storage and gRPC's xDS: a smaller binary and a

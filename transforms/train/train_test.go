@@ -502,3 +502,23 @@ func TestTrainingStandardizesWithStats(t *testing.T) {
 		t.Fatal("standardizing changed nothing: the test cannot tell")
 	}
 }
+
+// Training reads rows that are many pages of side input (prism sends a
+// side input in pages of about 4 MB): every row once.
+func TestRowsOverManyPages(t *testing.T) {
+	d := loadDigits(t, "optdigits.tra", "tra")
+	var big digits
+	for k := range 7 { // 26,761 rows, about 14 MB of features
+		big.x = append(big.x, d.x...)
+		big.labels = append(big.labels, d.labels...)
+		for _, id := range d.ids {
+			big.ids = append(big.ids, fmt.Sprintf("%d/%s", k, id))
+		}
+	}
+	p := softmaxParams(1, 1)
+	states := runTraining(t, p, big.batches(1000), d.batches(1000))
+	final := states[len(states)-1]
+	if final.Rows != int64(len(big.ids)) || final.Val.N != len(d.ids) {
+		t.Errorf("trained on %d rows and validated on %d, want %d and %d", final.Rows, final.Val.N, len(big.ids), len(d.ids))
+	}
+}
