@@ -198,10 +198,12 @@ type Decode struct {
 // Features says how decoded records become feature rows (job: features).
 type Features struct {
 	// Kind is windows (event-time windows per device), cases (one row per
-	// device over all its readings: a whole recorded case) or readings (one
-	// row per reading: tabular samples) for sensor sources, images for
-	// image sources. Default windows for sensors, images for images.
-	Kind string `yaml:"kind" enum:"windows,cases,readings,images"`
+	// device over all its readings: a whole recorded case), readings (one
+	// row per reading: tabular samples) or rocket (MiniRocket features of
+	// each case's or window's series, see Rocket) for sensor sources,
+	// images for image sources. Default windows for sensors, images for
+	// images.
+	Kind string `yaml:"kind" enum:"windows,cases,readings,images,rocket"`
 	// Channels are the reading value names to featurize, in row order.
 	// Required for sensor sources.
 	Channels []string `yaml:"channels"`
@@ -220,6 +222,26 @@ type Features struct {
 	// Relabel maps row labels onto others, e.g. every defect folder onto
 	// "defect"; labels it does not list stay as they are.
 	Relabel map[string]string `yaml:"relabel"`
+	// Rocket configures kind rocket.
+	Rocket Rocket `yaml:"rocket"`
+}
+
+// Rocket configures MiniRocket features (Dempster et al., KDD 2021): the
+// train job fits the transform's biases to its training series and keeps
+// it in the model's preprocessing, so serving makes the same features.
+type Rocket struct {
+	// Over is what a series is: cases (all of a device's readings) or
+	// windows (features.window). Default cases.
+	Over string `yaml:"over" enum:"cases,windows"`
+	// Length is the most values of a channel in a series: longer ones are
+	// cut (counted in the summary), shorter ones padded. Required.
+	Length int `yaml:"length" min:"0"`
+	// Features is how many features to make, rounded down to a multiple
+	// of 84. Default featurize.DefaultRocketFeatures.
+	Features int `yaml:"features" min:"0"`
+	// MaxDilations is the most dilations per kernel. Default
+	// featurize.DefaultRocketMaxDilations.
+	MaxDilations int `yaml:"max_dilations" min:"0"`
 }
 
 // Window configures event-time windows per device.
@@ -331,8 +353,11 @@ type Training struct {
 	// id (each row on its own) or device (all of a device's rows on one
 	// side, for overlapping windows of one recording). Default id.
 	SplitBy string `yaml:"split_by" enum:"id,device"`
-	// Optimizer is sgd or adam. Default models.DefaultOptimizer.
-	Optimizer string `yaml:"optimizer" enum:"sgd,adam"`
+	// Optimizer is sgd, adam or ridge (a softmax or linear model solved in
+	// closed form on one shard, the penalty chosen by leave-one-out error;
+	// epochs, learning rate and batch size do not apply). Default
+	// models.DefaultOptimizer.
+	Optimizer string `yaml:"optimizer" enum:"sgd,adam,ridge"`
 	// LearningRate. Default models.DefaultLearningRate of the optimizer.
 	LearningRate float64 `yaml:"learning_rate" min:"0"`
 	// Momentum of sgd. Default 0.
@@ -553,6 +578,9 @@ func (s *Spec) applyDefaults(set func(path string) bool) {
 		}
 		if f.Window.Period == 0 {
 			f.Window.Period = f.Window.Size
+		}
+		if f.Kind == "rocket" && f.Rocket.Over == "" {
+			f.Rocket.Over = "cases"
 		}
 		if f.Image.Width == 0 {
 			f.Image.Width = featurize.DefaultImageSide
@@ -817,6 +845,26 @@ func (s *Spec) checkFeatures() (string, error) {
 		}
 		return "", nil
 	}
+	if f.Kind == "rocket" {
+		switch {
+		case f.Rocket.Length < 1:
+			return "features.rocket.length", fmt.Errorf("give the most values of a channel in a series, e.g. the longest case's length")
+		case f.Rocket.Length*len(f.Channels) > 1<<22:
+			return "features.rocket.length", fmt.Errorf("%d channels of %d values is more than 4194304 values a row", len(f.Channels), f.Rocket.Length)
+		case f.Rocket.Features != 0 && f.Rocket.Features < 84:
+			return "features.rocket.features", fmt.Errorf("%d: MiniRocket makes a multiple of 84 features, at least 84", f.Rocket.Features)
+		case f.Bands != 0:
+			return "features.bands", fmt.Errorf("MiniRocket makes its own features; bands apply to kinds windows and cases")
+		}
+		if f.Rocket.Over != "windows" {
+			if !s.Source.IsBounded() {
+				return "features.rocket.over", fmt.Errorf("cases need all of a device's readings: set source.bounded: true, or over: windows on a stream")
+			}
+			return "", nil
+		}
+	} else if f.Rocket != (Rocket{}) {
+		return "features.rocket", fmt.Errorf("applies to kind rocket; kind is %s", f.Kind)
+	}
 	if f.Kind == "cases" {
 		if !s.Source.IsBounded() {
 			return "features.kind", fmt.Errorf("cases need all of a device's readings: set source.bounded: true, or use kind windows on a stream")
@@ -909,6 +957,16 @@ func (s *Spec) checkTraining() (string, error) {
 		return "training.nesterov", fmt.Errorf("nesterov momentum needs optimizer sgd with a momentum")
 	case t.Optimizer == "sgd" && t.Momentum >= 1:
 		return "training.momentum", fmt.Errorf("momentum %v must be below 1", t.Momentum)
+	case t.Optimizer == "ridge" && m.Kind != "softmax" && m.Kind != "linear":
+		return "training.optimizer", fmt.Errorf("ridge solves a softmax or linear model in closed form; model.kind is %s", m.Kind)
+	case t.Optimizer == "ridge" && (t.Shards > 1 || t.SyncEvery > 0):
+		return "training.shards", fmt.Errorf("ridge solves once on all the rows: one shard")
+	case t.Optimizer == "ridge" && t.Patience > 0:
+		return "training.patience", fmt.Errorf("ridge solves once; there are no epochs to stop early")
+	case t.Optimizer == "ridge" && !s.Source.IsBounded():
+		return "training.optimizer", fmt.Errorf("ridge solves on all the rows of a bounded source; on a stream train with sgd or adam")
+	case t.Optimizer == "ridge" && s.Snapshot.FineTune > 0:
+		return "snapshot.fine_tune", fmt.Errorf("fine-tuning takes optimizer steps; a ridge model has none (prune without fine_tune)")
 	}
 	if p, err := s.checkTest(); err != nil {
 		return p, err

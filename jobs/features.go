@@ -45,7 +45,7 @@ func (features) Build(s beam.Scope, spec *configs.Spec, o Options) error {
 	_ = os.Remove(PreprocessFile(spec))
 	rp := o.sourceParams(spec)
 	rows, _ := featureRows(s, spec, o, spec.Source.Topics)
-	dim := len(FeatureNames(spec))
+	dim := RowWidth(spec)
 	batches := batch.Rows(s, batch.Params{
 		Dim:       dim,
 		MaxRows:   spec.Batch.MaxRows,
@@ -55,7 +55,7 @@ func (features) Build(s beam.Scope, spec *configs.Spec, o Options) error {
 	}, rows)
 	o.ack(parquetio.WriteFeatures(s, archiveParams(spec, FeaturesArchive(spec), dim), batches))
 	if !rp.Unbounded {
-		analyze.WriteSpec(s, PreprocessFile(spec), FeatureNames(spec), checkedStats(s, spec, dim, rows))
+		analyze.WriteSpec(s, PreprocessFile(spec), RowNames(spec), checkedStats(s, spec, dim, rows))
 	}
 	return nil
 }
@@ -94,10 +94,14 @@ func featureRows(s beam.Scope, spec *configs.Spec, o Options, topics []string) (
 // features kind says; late readings of windows go to the dead letter.
 func sensorRows(s beam.Scope, spec *configs.Spec, o Options, unbounded bool, readings beam.PCollection, wp kafkaio.WriteParams) beam.PCollection {
 	f := spec.Features
-	switch f.Kind {
-	case "cases":
-		return featurize.Cases(s, featurize.CaseParams{Channels: f.Channels, Bands: f.Bands, LastLabel: f.Label == "last"}, readings)
-	case "readings":
+	length := 0
+	if f.Kind == "rocket" {
+		length = f.Rocket.Length
+	}
+	switch {
+	case f.Kind == "cases" || f.Kind == "rocket" && f.Rocket.Over != "windows":
+		return featurize.Cases(s, featurize.CaseParams{Channels: f.Channels, Bands: f.Bands, LastLabel: f.Label == "last", Length: length}, readings)
+	case f.Kind == "readings":
 		return featurize.Readings(s, featurize.ReadingParams{Channels: f.Channels}, readings)
 	}
 	rows, late := featurize.Windows(s, featurize.WindowParams{
@@ -108,6 +112,7 @@ func sensorRows(s beam.Scope, spec *configs.Spec, o Options, unbounded bool, rea
 		AllowedLateness:  f.Window.AllowedLateness.D(),
 		MinReadings:      f.Window.MinReadings,
 		LastLabel:        f.Label == "last",
+		Length:           length,
 		Unbounded:        unbounded,
 		DeadLetterSuffix: spec.Decode.DeadLetterSuffix,
 	}, readings)
@@ -122,7 +127,7 @@ func (features) Summarize(_ context.Context, spec *configs.Spec, res *runners.Re
 	f := spec.Features
 	fs := &FeatureSummary{
 		Kind:        f.Kind,
-		Dim:         len(FeatureNames(spec)),
+		Dim:         RowWidth(spec),
 		Rows:        res.Counter(batch.Namespace, batch.MetricRows),
 		Batches:     res.Counter(batch.Namespace, batch.MetricBatches),
 		Late:        res.Counter(featurize.Namespace, featurize.WindowsLate),
@@ -137,6 +142,9 @@ func (features) Summarize(_ context.Context, spec *configs.Spec, res *runners.Re
 		fs.Shape = fmt.Sprintf("one row per reading, %d features", fs.Dim)
 	case "cases":
 		fs.Shape = fmt.Sprintf("one row per device over all its readings, %d channels × %d = %d features", len(f.Channels), fs.Dim/len(f.Channels), fs.Dim)
+	case "rocket":
+		fs.Shape = fmt.Sprintf("one series per %s, %d channels × %d values (MiniRocket's input: a train job makes its %d features)",
+			map[string]string{"cases": "device", "windows": "device and window"}[f.Rocket.Over], len(f.Channels), f.Rocket.Length, featurize.RocketWidth(f.Rocket.Features))
 	default:
 		w := f.Window
 		kind := "fixed"

@@ -85,7 +85,7 @@ func (inferJob) Build(s beam.Scope, spec *configs.Spec, o Options) error {
 // topic's dead-letter topic); with an archive section, the feature
 // batches also go to the Parquet archive.
 func inferBranches(s beam.Scope, spec *configs.Spec, o Options, rows beam.PCollection) {
-	dim := len(FeatureNames(spec))
+	dim := RowWidth(spec)
 	// Rows are batched as they stream by, in bounded jobs too: scoring
 	// needs no key locality, and grouping by shard would hold the whole
 	// input at the GroupByKey (prism hands a stage all its pending

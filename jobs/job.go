@@ -176,7 +176,35 @@ func FeatureNames(spec *configs.Spec) []string {
 	if f.Kind == "readings" {
 		return f.Channels
 	}
+	if f.Kind == "rocket" {
+		return featurize.RocketNames(featurize.RocketWidth(f.Rocket.Features))
+	}
 	return featurize.Names(f.Channels, f.Bands)
+}
+
+// RowNames names the values of a job's rows as its featurizer makes them:
+// FeatureNames, except for kind rocket, whose rows are raw series (the
+// model's features are made from them): <channel>[<t>].
+func RowNames(spec *configs.Spec) []string {
+	f := spec.Features
+	if f.Kind != "rocket" {
+		return FeatureNames(spec)
+	}
+	names := make([]string, 0, len(f.Channels)*f.Rocket.Length)
+	for _, c := range f.Channels {
+		for t := 0; t < f.Rocket.Length; t++ {
+			names = append(names, fmt.Sprintf("%s[%d]", c, t))
+		}
+	}
+	return names
+}
+
+// RowWidth is how many values a job's rows have: len(RowNames).
+func RowWidth(spec *configs.Spec) int {
+	if f := spec.Features; f.Kind == "rocket" {
+		return len(f.Channels) * f.Rocket.Length
+	}
+	return len(FeatureNames(spec))
 }
 
 // checkedStats are the statistics of a job's feature rows, checked by
@@ -187,21 +215,24 @@ func checkedStats(s beam.Scope, spec *configs.Spec, dim int, rows beam.PCollecti
 	return requireStats(s, spec, analyze.Features(s, dim, rows))
 }
 
-// requireStats checks a job's feature statistics (PCollection<analyze.Spec>)
-// as checkedStats says.
+// requireStats checks the statistics (PCollection<analyze.Spec>) of a
+// job's rows as its featurizer makes them (RowNames) as checkedStats says.
 func requireStats(s beam.Scope, spec *configs.Spec, stats beam.PCollection) beam.PCollection {
 	f := spec.Features
 	var groups []analyze.Group
 	if f.Kind != "images" && spec.Source.Format != "image" {
 		w := featurize.Width(f.Bands)
-		if f.Kind == "readings" {
+		switch f.Kind {
+		case "readings":
 			w = 1
+		case "rocket":
+			w = f.Rocket.Length
 		}
 		for i, c := range f.Channels {
 			groups = append(groups, analyze.Group{Name: c, From: i * w, To: (i + 1) * w})
 		}
 	}
-	rp := analyze.RequireParams{Groups: groups, What: "features.channels", Names: FeatureNames(spec)}
+	rp := analyze.RequireParams{Groups: groups, What: "features.channels", Names: RowNames(spec)}
 	if spec.Job == "train" && spec.Model.Classifies() {
 		rp.Labels, rp.LabelsWhat = spec.Model.Labels, "model.labels"
 	}
@@ -219,7 +250,7 @@ func ReadingsArchive(spec *configs.Spec) string { return filepath.Join(spec.Arch
 func archiveParams(spec *configs.Spec, root string, dim int) parquetio.WriteParams {
 	p := parquetio.WriteParams{Root: root, Daily: spec.Archive.Partition == "day"}
 	if dim > 0 {
-		p.Dim, p.Names = dim, FeatureNames(spec)
+		p.Dim, p.Names = dim, RowNames(spec)
 	}
 	return p
 }

@@ -89,6 +89,10 @@ func TrainParams(spec *configs.Spec) (train.Params, error) {
 	if m.Kind == "cnn" {
 		d.Width, d.Height, d.Channels = spec.Features.Image.Width, spec.Features.Image.Height, 1
 	}
+	if t.Optimizer == string(models.Ridge) {
+		// Solved once: epochs, rates and schedules do not apply.
+		t.Epochs, t.LearningRate, t.Schedule = 1, 0, ""
+	}
 	p := train.Params{
 		Model: d,
 		Optimizer: models.OptimizerDesc{Kind: models.OptimizerKind(t.Optimizer), LearningRate: t.LearningRate,
@@ -180,7 +184,7 @@ func (trainJob) Build(s beam.Scope, spec *configs.Spec, o Options) error {
 	_ = os.Remove(EpochsFile(spec))
 	_ = os.Remove(ModelFile(spec))
 	t := spec.Training
-	dim := len(FeatureNames(spec))
+	dim := RowWidth(spec)
 	bp := batch.Params{Dim: dim, MaxRows: spec.Batch.MaxRows, Shards: spec.Batch.Shards}
 	var trainB, test, sources beam.PCollection
 	if len(spec.Source.Archive) > 0 && len(spec.Features.Relabel) == 0 && t.TargetCap == 0 && t.Test.Fraction == 0 {
@@ -209,6 +213,17 @@ func (trainJob) Build(s beam.Scope, spec *configs.Spec, o Options) error {
 	// The batches stay as they were read or made: training, evaluation and
 	// publishing standardize rows with the statistics as they read them.
 	stats := requireStats(s, spec, analyze.FeaturesOfBatches(s, dim, trainB))
+	var rocket beam.PCollection
+	if f := spec.Features; f.Kind == "rocket" {
+		// MiniRocket is fitted to the training series (validation's too:
+		// its biases are quantiles of convolutions, no label is read) and
+		// travels with the statistics of its features, so that serving
+		// makes the same features.
+		rp := featurize.RocketParams{Features: f.Rocket.Features, MaxDilations: f.Rocket.MaxDilations, Seed: uint64(t.Seed)}
+		rocket = featurize.FitRocketOn(s, rp, len(f.Channels), f.Rocket.Length, trainB)
+		trainB = featurize.RocketBatches(s, rocket, trainB)
+		stats = analyze.WithRocket(s, analyze.FeaturesOfBatches(s, featurize.RocketWidth(f.Rocket.Features), trainB), rocket)
+	}
 	trainB, valB := split.HoldoutBatches(s, split.Params{Fraction: t.Validation, ByDevice: t.SplitBy == "device"}, trainB)
 	final, epochs := train.DataParallel(s, tp, stats, trainB, valB)
 	train.Progress(s, EpochsFile(spec), tp.Epochs, epochs)
@@ -218,6 +233,9 @@ func (trainJob) Build(s beam.Scope, spec *configs.Spec, o Options) error {
 	if test.IsValid() {
 		ts := s.Scope("Test")
 		testB = batch.Rows(ts, bp, test)
+		if rocket.IsValid() {
+			testB = featurize.RocketBatches(ts, rocket, testB)
+		}
 		testMetrics = train.Evaluate(ts, tp, stats, final, testB)
 	}
 	saved := train.Save(s, train.SaveParams{Path: ModelFile(spec), Train: tp, Names: FeatureNames(spec), TargetCap: t.TargetCap, Source: describeSource(spec)},
@@ -242,7 +260,7 @@ func publishParams(spec *configs.Spec, o Options, tp train.Params) publish.Param
 // is written).
 func trainingRows(s beam.Scope, spec *configs.Spec, o Options, topics, archive []string, use string) (rows, sources beam.PCollection) {
 	if len(archive) > 0 {
-		batches := parquetio.ReadFeatures(s, parquetio.ReadParams{Paths: archive, Dim: len(FeatureNames(spec))})
+		batches := parquetio.ReadFeatures(s, parquetio.ReadParams{Paths: archive, Dim: RowWidth(spec)})
 		rows = featurize.Relabel(s, spec.Features.Relabel, batch.Unbatch(s, batches))
 		sources = beam.CreateList(s, []snapshot.Source{})
 	} else {

@@ -18,6 +18,11 @@ const (
 	// m ← β₁m + (1−β₁)g, v ← β₂v + (1−β₂)g²,
 	// p ← p − η·m̂ / (√v̂ + ε).
 	Adam OptimizerKind = "adam"
+	// Ridge takes no steps: a softmax or linear model's weights are solved
+	// in closed form as ridge regression (FitRidge), once, on all the
+	// training rows. An optimizer of this kind has no state and its
+	// Update panics.
+	Ridge OptimizerKind = "ridge"
 )
 
 // DefaultOptimizer is the update rule of a spec that names none.
@@ -107,10 +112,15 @@ func (d OptimizerDesc) normalize() (OptimizerDesc, error) {
 		if !(d.Epsilon > 0) || !finite(d.Epsilon) {
 			return bad("epsilon = %v, want > 0", d.Epsilon)
 		}
+	case Ridge:
+		if d.Momentum != 0 || d.Nesterov || d.Beta1 != 0 || d.Beta2 != 0 || d.Epsilon != 0 || d.WeightDecay != 0 || d.Schedule.Kind != "" {
+			return bad("ridge is solved in closed form: momentum, nesterov, betas, epsilon, weight decay and schedules are for sgd and adam")
+		}
+		return d, nil
 	case "":
-		return bad("kind is required (%q or %q)", SGD, Adam)
+		return bad("kind is required (%q, %q or %q)", SGD, Adam, Ridge)
 	default:
-		return bad("unknown kind %q (want %q or %q)", d.Kind, SGD, Adam)
+		return bad("unknown kind %q (want %q, %q or %q)", d.Kind, SGD, Adam, Ridge)
 	}
 	if !(d.LearningRate > 0) || !finite(d.LearningRate) {
 		return bad("learning rate = %v, want > 0", d.LearningRate)
@@ -267,6 +277,9 @@ func (o *Optimizer) Update(m *Model, grad []float64) {
 	}
 	if n := o.numParams(); n >= 0 && n != len(p) {
 		panic(fmt.Sprintf("models: optimizer for %d parameters updating a model of %d", n, len(p)))
+	}
+	if o.desc.Kind == Ridge {
+		panic("models: a ridge model is solved (FitRidge), not stepped")
 	}
 	lr := o.Rate()
 	o.steps++

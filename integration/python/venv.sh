@@ -21,6 +21,11 @@
 # Python and scikit-learn, the e2e bench's baseline; its pins conflict
 # with the others') in venv-beam, printing MUON_BEAM_PYTHON=...
 #
+# With the argument `aeon`, the same for aeon-requirements.txt (aeon's
+# MiniRocket on numba, the MiniRocket baseline of aeon_minirocket.py; its
+# numba needs an older numpy than the others') in venv-aeon, printing
+# MUON_AEON_PYTHON=...
+#
 # Env: MUON_CACHE (cache root), MUON_PYTHON_BASE (the Python that creates
 # the venv, default python3; 3.11 or newer), and pip's own PIP_* settings.
 set -euo pipefail
@@ -42,8 +47,15 @@ beam)
 	probe='import platform, apache_beam, sklearn
 print("Python", platform.python_version(), "apache-beam", apache_beam.__version__, "scikit-learn", sklearn.__version__)'
 	;;
+aeon)
+	requirements=$here/aeon-requirements.txt
+	venv=$muon_cache/venv-aeon
+	var=MUON_AEON_PYTHON
+	probe='import platform, aeon, numba, sklearn
+print("Python", platform.python_version(), "aeon", aeon.__version__, "numba", numba.__version__, "scikit-learn", sklearn.__version__)'
+	;;
 *)
-	echo "usage: venv.sh [beam]" >&2
+	echo "usage: venv.sh [beam|aeon]" >&2
 	exit 2
 	;;
 esac

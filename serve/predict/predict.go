@@ -259,6 +259,9 @@ func (h *Handler) predict(w http.ResponseWriter, r *http.Request) {
 // parseRows decodes a request's rows into row-major raw features in the
 // model's order.
 func parseRows(body []byte, m *infer.Model) ([]float64, int, error) {
+	if m.Pre.Rocket != nil {
+		return parseSeriesRows(body, m)
+	}
 	if raw, n, ok := parseNumberRows(body, m.Pre.Features); ok {
 		return raw, n, nil
 	}
@@ -430,4 +433,45 @@ func Serve(ctx context.Context, srv *http.Server, serve func() error) error {
 		return err
 	}
 	return nil
+}
+
+// parseSeriesRows decodes the rows of a model that makes its features
+// from series (MiniRocket): each row a list of the channels' value lists,
+// of equal lengths, 1 to the model's length each; a shorter series is
+// padded as training padded it.
+func parseSeriesRows(body []byte, m *infer.Model) ([]float64, int, error) {
+	r := m.Pre.Rocket
+	var req struct {
+		Rows [][][]float64 `json:"rows"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return nil, 0, fmt.Errorf("%s makes its features from series: send {\"rows\": [[[channel 1 values...], ...], ...]}, %d channels of up to %d values a row: %v", m.Name(), r.Channels, r.Length, err)
+	}
+	n := len(req.Rows)
+	switch {
+	case n == 0:
+		return nil, 0, fmt.Errorf("no rows: send {\"rows\": [[[channel 1 values...], ...], ...]}, %d channels of up to %d values a row", r.Channels, r.Length)
+	case n > MaxRows:
+		return nil, 0, fmt.Errorf("%d rows: at most %d per request", n, MaxRows)
+	}
+	width := r.Channels * r.Length
+	raw := make([]float64, n*width)
+	for i, row := range req.Rows {
+		if len(row) != r.Channels {
+			return nil, 0, fmt.Errorf("rows[%d]: %d channels; %s takes %d", i, len(row), m.Name(), r.Channels)
+		}
+		for c, ch := range row {
+			if len(ch) == 0 || len(ch) > r.Length || len(ch) != len(row[0]) {
+				return nil, 0, fmt.Errorf("rows[%d][%d]: %d values; %s takes 1 to %d a channel, the same number in every channel", i, c, len(ch), m.Name(), r.Length)
+			}
+			dst := raw[i*width+c*r.Length : i*width+(c+1)*r.Length]
+			copy(dst, ch)
+			for t := len(ch); t < r.Length; t++ {
+				dst[t] = math.NaN()
+			}
+		}
+	}
+	return raw, n, nil
 }

@@ -61,6 +61,34 @@ type Spec struct {
 	// unbounded (specs written before it existed). Features computes specs
 	// with DefaultClip.
 	Clip float64 `json:"clip,omitempty"`
+	// Rocket, when set, makes the features from a row of raw series
+	// (Rocket.Channels × Rocket.Length values) before they are
+	// standardized: the MiniRocket transform fitted in training, so that
+	// serving makes the same features.
+	Rocket *featurize.Rocket `json:"rocket,omitempty"`
+}
+
+// Width is how many values a row has before preprocessing: Features, or
+// the raw series' values with Rocket.
+func (s *Spec) Width() int {
+	if s.Rocket != nil {
+		return s.Rocket.Channels * s.Rocket.Length
+	}
+	return s.Features
+}
+
+// Preprocess writes into dst the standardized features of a row of Width
+// values (made by Rocket first, if set) and returns dst. work is Rocket's
+// scratch, reused between rows; nil allocates.
+func (s *Spec) Preprocess(dst, row []float64, work *featurize.RocketWork) ([]float64, error) {
+	if s.Rocket == nil {
+		return s.Standardize(dst, row)
+	}
+	f, err := s.Rocket.TransformWith(work, dst[:0], row)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrSpec, err)
+	}
+	return s.Standardize(f, f)
 }
 
 // DefaultClip bounds standardized values. A feature almost constant over
@@ -154,6 +182,14 @@ func (s *Spec) Check() error {
 	}
 	if s.Clip < 0 || math.IsNaN(s.Clip) {
 		return fmt.Errorf("%w: clip %v", ErrSpec, s.Clip)
+	}
+	if s.Rocket != nil {
+		if err := s.Rocket.Check(); err != nil {
+			return fmt.Errorf("%w: %v", ErrSpec, err)
+		}
+		if s.Rocket.Width() != s.Features {
+			return fmt.Errorf("%w: MiniRocket makes %d features for %d statistics", ErrSpec, s.Rocket.Width(), s.Features)
+		}
 	}
 	if len(s.Names) != 0 && len(s.Names) != s.Features {
 		return fmt.Errorf("%w: %d names for %d features", ErrSpec, len(s.Names), s.Features)

@@ -14,6 +14,8 @@ import (
 )
 
 func init() {
+	register.DoFn4x1[[]byte, func(*Spec) bool, func(*featurize.Rocket) bool, func(Spec), error](&withRocketFn{})
+	register.Iter1[featurize.Rocket]()
 	register.DoFn3x1[featurize.Row, Spec, func(featurize.Row), error](&standardizeFn{})
 	register.DoFn2x1[featurize.Row, func(featurize.Row), error](&standardizeWithFn{})
 	beam.RegisterType(reflect.TypeOf((*saveSpecFn)(nil)).Elem())
@@ -100,3 +102,29 @@ const (
 	LabelPrefix = "labels."
 	MaxLabels   = 256
 )
+
+// WithRocket gives the statistics of MiniRocket's features (stats,
+// PCollection<Spec>, one element) the fitted transform that makes them
+// (PCollection<featurize.Rocket>, one element): PCollection<Spec>, one
+// element, whose Preprocess makes and standardizes the features of a raw
+// series.
+func WithRocket(s beam.Scope, stats, rocket beam.PCollection) beam.PCollection {
+	s = s.Scope("analyze.WithRocket")
+	return beam.ParDo(s, &withRocketFn{}, beam.Impulse(s), beam.SideInput{Input: stats}, beam.SideInput{Input: rocket})
+}
+
+type withRocketFn struct{}
+
+func (withRocketFn) ProcessElement(_ []byte, stats func(*Spec) bool, rocket func(*featurize.Rocket) bool, emit func(Spec)) error {
+	var sp Spec
+	var r featurize.Rocket
+	if !stats(&sp) || !rocket(&r) {
+		return nil // no training rows: training says so
+	}
+	sp.Rocket = &r
+	if err := sp.Check(); err != nil {
+		return err
+	}
+	emit(sp)
+	return nil
+}

@@ -1,6 +1,7 @@
 package featurize
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"reflect"
@@ -14,10 +15,16 @@ import (
 func init() {
 	beam.RegisterType(reflect.TypeOf((*Row)(nil)).Elem())
 	register.Function1x2(byDevice)
-	register.DoFn3x0[string, func(*records.Reading) bool, func(Row)](&caseFn{})
+	register.DoFn4x0[context.Context, string, func(*records.Reading) bool, func(Row)](&caseFn{})
 	register.Emitter1[Row]()
 	register.Iter1[records.Reading]()
 }
+
+// SeriesCut counts rows of raw series (CaseParams.Length,
+// WindowParams.Length) whose readings were more than the length.
+const SeriesCut = "series.cut"
+
+var seriesCut = beam.NewCounter(Namespace, SeriesCut)
 
 // Row is one feature row: the features of one device over one window or
 // one whole case.
@@ -41,9 +48,17 @@ type CaseParams struct {
 	// LastLabel labels a row with its latest labelled reading's label (a
 	// remaining useful life, say) instead of the most frequent one.
 	LastLabel bool
+	// Length, when > 0, makes rows of raw series for MiniRocket instead of
+	// features: each channel's first Length values in time order (NaN
+	// skipped), ended with NaN when there are fewer; a row whose series
+	// were longer is counted (featurize/series.cut). Bands must be 0.
+	Length int
 }
 
 func (p CaseParams) check() error {
+	if p.Length < 0 || p.Length > 0 && p.Bands > 0 {
+		return fmt.Errorf("series length %d with %d bands: raw series have no bands", p.Length, p.Bands)
+	}
 	if len(p.Channels) == 0 {
 		return errors.New("no channels")
 	}
@@ -70,7 +85,7 @@ func Cases(s beam.Scope, p CaseParams, readings beam.PCollection) beam.PCollecti
 	if err := p.check(); err != nil {
 		panic("featurize.Cases: " + err.Error())
 	}
-	return beam.ParDo(s, &caseFn{Channels: p.Channels, Bands: p.Bands, LastLabel: p.LastLabel}, beam.GroupByKey(s, beam.ParDo(s, byDevice, readings)))
+	return beam.ParDo(s, &caseFn{Channels: p.Channels, Bands: p.Bands, LastLabel: p.LastLabel, Length: p.Length}, beam.GroupByKey(s, beam.ParDo(s, byDevice, readings)))
 }
 
 func byDevice(r records.Reading) (string, records.Reading) { return r.Device, r }
@@ -79,6 +94,7 @@ type caseFn struct {
 	Channels  []string
 	Bands     int
 	LastLabel bool
+	Length    int
 
 	rows *rowMaker
 }
@@ -86,9 +102,10 @@ type caseFn struct {
 func (fn *caseFn) Setup() {
 	fn.rows = newRowMaker(fn.Channels, fn.Bands)
 	fn.rows.lastLabel = fn.LastLabel
+	fn.rows.length = fn.Length
 }
 
-func (fn *caseFn) ProcessElement(device string, iter func(*records.Reading) bool, emit func(Row)) {
+func (fn *caseFn) ProcessElement(ctx context.Context, device string, iter func(*records.Reading) bool, emit func(Row)) {
 	var all []records.Reading
 	var r records.Reading
 	for iter(&r) {
@@ -99,5 +116,8 @@ func (fn *caseFn) ProcessElement(device string, iter func(*records.Reading) bool
 	}
 	sortReadings(all)
 	features, label := fn.rows.features(all, all[0].Time)
+	if fn.rows.cut {
+		seriesCut.Inc(ctx, 1)
+	}
 	emit(Row{Key: device, Time: all[len(all)-1].Time, Features: features, Label: label, ID: all[0].Source.ID(), Source: all[0].Source})
 }

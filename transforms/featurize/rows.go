@@ -19,6 +19,12 @@ type rowMaker struct {
 	// lastLabel labels a row with its latest labelled reading's label
 	// instead of the most frequent one.
 	lastLabel bool
+	// length, when > 0, makes rows of raw series instead of features:
+	// each channel's first length values in time order, ended with NaN
+	// when there are fewer (MiniRocket's input). cut counts rows whose
+	// series were longer.
+	length int
+	cut    bool
 }
 
 func newRowMaker(channels []string, bands int) *rowMaker {
@@ -37,7 +43,12 @@ func newRowMaker(channels []string, bands int) *rowMaker {
 }
 
 // dim is the number of features in a row.
-func (m *rowMaker) dim() int { return len(m.channels) * Width(m.ex.bands) }
+func (m *rowMaker) dim() int {
+	if m.length > 0 {
+		return len(m.channels) * m.length
+	}
+	return len(m.channels) * Width(m.ex.bands)
+}
 
 // features returns the features of rs (sorted by time) with time measured
 // in seconds from t0, and the majority label (or the last one, with
@@ -64,8 +75,20 @@ func (m *rowMaker) features(rs []records.Reading, t0 time.Time) ([]float64, stri
 		}
 	}
 	out := make([]float64, 0, m.dim())
+	m.cut = false
 	for i := range m.channels {
-		out = m.ex.Channel(out, m.ts[i], m.xs[i])
+		if m.length == 0 {
+			out = m.ex.Channel(out, m.ts[i], m.xs[i])
+			continue
+		}
+		xs := m.xs[i]
+		if len(xs) > m.length {
+			xs, m.cut = xs[:m.length], true
+		}
+		out = append(out, xs...)
+		for range m.length - len(xs) {
+			out = append(out, math.NaN())
+		}
 	}
 	if m.lastLabel {
 		return out, last

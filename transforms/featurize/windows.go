@@ -72,10 +72,13 @@ type WindowParams struct {
 	// implementation carries to its per-device state in one element.
 	// Default 4096.
 	ChunkReadings int
+	// Length, when > 0, makes rows of raw series for MiniRocket, as
+	// CaseParams.Length.
+	Length int
 }
 
 func (p *WindowParams) validate() error {
-	if err := (CaseParams{Channels: p.Channels, Bands: p.Bands}).check(); err != nil {
+	if err := (CaseParams{Channels: p.Channels, Bands: p.Bands, Length: p.Length}).check(); err != nil {
 		return err
 	}
 	if p.Period == 0 {
@@ -271,6 +274,7 @@ type windowRows struct {
 func newWindowRows(p WindowParams) *windowRows {
 	rm := newRowMaker(p.Channels, p.Bands)
 	rm.lastLabel = p.LastLabel
+	rm.length = p.Length
 	return &windowRows{
 		rows:        rm,
 		minReadings: p.MinReadings,
@@ -338,17 +342,23 @@ func (wr *windowRows) addAll(ctx context.Context, device string, w *windower, rs
 
 // closeTo closes w's windows up to wm and emits their rows.
 func (wr *windowRows) closeTo(ctx context.Context, device string, w *windower, wm int64, emit func(Row)) {
-	n, short := 0, 0
+	n, short, cut := 0, 0, 0
 	w.close(wm, func(start, end int64, rs []records.Reading) {
 		if len(rs) < wr.minReadings {
 			short++
 			return
 		}
 		emit(wr.row(device, start, end, rs))
+		if wr.rows.cut {
+			cut++
+		}
 		n++
 	})
 	if n > 0 {
 		wr.rowsC.Inc(ctx, int64(n))
+	}
+	if cut > 0 {
+		seriesCut.Inc(ctx, int64(cut))
 	}
 	if short > 0 {
 		wr.shortC.Inc(ctx, int64(short))

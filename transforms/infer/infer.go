@@ -16,6 +16,7 @@ import (
 	"github.com/muonml/muon/io/arrowio"
 	"github.com/muonml/muon/io/kafkaio"
 	"github.com/muonml/muon/models"
+	"github.com/muonml/muon/transforms/featurize"
 	"gonum.org/v1/gonum/mat"
 )
 
@@ -115,6 +116,9 @@ type inferFn struct {
 
 	srv *Server
 	m   metrics
+	// work is the MiniRocket scratch of models that make features from
+	// series.
+	work featurize.RocketWork
 	x   mat.Dense
 	out mat.Dense
 	buf []byte
@@ -211,8 +215,12 @@ func (fn *inferFn) score(ctx context.Context, m *Model, b arrowio.Batch, emit fu
 	if err != nil {
 		return err
 	}
-	if dim != m.Pre.Features {
-		return fmt.Errorf("rows of %d features for %s, which takes %d", dim, m.Name(), m.Pre.Features)
+	if dim != m.Pre.Width() {
+		what := "features"
+		if m.Pre.Rocket != nil {
+			what = "values (MiniRocket series)"
+		}
+		return fmt.Errorf("rows of %d %s for %s, which takes %d", dim, what, m.Name(), m.Pre.Width())
 	}
 	keys, labels, ids := rec.Column(arrowio.KeyIndex), rec.Column(arrowio.LabelIndex), rec.Column(arrowio.IDIndex)
 	times, ok := rec.Column(arrowio.TimeIndex).(*array.Timestamp)
@@ -221,11 +229,12 @@ func (fn *inferFn) score(ctx context.Context, m *Model, b arrowio.Batch, emit fu
 	}
 	unit := times.DataType().(*arrow.TimestampType).Unit
 
+	width := m.Pre.Features
 	fn.x.Reset()
-	fn.x.ReuseAs(n, dim)
+	fn.x.ReuseAs(n, width)
 	xs := fn.x.RawMatrix().Data
 	for i := 0; i < n; i++ {
-		if _, err := m.Pre.Standardize(xs[i*dim:(i+1)*dim], vals[i*dim:(i+1)*dim]); err != nil {
+		if _, err := m.Pre.Preprocess(xs[i*width:(i+1)*width], vals[i*dim:(i+1)*dim], &fn.work); err != nil {
 			return fmt.Errorf("row %s: %w", ids.ValueStr(i), err)
 		}
 	}

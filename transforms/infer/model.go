@@ -15,6 +15,7 @@ import (
 	"github.com/muonml/muon/models/compress"
 	"github.com/muonml/muon/models/snapshot"
 	"github.com/muonml/muon/transforms/analyze"
+	"github.com/muonml/muon/transforms/featurize"
 	"gonum.org/v1/gonum/mat"
 )
 
@@ -256,19 +257,20 @@ func LoadVersion(ctx context.Context, p Params, seq uint64) (*Model, error) {
 	return nil, fmt.Errorf("model store %s has no version %d", p.Store, seq)
 }
 
-// PredictRaw standardizes n rows of raw features (row-major, Pre.Features
-// values each, in the order of Pre.Names) with the snapshot's own
-// preprocessing and predicts them: the outputs, row-major, Model.Outputs()
-// each (class probabilities for a classifier). It is safe for concurrent
-// use.
+// PredictRaw preprocesses n rows of raw values (row-major, Pre.Width()
+// values each: features in the order of Pre.Names, or the series of a
+// MiniRocket model) with the snapshot's own preprocessing and predicts
+// them: the outputs, row-major, Model.Outputs() each (class probabilities
+// for a classifier). It is safe for concurrent use.
 func (m *Model) PredictRaw(raw []float64, n int) ([]float64, error) {
-	dim := m.Pre.Features
-	if len(raw) != n*dim {
-		return nil, fmt.Errorf("%d values for %d rows of %d features", len(raw), n, dim)
+	width, dim := m.Pre.Width(), m.Pre.Features
+	if len(raw) != n*width {
+		return nil, fmt.Errorf("%d values for %d rows of %d", len(raw), n, width)
 	}
 	xs := make([]float64, n*dim)
+	var work featurize.RocketWork
 	for i := 0; i < n; i++ {
-		if _, err := m.Pre.Standardize(xs[i*dim:(i+1)*dim], raw[i*dim:(i+1)*dim]); err != nil {
+		if _, err := m.Pre.Preprocess(xs[i*dim:(i+1)*dim], raw[i*width:(i+1)*width], &work); err != nil {
 			return nil, fmt.Errorf("row %d: %w", i, err)
 		}
 	}

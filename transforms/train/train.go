@@ -132,6 +132,9 @@ func (p *Params) validate() error {
 	if p.Epochs < 1 || p.BatchSize < 1 || p.Shards < 1 || p.Patience < 0 || p.SyncEvery < 0 {
 		return fmt.Errorf("epochs %d, batch size %d and shards %d must be ≥ 1, patience %d and sync every %d ≥ 0", p.Epochs, p.BatchSize, p.Shards, p.Patience, p.SyncEvery)
 	}
+	if p.Optimizer.Kind == models.Ridge && (p.Shards != 1 || p.Epochs != 1 || p.Patience != 0 || p.Model.Kind != models.Softmax && p.Model.Kind != models.Linear) {
+		return fmt.Errorf("ridge solves a softmax or linear model once on one shard: %s model, %d epochs, %d shards, patience %d", p.Model.Kind, p.Epochs, p.Shards, p.Patience)
+	}
 	m, err := models.New(p.Model, p.Seed)
 	if err != nil {
 		return err
@@ -516,6 +519,18 @@ func (tr *trainer) epoch(e int) (loss float64, n int, seconds float64) {
 	return loss, n, time.Since(start).Seconds()
 }
 
+// solve sets the model to the ridge regression of the rows (FitRidge) and
+// returns its mean loss on them, the rows and the seconds it took.
+func (tr *trainer) solve() (loss float64, n int, seconds float64, err error) {
+	start := time.Now()
+	if _, err := models.FitRidge(tr.m, tr.x, tr.y); err != nil {
+		return 0, 0, 0, fmt.Errorf("train: %w", err)
+	}
+	seconds = time.Since(start).Seconds()
+	met := models.Evaluate(tr.m, tr.x, tr.y)
+	return met.Loss, met.N, seconds, nil
+}
+
 // soloFn runs a round of epochs From to To on one shard, all the rows:
 // after each epoch it measures the model on the validation rows, decides on
 // early stopping and reports the epoch's state; at the end it emits the
@@ -552,7 +567,15 @@ func (fn *soloFn) ProcessElement(_ []byte, st State, stats func(*analyze.Spec) b
 		next.Epoch = e
 		next.Rows, next.Seconds, next.Span = 0, 0, 1
 		if !st.Stopped && len(tr.order) > 0 {
-			loss, n, sec := tr.epoch(e)
+			var loss, sec float64
+			var n int
+			if p.Optimizer.Kind == models.Ridge {
+				if loss, n, sec, err = tr.solve(); err != nil {
+					return err
+				}
+			} else {
+				loss, n, sec = tr.epoch(e)
+			}
 			next.Params, next.Opt = slices.Clone(tr.m.Params()), tr.t.Optimizer().State()
 			next.Rows, next.TrainLoss, next.Seconds, next.Trained = int64(n), loss, sec, e
 		}
