@@ -119,9 +119,9 @@ type inferFn struct {
 	// work is the MiniRocket scratch of models that make features from
 	// series.
 	work featurize.RocketWork
-	x   mat.Dense
-	out mat.Dense
-	buf []byte
+	x    mat.Dense
+	out  mat.Dense
+	buf  []byte
 }
 
 type metrics struct {
