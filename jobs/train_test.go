@@ -768,3 +768,50 @@ output: {dir: %s}
 		t.Fatalf("error %v, want one listing the labels seen", err)
 	}
 }
+
+// MiniRocket end to end: a train job fits it to BasicMotions' training
+// cases and solves a ridge classifier; the snapshot carries the fitted
+// transform, and an infer job makes the same features from the test
+// cases' series and scores them.
+func TestRocketTrainAndInfer(t *testing.T) {
+	brokers := basicMotionsBroker(t)
+	dir := t.TempDir()
+	priv, pub, err := snapshot.GenerateKey(filepath.Join(dir, "keys"), "ci")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const features = "features: {kind: rocket, channels: [dim0, dim1, dim2, dim3, dim4, dim5], rocket: {length: 100, features: 840}}\n"
+	spec, sum := runJob(t, brokers, fmt.Sprintf(`name: rocket
+job: train
+source: {topics: [sensors], format: sensor}
+%smodel: {kind: softmax, labels: [Badminton, Running, Standing, Walking]}
+training: {optimizer: ridge, validation: 0.25, test: {topics: [sensors-test]}}
+snapshot: {key: %s, store: %s}
+output: {dir: %s}
+`, features, priv, filepath.Join(dir, "store"), filepath.Join(dir, "out")))
+	tm := readModel(t, spec)
+	if tm.Test == nil || tm.Test.N != 40 || tm.Test.Accuracy < 0.9 {
+		t.Fatalf("test metrics %+v, want 40 cases at 0.9 or better", tm.Test)
+	}
+	if r := tm.Preprocess.Rocket; r == nil || r.Width() != 840 || r.Channels != 6 || r.Length != 100 || tm.Preprocess.Features != 840 {
+		t.Fatalf("the model's preprocessing has MiniRocket %+v for %d features", r, tm.Preprocess.Features)
+	}
+	if res := sum.Training.Snapshot; res == nil || !res.Published {
+		t.Fatalf("snapshot %+v", res)
+	}
+
+	_, isum := runJob(t, brokers, fmt.Sprintf(`name: score
+job: infer
+source: {topics: [sensors-test], format: sensor, bounded: true}
+%sinference:
+  - {name: rocket, store: %s, trust: [%s], topic: rocket.predictions}
+output: {dir: %s}
+`, features, filepath.Join(dir, "store"), pub, filepath.Join(dir, "infer")))
+	if len(isum.Inference) != 1 {
+		t.Fatalf("%d branches", len(isum.Inference))
+	}
+	b := isum.Inference[0]
+	if b.Predictions != 40 || b.DeadLetters != 0 || b.Accuracy == nil || math.Abs(*b.Accuracy-tm.Test.Accuracy) > 0.051 {
+		t.Errorf("infer: %d predictions, %d dead letters, accuracy %v; training measured %v on the same cases", b.Predictions, b.DeadLetters, b.Accuracy, tm.Test.Accuracy)
+	}
+}

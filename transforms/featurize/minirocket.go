@@ -403,16 +403,29 @@ func (r *Rocket) transform(w *RocketWork, dst, row []float64) []float64 {
 			}
 			inv := 1 / float64(len(conv))
 			for _, bias := range r.Biases[b : b+per] {
-				pos := 0
-				for _, v := range conv {
-					if v > bias {
-						pos++
-					}
-				}
-				dst = append(dst, float64(pos)*inv)
+				dst = append(dst, float64(positives(conv, bias))*inv)
 			}
 			b += per
 		}
 	}
 	return dst
+}
+
+// positives counts the values of conv above bias. v > bias is the sign of
+// bias − v: counted without a branch the processor would mispredict half
+// the time, four at once.
+func positives(conv []float64, bias float64) uint64 {
+	var c0, c1, c2, c3 uint64
+	i := 0
+	for ; i+4 <= len(conv); i += 4 {
+		c := conv[i : i+4 : i+4]
+		c0 += math.Float64bits(bias-c[0]) >> 63
+		c1 += math.Float64bits(bias-c[1]) >> 63
+		c2 += math.Float64bits(bias-c[2]) >> 63
+		c3 += math.Float64bits(bias-c[3]) >> 63
+	}
+	for ; i < len(conv); i++ {
+		c0 += math.Float64bits(bias-conv[i]) >> 63
+	}
+	return c0 + c1 + c2 + c3
 }
