@@ -86,6 +86,7 @@ bench: build
 	set -euo pipefail; \
 	export "$$(integration/python/venv.sh)"; \
 	export "$$(integration/python/venv.sh beam)"; \
+	export "$$(integration/python/venv.sh aeon)"; \
 	trap 'integration/kafka/stop.sh $(KAFKA_PORT); integration/flink/stop.sh $(FLINK_PORT)' EXIT; \
 	export "$$(integration/kafka/start.sh $(KAFKA_PORT))"; \
 	export "$$(integration/flink/start.sh $(FLINK_PORT))"; \

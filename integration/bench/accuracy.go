@@ -31,6 +31,7 @@ var accuracyRuns = []struct {
 	{"basicmotions.mlp", "configs/train-sensors.yaml", nil},
 	{"magnetic_tile.cnn", "configs/train-defects.yaml", nil},
 	{"cmapss_fd001.mlp", "configs/train-engines.yaml", nil},
+	{"plaid.rocket_ridge", "configs/train-plaid.yaml", nil},
 }
 
 // runTrainJob runs `muon run` on a train spec with its output in a

@@ -322,26 +322,29 @@ func (w *RocketWork) convolve(row []float64, set []int, length, n, d int, taps [
 	w.conv = grow(w.conv, n)
 	conv := w.conv
 	half := rocketTaps / 2
-	o0, o1, o2 := (taps[0]-half)*d, (taps[1]-half)*d, (taps[2]-half)*d
 	for i, c := range set {
 		x := row[c*length : c*length+n]
 		all := w.all[c]
-		for t := range conv {
-			var two float64
-			if u := t + o0; u >= 0 && u < n {
-				two += x[u]
+		if i == 0 {
+			for t, a := range all[:n] {
+				conv[t] = -a
 			}
-			if u := t + o1; u >= 0 && u < n {
-				two += x[u]
+		} else {
+			for t, a := range all[:n] {
+				conv[t] -= a
 			}
-			if u := t + o2; u >= 0 && u < n {
-				two += x[u]
+		}
+		// Each tap of weight 2 adds 3 times the value it covers, where it
+		// lies within the series: t + o in [0, n).
+		for _, j := range taps {
+			o := (j - half) * d
+			lo, hi := max(0, -o), min(n, n-o)
+			if lo >= hi {
+				continue
 			}
-			v := 3*two - all[t]
-			if i == 0 {
-				conv[t] = v
-			} else {
-				conv[t] += v
+			dst, src := conv[lo:hi], x[lo+o:hi+o]
+			for t, v := range src {
+				dst[t] += 3 * v
 			}
 		}
 	}
