@@ -957,6 +957,8 @@ func (s *Spec) checkTraining() (string, error) {
 		return "training.nesterov", fmt.Errorf("nesterov momentum needs optimizer sgd with a momentum")
 	case t.Optimizer == "sgd" && t.Momentum >= 1:
 		return "training.momentum", fmt.Errorf("momentum %v must be below 1", t.Momentum)
+	case t.Patience > 0 && t.Validation == 0 && s.Source.IsBounded():
+		return "training.patience", fmt.Errorf("early stopping watches the validation loss, and validation: 0 holds out no rows; hold some out or remove patience")
 	case t.Optimizer == "ridge" && m.Kind != "softmax" && m.Kind != "linear":
 		return "training.optimizer", fmt.Errorf("ridge solves a softmax or linear model in closed form; model.kind is %s", m.Kind)
 	case t.Optimizer == "ridge" && (t.Shards > 1 || t.SyncEvery > 0):

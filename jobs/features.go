@@ -44,7 +44,7 @@ func (features) Build(s beam.Scope, spec *configs.Spec, o Options) error {
 	s = s.Scope("jobs.Features")
 	_ = os.Remove(PreprocessFile(spec))
 	rp := o.sourceParams(spec)
-	rows, _ := featureRows(s, spec, o, spec.Source.Topics)
+	rows, _, seen := featureRows(s, spec, o, spec.Source.Topics)
 	dim := RowWidth(spec)
 	batches := batch.Rows(s, batch.Params{
 		Dim:       dim,
@@ -55,7 +55,7 @@ func (features) Build(s beam.Scope, spec *configs.Spec, o Options) error {
 	}, rows)
 	o.ack(parquetio.WriteFeatures(s, archiveParams(spec, FeaturesArchive(spec), dim), batches))
 	if !rp.Unbounded {
-		analyze.WriteSpec(s, PreprocessFile(spec), RowNames(spec), checkedStats(s, spec, dim, rows))
+		analyze.WriteSpec(s, PreprocessFile(spec), RowNames(spec), checkedStats(s, spec, dim, rows, seen))
 	}
 	return nil
 }
@@ -64,8 +64,10 @@ func (features) Build(s beam.Scope, spec *configs.Spec, o Options) error {
 // letters to <topic><suffix>), archives the readings if the spec says so,
 // and makes the feature rows the spec's features section describes, with
 // their labels mapped by features.relabel: PCollection<featurize.Row>.
-// ranges are the offset ranges read, PCollection<kafkaio.PartitionRange>.
-func featureRows(s beam.Scope, spec *configs.Spec, o Options, topics []string) (rows, ranges beam.PCollection) {
+// ranges are the offset ranges read, PCollection<kafkaio.PartitionRange>;
+// seen the value names of the readings, PCollection<featurize.SeenNames>
+// (empty for images).
+func featureRows(s beam.Scope, spec *configs.Spec, o Options, topics []string) (rows, ranges, seen beam.PCollection) {
 	rp := o.sourceParams(spec)
 	rp.Topics = topics
 	records, ranges := kafkaio.ReadBatchesRanges(s, rp)
@@ -73,6 +75,7 @@ func featureRows(s beam.Scope, spec *configs.Spec, o Options, topics []string) (
 	f := spec.Features
 
 	var dead beam.PCollection
+	seen = beam.CreateList(s, []featurize.SeenNames{})
 	switch spec.Source.Format {
 	case "image":
 		var images beam.PCollection
@@ -81,13 +84,17 @@ func featureRows(s beam.Scope, spec *configs.Spec, o Options, topics []string) (
 	default:
 		var readings beam.PCollection
 		readings, dead = decode.Sensors(s, DecodeParams(spec), records)
+		if !rp.Unbounded {
+			// A stream never ends: its names would never be counted.
+			seen = featurize.ValueNames(s, readings)
+		}
 		if spec.Archive.Readings {
 			o.ack(parquetio.WriteReadings(s, archiveParams(spec, ReadingsArchive(spec), 0), readings))
 		}
 		rows = sensorRows(s, spec, o, rp.Unbounded, readings, wp)
 	}
 	o.ack(kafkaio.Write(s.Scope("DeadLetters"), wp, dead))
-	return featurize.Relabel(s, spec.Features.Relabel, rows), ranges
+	return featurize.Relabel(s, spec.Features.Relabel, rows), ranges, seen
 }
 
 // sensorRows makes the feature rows of decoded readings as the spec's

@@ -211,13 +211,15 @@ func RowWidth(spec *configs.Spec) int {
 // analyze.Require: a channel the data never carries fails the job before
 // anything is trained or written on all-missing features; constant
 // features are counted and named for the summary.
-func checkedStats(s beam.Scope, spec *configs.Spec, dim int, rows beam.PCollection) beam.PCollection {
-	return requireStats(s, spec, analyze.Features(s, dim, rows))
+// seen (PCollection<featurize.SeenNames>) names what the readings carried
+// in the error.
+func checkedStats(s beam.Scope, spec *configs.Spec, dim int, rows, seen beam.PCollection) beam.PCollection {
+	return requireStats(s, spec, analyze.Features(s, dim, rows), seen)
 }
 
 // requireStats checks the statistics (PCollection<analyze.Spec>) of a
 // job's rows as its featurizer makes them (RowNames) as checkedStats says.
-func requireStats(s beam.Scope, spec *configs.Spec, stats beam.PCollection) beam.PCollection {
+func requireStats(s beam.Scope, spec *configs.Spec, stats, seen beam.PCollection) beam.PCollection {
 	f := spec.Features
 	var groups []analyze.Group
 	if f.Kind != "images" && spec.Source.Format != "image" {
@@ -236,7 +238,7 @@ func requireStats(s beam.Scope, spec *configs.Spec, stats beam.PCollection) beam
 	if spec.Job == "train" && spec.Model.Classifies() {
 		rp.Labels, rp.LabelsWhat = spec.Model.Labels, "model.labels"
 	}
-	return analyze.Require(s, rp, stats)
+	return analyze.Require(s, rp, stats, seen)
 }
 
 // FeaturesArchive is the root of a job's Parquet feature archive.

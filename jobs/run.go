@@ -236,6 +236,8 @@ func Run(ctx context.Context, spec *configs.Spec, o RunOptions) (*Summary, error
 	sum.Rereads = res.Counter(kafkaio.PositionNamespace, kafkaio.MetricRereads)
 	sum.ConstantFeatures = res.Counter(analyze.Namespace, analyze.MetricConstantFeatures)
 	sum.Constant = res.Names(analyze.Namespace, analyze.MetricConstant+"/")
+	sum.ShortBands = res.Counter(featurize.Namespace, featurize.BandsShort)
+	sum.CutSeries = res.Counter(featurize.Namespace, featurize.SeriesCut)
 	sum.PositionCommits = res.Counter(kafkaio.PositionNamespace, kafkaio.MetricCommits)
 	b, err := json.MarshalIndent(sum, "", "  ")
 	if err != nil {

@@ -37,6 +37,11 @@ type Summary struct {
 	// analyzed (nothing to learn from), Constant names some of them.
 	ConstantFeatures int64    `json:"constant_features,omitempty"`
 	Constant         []string `json:"constant_feature_names,omitempty"`
+	// ShortBands counts rows with a channel of fewer than 2×features.bands
+	// values, whose upper band energies are zeros; CutSeries rows of
+	// MiniRocket series longer than features.rocket.length, cut.
+	ShortBands int64 `json:"rows_with_empty_bands,omitempty"`
+	CutSeries  int64 `json:"series_cut,omitempty"`
 	// PositionGroup is the consumer group that holds the durable position
 	// of an unbounded read; Rereads counts the records it read again after
 	// resuming (read by the previous run after its last commit, at least),

@@ -187,6 +187,7 @@ func (trainJob) Build(s beam.Scope, spec *configs.Spec, o Options) error {
 	dim := RowWidth(spec)
 	bp := batch.Params{Dim: dim, MaxRows: spec.Batch.MaxRows, Shards: spec.Batch.Shards}
 	var trainB, test, sources beam.PCollection
+	seen := beam.CreateList(s, []featurize.SeenNames{})
 	if len(spec.Source.Archive) > 0 && len(spec.Features.Relabel) == 0 && t.TargetCap == 0 && t.Test.Fraction == 0 {
 		// An archive's batches need no row to be touched: they go to
 		// training as they are read, and the runner never holds a row on
@@ -195,7 +196,7 @@ func (trainJob) Build(s beam.Scope, spec *configs.Spec, o Options) error {
 		sources = beam.CreateList(s, []snapshot.Source{})
 	} else {
 		var rows beam.PCollection
-		rows, sources = trainingRows(s, spec, o, spec.Source.Topics, spec.Source.Archive, "train")
+		rows, sources, seen = trainingRows(s, spec, o, spec.Source.Topics, spec.Source.Archive, "train")
 		if t.Test.Fraction > 0 && len(t.Test.Topics) == 0 && len(t.Test.Archive) == 0 {
 			rows, test = split.Holdout(s.Scope("TestSplit"), split.Params{Fraction: t.Test.Fraction, Salt: fmt.Sprintf("test/%d/", t.Seed), ByDevice: t.SplitBy == "device"}, rows)
 		}
@@ -203,7 +204,7 @@ func (trainJob) Build(s beam.Scope, spec *configs.Spec, o Options) error {
 	}
 	if len(t.Test.Topics) > 0 || len(t.Test.Archive) > 0 {
 		var testSources beam.PCollection
-		test, testSources = trainingRows(s.Scope("Test"), spec, o, t.Test.Topics, t.Test.Archive, "test")
+		test, testSources, _ = trainingRows(s.Scope("Test"), spec, o, t.Test.Topics, t.Test.Archive, "test")
 		sources = beam.Flatten(s, sources, testSources)
 	}
 	if test.IsValid() && t.Test.LastPerDevice {
@@ -212,7 +213,7 @@ func (trainJob) Build(s beam.Scope, spec *configs.Spec, o Options) error {
 
 	// The batches stay as they were read or made: training, evaluation and
 	// publishing standardize rows with the statistics as they read them.
-	stats := requireStats(s, spec, analyze.FeaturesOfBatches(s, dim, trainB))
+	stats := requireStats(s, spec, analyze.FeaturesOfBatches(s, dim, trainB), seen)
 	var rocket beam.PCollection
 	if f := spec.Features; f.Kind == "rocket" {
 		// MiniRocket is fitted to the training series (validation's too:
@@ -257,18 +258,20 @@ func publishParams(spec *configs.Spec, o Options, tp train.Params) publish.Param
 // spec says) or from feature archives, and caps their targets. sources is
 // their lineage, PCollection<snapshot.Source>: the Kafka offset ranges
 // read, marked with use (an archive's files are listed when the snapshot
-// is written).
-func trainingRows(s beam.Scope, spec *configs.Spec, o Options, topics, archive []string, use string) (rows, sources beam.PCollection) {
+// is written). seen is the value names the readings carried (none from
+// an archive).
+func trainingRows(s beam.Scope, spec *configs.Spec, o Options, topics, archive []string, use string) (rows, sources, seen beam.PCollection) {
 	if len(archive) > 0 {
 		batches := parquetio.ReadFeatures(s, parquetio.ReadParams{Paths: archive, Dim: RowWidth(spec)})
 		rows = featurize.Relabel(s, spec.Features.Relabel, batch.Unbatch(s, batches))
 		sources = beam.CreateList(s, []snapshot.Source{})
+		seen = beam.CreateList(s, []featurize.SeenNames{})
 	} else {
 		var ranges beam.PCollection
-		rows, ranges = featureRows(s, spec, o, topics)
+		rows, ranges, seen = featureRows(s, spec, o, topics)
 		sources = publish.Lineage(s, use, ranges)
 	}
-	return featurize.CapTargets(s, spec.Training.TargetCap, rows), sources
+	return featurize.CapTargets(s, spec.Training.TargetCap, rows), sources, seen
 }
 
 // trainStream builds the train job on an unbounded source: the rows,
@@ -291,7 +294,7 @@ func trainStream(s beam.Scope, spec *configs.Spec, o Options, tp train.Params) e
 	if n := init.Preprocess.Features; n != tp.Model.Inputs {
 		return fmt.Errorf("training.stream.initial: %s standardizes %d features; the features section makes %d", st.Initial, n, tp.Model.Inputs)
 	}
-	rows, _ := trainingRows(s, spec, o, spec.Source.Topics, nil, "train")
+	rows, _, _ := trainingRows(s, spec, o, spec.Source.Topics, nil, "train")
 	std := analyze.StandardizeWith(s, init.Preprocess, rows)
 	if len(spec.Inference) > 0 {
 		if _, err := CheckInference(context.Background(), spec); err != nil {

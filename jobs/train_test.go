@@ -714,6 +714,9 @@ output: {dir: %s}
 	if err == nil || !strings.Contains(err.Error(), `features.channels: "Dim1" never has a value`) {
 		t.Fatalf("error %v, want one naming the channel Dim1", err)
 	}
+	if !strings.Contains(err.Error(), `the readings carry "dim0", "dim1", "dim2", "dim3", "dim4", "dim5"`) {
+		t.Errorf("error %v does not name what the readings carry", err)
+	}
 	if _, err := os.Stat(jobs.ModelFile(spec)); err == nil {
 		t.Errorf("a model was saved although a channel matches nothing")
 	}

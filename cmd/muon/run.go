@@ -258,6 +258,14 @@ func printSummary(w io.Writer, spec *configs.Spec, s *jobs.Summary) {
 		}
 		fmt.Fprintf(w, "  warning        %d feature(s) constant over the rows analyzed, nothing to learn from: %s%s\n", s.ConstantFeatures, strings.Join(names, ", "), more)
 	}
+	if s.ShortBands > 0 {
+		fmt.Fprintf(w, "  warning        %d row(s) had a channel of fewer than %d values: the FFT of n values has n/2 frequency bins, so some of their %d band energies are zeros; lower features.bands, or make windows or cases longer\n",
+			s.ShortBands, 2*spec.Features.Bands, spec.Features.Bands)
+	}
+	if s.CutSeries > 0 {
+		fmt.Fprintf(w, "  warning        %d series longer than features.rocket.length (%d) were cut to their first %d values; raise features.rocket.length to keep them whole\n",
+			s.CutSeries, spec.Features.Rocket.Length, spec.Features.Rocket.Length)
+	}
 	if s.PositionGroup != "" {
 		again := ""
 		if s.Rereads > 0 {

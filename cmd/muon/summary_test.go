@@ -60,3 +60,27 @@ func TestSummaryWarnsOfSmallArchiveFiles(t *testing.T) {
 		}
 	}
 }
+
+// Rows whose channels were too short for their bands, and MiniRocket
+// series cut to the length, are warned of with the setting to change.
+func TestSummaryWarnsOfShortBandsAndCutSeries(t *testing.T) {
+	spec, err := configs.Parse("x.yaml", []byte("name: x\nsource: {topics: [a], format: sensor}\nfeatures: {kind: windows, channels: [x], bands: 8, window: {size: 1s}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w bytes.Buffer
+	printSummary(&w, spec, &jobs.Summary{Job: "x", ShortBands: 12})
+	if !strings.Contains(w.String(), "12 row(s) had a channel of fewer than 16 values") || !strings.Contains(w.String(), "lower features.bands") {
+		t.Errorf("no short-band warning:\n%s", w.String())
+	}
+	w.Reset()
+	printSummary(&w, spec, &jobs.Summary{Job: "x"})
+	if strings.Contains(w.String(), "warning") {
+		t.Errorf("a warning without short bands:\n%s", w.String())
+	}
+	spec.Features.Rocket.Length = 100
+	printSummary(&w, spec, &jobs.Summary{Job: "x", CutSeries: 3})
+	if !strings.Contains(w.String(), "3 series longer than features.rocket.length (100)") {
+		t.Errorf("no cut-series warning:\n%s", w.String())
+	}
+}

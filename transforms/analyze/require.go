@@ -9,6 +9,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/log"
 	"github.com/muonml/muon/internal/printable"
+	"github.com/muonml/muon/transforms/featurize"
 )
 
 func init() {
@@ -50,9 +51,13 @@ type RequireParams struct {
 // before anything is trained on features that are all missing; features
 // that are constant over the rows are counted and named in the metrics
 // (Namespace) and logged: they carry nothing to learn from.
-func Require(s beam.Scope, p RequireParams, stats beam.PCollection) beam.PCollection {
+//
+// seen, PCollection<featurize.SeenNames> (one element, or none when the
+// rows do not come from readings), names what the readings carried in the
+// error of a missing group.
+func Require(s beam.Scope, p RequireParams, stats, seen beam.PCollection) beam.PCollection {
 	s = s.Scope("analyze.Require")
-	return beam.ParDo(s, &requireFn{Params: p}, stats)
+	return beam.ParDo(s, &requireFn{Params: p}, stats, beam.SideInput{Input: seen})
 }
 
 // requireFn runs once per job: reflection-registered.
@@ -60,7 +65,7 @@ type requireFn struct {
 	Params RequireParams
 }
 
-func (fn *requireFn) ProcessElement(ctx context.Context, sp Spec, emit func(Spec)) error {
+func (fn *requireFn) ProcessElement(ctx context.Context, sp Spec, seenIter func(*featurize.SeenNames) bool, emit func(Spec)) error {
 	if sp.Rows == 0 {
 		emit(sp)
 		return nil
@@ -82,8 +87,21 @@ func (fn *requireFn) ProcessElement(ctx context.Context, sp Spec, emit func(Spec
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("%s: %s never has a value in the %d rows: no reading carries a value of that name (names must match the readings' value names exactly, case included; muon produce names .ts channels dim0, dim1, …)",
-			fn.Params.What, strings.Join(missing, ", "), sp.Rows)
+		had := ""
+		var seen featurize.SeenNames
+		if seenIter(&seen) && len(seen.Names) > 0 {
+			names := make([]string, len(seen.Names))
+			for i, n := range seen.Names {
+				names[i] = fmt.Sprintf("%q", printable.String(n, 40))
+			}
+			more := ""
+			if seen.More > 0 {
+				more = fmt.Sprintf(" and %d more", seen.More)
+			}
+			had = fmt.Sprintf("; the readings carry %s%s", strings.Join(names, ", "), more)
+		}
+		return fmt.Errorf("%s: %s never has a value in the %d rows: no reading carries a value of that name (names must match the readings' value names exactly, case included; muon produce names .ts channels dim0, dim1, …)%s",
+			fn.Params.What, strings.Join(missing, ", "), sp.Rows, had)
 	}
 	if len(fn.Params.Labels) > 0 {
 		known := map[string]bool{}

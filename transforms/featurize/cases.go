@@ -24,7 +24,15 @@ func init() {
 // WindowParams.Length) whose readings were more than the length.
 const SeriesCut = "series.cut"
 
-var seriesCut = beam.NewCounter(Namespace, SeriesCut)
+// BandsShort counts rows with a channel of fewer than 2×bands values: the
+// FFT of n values has n/2 frequency bins, so some of those rows' band
+// energies are zeros, whatever the signal.
+const BandsShort = "bands.short"
+
+var (
+	seriesCut  = beam.NewCounter(Namespace, SeriesCut)
+	bandsShort = beam.NewCounter(Namespace, BandsShort)
+)
 
 // Row is one feature row: the features of one device over one window or
 // one whole case.
@@ -118,6 +126,9 @@ func (fn *caseFn) ProcessElement(ctx context.Context, device string, iter func(*
 	features, label := fn.rows.features(all, all[0].Time)
 	if fn.rows.cut {
 		seriesCut.Inc(ctx, 1)
+	}
+	if fn.rows.short {
+		bandsShort.Inc(ctx, 1)
 	}
 	emit(Row{Key: device, Time: all[len(all)-1].Time, Features: features, Label: label, ID: all[0].Source.ID(), Source: all[0].Source})
 }

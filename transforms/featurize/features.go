@@ -48,6 +48,9 @@ type Extractor struct {
 	bands  int
 	ffts   map[int]*fourier.FFT
 	coeffs []complex128
+	// short is set when a channel had fewer than 2×bands values, so that
+	// some of its bands held no frequency bin and are zeros.
+	short bool
 }
 
 // NewExtractor returns an Extractor for bands band energies per channel.
@@ -117,7 +120,7 @@ func slope(t, x []float64, xMean float64) float64 {
 // one-sided spectrum of x, without the DC term: bins 1 … n/2 are split into
 // e.bands contiguous groups as evenly as possible (bin k goes to band
 // ⌊(k−1)·bands/(n/2)⌋), and a band's energy is Σ|X_k|²/n over its bins.
-// Bands beyond the number of bins are 0.
+// Bands beyond the number of bins are 0 (and e.short is set).
 func (e *Extractor) bandEnergies(dst []float64, x []float64) []float64 {
 	if e.bands == 0 {
 		return dst
@@ -128,6 +131,9 @@ func (e *Extractor) bandEnergies(dst []float64, x []float64) []float64 {
 		dst = append(dst, 0)
 	}
 	half := n / 2
+	if half < e.bands {
+		e.short = true
+	}
 	if half == 0 {
 		return dst
 	}

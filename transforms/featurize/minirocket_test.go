@@ -2,10 +2,14 @@ package featurize
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
+
+	"github.com/muonml/muon/records"
 )
 
 func TestKernelTaps(t *testing.T) {
@@ -227,4 +231,56 @@ func BenchmarkRocketTransform(b *testing.B) {
 		dst, _ = r.TransformWith(&w, dst[:0], train[0])
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "series/s")
+}
+
+// A row maker of raw series keeps each channel's first length values in
+// time order, ends shorter ones with NaN and reports a cut; one of band
+// energies reports channels too short for every band to hold a bin.
+func TestRowMakerSeriesAndShortBands(t *testing.T) {
+	t0 := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	var rs []records.Reading
+	for i := range 6 {
+		rs = append(rs, records.Reading{Device: "d", Time: t0.Add(time.Duration(i) * time.Second),
+			Values: []records.Value{{Name: "a", Value: float64(i)}, {Name: "b", Value: float64(10 * i)}}})
+	}
+	m := newRowMaker([]string{"b", "a"}, 0)
+	m.length = 4
+	row, _ := m.features(rs, t0)
+	want := []float64{0, 10, 20, 30, 0, 1, 2, 3}
+	if !slices.Equal(row, want) || !m.cut {
+		t.Errorf("series row %v (cut %v), want %v, cut", row, m.cut, want)
+	}
+	m.length = 8
+	row, _ = m.features(rs, t0)
+	if m.cut || row[5] != 50 || !math.IsNaN(row[6]) || !math.IsNaN(row[7]) || row[8] != 0 || len(row) != 16 {
+		t.Errorf("padded series row %v (cut %v)", row, m.cut)
+	}
+
+	bands := newRowMaker([]string{"a"}, 3)
+	if bands.features(rs, t0); bands.short {
+		t.Error("6 values (3 bins) reported short for 3 bands")
+	}
+	bands = newRowMaker([]string{"a"}, 4)
+	if bands.features(rs, t0); !bands.short {
+		t.Error("6 values (3 bins) not reported short for 4 bands")
+	}
+}
+
+// ValueNames keeps the first MaxNames names in sorted order however the
+// readings are split, and counts the rest.
+func TestValueNames(t *testing.T) {
+	var fn namesFn
+	a, b := fn.CreateAccumulator(), fn.CreateAccumulator()
+	for i := 99; i >= 0; i-- {
+		r := records.Reading{Values: []records.Value{{Name: fmt.Sprintf("v%03d", i)}, {Name: "v000"}}}
+		if i%2 == 0 {
+			a = fn.AddInput(a, r)
+		} else {
+			b = fn.AddInput(b, r)
+		}
+	}
+	got := fn.ExtractOutput(fn.MergeAccumulators(a, b))
+	if len(got.Names) != MaxNames || got.Names[0] != "v000" || got.Names[MaxNames-1] != fmt.Sprintf("v%03d", MaxNames-1) || !slices.IsSorted(got.Names) || got.More == 0 {
+		t.Errorf("names %v…, %d more", got.Names[:3], got.More)
+	}
 }

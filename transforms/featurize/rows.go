@@ -25,6 +25,10 @@ type rowMaker struct {
 	// series were longer.
 	length int
 	cut    bool
+	// short reports that the last row had a channel of fewer than
+	// 2×bands values: some of its band energies are zeros for want of
+	// frequency bins.
+	short bool
 }
 
 func newRowMaker(channels []string, bands int) *rowMaker {
@@ -76,6 +80,7 @@ func (m *rowMaker) features(rs []records.Reading, t0 time.Time) ([]float64, stri
 	}
 	out := make([]float64, 0, m.dim())
 	m.cut = false
+	m.ex.short = false
 	for i := range m.channels {
 		if m.length == 0 {
 			out = m.ex.Channel(out, m.ts[i], m.xs[i])
@@ -90,6 +95,7 @@ func (m *rowMaker) features(rs []records.Reading, t0 time.Time) ([]float64, stri
 			out = append(out, math.NaN())
 		}
 	}
+	m.short = m.ex.short
 	if m.lastLabel {
 		return out, last
 	}

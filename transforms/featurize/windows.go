@@ -342,7 +342,7 @@ func (wr *windowRows) addAll(ctx context.Context, device string, w *windower, rs
 
 // closeTo closes w's windows up to wm and emits their rows.
 func (wr *windowRows) closeTo(ctx context.Context, device string, w *windower, wm int64, emit func(Row)) {
-	n, short, cut := 0, 0, 0
+	n, short, cut, narrow := 0, 0, 0, 0
 	w.close(wm, func(start, end int64, rs []records.Reading) {
 		if len(rs) < wr.minReadings {
 			short++
@@ -352,6 +352,9 @@ func (wr *windowRows) closeTo(ctx context.Context, device string, w *windower, w
 		if wr.rows.cut {
 			cut++
 		}
+		if wr.rows.short {
+			narrow++
+		}
 		n++
 	})
 	if n > 0 {
@@ -359,6 +362,9 @@ func (wr *windowRows) closeTo(ctx context.Context, device string, w *windower, w
 	}
 	if cut > 0 {
 		seriesCut.Inc(ctx, int64(cut))
+	}
+	if narrow > 0 {
+		bandsShort.Inc(ctx, int64(narrow))
 	}
 	if short > 0 {
 		wr.shortC.Inc(ctx, int64(short))
