@@ -818,3 +818,29 @@ output: {dir: %s}
 		t.Errorf("infer: %d predictions, %d dead letters, accuracy %v; training measured %v on the same cases", b.Predictions, b.DeadLetters, b.Accuracy, tm.Test.Accuracy)
 	}
 }
+
+// MiniRocket over event-time windows: each 2.5 s window of a BasicMotions
+// case (25 readings at 10 Hz) is a series of 25 values a channel.
+func TestRocketOverWindows(t *testing.T) {
+	brokers := basicMotionsBroker(t)
+	spec, _ := runJob(t, brokers, fmt.Sprintf(`name: rocket-windows
+job: train
+source: {topics: [sensors], format: sensor}
+features:
+  kind: rocket
+  channels: [dim0, dim1, dim2, dim3, dim4, dim5]
+  window: {size: 2500ms, min_readings: 25}
+  rocket: {over: windows, length: 25, features: 840}
+model: {kind: softmax, labels: [Badminton, Running, Standing, Walking]}
+training: {optimizer: ridge, validation: 0.25, split_by: device, test: {topics: [sensors-test]}}
+output: {dir: %s}
+`, t.TempDir()))
+	tm := readModel(t, spec)
+	// 40 cases of 10 s: 4 whole windows each.
+	if tm.Test == nil || tm.Test.N != 160 || tm.Test.Accuracy < 0.8 {
+		t.Fatalf("test metrics %+v, want 160 windows at 0.8 or better", tm.Test)
+	}
+	if r := tm.Preprocess.Rocket; r == nil || r.Length != 25 || r.Channels != 6 {
+		t.Fatalf("MiniRocket %+v", r)
+	}
+}
