@@ -34,14 +34,17 @@ file, line and field path.
 The spec's job field says what runs:
   ingest     decode and count records per device (configs/ingest.yaml)
   features   decode, cut sensor streams into event-time windows per device
-             (or whole cases) or resize images, compute feature rows, group
-             them into Arrow record batches and archive them as Parquet
-             partitioned by date and hour (configs/features.yaml,
-             configs/features-images.yaml)
+             (or whole cases) or resize images, compute feature rows (or
+             MiniRocket's raw series), group them into Arrow record batches
+             and archive them as Parquet partitioned by date and hour, or
+             day (configs/features.yaml, configs/features-images.yaml)
   train      the features job's rows, standardized, split into training and
-             validation rows, trained data-parallel on shards (model and
-             training sections), one progress line per epoch; writes
-             model.json and epochs.jsonl (configs/train-sensors.yaml); with
+             validation rows, trained data-parallel on shards in rounds of
+             local SGD (model and training sections), one progress line per
+             epoch or round, or solved in closed form (optimizer: ridge);
+             MiniRocket features are fitted to the training series
+             (configs/train-plaid.yaml); writes model.json and epochs.jsonl
+             (configs/train-sensors.yaml); with
              a snapshot section, compresses, signs and publishes the model
              to a store if it passes the quality gate (configs/train-digits.yaml)
              On an unbounded source: trains the newest model per event-time
