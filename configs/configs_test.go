@@ -104,6 +104,8 @@ func TestErrors(t *testing.T) {
 		{"rocket section on cases", base + "job: train\nfeatures: {kind: cases, channels: [x], rocket: {length: 10}}\nmodel: {kind: softmax, labels: [a, b]}\n", nil, configs.ErrValue, 0, "features.rocket"},
 		{"rocket over windows without a size", base + "job: train\nfeatures: {kind: rocket, channels: [x], rocket: {length: 10, over: windows}}\nmodel: {kind: softmax, labels: [a, b]}\n", nil, configs.ErrValue, 0, "features.window.size"},
 		{"patience without validation", base + "job: train\nfeatures: {kind: cases, channels: [x]}\nmodel: {kind: softmax, labels: [a, b]}\ntraining: {patience: 3, validation: 0}\n", nil, configs.ErrValue, 0, "training.patience"},
+		{"shared weights of 9 bits", base + "job: train\nfeatures: {kind: cases, channels: [x]}\nmodel: {kind: softmax, labels: [a, b]}\nsnapshot: {key: k, weights: shared, bits: 9}\n", nil, configs.ErrValue, 0, "snapshot.bits"},
+		{"bits of int8 weights", base + "job: train\nfeatures: {kind: cases, channels: [x]}\nmodel: {kind: softmax, labels: [a, b]}\nsnapshot: {key: k, bits: 4}\n", nil, configs.ErrValue, 0, "snapshot.bits"},
 		{"ridge mlp", base + "job: train\nfeatures: {kind: cases, channels: [x]}\nmodel: {kind: mlp, hidden: [3], labels: [a, b]}\ntraining: {optimizer: ridge}\n", nil, configs.ErrValue, 0, "training.optimizer"},
 		{"ridge on shards", base + "job: train\nfeatures: {kind: cases, channels: [x]}\nmodel: {kind: softmax, labels: [a, b]}\ntraining: {optimizer: ridge, shards: 2}\n", nil, configs.ErrValue, 0, "training.shards"},
 		{"ridge with patience", base + "job: train\nfeatures: {kind: cases, channels: [x]}\nmodel: {kind: softmax, labels: [a, b]}\ntraining: {optimizer: ridge, patience: 3}\n", nil, configs.ErrValue, 0, "training.patience"},

@@ -983,6 +983,10 @@ func (s *Spec) checkTraining() (string, error) {
 			return "snapshot.gate", fmt.Errorf("a train job on a stream has no held-out rows to gate a window's model on; remove the gate")
 		case sn.Prune >= 1:
 			return "snapshot.prune", fmt.Errorf("%v prunes every weight; use a fraction below 1", sn.Prune)
+		case sn.Bits > 8:
+			return "snapshot.bits", fmt.Errorf("%d-bit codes: shared weights take 1 to 8 bits", sn.Bits)
+		case sn.Bits > 0 && sn.Weights != "shared":
+			return "snapshot.bits", fmt.Errorf("the width of shared weights' codes; weights are %s", sn.Weights)
 		}
 	}
 	classify := m.Classifies()

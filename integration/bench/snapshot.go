@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/muonml/muon/jobs"
@@ -26,8 +27,17 @@ func benchSnapshot(muon string) {
 	keys := filepath.Dir(signingKey(muon))
 
 	// One shard, so that every run trains the same model.
-	for _, v := range []struct{ name, prune string }{{"int8", "0"}, {"pruned50_int8", "0.5"}} {
-		res, dir := snapshotRun(muon, "configs/train-digits.yaml", "training.shards=1", "snapshot.weights=int8", "snapshot.prune="+v.prune)
+	for _, v := range []struct{ name, prune, weights string }{
+		{"int8", "0", "int8"}, {"pruned50_int8", "0.5", "int8"},
+		{"pruned50_shared4", "0.5", "shared --set snapshot.bits=4"}, {"pruned50_shared3", "0.5", "shared --set snapshot.bits=3"},
+	} {
+		set := []string{"training.shards=1", "snapshot.prune=" + v.prune}
+		w, bits, _ := strings.Cut(v.weights, " --set ")
+		set = append(set, "snapshot.weights="+w)
+		if bits != "" {
+			set = append(set, bits)
+		}
+		res, dir := snapshotRun(muon, "configs/train-digits.yaml", set...)
 		os.RemoveAll(dir)
 		ratio := "snapshot.ratio." + v.name
 		if v.prune != "0" {
@@ -43,6 +53,13 @@ func benchSnapshot(muon string) {
 
 	res, dir := snapshotRun(muon, "configs/train-defects.yaml")
 	defer os.RemoveAll(dir)
+	bench("snapshot.ratio.cnn", res.Ratio, "x")
+	bench("accuracy.magnetic_tile.cnn.compressed", res.Metrics["compressed.test"].Accuracy, "fraction")
+	shared, sdir := snapshotRun(muon, "configs/train-defects.yaml", "snapshot.weights=shared", "snapshot.bits=4")
+	os.RemoveAll(sdir)
+	fmt.Fprintf(os.Stderr, "bench: defects CNN, shared 4-bit weights: %d bytes, %s\n", shared.Size, map[bool]string{true: "published", false: "rejected: " + shared.Reason}[shared.Published])
+	bench("snapshot.ratio.cnn_shared4", shared.Ratio, "x")
+	bench("accuracy.magnetic_tile.cnn.shared4", shared.Metrics["compressed.test"].Accuracy, "fraction")
 	ring, err := snapshot.LoadKeyring(keys)
 	must(err)
 	file, err := os.ReadFile(res.Path)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 
 	"github.com/muonml/muon/models"
@@ -126,16 +127,35 @@ func FineTune(m *models.Model, mask Mask, opt *models.Optimizer, x *mat.Dense, y
 	return loss
 }
 
+// DefaultSharedBits is the width of Shared weights' codes when Tensors is
+// not told.
+const DefaultSharedBits = 4
+
 // Tensors stores m's parameters as snapshot tensors: weights as weights
-// (Float32, Float16, or Int8 with a symmetric scale per output channel),
-// biases as float32. A weight tensor at least half zeros is stored sparse.
-func Tensors(m *models.Model, weights snapshot.DType) ([]snapshot.Tensor, error) {
+// (Float32, Float16, Int8 with a symmetric scale per output channel, or
+// Shared: a k-means codebook of 2^bits float32 values per tensor and a
+// code per weight; bits 0 is DefaultSharedBits), biases as float32 (float16
+// beside shared weights). A weight tensor at least half zeros is stored
+// sparse.
+func Tensors(m *models.Model, weights snapshot.DType, bits ...int) ([]snapshot.Tensor, error) {
+	b := DefaultSharedBits
+	if len(bits) > 0 && bits[0] != 0 {
+		b = bits[0]
+	}
+	if b < 1 || b > snapshot.MaxSharedBits {
+		return nil, fmt.Errorf("compress: shared weights of %d bits, want 1 to %d", b, snapshot.MaxSharedBits)
+	}
 	var out []snapshot.Tensor
 	for _, t := range m.Tensors() {
 		st := snapshot.Tensor{Name: t.Name, Shape: t.Shape, DType: snapshot.Float32}
 		dtype := snapshot.Float32
-		if !t.Bias {
+		switch {
+		case !t.Bias:
 			dtype = weights
+		case weights == snapshot.Shared:
+			// Biases are a few values a layer; shared weights are for the
+			// smallest files, so they go as float16.
+			dtype = snapshot.Float16
 		}
 		st.DType = dtype
 		var positions []int
@@ -177,8 +197,15 @@ func Tensors(m *models.Model, weights snapshot.DType) ([]snapshot.Tensor, error)
 			for k, i := range positions {
 				st.I8[k] = QuantizeInt8(t.Values[i], st.Scales[i%ch])
 			}
+		case snapshot.Shared:
+			vals := make([]float64, len(positions))
+			for k, i := range positions {
+				vals[k] = t.Values[i]
+			}
+			st.Codebook, st.Codes = KMeans(vals, 1<<b)
+			st.Bits = uint8(b)
 		default:
-			return nil, fmt.Errorf("compress: weights as %s: want float32, float16 or int8", dtype)
+			return nil, fmt.Errorf("compress: weights as %s: want float32, float16, int8 or shared", dtype)
 		}
 		out = append(out, st)
 	}
@@ -282,8 +309,86 @@ func dequantize(dst []float64, st *snapshot.Tensor) error {
 			i := at(k)
 			dst[i] = float64(v) * float64(st.Scales[i%ch])
 		}
+	case snapshot.Shared:
+		for k, c := range st.Codes {
+			dst[at(k)] = float64(st.Codebook[c])
+		}
 	default:
 		return fmt.Errorf("compress: tensor %s stored as %s", st.Name, st.DType)
 	}
 	return nil
+}
+
+// KMeans shares values among at most k float32 centroids (Lloyd's
+// algorithm in one dimension, started from values spread evenly between
+// the smallest and the largest, as Han et al.'s Deep Compression found
+// best for weights): the centroids, ascending, and each value's code.
+// Empty clusters are dropped. It is deterministic.
+func KMeans(values []float64, k int) (centroids []float32, codes []uint8) {
+	codes = make([]uint8, len(values))
+	if len(values) == 0 {
+		return []float32{0}, codes
+	}
+	lo, hi := values[0], values[0]
+	for _, v := range values {
+		lo, hi = math.Min(lo, v), math.Max(hi, v)
+	}
+	c := make([]float64, k)
+	for i := range c {
+		c[i] = lo
+		if k > 1 {
+			c[i] = lo + (hi-lo)*float64(i)/float64(k-1)
+		}
+	}
+	sorted := slices.Clone(values)
+	slices.Sort(sorted)
+	sum := make([]float64, k)
+	n := make([]int, k)
+	for iter := 0; iter < 100; iter++ {
+		clear(sum)
+		clear(n)
+		// Values sorted and centroids ascending: each cluster is a run.
+		j := 0
+		for _, v := range sorted {
+			for j+1 < k && math.Abs(v-c[j+1]) < math.Abs(v-c[j]) {
+				j++
+			}
+			sum[j] += v
+			n[j]++
+		}
+		moved := false
+		for i := range c {
+			if n[i] > 0 {
+				m := sum[i] / float64(n[i])
+				if m != c[i] {
+					c[i], moved = m, true
+				}
+			}
+		}
+		if !moved {
+			break
+		}
+	}
+	// Keep the clusters that hold values, in ascending order.
+	var kept []float64
+	for i := range c {
+		if n[i] > 0 {
+			kept = append(kept, c[i])
+		}
+	}
+	slices.Sort(kept)
+	kept = slices.Compact(kept)
+	centroids = make([]float32, len(kept))
+	for i, v := range kept {
+		centroids[i] = float32(v)
+	}
+	for i, v := range values {
+		j, _ := slices.BinarySearch(kept, v)
+		best := min(j, len(kept)-1)
+		if j > 0 && (j == len(kept) || math.Abs(v-kept[j-1]) <= math.Abs(v-kept[j])) {
+			best = j - 1
+		}
+		codes[i] = uint8(best)
+	}
+	return centroids, codes
 }

@@ -396,3 +396,66 @@ func BenchmarkPredictInt8(b *testing.B) {
 		})
 	}
 }
+
+// Shared weights: at most 2^bits values per weight tensor, every weight its
+// nearest centroid, and the digits model keeps its accuracy within a
+// point at 4 and at 3 bits.
+func TestSharedWeights(t *testing.T) {
+	m, _, _, xt, yt := trained(t)
+	float := models.Evaluate(m, xt, yt).Accuracy
+	for _, bits := range []int{4, 3} {
+		ts, err := compress.Tensors(m, snapshot.Shared, bits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := compress.FromTensors(m.Desc(), ts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, t0 := range m.Tensors() {
+			st := ts[k]
+			if t0.Bias {
+				if st.DType != snapshot.Float16 {
+					t.Errorf("bias %s stored as %s", t0.Name, st.DType)
+				}
+				continue
+			}
+			if st.DType != snapshot.Shared || len(st.Codebook) > 1<<bits || int(st.Bits) != bits {
+				t.Fatalf("%s: %s, %d centroids, %d bits", t0.Name, st.DType, len(st.Codebook), st.Bits)
+			}
+			for i, v := range t0.Values {
+				got := back.Tensors()[k].Values[i]
+				for _, c := range st.Codebook {
+					if math.Abs(v-float64(c)) < math.Abs(v-got)-1e-6 {
+						t.Fatalf("%s[%d] = %v took %v, but centroid %v is nearer", t0.Name, i, v, got, c)
+					}
+				}
+			}
+		}
+		acc := models.Evaluate(back, xt, yt).Accuracy
+		t.Logf("%d-bit shared weights: accuracy %.4f (float %.4f)", bits, acc, float)
+		if float-acc > 0.01 {
+			t.Errorf("%d-bit shared weights: accuracy %.4f against %.4f", bits, acc, float)
+		}
+	}
+	if _, err := compress.Tensors(m, snapshot.Shared, 9); err == nil {
+		t.Error("9-bit codes accepted")
+	}
+}
+
+func TestKMeans(t *testing.T) {
+	values := []float64{-3, -2.9, -3.1, 0.1, 0, -0.1, 5, 5.2, 4.8}
+	c, codes := compress.KMeans(values, 3)
+	if len(c) != 3 || math.Abs(float64(c[0])+3) > 1e-6 || math.Abs(float64(c[1])) > 1e-6 || math.Abs(float64(c[2])-5) > 1e-6 {
+		t.Fatalf("centroids %v, want -3, 0, 5", c)
+	}
+	for i, want := range []uint8{0, 0, 0, 1, 1, 1, 2, 2, 2} {
+		if codes[i] != want {
+			t.Fatalf("codes %v", codes)
+		}
+	}
+	// Fewer distinct values than clusters: the empty ones are dropped.
+	if c, _ := compress.KMeans([]float64{1, 1, 2}, 16); len(c) != 2 {
+		t.Errorf("centroids %v for two distinct values", c)
+	}
+}

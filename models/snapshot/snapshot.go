@@ -137,7 +137,14 @@ const (
 	Float32 DType = 1
 	Float16 DType = 2
 	Int8    DType = 3
+	// Shared weights: each stored value is a code, Bits bits, into the
+	// tensor's Codebook of float32 values (weight sharing: k-means
+	// centroids).
+	Shared DType = 4
 )
+
+// MaxSharedBits is the widest code of a Shared tensor.
+const MaxSharedBits = 8
 
 func (d DType) String() string {
 	switch d {
@@ -147,11 +154,14 @@ func (d DType) String() string {
 		return "float16"
 	case Int8:
 		return "int8"
+	case Shared:
+		return "shared"
 	}
 	return fmt.Sprintf("dtype(%d)", uint8(d))
 }
 
-// size is the bytes of one value.
+// size is the bytes of one value; 0 for Shared, whose codes are packed
+// bits.
 func (d DType) size() int {
 	switch d {
 	case Float32:
@@ -163,6 +173,8 @@ func (d DType) size() int {
 	}
 	return 0
 }
+
+func (d DType) known() bool { return d.size() > 0 || d == Shared }
 
 // Tensor is one stored tensor, shaped as models.Tensor (the output
 // channel is the last dimension and varies fastest). Exactly the value
@@ -178,6 +190,12 @@ type Tensor struct {
 	I8     []int8
 	Scales []float32
 	Index  []uint32
+	// Codes index Codebook (Shared): value = Codebook[code]. Bits is how
+	// many bits a code takes in the file, 1 to MaxSharedBits; the
+	// codebook has at most 1<<Bits entries.
+	Codes    []uint8
+	Codebook []float32
+	Bits     uint8
 }
 
 // Len is the number of elements the shape describes.
@@ -203,6 +221,8 @@ func (t *Tensor) stored() int {
 		return len(t.F16)
 	case Int8:
 		return len(t.I8)
+	case Shared:
+		return len(t.Codes)
 	}
 	return 0
 }
@@ -221,8 +241,21 @@ func (t *Tensor) check() error {
 		}
 		n *= d
 	}
-	if t.DType.size() == 0 {
+	if !t.DType.known() {
 		return fmt.Errorf("tensor %s: %s", t.Name, t.DType)
+	}
+	if (t.DType == Shared) != (t.Codebook != nil) {
+		return fmt.Errorf("tensor %s: a codebook for a %s tensor", t.Name, t.DType)
+	}
+	if t.DType == Shared {
+		if t.Bits < 1 || t.Bits > MaxSharedBits || len(t.Codebook) < 1 || len(t.Codebook) > 1<<t.Bits {
+			return fmt.Errorf("tensor %s: a codebook of %d values for %d-bit codes", t.Name, len(t.Codebook), t.Bits)
+		}
+		for _, c := range t.Codes {
+			if int(c) >= len(t.Codebook) {
+				return fmt.Errorf("tensor %s: code %d of a codebook of %d", t.Name, c, len(t.Codebook))
+			}
+		}
 	}
 	want := n
 	if t.Sparse() {
@@ -322,6 +355,13 @@ func Write(w io.Writer, m Manifest, tensors []Tensor, key ed25519.PrivateKey) er
 			for _, v := range t.I8 {
 				buf = append(buf, byte(v))
 			}
+		case Shared:
+			buf = append(buf, t.Bits)
+			buf = le.AppendUint16(buf, uint16(len(t.Codebook)))
+			for _, v := range t.Codebook {
+				buf = le.AppendUint32(buf, math.Float32bits(v))
+			}
+			buf = appendCodes(buf, t.Codes, t.Bits)
 		}
 		raw.Write(buf)
 	}
@@ -593,8 +633,31 @@ func decodeBody(raw []byte, l Limits) (*Snapshot, error) {
 				t.Scales = append(t.Scales, math.Float32frombits(binary.LittleEndian.Uint32(sc[k:])))
 			}
 		}
-		if t.DType.size() == 0 {
+		if !t.DType.known() {
 			return nil, fmt.Errorf("%w: tensor %s: unknown value type %d", ErrFormat, t.Name, uint8(t.DType))
+		}
+		if t.DType == Shared {
+			t.Bits = c.u8()
+			k := int(c.u16())
+			if c.err == nil && (t.Bits < 1 || t.Bits > MaxSharedBits || k < 1 || k > 1<<t.Bits) {
+				return nil, fmt.Errorf("%w: tensor %s: a codebook of %d values for %d-bit codes", ErrFormat, t.Name, k, t.Bits)
+			}
+			book := c.take(4 * k)
+			for j := 0; j+4 <= len(book); j += 4 {
+				t.Codebook = append(t.Codebook, math.Float32frombits(binary.LittleEndian.Uint32(book[j:])))
+			}
+			packed := c.take((stored*int(t.Bits) + 7) / 8)
+			if c.err != nil {
+				break
+			}
+			t.Codes = readCodes(packed, stored, t.Bits)
+			for _, code := range t.Codes {
+				if int(code) >= k {
+					return nil, fmt.Errorf("%w: tensor %s: code %d of a codebook of %d", ErrFormat, t.Name, code, k)
+				}
+			}
+			snap.Tensors = append(snap.Tensors, t)
+			continue
 		}
 		vals := c.take(t.DType.size() * stored)
 		if c.err != nil {
@@ -626,4 +689,43 @@ func decodeBody(raw []byte, l Limits) (*Snapshot, error) {
 		return nil, fmt.Errorf("%w: %d bytes after the last tensor", ErrFormat, len(c.b))
 	}
 	return snap, nil
+}
+
+// appendCodes packs codes of bits bits each, least significant bit first.
+func appendCodes(dst []byte, codes []uint8, bits uint8) []byte {
+	var acc uint32
+	n := uint8(0)
+	for _, c := range codes {
+		acc |= uint32(c) << n
+		n += bits
+		for n >= 8 {
+			dst = append(dst, byte(acc))
+			acc >>= 8
+			n -= 8
+		}
+	}
+	if n > 0 {
+		dst = append(dst, byte(acc))
+	}
+	return dst
+}
+
+// readCodes unpacks count codes of bits bits each from packed.
+func readCodes(packed []byte, count int, bits uint8) []uint8 {
+	out := make([]uint8, count)
+	var acc uint32
+	n := uint8(0)
+	p := 0
+	mask := uint32(1)<<bits - 1
+	for i := range out {
+		for n < bits {
+			acc |= uint32(packed[p]) << n
+			p++
+			n += 8
+		}
+		out[i] = uint8(acc & mask)
+		acc >>= bits
+		n -= bits
+	}
+	return out
 }

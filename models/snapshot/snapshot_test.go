@@ -325,3 +325,68 @@ func TestNameAndVersionAreSigned(t *testing.T) {
 		t.Errorf("a snapshot without a version: %v", err)
 	}
 }
+
+// Shared tensors round-trip at every code width, dense and sparse, and
+// codes beyond their codebook or widths out of range are refused on both
+// sides.
+func TestSharedTensors(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	key := testKey(t, 7)
+	m, _ := testSnapshot()
+	for bits := uint8(1); bits <= MaxSharedBits; bits++ {
+		k := 1 << bits
+		book := make([]float32, k)
+		for i := range book {
+			book[i] = float32(i) - float32(k)/2
+		}
+		dense := make([]uint8, 37*11)
+		for i := range dense {
+			dense[i] = uint8(rng.IntN(k))
+		}
+		ts := []Tensor{
+			{Name: "w", Shape: []int{37, 11}, DType: Shared, Codes: dense, Codebook: book, Bits: bits},
+			{Name: "s", Shape: []int{5, 7}, DType: Shared, Codes: []uint8{uint8(k - 1), 0, uint8(k / 2)}, Codebook: book, Bits: bits, Index: []uint32{1, 20, 34}},
+		}
+		var buf bytes.Buffer
+		if err := Write(&buf, m, ts, key); err != nil {
+			t.Fatalf("%d bits: %v", bits, err)
+		}
+		s, err := Read(bytes.NewReader(buf.Bytes()), NewKeyring(key.Public().(ed25519.PublicKey)), Limits{})
+		if err != nil {
+			t.Fatalf("%d bits: %v", bits, err)
+		}
+		for i := range ts {
+			got := s.Tensors[i]
+			if !reflect.DeepEqual(got.Codes, ts[i].Codes) || !reflect.DeepEqual(got.Codebook, ts[i].Codebook) || got.Bits != bits || !reflect.DeepEqual(got.Index, ts[i].Index) {
+				t.Fatalf("%d bits: tensor %s read back as %+v", bits, ts[i].Name, got)
+			}
+		}
+	}
+	for name, bad := range map[string]Tensor{
+		"code beyond the codebook": {Name: "w", Shape: []int{2}, DType: Shared, Codes: []uint8{0, 2}, Codebook: []float32{1, 2}, Bits: 1},
+		"codebook too long":        {Name: "w", Shape: []int{2}, DType: Shared, Codes: []uint8{0, 1}, Codebook: []float32{1, 2, 3}, Bits: 1},
+		"no codebook":              {Name: "w", Shape: []int{2}, DType: Shared, Codes: []uint8{0, 1}, Bits: 1},
+		"9 bits":                   {Name: "w", Shape: []int{2}, DType: Shared, Codes: []uint8{0, 1}, Codebook: []float32{1, 2}, Bits: 9},
+		"codebook on int8":         {Name: "w", Shape: []int{2}, DType: Int8, I8: []int8{1, 2}, Scales: []float32{1, 1}, Codebook: []float32{1}},
+	} {
+		if err := Write(&bytes.Buffer{}, m, []Tensor{bad}, key); err == nil {
+			t.Errorf("Write took a tensor with %s", name)
+		}
+	}
+}
+
+func TestPackedCodes(t *testing.T) {
+	for bits := uint8(1); bits <= 8; bits++ {
+		codes := make([]uint8, 101)
+		for i := range codes {
+			codes[i] = uint8((i*7 + 3) % (1 << bits))
+		}
+		packed := appendCodes(nil, codes, bits)
+		if len(packed) != (len(codes)*int(bits)+7)/8 {
+			t.Errorf("%d bits: %d bytes for %d codes", bits, len(packed), len(codes))
+		}
+		if got := readCodes(packed, len(codes), bits); !reflect.DeepEqual(got, codes) {
+			t.Errorf("%d bits: codes read back as %v", bits, got[:10])
+		}
+	}
+}

@@ -170,14 +170,15 @@ func (s *Spec) Check() error {
 	if s.Features < 0 {
 		return fmt.Errorf("%w: %d features", ErrSpec, s.Features)
 	}
+	compact := s.Count == nil && s.Min == nil && s.Max == nil // Compact: what serving needs
 	for name, l := range map[string]int{"count": len(s.Count), "mean": len(s.Mean), "std": len(s.Std), "min": len(s.Min), "max": len(s.Max)} {
-		if l != s.Features {
+		if l != s.Features && !(compact && l == 0 && name != "mean" && name != "std") {
 			return fmt.Errorf("%w: %s has %d entries for %d features", ErrSpec, name, l, s.Features)
 		}
 	}
 	for i := 0; i < s.Features; i++ {
-		if s.Count[i] < 0 || s.Std[i] < 0 || math.IsNaN(s.Std[i]) || math.IsInf(s.Std[i], 0) || math.IsNaN(s.Mean[i]) || math.IsInf(s.Mean[i], 0) {
-			return fmt.Errorf("%w: feature %d: count %d, mean %v, std %v", ErrSpec, i, s.Count[i], s.Mean[i], s.Std[i])
+		if !compact && s.Count[i] < 0 || s.Std[i] < 0 || math.IsNaN(s.Std[i]) || math.IsInf(s.Std[i], 0) || math.IsNaN(s.Mean[i]) || math.IsInf(s.Mean[i], 0) {
+			return fmt.Errorf("%w: feature %d: mean %v, std %v", ErrSpec, i, s.Mean[i], s.Std[i])
 		}
 	}
 	if s.Clip < 0 || math.IsNaN(s.Clip) {

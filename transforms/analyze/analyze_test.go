@@ -247,3 +247,48 @@ func TestFeaturesOfBatchesPipeline(t *testing.T) {
 		t.Errorf("rows %d, labels %v %v", got.Rows, got.Labels, got.LabelCounts)
 	}
 }
+
+// A compact spec keeps what serving needs, its statistics as float32, and
+// reads back through UnmarshalSpec; a full spec still reads as before.
+func TestCompactSpec(t *testing.T) {
+	rows := testRows(500)
+	full := direct(rows, 4)
+	full.Labels, full.LabelCounts, full.Names, full.Clip = []string{"run"}, []int64{500}, []string{"a", "b", "c", "d"}, DefaultClip
+	b, err := MarshalCompact(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := UnmarshalSpec(b)
+	if err != nil {
+		t.Fatalf("%v in %s", err, b)
+	}
+	if got.Count != nil || got.Min != nil || got.Labels != nil || got.Features != 4 || got.Clip != DefaultClip || len(got.Names) != 4 {
+		t.Errorf("compact spec read back as %+v", got)
+	}
+	for i := range full.Mean {
+		if got.Mean[i] != float64(float32(full.Mean[i])) || got.Std[i] != float64(float32(full.Std[i])) {
+			t.Errorf("feature %d: mean %v std %v, want %v %v as float32", i, got.Mean[i], got.Std[i], full.Mean[i], full.Std[i])
+		}
+	}
+	row := []float64{1e6, 1e-7, 42, 10}
+	compact := full.Compact()
+	want, _ := compact.Standardize(nil, row)
+	have, err := got.Standardize(nil, row)
+	if err != nil || fmt.Sprint(want) != fmt.Sprint(have) {
+		t.Errorf("compact standardizes %v to %v, Compact() to %v (%v)", row, have, want, err)
+	}
+	fb, _ := MarshalSpec(full)
+	again, err := UnmarshalSpec(fb)
+	if err != nil || len(again.Count) != 4 || again.Mean[0] != full.Mean[0] {
+		t.Errorf("the full form read back as %+v, %v", again, err)
+	}
+	if len(b) > len(fb)/2 {
+		t.Errorf("compact form of %d bytes, the full %d", len(b), len(fb))
+	}
+	if _, err := UnmarshalSpec([]byte(`{"features":1,"mean32":"!!","std32":""}`)); err == nil {
+		t.Error("took a compact spec that is not base64")
+	}
+	if _, err := UnmarshalSpec([]byte(`{"features":2,"mean32":"AAAAAA==","std32":"AAAAAA=="}`)); err == nil {
+		t.Error("took a compact spec of one value for two features")
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"reflect"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
@@ -129,6 +130,9 @@ func (fn *trainedFn) ProcessElement(ctx context.Context, _ []byte, st train.Stat
 	if err != nil {
 		return err
 	}
+	// The snapshot keeps what serving needs, its statistics as float32:
+	// the model is measured with those.
+	sp = sp.Compact()
 	key, err := snapshot.LoadPrivateKey(p.Spec.Key)
 	if err != nil {
 		return err
@@ -187,7 +191,7 @@ func (fn *trainedFn) ProcessElement(ctx context.Context, _ []byte, st train.Stat
 			}
 		}
 	}
-	tensors, err := compress.Tensors(c, weightsDType(p.Spec.Weights))
+	tensors, err := compress.Tensors(c, weightsDType(p.Spec.Weights), p.Spec.Bits)
 	if err != nil {
 		return err
 	}
@@ -199,12 +203,12 @@ func (fn *trainedFn) ProcessElement(ctx context.Context, _ []byte, st train.Stat
 	reason := GateReason(p.Spec.Gate, metrics, m.Head() == models.SoftmaxHead)
 
 	sp.Names = p.Names
-	pre, err := json.Marshal(sp)
+	pre, err := analyze.MarshalCompact(sp)
 	if err != nil {
 		return err
 	}
 	man := snapshot.Manifest{
-		Name: p.Name, Model: m.Desc(), Labels: p.Train.Labels, Preprocess: pre, Metrics: metrics,
+		Name: p.Name, Model: m.Desc(), Labels: p.Train.Labels, Preprocess: pre, Metrics: withoutConfusion(metrics),
 		Compression: snapshot.Compression{Sparsity: compress.Sparsity(c), Weights: p.Spec.Weights},
 		Lineage:     snapshot.Lineage{SpecHash: p.SpecHash, MuonVersion: p.Version, Created: time.Now().UTC()},
 	}
@@ -311,7 +315,7 @@ func Windows(s beam.Scope, p Params, preprocess analyze.Spec, published beam.PCo
 	s = s.Scope("publish.Windows")
 	p.validate("publish.Windows")
 	preprocess.Names = p.Names
-	pre, err := json.Marshal(preprocess)
+	pre, err := analyze.MarshalCompact(preprocess)
 	if err != nil {
 		return err
 	}
@@ -339,7 +343,7 @@ func (fn *windowsFn) ProcessElement(ctx context.Context, pub train.Published) er
 	if err != nil {
 		return fmt.Errorf("snapshot of the window ending %s: %w", pub.Window.Format(time.RFC3339), err)
 	}
-	tensors, err := compress.Tensors(m, weightsDType(p.Spec.Weights))
+	tensors, err := compress.Tensors(m, weightsDType(p.Spec.Weights), p.Spec.Bits)
 	if err != nil {
 		return err
 	}
@@ -385,4 +389,19 @@ func signed(man snapshot.Manifest, tensors []snapshot.Tensor, key ed25519.Privat
 		}
 		return &buf, nil
 	}
+}
+
+// withoutConfusion is metrics without their confusion matrices, which
+// model.json keeps, rounded to 6 significant digits: a snapshot carries
+// the figures its gate read.
+func withoutConfusion(metrics map[string]models.Metrics) map[string]models.Metrics {
+	out := make(map[string]models.Metrics, len(metrics))
+	for k, m := range metrics {
+		m.Confusion = nil
+		for _, v := range []*float64{&m.Loss, &m.Accuracy, &m.BalancedAccuracy, &m.RMSE, &m.MAE} {
+			*v, _ = strconv.ParseFloat(strconv.FormatFloat(*v, 'g', 6, 64), 64)
+		}
+		out[k] = m
+	}
+	return out
 }

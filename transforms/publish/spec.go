@@ -23,8 +23,13 @@ type Spec struct {
 	// Store is the model store directory. Default <output.dir>/store.
 	Store string `yaml:"store"`
 	// Weights is how weights are stored: int8 (per output channel),
-	// float16 or float32. Default int8.
-	Weights string `yaml:"weights" enum:"int8,float16,float32"`
+	// float16, float32, or shared (weight sharing: a k-means codebook of
+	// 2^bits float32 values per tensor, a code of bits bits per weight).
+	// Default int8.
+	Weights string `yaml:"weights" enum:"int8,float16,float32,shared"`
+	// Bits is the width of shared weights' codes, 1 to 8. Default
+	// compress.DefaultSharedBits.
+	Bits int `yaml:"bits" min:"0"`
 	// Prune is the fraction of weights pruned to zero by magnitude (over
 	// all layers, or each with per_layer). Default 0.
 	Prune    float64 `yaml:"prune" min:"0"`
@@ -124,6 +129,8 @@ func weightsDType(w string) snapshot.DType {
 		return snapshot.Float16
 	case "float32":
 		return snapshot.Float32
+	case "shared":
+		return snapshot.Shared
 	}
 	return snapshot.Int8
 }
