@@ -2,12 +2,14 @@ package message
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/muonml/muon/records"
+	"github.com/valyala/fastjson"
 )
 
 // benchReading is a typical 112-byte reading.
@@ -106,5 +108,81 @@ func BenchmarkDecodeImagePGM(b *testing.B) {
 		if _, err := DecodeImage(data, DefaultImageLimits); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// benchDigits is an optdigits row as muon produce sends it: 64 values.
+var benchDigits = func() []byte {
+	r := records.Reading{Device: "optdigits.tra-0001", Time: time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC), Label: "7"}
+	for i := range 64 {
+		r.Values = append(r.Values, records.Value{Name: fmt.Sprintf("Block %d", i+1), Value: float64((i * 7) % 17)})
+	}
+	return AppendReading(nil, r)
+}()
+
+// BenchmarkDecodeFormats decodes the same readings as JSON with
+// ParseReading, as JSON with fastjson (a tuned allocation-free parser,
+// reading the same fields into the same records.Reading), and in the
+// binary format.
+func BenchmarkDecodeFormats(b *testing.B) {
+	for _, bm := range []struct {
+		name string
+		data []byte
+	}{{"press", benchReading}, {"basicmotions", benchBasicMotions}, {"digits", benchDigits}} {
+		var r records.Reading
+		if err := ParseReading(bm.data, time.Time{}, &r); err != nil {
+			b.Fatal(err)
+		}
+		bin, err := AppendReadingBinary(nil, r)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(bm.name+"/json", func(b *testing.B) {
+			var r records.Reading
+			b.SetBytes(int64(len(bm.data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := ParseReading(bm.data, time.Time{}, &r); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(r.Values)), "ns/value")
+		})
+		b.Run(bm.name+"/fastjson", func(b *testing.B) {
+			var p fastjson.Parser
+			var r records.Reading
+			b.SetBytes(int64(len(bm.data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				v, err := p.ParseBytes(bm.data)
+				if err != nil {
+					b.Fatal(err)
+				}
+				r.Device = string(v.GetStringBytes("device"))
+				ts, err := time.Parse(time.RFC3339Nano, string(v.GetStringBytes("ts")))
+				if err != nil {
+					b.Fatal(err)
+				}
+				r.Time = ts
+				r.Label = string(v.GetStringBytes("label"))
+				r.Values = r.Values[:0]
+				v.GetObject("values").Visit(func(k []byte, x *fastjson.Value) {
+					f, _ := x.Float64()
+					r.Values = append(r.Values, records.Value{Name: string(k), Value: f})
+				})
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(r.Values)), "ns/value")
+		})
+		b.Run(bm.name+"/binary", func(b *testing.B) {
+			var r records.Reading
+			b.SetBytes(int64(len(bin)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := ParseReading(bin, time.Time{}, &r); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(r.Values)), "ns/value")
+		})
 	}
 }

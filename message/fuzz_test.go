@@ -179,9 +179,31 @@ func FuzzParseReading(f *testing.F) {
 	if err := ParseReading([]byte(readingSeeds[0]), time.Time{}, &warm); err != nil {
 		f.Fatal(err)
 	}
+	if bin, err := AppendReadingBinary(nil, warm); err == nil {
+		f.Add(bin)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		got := records.Reading{Device: warm.Device, Label: warm.Label, Values: append([]records.Value(nil), warm.Values...)}
 		err := ParseReading(data, fallback, &got)
+		if len(data) > 0 && data[0] == BinaryMagic {
+			// The binary format: whatever it accepts encodes back to the
+			// same bytes, and passes ValidateReading.
+			if err != nil {
+				return
+			}
+			if verr := ValidateReading(&got); verr != nil {
+				t.Fatalf("binary reading accepted but invalid: %v\ninput: %q", verr, data)
+			}
+			back, berr := AppendReadingBinary(nil, got)
+			if berr != nil {
+				t.Fatalf("re-encoding %+v: %v", got, berr)
+			}
+			var again records.Reading
+			if err := ParseReading(back, fallback, &again); err != nil || !readingsEqual(again, got) {
+				t.Fatalf("binary round trip: %+v (%v)\nwant %+v", again, err, got)
+			}
+			return
+		}
 		ref, refErr := referenceParse(data, fallback)
 		if (err == nil) != (refErr == nil) {
 			t.Fatalf("ParseReading: %v\nreference:    %v\ninput: %q", err, refErr, data)
@@ -209,6 +231,14 @@ func FuzzParseReading(f *testing.F) {
 		}
 		if !readingsEqual(again, got) {
 			t.Fatalf("round trip: %+v\nwant %+v\nvia %s", again, got, enc)
+		}
+		bin, err := AppendReadingBinary(nil, got)
+		if err != nil {
+			t.Fatalf("AppendReadingBinary(%+v): %v", got, err)
+		}
+		var fromBin records.Reading
+		if err := ParseReading(bin, fallback, &fromBin); err != nil || !readingsEqual(fromBin, got) {
+			t.Fatalf("binary round trip: %+v (%v)\nwant %+v", fromBin, err, got)
 		}
 	})
 }

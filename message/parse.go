@@ -3,6 +3,7 @@ package message
 import (
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -21,7 +22,8 @@ var (
 	maxMillis = maxTime.UnixMilli()
 )
 
-// ParseReading decodes the JSON reading in data into dst. fallback is the
+// ParseReading decodes the reading in data into dst: JSON, or the binary
+// format (AppendReadingBinary) when data starts with BinaryMagic. fallback is the
 // event time used when the message has no ts (or ts is null), normally the
 // Kafka record timestamp. Times from ts are returned in UTC.
 //
@@ -36,6 +38,9 @@ var (
 func ParseReading(data []byte, fallback time.Time, dst *records.Reading) error {
 	if len(data) > MaxReadingBytes {
 		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, len(data), MaxReadingBytes)
+	}
+	if len(data) > 0 && data[0] == BinaryMagic {
+		return parseBinary(data, fallback, dst)
 	}
 	p := parser{data: data}
 	p.skipSpace()
@@ -153,6 +158,9 @@ type parser struct {
 	data []byte
 	pos  int
 }
+
+// tables are the nameTables of parseValues, reused.
+var tables = sync.Pool{New: func() any { return new(nameTable) }}
 
 // span is a scanned JSON string, without its quotes.
 type span struct {
@@ -496,7 +504,10 @@ func (p *parser) parseValues(vals []records.Value) ([]records.Value, error) {
 	if p.pos < len(p.data) && p.data[p.pos] == '}' {
 		return nil, fmt.Errorf("%w: values is empty at byte %d", ErrMissingValues, at)
 	}
-	var seen map[string]int // only for long lists, see findDuplicate
+	// Repeated names: compared pairwise in short lists, then through a
+	// table on the stack, then a map (see findDuplicate).
+	var table *nameTable
+	var seen map[string]int
 	for {
 		p.skipSpace()
 		namePos := p.pos
@@ -517,13 +528,27 @@ func (p *parser) parseValues(vals []records.Value) ([]records.Value, error) {
 		}
 		name := p.text(s, old)
 		n := len(vals)
-		if n < 32 {
+		switch {
+		case n < 16:
 			for i := range vals {
 				if vals[i].Name == name {
 					return nil, fmt.Errorf("%w: %s at byte %d", ErrDuplicateValue, quoteForError(name), namePos)
 				}
 			}
-		} else {
+		case n < maxTableValues:
+			if table == nil {
+				table = tables.Get().(*nameTable)
+				clear(table[:])
+				defer tables.Put(table)
+				for i := range vals {
+					table.add(vals, i)
+				}
+			}
+			probe := append(vals, records.Value{Name: name})
+			if _, dup := table.add(probe, n); dup {
+				return nil, fmt.Errorf("%w: %s at byte %d", ErrDuplicateValue, quoteForError(name), namePos)
+			}
+		default:
 			if seen == nil {
 				seen = make(map[string]int, 2*n)
 				for i, v := range vals {

@@ -195,7 +195,7 @@ func appendString(dst []byte, s string) []byte {
 // long lists go through a map so that a hostile message with many thousands
 // of values cannot make the check quadratic.
 func findDuplicate(vals []records.Value) (int, int, bool) {
-	if len(vals) <= 32 {
+	if len(vals) <= 16 {
 		for j := 1; j < len(vals); j++ {
 			for i := 0; i < j; i++ {
 				if vals[i].Name == vals[j].Name {
@@ -204,6 +204,9 @@ func findDuplicate(vals []records.Value) (int, int, bool) {
 			}
 		}
 		return 0, 0, false
+	}
+	if len(vals) <= maxTableValues {
+		return findDuplicateTable(vals)
 	}
 	seen := make(map[string]int, len(vals))
 	for j, v := range vals {
@@ -227,4 +230,46 @@ func quoteForError(s string) string {
 		return strconv.Quote(s[:cut]) + "…"
 	}
 	return strconv.Quote(s)
+}
+
+// maxTableValues is the most values findDuplicateTable takes: its table,
+// twice as many slots, lives on the stack.
+const maxTableValues = 256
+
+// findDuplicateTable is findDuplicate for up to maxTableValues values,
+// without allocating.
+func findDuplicateTable(vals []records.Value) (int, int, bool) {
+	var t nameTable
+	for j := range vals {
+		if i, dup := t.add(vals, j); dup {
+			return i, j, true
+		}
+	}
+	return 0, 0, false
+}
+
+// nameTable finds repeated value names among up to maxTableValues values
+// without allocating: an open-addressing table of value indexes (plus one;
+// 0 is empty) by FNV-1a of the name, probed linearly.
+type nameTable [2 * maxTableValues]uint16
+
+// add enters vals[j]'s name, or returns the index of the earlier value of
+// that name.
+func (t *nameTable) add(vals []records.Value, j int) (int, bool) {
+	name := vals[j].Name
+	h := uint32(2166136261)
+	for k := 0; k < len(name); k++ {
+		h = (h ^ uint32(name[k])) * 16777619
+	}
+	const mask = len(t) - 1
+	for slot := int(h) & mask; ; slot = (slot + 1) & mask {
+		at := t[slot]
+		if at == 0 {
+			t[slot] = uint16(j + 1)
+			return 0, false
+		}
+		if i := int(at - 1); vals[i].Name == name {
+			return i, true
+		}
+	}
 }

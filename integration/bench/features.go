@@ -336,3 +336,43 @@ func benchAllocs() {
 		}
 	}
 }
+
+// benchDecodeFormats runs BenchmarkDecodeFormats: one reading decoded by
+// muon's JSON parser, by fastjson (a tuned allocation-free JSON parser,
+// the same fields into the same records.Reading) and in muon's binary
+// format, for a 3-, 6- and 64-value reading (press, BasicMotions,
+// optdigits).
+func benchDecodeFormats() {
+	fmt.Fprintf(os.Stderr, "bench: go test -bench BenchmarkDecodeFormats ./message/\n")
+	cmd := exec.Command("go", "test", "-run", "^$", "-bench", "^BenchmarkDecodeFormats$", "-benchmem", "-benchtime", "2s", "./message/")
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	must(err)
+	ns := map[string]float64{}
+	sc := bufio.NewScanner(strings.NewReader(string(out)))
+	for sc.Scan() {
+		m := goBenchRE.FindStringSubmatch(sc.Text())
+		if m == nil {
+			continue
+		}
+		f := strings.Fields(m[2])
+		for i := 0; i+1 < len(f); i += 2 {
+			if f[i+1] == "ns/op" {
+				v, err := strconv.ParseFloat(f[i], 64)
+				must(err)
+				ns[strings.TrimPrefix(m[1], "BenchmarkDecodeFormats/")] = v
+			}
+		}
+	}
+	for _, set := range []string{"press", "basicmotions", "digits"} {
+		j, fj, b := ns[set+"/json"], ns[set+"/fastjson"], ns[set+"/binary"]
+		if j == 0 || fj == 0 || b == 0 {
+			must(fmt.Errorf("BenchmarkDecodeFormats printed no %s figures:\n%s", set, out))
+		}
+		bench("decode."+set+".json_ns", j, "ns")
+		bench("decode."+set+".fastjson_ns", fj, "ns")
+		bench("decode."+set+".binary_ns", b, "ns")
+		bench("decode."+set+".json_vs_fastjson", j/fj, "x")
+		bench("decode."+set+".binary_speedup", j/b, "x")
+	}
+}

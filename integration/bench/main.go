@@ -78,6 +78,7 @@ func main() {
 	}
 	if want["gobench"] {
 		benchAllocs()
+		benchDecodeFormats()
 	}
 	if want["train"] {
 		benchTrain(*datasets)

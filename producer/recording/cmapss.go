@@ -44,6 +44,7 @@ type cmapssRow struct {
 }
 
 type cmapssSource struct {
+	binary bool
 	path   string
 	units  []cmapssUnit
 	rows   []cmapssRow // in replay order
@@ -127,7 +128,7 @@ func readCMAPSS(path string, r io.Reader, opt Options, rul []int64) (*cmapssSour
 	if !utf8.ValidString(prefix) {
 		return nil, fmt.Errorf("%w: %s: the device name %q is not valid UTF-8; set Options.Device", ErrOptions, path, prefix)
 	}
-	s := &cmapssSource{path: path}
+	s := &cmapssSource{path: path, binary: opt.Binary}
 	index := make(map[int64]int) // unit number → s.units
 	lr := newLineReader(r)
 	errorf := func(format string, args ...any) error {
@@ -246,7 +247,7 @@ func (s *cmapssSource) Next() (Message, error) {
 		vals = append(vals, records.Value{Name: cmapssNames[i], Value: v})
 	}
 	s.buf = vals
-	m, err := encode(records.Reading{
+	m, err := encode(s.binary, records.Reading{
 		Device: u.device,
 		Time:   row.time,
 		Values: vals,

@@ -25,6 +25,7 @@ var (
 )
 
 type csvSource struct {
+	binary    bool
 	path      string
 	file      io.Closer // nil when the caller owns the reader
 	r         *csv.Reader
@@ -67,6 +68,7 @@ func readCSV(path string, r io.Reader, opt Options) (*csvSource, error) {
 		return nil, fmt.Errorf("%w: %s: %v", ErrFormat, path, err)
 	}
 	s := &csvSource{
+		binary:  opt.Binary,
 		path:    path,
 		r:       cr,
 		header:  make([]string, len(header)),
@@ -211,7 +213,7 @@ func (s *csvSource) Next() (Message, error) {
 			continue
 		}
 		r.Values = vals
-		m, err := encode(r)
+		m, err := encode(s.binary, r)
 		if err != nil {
 			line, _ := s.r.FieldPos(0)
 			return Message{}, fmt.Errorf("%w: %s:%d: %v", ErrFormat, s.path, line, err)

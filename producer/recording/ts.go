@@ -48,6 +48,7 @@ type tsCase struct {
 }
 
 type tsSource struct {
+	binary  bool
 	path    string
 	names   []string // dim0, dim1, ...
 	stamped bool
@@ -136,7 +137,7 @@ func readTS(path string, r io.Reader, opt Options) (*tsSource, error) {
 	if len(p.cases) == 0 {
 		return nil, fmt.Errorf("%w: %s: no cases after @data", ErrFormat, path)
 	}
-	s := &tsSource{path: path, stamped: p.h.timestamps, start: opt.Start, period: opt.Period}
+	s := &tsSource{path: path, stamped: p.h.timestamps, start: opt.Start, period: opt.Period, binary: opt.Binary}
 	if p.h.classLabel {
 		s.labels = p.h.labels
 	}
@@ -496,7 +497,7 @@ func (s *tsSource) Next() (Message, error) {
 			s.skips.Empty++
 			continue
 		}
-		m, err := encode(r)
+		m, err := encode(s.binary, r)
 		if err != nil {
 			return Message{}, fmt.Errorf("%w: %s: case %d at %v: %v", ErrFormat, s.path, c.index+1, r.Time, err)
 		}
