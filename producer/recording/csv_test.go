@@ -3,6 +3,7 @@ package recording
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -242,5 +243,52 @@ func TestFormatOverridesExtension(t *testing.T) {
 	}
 	if _, err := Open(path, Options{Format: "xls"}); !errors.Is(err, ErrOptions) {
 		t.Errorf("format xls: %v, want ErrOptions", err)
+	}
+}
+
+// With Binary, every kind of recording sends the same readings in the
+// binary format.
+func TestBinaryEncoding(t *testing.T) {
+	for _, tt := range []struct {
+		path string
+		opt  Options
+	}{
+		{filepath.Join(datasets, "basicmotions", "BasicMotions_TEST.ts"), Options{Start: start, Period: 100 * time.Millisecond}},
+		{filepath.Join(datasets, "optdigits", "optdigits.tes"), Options{Start: start, Period: time.Millisecond, Format: "csv"}},
+		{filepath.Join(datasets, "cmapss_fd001", "train_FD001.txt"), Options{Start: start, Period: time.Second, Format: "cmapss"}},
+	} {
+		read := func(binary bool) []Message {
+			o := tt.opt
+			o.Binary = binary
+			src, err := Open(tt.path, o)
+			if err != nil {
+				t.Skipf("%s: %v", tt.path, err)
+			}
+			defer src.Close()
+			msgs, err := drain(t, src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return msgs
+		}
+		js, bin := read(false), read(true)
+		if len(js) != len(bin) || len(js) == 0 {
+			t.Fatalf("%s: %d JSON messages, %d binary", tt.path, len(js), len(bin))
+		}
+		var a, b records.Reading
+		for i := range js {
+			if bin[i].Value[0] != message.BinaryMagic {
+				t.Fatalf("%s: message %d is not binary", tt.path, i)
+			}
+			if err := message.ParseReading(js[i].Value, time.Time{}, &a); err != nil {
+				t.Fatal(err)
+			}
+			if err := message.ParseReading(bin[i].Value, time.Time{}, &b); err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(a) != fmt.Sprint(b) || string(js[i].Key) != string(bin[i].Key) {
+				t.Fatalf("%s: message %d: JSON %+v, binary %+v", tt.path, i, a, b)
+			}
+		}
 	}
 }
