@@ -411,3 +411,58 @@ func Features(rec arrow.Record) (values []float64, rows, dim int, err error) {
 	}
 	return all[start : start+rows*dim : start+rows*dim], rows, dim, nil
 }
+
+// RowView reads the rows of a RowSchema batch to copy them into other
+// batches (splitting a batch, or replacing its features).
+type RowView struct {
+	rec          arrow.Record
+	keys, labels *array.String
+	ids          *array.String
+	times        *array.Timestamp
+	vals         []float64
+	rows, dim    int
+}
+
+// View returns a RowView of b, or an error if b is not of RowSchema.
+func View(b Batch) (*RowView, error) {
+	rec := b.Record
+	vals, n, dim, err := Features(rec)
+	if err != nil {
+		return nil, err
+	}
+	v := &RowView{rec: rec, vals: vals, rows: n, dim: dim}
+	var okK, okT, okL, okI bool
+	v.keys, okK = rec.Column(KeyIndex).(*array.String)
+	v.times, okT = rec.Column(TimeIndex).(*array.Timestamp)
+	v.labels, okL = rec.Column(LabelIndex).(*array.String)
+	v.ids, okI = rec.Column(IDIndex).(*array.String)
+	if !okK || !okT || !okL || !okI {
+		return nil, fmt.Errorf("arrowio: batch schema %s is not RowSchema", rec.Schema())
+	}
+	return v, nil
+}
+
+// Rows is the number of rows; Dim the features of a row.
+func (v *RowView) Rows() int { return v.rows }
+
+// Dim is the number of features of a row.
+func (v *RowView) Dim() int { return v.dim }
+
+// ID is row i's id.
+func (v *RowView) ID(i int) string { return v.ids.Value(i) }
+
+// Key is row i's key.
+func (v *RowView) Key(i int) string { return v.keys.Value(i) }
+
+// Features are row i's features; they alias the batch.
+func (v *RowView) Features(i int) []float64 { return v.vals[i*v.dim : (i+1)*v.dim] }
+
+// AppendTo copies row i into rb with its key, time, label, id and source,
+// and features (nil: the row's own).
+func (v *RowView) AppendTo(rb *RowBuilder, i int, features []float64) {
+	if features == nil {
+		features = v.Features(i)
+	}
+	rb.AppendBytes([]byte(v.keys.Value(i)), int64(v.times.Value(i)), features,
+		[]byte(v.labels.Value(i)), v.labels.IsValid(i), []byte(v.ids.Value(i)), SourceAt(v.rec, i))
+}

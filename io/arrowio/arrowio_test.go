@@ -243,3 +243,38 @@ func BenchmarkCoder(b *testing.B) {
 	runtime.ReadMemStats(&after)
 	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/float64(b.N)/4096, "allocs/row")
 }
+
+// A view copies rows whole, labels null or not, with new features when
+// given; a batch of another schema has no view.
+func TestRowView(t *testing.T) {
+	rb := arrowio.NewRowBuilder(memory.DefaultAllocator, 2)
+	rb.Append("a", t0, []float64{1, 2}, "x", "id0", records.Source{Topic: "t", Partition: 1, Offset: 5})
+	rb.AppendBytes([]byte("b"), t0.UnixMilli()+1, []float64{3, 4}, nil, false, []byte("id1"), records.Source{})
+	b := rb.NewBatch()
+	rb.Release()
+	v, err := arrowio.View(b)
+	if err != nil || v.Rows() != 2 || v.Dim() != 2 || v.ID(1) != "id1" || v.Key(0) != "a" {
+		t.Fatalf("view %+v, %v", v, err)
+	}
+	out := arrowio.NewRowBuilder(memory.DefaultAllocator, 3)
+	defer out.Release()
+	v.AppendTo(out, 1, []float64{7, 8, 9})
+	v.AppendTo(out, 0, []float64{0, 0, 0})
+	c := out.NewBatch()
+	w, err := arrowio.View(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels := c.Record.Column(arrowio.LabelIndex)
+	if w.ID(0) != "id1" || w.Features(0)[2] != 9 || !labels.IsNull(0) || labels.IsNull(1) || arrowio.SourceAt(c.Record, 1).Offset != 5 {
+		t.Errorf("copied rows: ids %s %s, features %v, labels null %v %v", w.ID(0), w.ID(1), w.Features(0), labels.IsNull(0), labels.IsNull(1))
+	}
+	fields := c.Record.Schema().Fields()
+	cols := c.Record.Columns()
+	fields[arrowio.KeyIndex], cols[arrowio.KeyIndex] = fields[arrowio.TimeIndex], cols[arrowio.TimeIndex]
+	bad := array.NewRecord(arrow.NewSchema(fields, nil), cols, c.Record.NumRows())
+	defer bad.Release()
+	if _, err := arrowio.View(arrowio.Batch{Record: bad}); err == nil {
+		t.Error("a view of a batch whose key column is a timestamp")
+	}
+}

@@ -150,28 +150,23 @@ func (fn *rocketBatchFn) ProcessElement(ctx context.Context, b arrowio.Batch, ro
 	if !rocket(&r) {
 		return fmt.Errorf("featurize: no fitted MiniRocket: the job read no training series")
 	}
-	vals, n, dim, err := arrowio.Features(b.Record)
-	if err != nil || n == 0 {
-		return err
+	v, err := arrowio.View(b)
+	if err != nil {
+		return fmt.Errorf("featurize: %w", err)
 	}
-	rec := b.Record
-	keys, okK := rec.Column(arrowio.KeyIndex).(*array.String)
-	times, okT := rec.Column(arrowio.TimeIndex).(*array.Timestamp)
-	labels, okL := rec.Column(arrowio.LabelIndex).(*array.String)
-	ids, okI := rec.Column(arrowio.IDIndex).(*array.String)
-	if !okK || !okT || !okL || !okI {
-		return fmt.Errorf("featurize: batch schema %s is not arrowio.RowSchema", rec.Schema())
+	n := v.Rows()
+	if n == 0 {
+		return nil
 	}
 	out := arrowio.NewRowBuilder(memory.DefaultAllocator, r.Width())
 	defer out.Release()
 	out.Reserve(n)
 	for i := 0; i < n; i++ {
-		fn.row, err = r.TransformWith(&fn.work, fn.row[:0], vals[i*dim:(i+1)*dim])
+		fn.row, err = r.TransformWith(&fn.work, fn.row[:0], v.Features(i))
 		if err != nil {
-			return fmt.Errorf("row %s: %w", ids.Value(i), err)
+			return fmt.Errorf("row %s: %w", v.ID(i), err)
 		}
-		out.AppendBytes([]byte(keys.Value(i)), int64(times.Value(i)), fn.row,
-			[]byte(labels.Value(i)), labels.IsValid(i), []byte(ids.Value(i)), arrowio.SourceAt(rec, i))
+		v.AppendTo(out, i, fn.row)
 	}
 	rocketRows.Inc(ctx, int64(n))
 	emit(out.NewBatch())

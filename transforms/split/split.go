@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"hash/fnv"
 
-	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/muonml/muon/io/arrowio"
 
@@ -95,22 +94,14 @@ func (fn *holdoutBatchesFn) ProcessElement(b arrowio.Batch, rest, held func(arro
 	if n == 0 {
 		return nil
 	}
-	rec := b.Record
-	vals, _, dim, err := arrowio.Features(rec)
+	v, err := arrowio.View(b)
 	if err != nil {
-		return err
-	}
-	keys, okK := rec.Column(arrowio.KeyIndex).(*array.String)
-	times, okT := rec.Column(arrowio.TimeIndex).(*array.Timestamp)
-	labels, okL := rec.Column(arrowio.LabelIndex).(*array.String)
-	ids, okI := rec.Column(arrowio.IDIndex).(*array.String)
-	if !okK || !okT || !okL || !okI {
-		return fmt.Errorf("split: batch schema %s is not arrowio.RowSchema", rec.Schema())
+		return fmt.Errorf("split: %w", err)
 	}
 	side := make([]bool, n)
 	nHeld := 0
 	for i := range side {
-		side[i] = isHeld(fn.Fraction, fn.Salt, keys.Value(i), ids.Value(i), fn.ByDevice)
+		side[i] = isHeld(fn.Fraction, fn.Salt, v.Key(i), v.ID(i), fn.ByDevice)
 		if side[i] {
 			nHeld++
 		}
@@ -123,7 +114,7 @@ func (fn *holdoutBatchesFn) ProcessElement(b arrowio.Batch, rest, held func(arro
 		held(b)
 		return nil
 	}
-	out := [2]*arrowio.RowBuilder{arrowio.NewRowBuilder(memory.DefaultAllocator, dim), arrowio.NewRowBuilder(memory.DefaultAllocator, dim)}
+	out := [2]*arrowio.RowBuilder{arrowio.NewRowBuilder(memory.DefaultAllocator, v.Dim()), arrowio.NewRowBuilder(memory.DefaultAllocator, v.Dim())}
 	out[0].Reserve(n - nHeld)
 	out[1].Reserve(nHeld)
 	for i, h := range side {
@@ -131,8 +122,7 @@ func (fn *holdoutBatchesFn) ProcessElement(b arrowio.Batch, rest, held func(arro
 		if h {
 			k = 1
 		}
-		out[k].AppendBytes([]byte(keys.Value(i)), int64(times.Value(i)), vals[i*dim:(i+1)*dim],
-			[]byte(labels.Value(i)), labels.IsValid(i), []byte(ids.Value(i)), arrowio.SourceAt(rec, i))
+		v.AppendTo(out[k], i, nil)
 	}
 	// The batches go to the runner, or to a fused consumer that may keep
 	// them: the Go allocator frees them when they are no longer used.

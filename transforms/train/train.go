@@ -15,7 +15,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
@@ -302,28 +301,18 @@ func (fn *shardFn) ProcessElement(b arrowio.Batch, emit func(int, arrowio.Batch)
 		emit(0, b)
 		return nil
 	}
-	vals, _, dim, err := arrowio.Features(b.Record)
+	v, err := arrowio.View(b)
 	if err != nil {
-		return err
-	}
-	rec := b.Record
-	keys, okK := rec.Column(arrowio.KeyIndex).(*array.String)
-	times, okT := rec.Column(arrowio.TimeIndex).(*array.Timestamp)
-	labels, okL := rec.Column(arrowio.LabelIndex).(*array.String)
-	ids, okI := rec.Column(arrowio.IDIndex).(*array.String)
-	if !okK || !okT || !okL || !okI {
-		return fmt.Errorf("train: batch schema %s is not arrowio.RowSchema", rec.Schema())
+		return fmt.Errorf("train: %w", err)
 	}
 	builders := make([]*arrowio.RowBuilder, fn.Shards)
 	for i := 0; i < n; i++ {
-		id := ids.Value(i)
-		sh := shardOf(id, fn.Shards)
+		sh := shardOf(v.ID(i), fn.Shards)
 		if builders[sh] == nil {
-			builders[sh] = arrowio.NewRowBuilder(memory.DefaultAllocator, dim)
+			builders[sh] = arrowio.NewRowBuilder(memory.DefaultAllocator, v.Dim())
 			builders[sh].Reserve(n/fn.Shards + 1)
 		}
-		builders[sh].AppendBytes([]byte(keys.Value(i)), int64(times.Value(i)), vals[i*dim:(i+1)*dim],
-			[]byte(labels.Value(i)), labels.IsValid(i), []byte(id), arrowio.SourceAt(rec, i))
+		v.AppendTo(builders[sh], i, nil)
 	}
 	for sh, rb := range builders {
 		if rb != nil {
