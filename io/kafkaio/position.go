@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/graph/window"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/graph/mtime"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/state"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/timers"
@@ -175,8 +176,8 @@ type PositionParams struct {
 // CommitPositions commits the positions of the unbounded reads whose
 // Params.Group is p.Group, as described above. acks are PCollections every
 // sink of the pipeline emits (what Write returns, the files an archive
-// writes, ...) in the global window, stamped no earlier than what they
-// acknowledge. It panics if p has no group.
+// writes, ...), stamped no earlier than what they acknowledge, in any
+// windows (they are brought into the global window). It panics if p has no group.
 func CommitPositions(s beam.Scope, p PositionParams, acks ...beam.PCollection) {
 	if p.Group == "" {
 		panic("kafkaio.CommitPositions: no Group")
@@ -187,7 +188,9 @@ func CommitPositions(s beam.Scope, p PositionParams, acks ...beam.PCollection) {
 	s = s.Scope("kafkaio.CommitPositions")
 	keyed := make([]beam.PCollection, len(acks))
 	for i, a := range acks {
-		keyed[i] = beam.ParDo(s, positionKey, a)
+		// A sink's acknowledgements may be windowed (counts per minute);
+		// their timestamps, not their windows, say what they cover.
+		keyed[i] = beam.ParDo(s, positionKey, beam.WindowInto(s, window.NewGlobalWindows(), a))
 	}
 	beam.ParDo0(s, &positionFn{Params: p, Commit: timers.InEventTime("commit"), Armed: state.MakeValueState[int64]("armed")}, beam.Flatten(s, keyed...))
 }
