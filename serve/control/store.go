@@ -8,6 +8,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // The states of a run.
@@ -61,7 +62,7 @@ type store struct{ db *bolt.DB }
 func openStore(dir string) (*store, error) {
 	db, err := bolt.Open(filepath.Join(dir, "muon.db"), 0o600, &bolt.Options{Timeout: 2 * time.Second})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("state %s: another muon serve holds its database", dir)
 		}
 		return nil, fmt.Errorf("state %s: %w", dir, err)
