@@ -51,7 +51,7 @@ func main() {
 	flag.IntVar(&batchRows, "batch-rows", batch.DefaultMaxRows, "rows per Arrow batch in the Reshuffle figures")
 	only := flag.String("only", "", "run only the broker with this name (embedded or kafka)")
 	soak := flag.Duration("soak", 10*time.Minute, "how long the e2e group's soak of an unbounded edge job at half its maximum rate runs (0: none)")
-	groups := flag.String("groups", "kafka,featurize,batch,images,gobench,train,rocket,snapshot,e2e", "comma-separated figure groups to measure (kafka, featurize, batch, images, gobench, train, rocket, snapshot, e2e; trainjobs: train's job figures alone)")
+	groups := flag.String("groups", "kafka,featurize,batch,images,gobench,train,rocket,snapshot,serve,e2e", "comma-separated figure groups to measure (kafka, featurize, batch, images, gobench, train, rocket, snapshot, serve, e2e; trainjobs: train's job figures alone)")
 	million := flag.String("write-million", "", "write the train.scale archive (a million rows of 64 features from optdigits) under `dir` and exit, to train on by hand")
 	flag.Parse()
 	if *million != "" {
@@ -90,6 +90,9 @@ func main() {
 	}
 	if want["rocket"] {
 		benchRocket(*muon, *datasets)
+	}
+	if want["serve"] {
+		benchServe(*muon)
 	}
 	if want["snapshot"] {
 		benchSnapshot(*muon)
