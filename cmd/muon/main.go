@@ -27,7 +27,7 @@ type streams struct {
 }
 
 func commands() []*command {
-	return []*command{runCmd(), produceCmd(), brokerCmd(), modelsCmd(), predictCmd(), serveCmd(), jobsCmd(), versionCmd()}
+	return []*command{runCmd(), produceCmd(), brokerCmd(), modelsCmd(), predictCmd(), serveCmd(), jobsCmd(), scheduleCmd(), versionCmd()}
 }
 
 // errUsage marks errors after which the command's usage is worth printing.

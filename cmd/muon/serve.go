@@ -132,12 +132,13 @@ func jobsCmd() *command {
 				if len(args) == 0 {
 					return fmt.Errorf("%w: jobs needs a verb: submit, list, status, cancel or logs", errUsage)
 				}
-				// Flags may follow the verb: muon jobs submit --config f.yaml.
+				// Flags may follow the verb and the run id: muon jobs
+				// submit --config f.yaml, muon jobs logs ID --follow.
 				verb := args[0]
-				if err := fs.Parse(args[1:]); err != nil {
-					return fmt.Errorf("%w: %v", errUsage, err)
+				rest, err := parseInterleaved(fs, args[1:])
+				if err != nil {
+					return err
 				}
-				rest := fs.Args()
 				token := os.Getenv("MUON_TOKEN")
 				if *tokenFile != "" {
 					b, err := os.ReadFile(*tokenFile)
@@ -309,4 +310,180 @@ func (c *jobsClient) stream(path string, w io.Writer) error {
 	defer resp.Body.Close()
 	_, err = io.Copy(w, resp.Body)
 	return err
+}
+
+func scheduleCmd() *command {
+	return &command{
+		name:  "schedule",
+		usage: "schedule add|list|pause|resume|backfill|remove [ARGS] --server URL --token-file FILE",
+		short: "run a spec on a cron schedule, on a muon serve",
+		long: `Schedules of a muon serve: a spec that runs at the times of a cron expression.
+
+  schedule add NAME --cron EXPR --config F [--tz ZONE] [--set path=value ...]
+               [--overlap skip|buffer-one|allow] [--retries N] [--backoff 1m] [--catch-up 1h]
+  schedule list
+  schedule pause NAME | resume NAME | remove NAME
+  schedule backfill NAME --from TIME --to TIME [--dry-run]
+
+The cron expression has five fields (minute hour day-of-month month
+day-of-week) or is a descriptor (@hourly, @daily, @every 30m), read in --tz
+(an IANA zone, default UTC). A tick's run id is the schedule's name and the
+tick's time, so one tick never runs twice, even across a restart, and a
+backfill repeated makes its runs once. While the previous run is queued or
+running, a tick is skipped (--overlap skip), waits, one at most
+(buffer-one), or is queued anyway (allow). A failed run is tried again
+--retries times, after --backoff, doubled each time. After downtime, ticks
+within --catch-up run; older ones are skipped and counted. Times are RFC
+3339. --server and --token-file as for muon jobs.`,
+		flags: func(fs *flag.FlagSet, out *streams) func([]string) error {
+			server := fs.String("server", envOr("MUON_SERVER", "http://127.0.0.1:8080"), "muon serve's `URL`")
+			tokenFile := fs.String("token-file", "", "`file` holding the bearer token (default: $MUON_TOKEN)")
+			cronExpr := fs.String("cron", "", "cron `expression`, e.g. '0 2 * * *' or @hourly")
+			tz := fs.String("tz", "", "IANA time `zone` of the cron expression (default UTC)")
+			var config stringList
+			fs.Var(&config, "config", "spec `file` to run")
+			var sets stringList
+			fs.Var(&sets, "set", "override a spec field, `path=value` (repeatable)")
+			overlap := fs.String("overlap", "skip", "while the previous run is queued or running: `skip`, buffer-one or allow")
+			retries := fs.Int("retries", 0, "times a failed run is tried again")
+			backoff := fs.Duration("backoff", time.Minute, "wait before the first retry, doubled for each next")
+			catchUp := fs.Duration("catch-up", time.Hour, "after downtime, how far back missed ticks still run")
+			from := fs.String("from", "", "backfill: the first `time` (RFC 3339)")
+			to := fs.String("to", "", "backfill: the end `time`, not included (RFC 3339)")
+			dryRun := fs.Bool("dry-run", false, "backfill: list the ticks, run nothing")
+			return func(args []string) error {
+				if len(args) == 0 {
+					return fmt.Errorf("%w: schedule needs a verb: add, list, pause, resume, backfill or remove", errUsage)
+				}
+				verb := args[0]
+				rest, err := parseInterleaved(fs, args[1:])
+				if err != nil {
+					return err
+				}
+				token := os.Getenv("MUON_TOKEN")
+				if *tokenFile != "" {
+					b, err := os.ReadFile(*tokenFile)
+					if err != nil {
+						return fmt.Errorf("--token-file: %w", err)
+					}
+					token = strings.TrimSpace(string(b))
+				}
+				if token == "" {
+					return fmt.Errorf("%w: give --token-file (or set MUON_TOKEN): muon serve asks every call for a token", errUsage)
+				}
+				c := &jobsClient{base: strings.TrimRight(*server, "/"), token: token, out: out}
+				name := ""
+				if verb != "list" {
+					if len(rest) != 1 {
+						return fmt.Errorf("%w: schedule %s takes one schedule name", errUsage, verb)
+					}
+					name = rest[0]
+				}
+				show := func(sc *control.Schedule) {
+					next := "paused"
+					if !sc.Paused {
+						next = "next " + sc.Next.Format(time.RFC3339)
+					}
+					fmt.Fprintf(out.stdout, "%s\t%s\t%s\t%s\tlast run %s\tskipped %d\n", sc.Name, sc.Cron, orUTC(sc.TZ), next, orNone(sc.LastRun), sc.Skipped)
+				}
+				switch verb {
+				case "add":
+					if len(config) != 1 || *cronExpr == "" {
+						return fmt.Errorf("%w: schedule add takes --cron and one --config", errUsage)
+					}
+					spec, err := os.ReadFile(config[0])
+					if err != nil {
+						return err
+					}
+					var sc control.Schedule
+					if err := c.do("POST", "/api/v1/schedules", control.Schedule{Name: name, Cron: *cronExpr, TZ: *tz, Spec: string(spec), Set: sets,
+						Overlap: *overlap, Retries: *retries, Backoff: control.Duration(*backoff), CatchUp: control.Duration(*catchUp)}, &sc); err != nil {
+						return err
+					}
+					show(&sc)
+				case "list":
+					var list struct{ Schedules []control.Schedule }
+					if err := c.do("GET", "/api/v1/schedules", nil, &list); err != nil {
+						return err
+					}
+					for i := range list.Schedules {
+						show(&list.Schedules[i])
+					}
+				case "pause", "resume":
+					var sc control.Schedule
+					if err := c.do("POST", "/api/v1/schedules/"+name+"/"+verb, nil, &sc); err != nil {
+						return err
+					}
+					show(&sc)
+				case "remove":
+					var res map[string]string
+					if err := c.do("DELETE", "/api/v1/schedules/"+name, nil, &res); err != nil {
+						return err
+					}
+					fmt.Fprintf(out.stdout, "removed %s (its runs stay)\n", name)
+				case "backfill":
+					f, err := time.Parse(time.RFC3339, *from)
+					if err != nil {
+						return fmt.Errorf("%w: --from %q: want an RFC 3339 time", errUsage, *from)
+					}
+					t, err := time.Parse(time.RFC3339, *to)
+					if err != nil {
+						return fmt.Errorf("%w: --to %q: want an RFC 3339 time", errUsage, *to)
+					}
+					var res struct {
+						Ticks []time.Time
+						Runs  []string
+					}
+					if err := c.do("POST", "/api/v1/schedules/"+name+"/backfill", control.BackfillRequest{From: f, To: t, DryRun: *dryRun}, &res); err != nil {
+						return err
+					}
+					for _, tk := range res.Ticks {
+						fmt.Fprintf(out.stdout, "tick\t%s\n", tk.Format(time.RFC3339))
+					}
+					for _, id := range res.Runs {
+						fmt.Fprintf(out.stdout, "queued\t%s\n", id)
+					}
+					if *dryRun {
+						fmt.Fprintf(out.stdout, "%d ticks (dry run: nothing queued)\n", len(res.Ticks))
+					} else {
+						fmt.Fprintf(out.stdout, "%d ticks, %d runs queued (%d had run already)\n", len(res.Ticks), len(res.Runs), len(res.Ticks)-len(res.Runs))
+					}
+				default:
+					return fmt.Errorf("%w: unknown verb %q: want add, list, pause, resume, backfill or remove", errUsage, verb)
+				}
+				return nil
+			}
+		},
+	}
+}
+
+func orUTC(tz string) string {
+	if tz == "" {
+		return "UTC"
+	}
+	return tz
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+// parseInterleaved parses flags that come before, between and after
+// positional arguments, and returns the positional ones in order.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, fmt.Errorf("%w: %v", errUsage, err)
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
 }

@@ -40,6 +40,11 @@ type Options struct {
 	Version string
 	// Log receives a line per run that starts and ends. Default none.
 	Log io.Writer
+	// Now is the clock of schedules. Default time.Now.
+	Now func() time.Time
+	// Every is how often schedules are looked at. Default 1s; negative:
+	// never (tests call tick).
+	Every time.Duration
 }
 
 // Server runs submitted jobs one at a time, in this process, and serves
@@ -56,6 +61,7 @@ type Server struct {
 	ctx  context.Context
 	stop context.CancelFunc
 	wg   sync.WaitGroup
+	now  func() time.Time
 }
 
 // Open opens (or creates) the state directory, marks the runs that were
@@ -68,6 +74,12 @@ func Open(o Options) (*Server, error) {
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Every == 0 {
+		o.Every = time.Second
+	}
 	if err := os.MkdirAll(filepath.Join(o.State, "logs"), 0o700); err != nil {
 		return nil, fmt.Errorf("state %s: %w", o.State, err)
 	}
@@ -75,7 +87,7 @@ func Open(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{o: o, store: st, queue: make(chan string, 1<<16), cancels: map[string]context.CancelFunc{}, done: map[string]chan struct{}{}}
+	s := &Server{o: o, store: st, queue: make(chan string, 1<<16), cancels: map[string]context.CancelFunc{}, done: map[string]chan struct{}{}, now: o.Now}
 	s.ctx, s.stop = context.WithCancel(context.Background())
 	runs, err := st.list(0)
 	if err != nil {
@@ -101,7 +113,28 @@ func Open(o Options) (*Server, error) {
 	}
 	s.wg.Add(1)
 	go s.runner()
+	if o.Every > 0 {
+		s.wg.Add(1)
+		go s.scheduler()
+	}
 	return s, nil
+}
+
+// scheduler fires the schedules' ticks as they come.
+func (s *Server) scheduler() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.o.Every)
+	defer t.Stop()
+	for {
+		if err := s.tick(); err != nil {
+			fmt.Fprintf(s.o.Log, "muon serve: schedules: %v\n", err)
+		}
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // Close stops the runner, cancelling the running job (an unbounded one
@@ -270,6 +303,7 @@ func (s *Server) finish(id string, sum *jobs.Summary, err error, cancelled bool)
 	})
 	if uerr == nil {
 		fmt.Fprintf(s.o.Log, "muon serve: run %s (%s) %s\n", id, r.Name, r.State)
+		s.runEnded(r)
 	}
 }
 
@@ -288,6 +322,13 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/jobs/{id}", s.auth(auth.Read, s.status))
 	mux.HandleFunc("POST /api/v1/jobs/{id}/cancel", s.auth(auth.Write, s.cancel))
 	mux.HandleFunc("GET /api/v1/jobs/{id}/logs", s.auth(auth.Read, s.logs))
+	mux.HandleFunc("POST /api/v1/schedules", s.auth(auth.Write, s.addSchedule))
+	mux.HandleFunc("GET /api/v1/schedules", s.auth(auth.Read, s.listSchedules))
+	mux.HandleFunc("GET /api/v1/schedules/{name}", s.auth(auth.Read, s.getSchedule))
+	mux.HandleFunc("DELETE /api/v1/schedules/{name}", s.auth(auth.Write, s.removeSchedule))
+	mux.HandleFunc("POST /api/v1/schedules/{name}/pause", s.auth(auth.Write, s.pauseSchedule(true)))
+	mux.HandleFunc("POST /api/v1/schedules/{name}/resume", s.auth(auth.Write, s.pauseSchedule(false)))
+	mux.HandleFunc("POST /api/v1/schedules/{name}/backfill", s.auth(auth.Write, s.backfill))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if code, err := s.o.Tokens.Check(r, auth.Read); err != nil {
 			writeError(w, code, err.Error())
@@ -380,7 +421,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 
 // validID reports whether id can name a run (and a log file).
 func validID(id string) bool {
-	if len(id) < 3 || len(id) > 64 || !strings.HasPrefix(id, "r-") {
+	if len(id) < 3 || len(id) > 96 || !strings.HasPrefix(id, "r-") {
 		return false
 	}
 	for _, c := range id {
@@ -498,4 +539,129 @@ func (s *Server) Wait(ctx context.Context, id string) (*Run, error) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// readJSON decodes a request body of at most MaxSpecBytes into v,
+// refusing unknown fields; on error it has answered.
+func readJSON(w http.ResponseWriter, r *http.Request, v any, shape string) bool {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxSpecBytes))
+	if err != nil {
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is more than %d bytes", MaxSpecBytes))
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("the body is not %s: %v", shape, err))
+		return false
+	}
+	return true
+}
+
+func (s *Server) addSchedule(w http.ResponseWriter, r *http.Request) {
+	var sc Schedule
+	if !readJSON(w, r, &sc, `{"name": "nightly", "cron": "0 2 * * *", "tz": "Europe/Berlin", "spec": "<YAML>", "overlap": "skip", "retries": 2, "backoff": "1m", "catch_up": "1h"}`) {
+		return
+	}
+	out, err := s.AddSchedule(sc)
+	if err != nil {
+		writeError(w, http.StatusUnprocessableEntity, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusCreated, out)
+}
+
+func (s *Server) listSchedules(w http.ResponseWriter, r *http.Request) {
+	scs, err := s.store.schedules()
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	for _, sc := range scs {
+		s.withNext(sc)
+		sc.Spec = ""
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"schedules": scs})
+}
+
+func (s *Server) schedule(w http.ResponseWriter, r *http.Request) *Schedule {
+	name := r.PathValue("name")
+	if !scheduleName.MatchString(name) {
+		writeError(w, http.StatusBadRequest, "not a schedule name: lowercase letters, digits and dashes")
+		return nil
+	}
+	sc, err := s.store.getSchedule(name)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return nil
+	}
+	if sc == nil {
+		writeError(w, http.StatusNotFound, "no schedule "+name)
+	}
+	return sc
+}
+
+func (s *Server) getSchedule(w http.ResponseWriter, r *http.Request) {
+	if sc := s.schedule(w, r); sc != nil {
+		writeJSON(w, http.StatusOK, s.withNext(sc))
+	}
+}
+
+func (s *Server) removeSchedule(w http.ResponseWriter, r *http.Request) {
+	if sc := s.schedule(w, r); sc != nil {
+		if err := s.store.deleteSchedule(sc.Name); err != nil {
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"removed": sc.Name})
+	}
+}
+
+func (s *Server) pauseSchedule(paused bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		sc := s.schedule(w, r)
+		if sc == nil {
+			return
+		}
+		sc.Paused = paused
+		if !paused && sc.Last.Before(s.now().Add(-time.Duration(sc.CatchUp))) {
+			// Resuming does not make up for more than the catch-up window.
+			sc.Last = s.now().UTC().Add(-time.Duration(sc.CatchUp))
+		}
+		if err := s.store.putSchedule(sc); err != nil {
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, s.withNext(sc))
+	}
+}
+
+// BackfillRequest is the body of POST /api/v1/schedules/{name}/backfill.
+type BackfillRequest struct {
+	From   time.Time `json:"from"`
+	To     time.Time `json:"to"`
+	DryRun bool      `json:"dry_run,omitempty"`
+}
+
+func (s *Server) backfill(w http.ResponseWriter, r *http.Request) {
+	sc := s.schedule(w, r)
+	if sc == nil {
+		return
+	}
+	var req BackfillRequest
+	if !readJSON(w, r, &req, `{"from": "2026-12-01T00:00:00Z", "to": "2026-12-02T00:00:00Z", "dry_run": true}`) {
+		return
+	}
+	ticks, made, err := s.Backfill(sc.Name, req.From, req.To, req.DryRun)
+	if err != nil {
+		writeError(w, http.StatusUnprocessableEntity, err.Error())
+		return
+	}
+	if ticks == nil {
+		ticks = []time.Time{}
+	}
+	if made == nil {
+		made = []string{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ticks": ticks, "runs": made, "dry_run": req.DryRun})
 }

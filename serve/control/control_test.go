@@ -97,6 +97,10 @@ func TestAuthMatrix(t *testing.T) {
 		{"GET", "/api/v1/jobs", false}, {"GET", "/api/v1/jobs/" + id, false}, {"GET", "/api/v1/jobs/" + id + "/logs", false},
 		{"GET", "/api/v1/openapi.json", false}, {"GET", "/nowhere", false},
 		{"POST", "/api/v1/jobs", true}, {"POST", "/api/v1/jobs/" + id + "/cancel", true},
+		{"GET", "/api/v1/schedules", false}, {"GET", "/api/v1/schedules/nightly", false},
+		{"POST", "/api/v1/schedules", true}, {"DELETE", "/api/v1/schedules/nightly", true},
+		{"POST", "/api/v1/schedules/nightly/pause", true}, {"POST", "/api/v1/schedules/nightly/resume", true},
+		{"POST", "/api/v1/schedules/nightly/backfill", true},
 	} {
 		for _, tok := range []struct {
 			token string

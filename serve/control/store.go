@@ -42,6 +42,10 @@ type Run struct {
 	Summary json.RawMessage `json:"summary,omitempty"`
 	// CancelAsked is set when a cancel was asked of a running job.
 	CancelAsked bool `json:"cancel_asked,omitempty"`
+	// Schedule and Tick name the schedule and the time a scheduled run
+	// is for.
+	Schedule string    `json:"schedule,omitempty"`
+	Tick     time.Time `json:"tick,omitzero"`
 }
 
 // Done reports whether the run has ended.
