@@ -127,4 +127,26 @@ replay:
 		must(fmt.Errorf("GET /api/v1/jobs under load: %s", strings.TrimSpace(f.(string))))
 	}
 	bench("serve.api.rps", float64(n.Load())/5, "requests/s")
+
+	// A schedule firing every second for 12 s: how late each run starts
+	// after its tick.
+	must(call("POST", "/api/v1/schedules", control.Schedule{Name: "every-second", Cron: "@every 1s", Spec: spec}, nil))
+	time.Sleep(12 * time.Second)
+	must(call("DELETE", "/api/v1/schedules/every-second", nil, nil))
+	time.Sleep(2 * time.Second)
+	var list struct{ Jobs []control.Run }
+	must(call("GET", "/api/v1/jobs?limit=1000", nil, &list))
+	var delays []float64
+	for _, r := range list.Jobs {
+		if r.Schedule == "every-second" && !r.Started.IsZero() {
+			delays = append(delays, float64(r.Started.Sub(r.Tick).Microseconds())/1000)
+		}
+	}
+	if len(delays) < 8 {
+		must(fmt.Errorf("a schedule firing every second made %d runs in 12 s", len(delays)))
+	}
+	sort.Float64s(delays)
+	fmt.Fprintf(os.Stderr, "bench: muon serve: a schedule every second, %d runs, tick to start p50 %.1f ms, max %.1f ms\n", len(delays), delays[len(delays)/2], delays[len(delays)-1])
+	bench("schedule.fire_delay_ms.p50", delays[len(delays)/2], "ms")
+	bench("schedule.fire_delay_ms.p99", delays[min(len(delays)-1, int(0.99*float64(len(delays))))], "ms")
 }

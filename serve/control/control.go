@@ -62,6 +62,7 @@ type Server struct {
 	stop context.CancelFunc
 	wg   sync.WaitGroup
 	now  func() time.Time
+	wake chan struct{}
 }
 
 // Open opens (or creates) the state directory, marks the runs that were
@@ -87,7 +88,7 @@ func Open(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{o: o, store: st, queue: make(chan string, 1<<16), cancels: map[string]context.CancelFunc{}, done: map[string]chan struct{}{}, now: o.Now}
+	s := &Server{o: o, store: st, queue: make(chan string, 1<<16), cancels: map[string]context.CancelFunc{}, done: map[string]chan struct{}{}, now: o.Now, wake: make(chan struct{}, 1)}
 	s.ctx, s.stop = context.WithCancel(context.Background())
 	runs, err := st.list(0)
 	if err != nil {
@@ -120,20 +121,40 @@ func Open(o Options) (*Server, error) {
 	return s, nil
 }
 
-// scheduler fires the schedules' ticks as they come.
+// scheduler fires the schedules' ticks as they come: it sleeps until the
+// soonest next tick (at most Every, which also picks up retries), or until
+// a schedule is added or resumed.
 func (s *Server) scheduler() {
 	defer s.wg.Done()
-	t := time.NewTicker(s.o.Every)
-	defer t.Stop()
 	for {
 		if err := s.tick(); err != nil {
 			fmt.Fprintf(s.o.Log, "muon serve: schedules: %v\n", err)
 		}
+		wait := s.o.Every
+		if scs, err := s.store.schedules(); err == nil {
+			for _, sc := range scs {
+				if s.withNext(sc); !sc.Paused && !sc.Next.IsZero() {
+					wait = min(wait, max(time.Until(sc.Next), time.Millisecond))
+				}
+			}
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-s.ctx.Done():
+			t.Stop()
 			return
+		case <-s.wake:
+			t.Stop()
 		case <-t.C:
 		}
+	}
+}
+
+// poke wakes the scheduler to look at the schedules again.
+func (s *Server) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -568,6 +589,7 @@ func (s *Server) addSchedule(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnprocessableEntity, err.Error())
 		return
 	}
+	s.poke()
 	writeJSON(w, http.StatusCreated, out)
 }
 
@@ -632,6 +654,7 @@ func (s *Server) pauseSchedule(paused bool) http.HandlerFunc {
 			writeError(w, http.StatusInternalServerError, err.Error())
 			return
 		}
+		s.poke()
 		writeJSON(w, http.StatusOK, s.withNext(sc))
 	}
 }
