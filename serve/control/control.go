@@ -343,6 +343,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/jobs/{id}", s.auth(auth.Read, s.status))
 	mux.HandleFunc("POST /api/v1/jobs/{id}/cancel", s.auth(auth.Write, s.cancel))
 	mux.HandleFunc("GET /api/v1/jobs/{id}/logs", s.auth(auth.Read, s.logs))
+	metrics := s.metricsHandler()
+	mux.HandleFunc("GET /metrics", s.auth(auth.Read, metrics.ServeHTTP))
 	mux.HandleFunc("POST /api/v1/schedules", s.auth(auth.Write, s.addSchedule))
 	mux.HandleFunc("GET /api/v1/schedules", s.auth(auth.Read, s.listSchedules))
 	mux.HandleFunc("GET /api/v1/schedules/{name}", s.auth(auth.Read, s.getSchedule))

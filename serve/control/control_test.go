@@ -97,7 +97,7 @@ func TestAuthMatrix(t *testing.T) {
 		{"GET", "/api/v1/jobs", false}, {"GET", "/api/v1/jobs/" + id, false}, {"GET", "/api/v1/jobs/" + id + "/logs", false},
 		{"GET", "/api/v1/openapi.json", false}, {"GET", "/nowhere", false},
 		{"POST", "/api/v1/jobs", true}, {"POST", "/api/v1/jobs/" + id + "/cancel", true},
-		{"GET", "/api/v1/schedules", false}, {"GET", "/api/v1/schedules/nightly", false},
+		{"GET", "/api/v1/schedules", false}, {"GET", "/api/v1/schedules/nightly", false}, {"GET", "/metrics", false},
 		{"POST", "/api/v1/schedules", true}, {"DELETE", "/api/v1/schedules/nightly", true},
 		{"POST", "/api/v1/schedules/nightly/pause", true}, {"POST", "/api/v1/schedules/nightly/resume", true},
 		{"POST", "/api/v1/schedules/nightly/backfill", true},
@@ -233,5 +233,40 @@ func TestRestartMarksInterrupted(t *testing.T) {
 	r, err := s.store.get(running.ID)
 	if err != nil || r.State != Interrupted || r.Ended.IsZero() || r.Error == "" {
 		t.Fatalf("after a restart: %+v (%v)", r, err)
+	}
+}
+
+// /metrics speaks Prometheus' text format behind a read token: runs by
+// state, what ended runs read, schedules' lag and skipped ticks.
+func TestMetrics(t *testing.T) {
+	s, hs := newServer(t, t.TempDir())
+	code, body := call(t, hs, "POST", "/api/v1/jobs", writeToken, SubmitRequest{Spec: ingestSpec(t.TempDir(), true)})
+	if code != 201 {
+		t.Fatalf("submit: %d %s", code, body)
+	}
+	var run Run
+	json.Unmarshal(body, &run)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if r, err := s.Wait(ctx, run.ID); err != nil || r.State != Succeeded {
+		t.Fatalf("run: %+v %v", r, err)
+	}
+	if _, err := s.AddSchedule(Schedule{Name: "nightly", Cron: "0 2 * * *", Spec: ingestSpec(t.TempDir(), true)}); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := call(t, hs, "GET", "/metrics", "", nil); code != 401 {
+		t.Errorf("/metrics without a token: %d", code)
+	}
+	code, body = call(t, hs, "GET", "/metrics", readToken, nil)
+	text := string(body)
+	for _, want := range []string{
+		`muon_runs{state="succeeded"} 1`, `muon_runs{state="running"} 0`,
+		`muon_job_records_read_total{job="ingest"} 4000`,
+		`muon_schedule_lag_seconds{schedule="nightly"} 0`, `muon_schedule_ticks_skipped_total{schedule="nightly"} 0`,
+		`muon_schedule_next_fire_timestamp_seconds{schedule="nightly"}`, "go_goroutines",
+	} {
+		if code != 200 || !strings.Contains(text, want) {
+			t.Errorf("/metrics (%d) lacks %s", code, want)
+		}
 	}
 }
