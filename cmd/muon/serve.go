@@ -42,6 +42,14 @@ server stopped is marked interrupted; queued runs run.
   POST /api/v1/jobs/ID/cancel     cancel: an unbounded job drains and keeps
                                   its summary
   GET  /api/v1/jobs/ID/logs       its log (?follow=1 streams until it ends)
+  POST /api/v1/schedules          {"name": "nightly", "cron": "0 2 * * *", "tz": "Europe/Berlin",
+                                  "spec": "<YAML>", "overlap": "skip", "retries": 2,
+                                  "backoff": "1m", "catch_up": "1h"}
+  GET  /api/v1/schedules[/NAME]   schedules, with their next tick
+  POST /api/v1/schedules/NAME/pause | resume | backfill {"from", "to", "dry_run"}
+  DELETE /api/v1/schedules/NAME   remove a schedule (its runs stay)
+  GET  /metrics                   Prometheus text format: runs by state, what
+                                  ended runs read, schedules' lag and skips
   GET  /api/v1/openapi.json       the API in OpenAPI 3.1
   GET  /healthz                   no token needed
 
@@ -50,8 +58,8 @@ Every other route needs "Authorization: Bearer TOKEN" with a token of
 characters): none or an unknown one is 401, a read token on a write route
 403. Paths in specs (replays, output folders, keys) are relative to the
 server's working folder. It listens on 127.0.0.1 unless told otherwise; use
---tls-cert and --tls-key to serve HTTPS beyond loopback. muon jobs is its
-command-line client.`,
+--tls-cert and --tls-key to serve HTTPS beyond loopback. muon jobs and
+muon schedule are its command-line clients.`,
 		flags: func(fs *flag.FlagSet, out *streams) func([]string) error {
 			listen := fs.String("listen", "127.0.0.1:8080", "`address` to serve on")
 			state := fs.String("state", "", "`folder` of the database and the runs' logs (required)")
