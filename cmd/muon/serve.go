@@ -147,18 +147,10 @@ func jobsCmd() *command {
 				if err != nil {
 					return err
 				}
-				token := os.Getenv("MUON_TOKEN")
-				if *tokenFile != "" {
-					b, err := os.ReadFile(*tokenFile)
-					if err != nil {
-						return fmt.Errorf("--token-file: %w", err)
-					}
-					token = strings.TrimSpace(string(b))
+				c, err := newJobsClient(*server, *tokenFile, out)
+				if err != nil {
+					return err
 				}
-				if token == "" {
-					return fmt.Errorf("%w: give --token-file (or set MUON_TOKEN): muon serve asks every call for a token", errUsage)
-				}
-				c := &jobsClient{base: strings.TrimRight(*server, "/"), token: token, out: out}
 				needID := func() (string, error) {
 					if len(rest) != 1 {
 						return "", fmt.Errorf("%w: jobs %s takes one run id", errUsage, verb)
@@ -260,6 +252,23 @@ func printRun(w io.Writer, r *control.Run) {
 			}
 		}
 	}
+}
+
+// newJobsClient is a client of the muon serve at server, with the token
+// of tokenFile or $MUON_TOKEN.
+func newJobsClient(server, tokenFile string, out *streams) (*jobsClient, error) {
+	token := os.Getenv("MUON_TOKEN")
+	if tokenFile != "" {
+		b, err := os.ReadFile(tokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("--token-file: %w", err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	if token == "" {
+		return nil, fmt.Errorf("%w: give --token-file (or set MUON_TOKEN): muon serve asks every call for a token", errUsage)
+	}
+	return &jobsClient{base: strings.TrimRight(server, "/"), token: token, out: out}, nil
 }
 
 // jobsClient calls a muon serve.
@@ -368,18 +377,10 @@ within --catch-up run; older ones are skipped and counted. Times are RFC
 				if err != nil {
 					return err
 				}
-				token := os.Getenv("MUON_TOKEN")
-				if *tokenFile != "" {
-					b, err := os.ReadFile(*tokenFile)
-					if err != nil {
-						return fmt.Errorf("--token-file: %w", err)
-					}
-					token = strings.TrimSpace(string(b))
+				c, err := newJobsClient(*server, *tokenFile, out)
+				if err != nil {
+					return err
 				}
-				if token == "" {
-					return fmt.Errorf("%w: give --token-file (or set MUON_TOKEN): muon serve asks every call for a token", errUsage)
-				}
-				c := &jobsClient{base: strings.TrimRight(*server, "/"), token: token, out: out}
 				name := ""
 				if verb != "list" {
 					if len(rest) != 1 {
