@@ -252,17 +252,10 @@ func (p *parser) scanString() (span, error) {
 func (p *parser) text(s span, old string) string {
 	raw := p.data[s.start:s.end]
 	if !s.escaped {
-		if string(raw) == old {
-			return old
-		}
-		return string(raw)
+		return reuse(old, raw)
 	}
 	var buf [64]byte
-	b := unescape(buf[:0], raw)
-	if string(b) == old {
-		return old
-	}
-	return string(b)
+	return reuse(old, unescape(buf[:0], raw))
 }
 
 func hex4(b []byte) rune {

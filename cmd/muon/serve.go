@@ -137,17 +137,7 @@ func jobsCmd() *command {
 			limit := fs.Int("limit", 100, "most runs to list")
 			follow := fs.Bool("follow", false, "logs: keep streaming until the run ends")
 			return func(args []string) error {
-				if len(args) == 0 {
-					return fmt.Errorf("%w: jobs needs a verb: submit, list, status, cancel or logs", errUsage)
-				}
-				// Flags may follow the verb and the run id: muon jobs
-				// submit --config f.yaml, muon jobs logs ID --follow.
-				verb := args[0]
-				rest, err := parseInterleaved(fs, args[1:])
-				if err != nil {
-					return err
-				}
-				c, err := newJobsClient(*server, *tokenFile, out)
+				verb, rest, c, err := clientCall(fs, args, server, tokenFile, "jobs", "submit, list, status, cancel or logs")
 				if err != nil {
 					return err
 				}
@@ -254,9 +244,25 @@ func printRun(w io.Writer, r *control.Run) {
 	}
 }
 
+// clientCall takes a client command's verb and its positional arguments,
+// with flags before, between or after them (muon jobs logs ID --follow),
+// and a client of the muon serve at *server (server and tokenFile are
+// flags of fs: read once it is parsed).
+func clientCall(fs *flag.FlagSet, args []string, server, tokenFile *string, command, verbs string) (string, []string, *jobsClient, error) {
+	if len(args) == 0 {
+		return "", nil, nil, fmt.Errorf("%w: %s needs a verb: %s", errUsage, command, verbs)
+	}
+	rest, err := parseInterleaved(fs, args[1:])
+	if err != nil {
+		return "", nil, nil, err
+	}
+	c, err := newJobsClient(*server, *tokenFile)
+	return args[0], rest, c, err
+}
+
 // newJobsClient is a client of the muon serve at server, with the token
 // of tokenFile or $MUON_TOKEN.
-func newJobsClient(server, tokenFile string, out *streams) (*jobsClient, error) {
+func newJobsClient(server, tokenFile string) (*jobsClient, error) {
 	token := os.Getenv("MUON_TOKEN")
 	if tokenFile != "" {
 		b, err := os.ReadFile(tokenFile)
@@ -268,14 +274,11 @@ func newJobsClient(server, tokenFile string, out *streams) (*jobsClient, error) 
 	if token == "" {
 		return nil, fmt.Errorf("%w: give --token-file (or set MUON_TOKEN): muon serve asks every call for a token", errUsage)
 	}
-	return &jobsClient{base: strings.TrimRight(server, "/"), token: token, out: out}, nil
+	return &jobsClient{base: strings.TrimRight(server, "/"), token: token}, nil
 }
 
 // jobsClient calls a muon serve.
-type jobsClient struct {
-	base, token string
-	out         *streams
-}
+type jobsClient struct{ base, token string }
 
 func (c *jobsClient) request(method, path string, body any) (*http.Response, error) {
 	var rd io.Reader
@@ -369,15 +372,7 @@ within --catch-up run; older ones are skipped and counted. Times are RFC
 			to := fs.String("to", "", "backfill: the end `time`, not included (RFC 3339)")
 			dryRun := fs.Bool("dry-run", false, "backfill: list the ticks, run nothing")
 			return func(args []string) error {
-				if len(args) == 0 {
-					return fmt.Errorf("%w: schedule needs a verb: add, list, pause, resume, backfill or remove", errUsage)
-				}
-				verb := args[0]
-				rest, err := parseInterleaved(fs, args[1:])
-				if err != nil {
-					return err
-				}
-				c, err := newJobsClient(*server, *tokenFile, out)
+				verb, rest, c, err := clientCall(fs, args, server, tokenFile, "schedule", "add, list, pause, resume, backfill or remove")
 				if err != nil {
 					return err
 				}

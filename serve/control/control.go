@@ -56,7 +56,6 @@ type Server struct {
 
 	mu      sync.Mutex
 	cancels map[string]context.CancelFunc
-	done    map[string]chan struct{}
 
 	ctx  context.Context
 	stop context.CancelFunc
@@ -88,7 +87,7 @@ func Open(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{o: o, store: st, queue: make(chan string, 1<<16), cancels: map[string]context.CancelFunc{}, done: map[string]chan struct{}{}, now: o.Now, wake: make(chan struct{}, 1)}
+	s := &Server{o: o, store: st, queue: make(chan string, 1<<16), cancels: map[string]context.CancelFunc{}, now: o.Now, wake: make(chan struct{}, 1)}
 	s.ctx, s.stop = context.WithCancel(context.Background())
 	runs, err := st.list(0)
 	if err != nil {
@@ -127,16 +126,13 @@ func Open(o Options) (*Server, error) {
 func (s *Server) scheduler() {
 	defer s.wg.Done()
 	for {
-		if err := s.tick(); err != nil {
+		next, err := s.tick()
+		if err != nil {
 			fmt.Fprintf(s.o.Log, "muon serve: schedules: %v\n", err)
 		}
 		wait := s.o.Every
-		if scs, err := s.store.schedules(); err == nil {
-			for _, sc := range scs {
-				if s.withNext(sc); !sc.Paused && !sc.Next.IsZero() {
-					wait = min(wait, max(time.Until(sc.Next), time.Millisecond))
-				}
-			}
+		if !next.IsZero() {
+			wait = min(wait, max(time.Until(next), time.Millisecond))
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -258,17 +254,14 @@ func (s *Server) execute(id string) {
 	}
 	defer logf.Close()
 	ctx, cancel := context.WithCancel(s.ctx)
-	done := make(chan struct{})
 	s.mu.Lock()
-	s.cancels[id], s.done[id] = cancel, done
+	s.cancels[id] = cancel
 	s.mu.Unlock()
 	defer func() {
 		cancel()
 		s.mu.Lock()
 		delete(s.cancels, id)
-		delete(s.done, id)
 		s.mu.Unlock()
-		close(done)
 	}()
 	if _, err := s.store.update(id, func(r *Run) error {
 		r.State, r.Started = Running, time.Now().UTC()

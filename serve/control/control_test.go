@@ -73,6 +73,20 @@ func call(t *testing.T, hs *httptest.Server, method, path, token string, body an
 	return resp.StatusCode, out
 }
 
+// submit submits req with the write token and returns the run queued.
+func submit(t *testing.T, hs *httptest.Server, req SubmitRequest) Run {
+	t.Helper()
+	code, body := call(t, hs, "POST", "/api/v1/jobs", writeToken, req)
+	if code != 201 {
+		t.Fatalf("submit: %d %s", code, body)
+	}
+	var run Run
+	if err := json.Unmarshal(body, &run); err != nil {
+		t.Fatalf("submit: %s: %v", body, err)
+	}
+	return run
+}
+
 // ingestSpec counts BasicMotions' readings per device on an embedded
 // broker: a small job that runs in about a second.
 func ingestSpec(out string, bounded bool) string {
@@ -129,13 +143,9 @@ func TestAuthMatrix(t *testing.T) {
 func TestSubmitRunAndRefuse(t *testing.T) {
 	s, hs := newServer(t, t.TempDir())
 	out := t.TempDir()
-	code, body := call(t, hs, "POST", "/api/v1/jobs", writeToken, SubmitRequest{Spec: ingestSpec(out, true), Name: "ingest.yaml"})
-	if code != 201 {
-		t.Fatalf("submit: %d %s", code, body)
-	}
-	var run Run
-	if err := json.Unmarshal(body, &run); err != nil || run.State != Queued || !validID(run.ID) {
-		t.Fatalf("submitted run %s (%v)", body, err)
+	run := submit(t, hs, SubmitRequest{Spec: ingestSpec(out, true), Name: "ingest.yaml"})
+	if run.State != Queued || !validID(run.ID) {
+		t.Fatalf("submitted run %+v", run)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -143,7 +153,7 @@ func TestSubmitRunAndRefuse(t *testing.T) {
 	if err != nil || done.State != Succeeded {
 		t.Fatalf("run ended %+v (%v)", done, err)
 	}
-	code, body = call(t, hs, "GET", "/api/v1/jobs/"+run.ID, readToken, nil)
+	code, body := call(t, hs, "GET", "/api/v1/jobs/"+run.ID, readToken, nil)
 	var got Run
 	if err := json.Unmarshal(body, &got); code != 200 || err != nil || !strings.Contains(string(got.Summary), `"records_read": 4000`) && !strings.Contains(string(got.Summary), `"records_read":4000`) {
 		t.Errorf("status %d: %s", code, body)
@@ -185,12 +195,7 @@ func TestSubmitRunAndRefuse(t *testing.T) {
 // summary.
 func TestCancelUnbounded(t *testing.T) {
 	s, hs := newServer(t, t.TempDir())
-	code, body := call(t, hs, "POST", "/api/v1/jobs", writeToken, SubmitRequest{Spec: ingestSpec(t.TempDir(), false)})
-	if code != 201 {
-		t.Fatalf("submit: %d %s", code, body)
-	}
-	var run Run
-	json.Unmarshal(body, &run)
+	run := submit(t, hs, SubmitRequest{Spec: ingestSpec(t.TempDir(), false)})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	for {
@@ -240,12 +245,7 @@ func TestRestartMarksInterrupted(t *testing.T) {
 // state, what ended runs read, schedules' lag and skipped ticks.
 func TestMetrics(t *testing.T) {
 	s, hs := newServer(t, t.TempDir())
-	code, body := call(t, hs, "POST", "/api/v1/jobs", writeToken, SubmitRequest{Spec: ingestSpec(t.TempDir(), true)})
-	if code != 201 {
-		t.Fatalf("submit: %d %s", code, body)
-	}
-	var run Run
-	json.Unmarshal(body, &run)
+	run := submit(t, hs, SubmitRequest{Spec: ingestSpec(t.TempDir(), true)})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if r, err := s.Wait(ctx, run.ID); err != nil || r.State != Succeeded {
@@ -257,7 +257,7 @@ func TestMetrics(t *testing.T) {
 	if code, _ := call(t, hs, "GET", "/metrics", "", nil); code != 401 {
 		t.Errorf("/metrics without a token: %d", code)
 	}
-	code, body = call(t, hs, "GET", "/metrics", readToken, nil)
+	code, body := call(t, hs, "GET", "/metrics", readToken, nil)
 	text := string(body)
 	for _, want := range []string{
 		`muon_runs{state="succeeded"} 1`, `muon_runs{state="running"} 0`,

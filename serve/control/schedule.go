@@ -274,13 +274,21 @@ func (s *Server) queueTick(sc *Schedule, t time.Time, attempt int) (string, bool
 
 // tick fires what is due of every schedule at s.now(): missed ticks
 // within the catch-up window, the buffered tick once its predecessor
-// ended, and retries whose time came.
-func (s *Server) tick() error {
+// ended, and retries whose time came. It returns the soonest next tick
+// of the schedules not paused (zero: none).
+func (s *Server) tick() (soonest time.Time, err error) {
 	scs, err := s.store.schedules()
 	if err != nil {
-		return err
+		return soonest, err
 	}
 	now := s.now().UTC()
+	defer func() {
+		for _, sc := range scs {
+			if s.withNext(sc); !sc.Paused && !sc.Next.IsZero() && (soonest.IsZero() || sc.Next.Before(soonest)) {
+				soonest = sc.Next
+			}
+		}
+	}()
 	for _, sc := range scs {
 		if sc.Paused {
 			continue
@@ -328,17 +336,17 @@ func (s *Server) tick() error {
 			}
 			id, _, err := s.queueTick(sc, t, 0)
 			if err != nil {
-				return err
+				return soonest, err
 			}
 			sc.LastRun, sc.Attempt = id, 0
 		}
 		if changed {
 			if err := s.store.putSchedule(sc); err != nil {
-				return err
+				return soonest, err
 			}
 		}
 	}
-	return nil
+	return soonest, nil
 }
 
 // runEnded lets a schedule retry its failed run.

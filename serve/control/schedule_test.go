@@ -85,7 +85,7 @@ func TestScheduleTicksAcrossRestart(t *testing.T) {
 	if _, err := s.AddSchedule(Schedule{Name: "every-minute", Cron: "* * * * *", Spec: tinySpec(out)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.tick(); err != nil {
+	if _, err := s.tick(); err != nil {
 		t.Fatal(err)
 	}
 	c.set(at("10:01:05"))

@@ -208,7 +208,7 @@ func (fn *trainedFn) ProcessElement(ctx context.Context, _ []byte, st train.Stat
 		return err
 	}
 	man := snapshot.Manifest{
-		Name: p.Name, Model: m.Desc(), Labels: p.Train.Labels, Preprocess: pre, Metrics: withoutConfusion(metrics),
+		Name: p.Name, Model: m.Desc(), Labels: p.Train.Labels, Preprocess: pre, Metrics: manifestMetrics(metrics),
 		Compression: snapshot.Compression{Sparsity: compress.Sparsity(c), Weights: p.Spec.Weights},
 		Lineage:     snapshot.Lineage{SpecHash: p.SpecHash, MuonVersion: p.Version, Created: time.Now().UTC()},
 	}
@@ -391,10 +391,10 @@ func signed(man snapshot.Manifest, tensors []snapshot.Tensor, key ed25519.Privat
 	}
 }
 
-// withoutConfusion is metrics without their confusion matrices, which
-// model.json keeps, rounded to 6 significant digits: a snapshot carries
-// the figures its gate read.
-func withoutConfusion(metrics map[string]models.Metrics) map[string]models.Metrics {
+// manifestMetrics are the metrics a snapshot carries: the figures its gate
+// read, rounded to 6 significant digits, without the confusion matrices
+// (model.json keeps them).
+func manifestMetrics(metrics map[string]models.Metrics) map[string]models.Metrics {
 	out := make(map[string]models.Metrics, len(metrics))
 	for k, m := range metrics {
 		m.Confusion = nil

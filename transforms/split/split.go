@@ -37,37 +37,38 @@ type Params struct {
 // PCollection<featurize.Row>.
 func Holdout(s beam.Scope, p Params, rows beam.PCollection) (rest, held beam.PCollection) {
 	s = s.Scope("split.Holdout")
+	p.check("split.Holdout")
+	return beam.ParDo2(s, &holdoutFn{Params: p}, rows)
+}
+
+// check panics, naming the transform, if p's fraction is out of range.
+func (p Params) check(name string) {
 	if p.Fraction < 0 || p.Fraction > 1 {
-		panic("split.Holdout: Params.Fraction must be in [0, 1]")
+		panic(name + ": Params.Fraction must be in [0, 1]")
 	}
-	return beam.ParDo2(s, &holdoutFn{Fraction: p.Fraction, Salt: p.Salt, ByDevice: p.ByDevice}, rows)
 }
 
-type holdoutFn struct {
-	Fraction float64
-	Salt     string
-	ByDevice bool
-}
-
-func (fn *holdoutFn) ProcessElement(r featurize.Row, rest, held func(featurize.Row)) {
-	if isHeld(fn.Fraction, fn.Salt, r.Key, r.ID, fn.ByDevice) {
-		held(r)
-		return
-	}
-	rest(r)
-}
-
-// isHeld reports whether the row of key and id is held out: by a hash of
-// salt and the id (or the key, by device).
-func isHeld(fraction float64, salt, key, id string, byDevice bool) bool {
+// held reports whether the row of key and id is held out: by a hash of
+// Salt and the id (or the key, by device).
+func (p Params) held(key, id string) bool {
 	h := fnv.New64a()
-	h.Write([]byte(salt))
-	if byDevice {
+	h.Write([]byte(p.Salt))
+	if p.ByDevice {
 		h.Write([]byte(key))
 	} else {
 		h.Write([]byte(id))
 	}
-	return float64(h.Sum64()%1_000_000) < fraction*1_000_000
+	return float64(h.Sum64()%1_000_000) < p.Fraction*1_000_000
+}
+
+type holdoutFn struct{ Params Params }
+
+func (fn *holdoutFn) ProcessElement(r featurize.Row, rest, held func(featurize.Row)) {
+	if fn.Params.held(r.Key, r.ID) {
+		held(r)
+		return
+	}
+	rest(r)
 }
 
 // HoldoutBatches is Holdout over Arrow batches of arrowio.RowSchema rows:
@@ -77,17 +78,11 @@ func isHeld(fraction float64, salt, key, id string, byDevice bool) bool {
 // two, their rows copied once.
 func HoldoutBatches(s beam.Scope, p Params, batches beam.PCollection) (rest, held beam.PCollection) {
 	s = s.Scope("split.HoldoutBatches")
-	if p.Fraction < 0 || p.Fraction > 1 {
-		panic("split.HoldoutBatches: Params.Fraction must be in [0, 1]")
-	}
-	return beam.ParDo2(s, &holdoutBatchesFn{Fraction: p.Fraction, Salt: p.Salt, ByDevice: p.ByDevice}, batches)
+	p.check("split.HoldoutBatches")
+	return beam.ParDo2(s, &holdoutBatchesFn{Params: p}, batches)
 }
 
-type holdoutBatchesFn struct {
-	Fraction float64
-	Salt     string
-	ByDevice bool
-}
+type holdoutBatchesFn struct{ Params Params }
 
 func (fn *holdoutBatchesFn) ProcessElement(b arrowio.Batch, rest, held func(arrowio.Batch)) error {
 	n := b.Rows()
@@ -101,7 +96,7 @@ func (fn *holdoutBatchesFn) ProcessElement(b arrowio.Batch, rest, held func(arro
 	side := make([]bool, n)
 	nHeld := 0
 	for i := range side {
-		side[i] = isHeld(fn.Fraction, fn.Salt, v.Key(i), v.ID(i), fn.ByDevice)
+		side[i] = fn.Params.held(v.Key(i), v.ID(i))
 		if side[i] {
 			nHeld++
 		}

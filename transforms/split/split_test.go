@@ -14,7 +14,7 @@ import (
 
 // holdout runs holdoutFn over rows directly.
 func holdout(p Params, rows []featurize.Row) (rest, held []featurize.Row) {
-	fn := &holdoutFn{Fraction: p.Fraction, Salt: p.Salt, ByDevice: p.ByDevice}
+	fn := &holdoutFn{Params: p}
 	for _, r := range rows {
 		fn.ProcessElement(r, func(r featurize.Row) { rest = append(rest, r) }, func(r featurize.Row) { held = append(held, r) })
 	}
@@ -108,7 +108,7 @@ func TestHoldoutBatches(t *testing.T) {
 			want[r.ID] = true
 		}
 		var rest, held []arrowio.Batch
-		fn := &holdoutBatchesFn{Fraction: p.Fraction, Salt: p.Salt, ByDevice: p.ByDevice}
+		fn := &holdoutBatchesFn{Params: p}
 		if err := fn.ProcessElement(b, func(b arrowio.Batch) { rest = append(rest, b) }, func(b arrowio.Batch) { held = append(held, b) }); err != nil {
 			t.Fatal(err)
 		}
