@@ -254,7 +254,9 @@ func accuracies(states []train.State) []string {
 // Early stopping: validation labels that are all wrong make the loss
 // rise as the model learns; training stops after Patience epochs without a
 // better one, later epochs train nothing, and the best epoch's model is
-// kept.
+// kept: with two shards (a round a epoch), and with one, where training,
+// validation and early stopping run in one stage and still report every
+// epoch.
 func TestEarlyStopping(t *testing.T) {
 	tr := loadDigits(t, "optdigits.tra", "tra")
 	te := loadDigits(t, "optdigits.tes", "tes")
@@ -262,23 +264,24 @@ func TestEarlyStopping(t *testing.T) {
 		c, _ := strconv.Atoi(l)
 		te.labels[i] = strconv.Itoa((c + 1) % 10)
 	}
-	p := softmaxParams(6, 2)
-	p.Patience = 2
-	states := runTraining(t, p, tr.batches(500), te.batches(500))
-	epochs, final := states[:len(states)-1], states[len(states)-1]
-	if len(epochs) != 6 {
-		t.Fatalf("%d epoch reports, want 6", len(epochs))
-	}
-	if final.Best != 1 || !final.Stopped {
-		t.Fatalf("best epoch %d, stopped %v; want 1, true (losses %v)", final.Best, final.Stopped, losses(epochs))
-	}
-	for _, s := range epochs[3:] {
-		if s.Rows != 0 {
-			t.Errorf("epoch %d trained on %d rows after stopping at epoch 3", s.Epoch, s.Rows)
-		}
-	}
-	if fmt.Sprint(final.BestParams) != fmt.Sprint(epochs[0].Params) {
-		t.Error("the kept model is not epoch 1's")
+	for _, shards := range []int{2, 1} {
+		t.Run(fmt.Sprintf("%d shards", shards), func(t *testing.T) {
+			p := softmaxParams(6, shards)
+			p.Patience = 2
+			states := runTraining(t, p, tr.batches(500), te.batches(500))
+			epochs, final := states[:len(states)-1], states[len(states)-1]
+			if len(epochs) != 6 || final.Best != 1 || !final.Stopped {
+				t.Fatalf("%d reports, best epoch %d, stopped %v; want 6, 1, true (losses %v)", len(epochs), final.Best, final.Stopped, losses(epochs))
+			}
+			for _, s := range epochs[3:] {
+				if s.Rows != 0 {
+					t.Errorf("epoch %d trained on %d rows after stopping at epoch 3", s.Epoch, s.Rows)
+				}
+			}
+			if fmt.Sprint(final.BestParams) != fmt.Sprint(epochs[0].Params) || final.Val.N != len(te.ids) {
+				t.Errorf("the kept model is not epoch 1's, or validation measured %d rows", final.Val.N)
+			}
+		})
 	}
 }
 
@@ -434,32 +437,6 @@ func TestPipelineSizeDoesNotGrowWithEpochs(t *testing.T) {
 	p.SyncEvery = 1
 	if e30, e10 := edges(t, p), edges(t, softmaxParams(10, 4)); e30 <= e10 {
 		t.Errorf("sync_every 1: %d transforms for 30 rounds, %d for 10", e30, e10)
-	}
-}
-
-// With one shard, training, validation and early stopping run in one
-// stage and still report every epoch: the kept model is the best epoch's.
-func TestEarlyStoppingOneShard(t *testing.T) {
-	tr := loadDigits(t, "optdigits.tra", "tra")
-	te := loadDigits(t, "optdigits.tes", "tes")
-	for i, l := range te.labels {
-		c, _ := strconv.Atoi(l)
-		te.labels[i] = strconv.Itoa((c + 1) % 10)
-	}
-	p := softmaxParams(6, 1)
-	p.Patience = 2
-	states := runTraining(t, p, tr.batches(500), te.batches(500))
-	epochs, final := states[:len(states)-1], states[len(states)-1]
-	if len(epochs) != 6 || final.Best != 1 || !final.Stopped {
-		t.Fatalf("%d reports, best epoch %d, stopped %v; want 6, 1, true (losses %v)", len(epochs), final.Best, final.Stopped, losses(epochs))
-	}
-	for _, s := range epochs[3:] {
-		if s.Rows != 0 {
-			t.Errorf("epoch %d trained on %d rows after stopping at epoch 3", s.Epoch, s.Rows)
-		}
-	}
-	if fmt.Sprint(final.BestParams) != fmt.Sprint(epochs[0].Params) || final.Val.N != len(te.ids) {
-		t.Errorf("the kept model is not epoch 1's, or validation measured %d rows", final.Val.N)
 	}
 }
 
