@@ -9,7 +9,6 @@ import (
 	"hash/fnv"
 	"reflect"
 
-	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
@@ -92,23 +91,22 @@ func (fn *fitRocketFn) ProcessElement(_ []byte, iter func(*arrowio.Batch) bool, 
 	binary.LittleEndian.PutUint64(seed[:], fn.Params.Seed)
 	var b arrowio.Batch
 	for iter(&b) {
-		vals, n, dim, err := arrowio.Features(b.Record)
+		v, err := arrowio.View(b)
 		if err != nil {
-			return err
+			return fmt.Errorf("featurize: %w", err)
 		}
-		if n > 0 && dim != width {
-			return fmt.Errorf("featurize: series rows of %d values for MiniRocket of %d channels of %d", dim, fn.Channels, fn.Length)
+		if v.Rows() > 0 && v.Dim() != width {
+			return fmt.Errorf("featurize: series rows of %d values for MiniRocket of %d channels of %d", v.Dim(), fn.Channels, fn.Length)
 		}
-		ids := b.Record.Column(arrowio.IDIndex).(*array.String)
-		for i := 0; i < n; i++ {
+		for i := 0; i < v.Rows(); i++ {
 			h := fnv.New64a()
 			h.Write(seed[:])
-			h.Write([]byte(ids.Value(i)))
-			x := sampled{key: h.Sum64(), id: ids.Value(i)}
+			h.Write([]byte(v.ID(i)))
+			x := sampled{key: h.Sum64(), id: v.ID(i)}
 			if len(kept) == MaxFitSeries && (x.key > kept[0].key || x.key == kept[0].key && x.id > kept[0].id) {
 				continue // above the largest kept
 			}
-			x.values = append([]float64(nil), vals[i*dim:(i+1)*dim]...)
+			x.values = append([]float64(nil), v.Features(i)...)
 			heap.Push(&kept, x)
 			if len(kept) > MaxFitSeries {
 				heap.Pop(&kept)
