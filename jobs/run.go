@@ -39,6 +39,9 @@ type RunOptions struct {
 	Version string
 	// Progress receives progress lines (replays, the job running).
 	Progress io.Writer
+	// Live, if set, receives the job's metrics about once a second while
+	// its pipeline runs.
+	Live *Live
 }
 
 // Check checks spec's job before anything starts: the kind exists and what
@@ -200,9 +203,15 @@ func Run(ctx context.Context, spec *configs.Spec, o RunOptions) (*Summary, error
 	done := make(chan struct{})
 	go running(progress, done)
 	cpu0 := cpuSeconds()
+	if o.Live != nil {
+		o.Runner.Live = o.Live.Update
+	}
 	res, err := runners.Run(context.WithoutCancel(ctx), p, o.Runner)
 	sum.CPUSeconds = cpuSeconds() - cpu0
 	close(done)
+	if o.Live != nil && err == nil {
+		o.Live.Update(res) // the final figures
+	}
 	if res != nil && res.Refused > 0 {
 		fmt.Fprintf(progress, "muon: warning: the edge runner refused %d connection(s) from other processes to its endpoints\n", res.Refused)
 	}

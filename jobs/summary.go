@@ -96,6 +96,9 @@ type TrainSummary struct {
 	ModelFile  string          `json:"model_file"`
 	Snapshot   *publish.Result `json:"snapshot,omitempty"`
 	EpochsFile string          `json:"epochs_file"`
+	// Curve is the training curve, from the runner's metrics (the
+	// epochs file has the same on the worker's disk).
+	Curve []train.Point `json:"curve,omitempty"`
 }
 
 // StreamSummary is what a train job on a stream published.

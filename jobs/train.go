@@ -363,7 +363,8 @@ func (trainJob) Summarize(ctx context.Context, spec *configs.Spec, res *runners.
 	}
 	f.Validation.Confusion = nil
 	ts := &TrainSummary{Final: f, TargetCap: spec.Training.TargetCap, Model: m.String(), Params: m.NumParams(),
-		Rows: res.Counter(batch.Namespace, batch.MetricRows), ModelFile: ModelFile(spec), EpochsFile: EpochsFile(spec)}
+		Rows: res.Counter(batch.Namespace, batch.MetricRows), ModelFile: ModelFile(spec), EpochsFile: EpochsFile(spec),
+		Curve: train.CurveFrom(res.Counters)}
 	if spec.Snapshot.Key != "" {
 		published := res.Counter(publish.Namespace, publish.Published) > 0
 		seq := res.Counter(publish.Namespace, publish.Version)

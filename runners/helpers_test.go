@@ -13,6 +13,7 @@ func init() {
 	register.DoFn2x0[context.Context, int](&countFn{})
 	register.DoFn1x0[int](&blockFn{})
 	register.DoFn1x0[int](&slowFailFn{})
+	register.DoFn2x1[context.Context, int, error](&countThenWaitFn{})
 }
 
 // slowFailFn fails its bundle in FinishBundle after a while, so the runner
@@ -44,4 +45,21 @@ type blockFn struct{}
 func (fn *blockFn) ProcessElement(_ int) {
 	blockStarted <- struct{}{}
 	<-blockRelease
+}
+
+// liveRelease lets TestEdgeLiveMetrics hold a bundle open until the
+// job's live metrics show what the bundle counted.
+var liveRelease chan struct{}
+
+type countThenWaitFn struct{}
+
+func (fn *countThenWaitFn) ProcessElement(ctx context.Context, _ int) error {
+	beam.NewCounter("runners_test", "live").Inc(ctx, 5)
+	beam.NewGauge("runners_test", "level").Set(ctx, 42)
+	select {
+	case <-liveRelease:
+		return nil
+	case <-time.After(30 * time.Second):
+		return errors.New("countThenWaitFn: the live metrics never showed the count")
+	}
 }

@@ -61,6 +61,13 @@ type Options struct {
 	// Verbose keeps Beam's and prism's own logging. Default: only errors
 	// returned by Run.
 	Verbose bool
+	// Live, if set, receives the job's metrics so far about every
+	// LiveEvery while it runs (from the runner's job service: committed
+	// values of finished bundles, tentative ones of running bundles), on
+	// a goroutine of its own. Each call gets a new Result.
+	Live func(*Result)
+	// LiveEvery is how often Live is called. Default 1s.
+	LiveEvery time.Duration
 }
 
 // Result is what a finished job leaves.
@@ -69,6 +76,8 @@ type Result struct {
 	Elapsed  time.Duration
 	Counters map[string]int64 // "namespace/name" → committed or attempted value
 	Dists    map[string]metrics.DistributionValue
+	// Gauges are the gauges' last values, "namespace/name" → value.
+	Gauges map[string]int64
 	// Refused counts connections the edge runner's endpoints refused
 	// during the job because another process made them.
 	Refused int64
@@ -116,10 +125,18 @@ func Run(ctx context.Context, p *beam.Pipeline, o Options) (*Result, error) {
 		*jobopts.JobName = o.JobName
 	}
 	start := time.Now()
-	res := &Result{Counters: map[string]int64{}, Dists: map[string]metrics.DistributionValue{}}
+	res := newResult()
 	switch o.Kind {
 	case Edge, "":
 		refused := localonly.Refused()
+		if o.Live != nil {
+			client, err := edgeJobService()
+			if err != nil {
+				return res, fmt.Errorf("%s job: %w", o.Kind, err)
+			}
+			stop := watchEdge(client, *jobopts.JobName, o)
+			defer stop()
+		}
 		pr, err := prism.Execute(ctx, p)
 		res.Elapsed = time.Since(start)
 		res.Refused = localonly.Refused() - refused
@@ -128,7 +145,7 @@ func Run(ctx context.Context, p *beam.Pipeline, o Options) (*Result, error) {
 			return res, fmt.Errorf("%s job: %w", o.Kind, condense(err, o.Verbose))
 		}
 		res.JobID = pr.JobID()
-		collect(res, pr.Metrics())
+		collect(res, pr.Metrics(), false)
 		return res, nil
 	case Flink:
 		if o.Endpoint == "" {
@@ -140,10 +157,14 @@ func Run(ctx context.Context, p *beam.Pipeline, o Options) (*Result, error) {
 		}
 		defer job.stop()
 		res.JobID = job.id
+		if o.Live != nil {
+			stop := watch(job.client, func(context.Context) (string, error) { return job.id, nil }, o)
+			defer stop()
+		}
 		final, err := awaitDone(ctx, job.client, job.id)
 		res.Elapsed = time.Since(start)
 		if final != nil {
-			collect(res, *final)
+			collect(res, *final, false)
 		}
 		if err != nil {
 			return res, fmt.Errorf("%s job: %w", o.Kind, condense(err, o.Verbose))
@@ -197,12 +218,30 @@ func cancelJob(ctx context.Context, client jobpb.JobServiceClient, job string) e
 	return ctx.Err()
 }
 
-func collect(res *Result, m metrics.Results) {
+func newResult() *Result {
+	return &Result{Counters: map[string]int64{}, Dists: map[string]metrics.DistributionValue{}, Gauges: map[string]int64{}}
+}
+
+// collect adds m's metrics to res: committed values where the runner has
+// them, else attempted ones; live, the larger of the two (a running
+// bundle's counts are attempted until it commits).
+func collect(res *Result, m metrics.Results, live bool) {
 	all := m.AllMetrics()
+	at := map[string]time.Time{}
+	for _, g := range all.Gauges() {
+		v := g.Committed
+		if v.Timestamp.IsZero() || g.Attempted.Timestamp.After(v.Timestamp) {
+			v = g.Attempted
+		}
+		k := g.Key.Namespace + "/" + g.Key.Name
+		if t, ok := at[k]; !ok || v.Timestamp.After(t) {
+			res.Gauges[k], at[k] = v.Value, v.Timestamp
+		}
+	}
 	for _, c := range all.Counters() {
 		k := c.Key.Namespace + "/" + c.Key.Name
 		v := c.Committed
-		if v == 0 {
+		if v == 0 || live && c.Attempted > v {
 			v = c.Attempted
 		}
 		res.Counters[k] += v
@@ -210,7 +249,7 @@ func collect(res *Result, m metrics.Results) {
 	for _, d := range all.Distributions() {
 		k := d.Key.Namespace + "/" + d.Key.Name
 		v := d.Committed
-		if v.Count == 0 {
+		if v.Count == 0 || live && d.Attempted.Count > v.Count {
 			v = d.Attempted
 		}
 		res.Dists[k] = v

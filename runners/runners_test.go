@@ -5,7 +5,10 @@ import (
 	"errors"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 )
@@ -122,5 +125,30 @@ func TestCondensePutsTheCauseFirst(t *testing.T) {
 	plain := errors.New("job server unreachable")
 	if condense(plain, false) != plain {
 		t.Error("an error without a plan changed")
+	}
+}
+
+// The edge runner reports a job's metrics while it runs: the bundle that
+// counted is still open when Live sees its count.
+func TestEdgeLiveMetrics(t *testing.T) {
+	liveRelease = make(chan struct{})
+	var once sync.Once
+	var calls atomic.Int64
+	p, s := beam.NewPipelineWithRoot()
+	beam.ParDo0(s, &countThenWaitFn{}, beam.Create(s, 1))
+	res, err := Run(context.Background(), p, Options{Kind: Edge, JobName: "live-test", LiveEvery: 50 * time.Millisecond, Live: func(r *Result) {
+		calls.Add(1)
+		if r.Counter("runners_test", "live") == 5 && r.Gauges["runners_test/level"] == 42 {
+			once.Do(func() { close(liveRelease) })
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.Counter("runners_test", "live"); got != 5 {
+		t.Errorf("final count %d, want 5", got)
+	}
+	if calls.Load() == 0 {
+		t.Error("Live was never called")
 	}
 }

@@ -83,6 +83,8 @@ func runCmd() *command {
 			fs.Var(&sets, "set", "override a spec field, `path=value` (repeatable), e.g. --set kafka.brokers=[127.0.0.1:9092]")
 			verbose := fs.Bool("verbose", false, "show Beam's and the runner's own logs")
 			cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to `file` (read it with go tool pprof)")
+			metricsAddr := fs.String("metrics", "", "serve the running job's metrics in Prometheus' format at http://`address`/metrics (e.g. 127.0.0.1:9464; needs --metrics-tokens)")
+			metricsTokens := fs.String("metrics-tokens", "", "`file` of bearer tokens for --metrics, lines \"read TOKEN\" (as muon serve's --tokens)")
 			return func(args []string) error {
 				if len(args) > 0 {
 					return fmt.Errorf("%w: unexpected arguments %v", errUsage, args)
@@ -120,7 +122,18 @@ func runCmd() *command {
 					}
 					defer stop()
 				}
-				return runJobs(config, specs, opts, out)
+				var live *liveMetrics
+				if *metricsAddr != "" || *metricsTokens != "" {
+					if *metricsAddr == "" || *metricsTokens == "" {
+						return fmt.Errorf("%w: --metrics and --metrics-tokens go together: every endpoint needs a token (a file of lines \"read TOKEN\")", errUsage)
+					}
+					var err error
+					if live, err = serveMetrics(*metricsAddr, *metricsTokens, out); err != nil {
+						return err
+					}
+					defer live.close()
+				}
+				return runJobs(config, specs, opts, live, out)
 			}
 		},
 	}
@@ -129,7 +142,7 @@ func runCmd() *command {
 // runJobs checks every job (jobs.CheckAll), then runs specs one after
 // another, sharing one embedded broker among those without brokers when
 // there are several, and prints each summary.
-func runJobs(config []string, specs []*configs.Spec, opts []runners.Options, out *streams) error {
+func runJobs(config []string, specs []*configs.Spec, opts []runners.Options, live *liveMetrics, out *streams) error {
 	if i, err := jobs.CheckAll(context.Background(), specs); err != nil {
 		return fmt.Errorf("%s: %w", config[i], err)
 	}
@@ -154,7 +167,12 @@ func runJobs(config []string, specs []*configs.Spec, opts []runners.Options, out
 		} else {
 			unlisten = stopOnSignal(stop, out.stderr)
 		}
-		sum, err := jobs.Run(ctx, spec, jobs.RunOptions{Runner: opts[i], Broker: shared, Version: muonVersion(), Progress: out.stderr})
+		ro := jobs.RunOptions{Runner: opts[i], Broker: shared, Version: muonVersion(), Progress: out.stderr}
+		if live != nil {
+			ro.Live = jobs.NewLive(spec)
+			live.set(ro.Live)
+		}
+		sum, err := jobs.Run(ctx, spec, ro)
 		unlisten()
 		stop()
 		if sum != nil {

@@ -292,6 +292,7 @@ type readBase struct {
 	Params Params
 
 	conns   map[string]*partitionConn
+	lags    map[string]beam.Gauge
 	est     *endEstimator
 	journal *journal // Params.Group's, for unbounded reads with a group
 }
@@ -490,6 +491,21 @@ func readBatch(p partitionRange, conn *kafka.Conn, params Params, maxWait time.D
 		}
 		dst = append(dst, r)
 	}
+}
+
+// lag sets the gauge of how many records p's partition holds past what
+// this read has fetched: Kafka lag, live.
+func (fn *readBase) lag(ctx context.Context, p partitionRange, n int64) {
+	k := p.key()
+	g, ok := fn.lags[k]
+	if !ok {
+		if fn.lags == nil {
+			fn.lags = map[string]beam.Gauge{}
+		}
+		g = beam.NewGauge(ReadNamespace, MetricLag+"/"+k)
+		fn.lags[k] = g
+	}
+	g.Set(ctx, max(n, 0))
 }
 
 func countFetch(ctx context.Context, rs []Record) {
@@ -816,6 +832,7 @@ func (fn *readBase) readUnbounded(ctx context.Context, we *watermarkEstimator, b
 		if fn.est != nil {
 			fn.est.hwm.Store(max(hwm, next))
 		}
+		fn.lag(ctx, p, hwm-pc.next)
 		for i := range buf {
 			if !rt.TryClaim(buf[i].Offset) {
 				countFetch(ctx, buf[:i])
@@ -960,4 +977,7 @@ const (
 	// MetricGaveUp + "/" + why: an unbounded read stopped a partition's
 	// source after ReconnectFor of failures.
 	MetricGaveUp = "gave_up"
+	// MetricLag + "/" + topic + "/" + partition is a gauge of the records
+	// an unbounded read's partition holds past what it fetched.
+	MetricLag = "lag"
 )

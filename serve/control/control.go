@@ -56,6 +56,7 @@ type Server struct {
 
 	mu      sync.Mutex
 	cancels map[string]context.CancelFunc
+	live    map[string]*jobs.Live // the running runs' metrics so far
 
 	ctx  context.Context
 	stop context.CancelFunc
@@ -87,7 +88,7 @@ func Open(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{o: o, store: st, queue: make(chan string, 1<<16), cancels: map[string]context.CancelFunc{}, now: o.Now, wake: make(chan struct{}, 1)}
+	s := &Server{o: o, store: st, queue: make(chan string, 1<<16), cancels: map[string]context.CancelFunc{}, live: map[string]*jobs.Live{}, now: o.Now, wake: make(chan struct{}, 1)}
 	s.ctx, s.stop = context.WithCancel(context.Background())
 	runs, err := st.list(0)
 	if err != nil {
@@ -276,10 +277,20 @@ func (s *Server) execute(id string) {
 		return
 	}
 	kind, _ := runners.Parse(sp.Runner)
+	live := jobs.NewLive(sp)
+	s.mu.Lock()
+	s.live[id] = live
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.live, id)
+		s.mu.Unlock()
+	}()
 	sum, err := jobs.Run(ctx, sp, jobs.RunOptions{
 		Runner:   runners.Options{Kind: kind, Endpoint: sp.Endpoint, JobName: sp.Name},
 		Version:  s.o.Version,
 		Progress: logf,
+		Live:     live,
 	})
 	if sum != nil {
 		b, _ := json.MarshalIndent(sum, "", "  ")
@@ -465,10 +476,42 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request) *Run {
 	return run
 }
 
+// RunStatus is a run with, while it runs, its metrics so far.
+type RunStatus struct {
+	*Run
+	Live *jobs.LiveView `json:"live,omitempty"`
+}
+
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	if run := s.run(w, r); run != nil {
-		writeJSON(w, http.StatusOK, run)
+		writeJSON(w, http.StatusOK, RunStatus{Run: run, Live: s.liveView(run.ID)})
 	}
+}
+
+// liveView is run id's metrics so far, nil unless it runs and has some.
+func (s *Server) liveView(id string) *jobs.LiveView {
+	s.mu.Lock()
+	l := s.live[id]
+	s.mu.Unlock()
+	if l == nil {
+		return nil
+	}
+	v, ok := l.View()
+	if !ok {
+		return nil
+	}
+	return &v
+}
+
+// running lists the running runs' metrics.
+func (s *Server) running() []*jobs.Live {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*jobs.Live, 0, len(s.live))
+	for _, l := range s.live {
+		out = append(out, l)
+	}
+	return out
 }
 
 func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {

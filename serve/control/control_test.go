@@ -208,7 +208,27 @@ func TestCancelUnbounded(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	time.Sleep(3 * time.Second) // let it read
+	// While it runs, its status and /metrics show what it has read so far.
+	for {
+		code, body := call(t, hs, "GET", "/api/v1/jobs/"+run.ID, readToken, nil)
+		var st RunStatus
+		if code != 200 || json.Unmarshal(body, &st) != nil {
+			t.Fatalf("status: %d %s", code, body)
+		}
+		if st.Live != nil && st.Live.Read > 0 && st.Live.KafkaLag != nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("no live metrics in a minute: %s", body)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	_, body := call(t, hs, "GET", "/metrics", readToken, nil)
+	for _, want := range []string{`muon_runs{state="running"} 1`, `muon_running_job_records_read_total{job="ingest",kind="ingest"}`, `muon_kafka_lag_records{job="ingest",topic="sensors"}`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics while the job runs lacks %s", want)
+		}
+	}
 	if code, body := call(t, hs, "POST", "/api/v1/jobs/"+run.ID+"/cancel", writeToken, nil); code != 202 {
 		t.Fatalf("cancel: %d %s", code, body)
 	}

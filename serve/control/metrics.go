@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/muonml/muon/jobs"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -123,9 +124,10 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // metricsHandler serves /metrics in Prometheus' text format: the server's
-// own collector and the Go runtime's.
+// own collector, the running job's (jobs.LiveCollector) and the Go
+// runtime's.
 func (s *Server) metricsHandler() http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collector{s}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collector{s}, jobs.LiveCollector{Jobs: s.running}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Timeout: 10 * time.Second})
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -42,6 +43,12 @@ const (
 	Windows    = "windows"
 	WindowRows = "windows.rows"
 	WindowSeqs = "windows.seq"
+	// CurvePrefix + "<epoch>." + rows, train_loss, validation_loss and
+	// validation_metric (accuracy, or RMSE for regression) are an epoch's
+	// figures as Progress reports it: the training curve, read back from
+	// the runner's metrics by CurveFrom, live and at the end, on any
+	// runner.
+	CurvePrefix = "curve."
 	// Scale is how many units of a Beam metric make 1.
 	Scale = 1e9
 )
@@ -128,6 +135,56 @@ func (c Counters) metricsFrom(prefix string) (models.Metrics, bool) {
 	return m, true
 }
 
+// Point is one epoch (or round of epochs) of a training curve.
+type Point struct {
+	Epoch     int     `json:"epoch"`
+	Rows      int64   `json:"rows"`
+	TrainLoss float64 `json:"train_loss"`
+	// ValidationLoss and ValidationMetric (accuracy, or RMSE for a
+	// regression) are absent without validation rows.
+	ValidationLoss   *float64 `json:"validation_loss,omitempty"`
+	ValidationMetric *float64 `json:"validation_metric,omitempty"`
+}
+
+// CurveFrom reads the training curve Progress reported from a job's
+// counters, by epoch; none if nothing was reported yet.
+func CurveFrom(c Counters) []Point {
+	byEpoch := map[int]*Point{}
+	for k, v := range c {
+		rest, ok := strings.CutPrefix(k, Namespace+"/"+CurvePrefix)
+		if !ok {
+			continue
+		}
+		e, field, _ := strings.Cut(rest, ".")
+		epoch, err := strconv.Atoi(e)
+		if err != nil {
+			continue
+		}
+		p := byEpoch[epoch]
+		if p == nil {
+			p = &Point{Epoch: epoch}
+			byEpoch[epoch] = p
+		}
+		f := float64(v) / Scale
+		switch field {
+		case "rows":
+			p.Rows = v
+		case "train_loss":
+			p.TrainLoss = f
+		case "validation_loss":
+			p.ValidationLoss = &f
+		case "validation_metric":
+			p.ValidationMetric = &f
+		}
+	}
+	out := make([]Point, 0, len(byEpoch))
+	for _, p := range byEpoch {
+		out = append(out, *p)
+	}
+	slices.SortFunc(out, func(a, b Point) int { return a.Epoch - b.Epoch })
+	return out
+}
+
 // Final is how the model a bounded train job kept was trained and how it
 // measures: kept in its model file, and reported in metrics by Save.
 type Final struct {
@@ -203,6 +260,16 @@ func (fn *progressFn) ProcessElement(ctx context.Context, st State) error {
 	fmt.Fprintf(os.Stderr, "muon: %s: train loss %.4f on %d rows (%s), %s%s\n",
 		epochs, st.TrainLoss, st.Rows, speed, validation, stopped)
 	setInt(ctx, Epochs, int64(max(1, st.Span)))
+	setInt(ctx, fmt.Sprintf("%s%d.rows", CurvePrefix, st.Epoch), st.Rows)
+	setFloat(ctx, fmt.Sprintf("%s%d.train_loss", CurvePrefix, st.Epoch), st.TrainLoss)
+	if st.Val.N > 0 {
+		setFloat(ctx, fmt.Sprintf("%s%d.validation_loss", CurvePrefix, st.Epoch), st.Val.Loss)
+		metric := st.Val.Accuracy
+		if st.Val.Confusion == nil {
+			metric = st.Val.RMSE
+		}
+		setFloat(ctx, fmt.Sprintf("%s%d.validation_metric", CurvePrefix, st.Epoch), metric)
+	}
 	if fn.Path == "" {
 		return nil
 	}
