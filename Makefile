@@ -44,8 +44,9 @@ keys/muon.key: | $(BIN)
 $(BIN): build
 
 # Unit tests, lint, then the integration tests against Apache Kafka and
-# Beam's Flink job server (both started and stopped here) and the embedded
-# broker.
+# Beam's Flink job server (both started and stopped here), the embedded
+# broker, and headless Chromium for the dashboard (installed from Debian's
+# packages when missing).
 test: lint unit integration
 
 unit: $(BEAM)
@@ -61,9 +62,10 @@ integration: $(BEAM)
 	set -euo pipefail; \
 	trap 'integration/kafka/stop.sh $(KAFKA_PORT); integration/flink/stop.sh $(FLINK_PORT)' EXIT; \
 	export "$$(integration/python/venv.sh)"; \
+	export "$$(integration/browser/install.sh)"; \
 	export "$$(integration/kafka/start.sh $(KAFKA_PORT))"; \
 	export "$$(integration/flink/start.sh $(FLINK_PORT))"; \
-	MUON_REQUIRE_KAFKA=1 MUON_REQUIRE_FLINK=1 MUON_REQUIRE_PYTHON=1 $(GO) test -count=1 -tags integration -timeout 20m -v ./integration/... 2>&1 | \
+	MUON_REQUIRE_KAFKA=1 MUON_REQUIRE_FLINK=1 MUON_REQUIRE_PYTHON=1 MUON_REQUIRE_BROWSER=1 $(GO) test -count=1 -tags integration -timeout 20m -v ./integration/... 2>&1 | \
 		grep -E --line-buffered '^(=== RUN|--- |PASS|FAIL|ok|panic|CHAOS)|_test.go:' ; exit $${PIPESTATUS[0]}
 
 # The fault suite: every fault scenario (integration/chaos_test.go) against

@@ -1,6 +1,8 @@
 package jobs
 
 import (
+	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"strings"
@@ -25,11 +27,17 @@ import (
 type Live struct {
 	name, kind string
 	branches   []string
+	// Log, if set, gets a line per epoch as the training curve grows:
+	// the epochs of a job whose workers print them somewhere else.
+	Log    io.Writer
+	logged int
 
 	mu      sync.Mutex
 	res     *runners.Result
 	started time.Time
 	history []LiveSample
+	// lastHist is the latency histogram at the previous sample.
+	lastHist map[string]int64
 }
 
 // LiveSample is one point of a running job's throughput and latency.
@@ -38,7 +46,7 @@ type LiveSample struct {
 	// ReadPerSecond is records read per second since the previous sample.
 	ReadPerSecond float64 `json:"read_per_second"`
 	// LatencyP99Ms is the p99 latency of the predictions made since the
-	// job started (0 for jobs that make none).
+	// previous sample (0 when there were none).
 	LatencyP99Ms float64 `json:"latency_p99_ms"`
 	read         int64
 }
@@ -60,11 +68,14 @@ func (l *Live) Update(res *runners.Result) {
 	now := time.Now()
 	read := res.Counter(kafkaio.ReadNamespace, kafkaio.MetricRecords)
 	s := LiveSample{Time: now, read: read}
-	var p99 float64
+	// The p99 of the predictions made since the previous sample: the
+	// histograms' growth, all branches together.
+	hist := map[string]int64{}
 	for _, b := range l.branches {
-		p99 = max(p99, infer.LatencyQuantiles(res.Under(infer.Namespace(b), ""), 0.99)[0])
+		for k, n := range res.Under(infer.Namespace(b), infer.LatencyCounter) {
+			hist[infer.LatencyCounter+k] += n
+		}
 	}
-	s.LatencyP99Ms = p99
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if n := len(l.history); n > 0 {
@@ -72,11 +83,33 @@ func (l *Live) Update(res *runners.Result) {
 			s.ReadPerSecond = float64(read-prev.read) / now.Sub(prev.Time).Seconds()
 		}
 	}
+	delta := map[string]int64{}
+	for k, n := range hist {
+		delta[k] = n - l.lastHist[k]
+	}
+	s.LatencyP99Ms = infer.LatencyQuantiles(delta, 0.99)[0]
+	l.lastHist = hist
 	if len(l.history) == liveHistory {
 		l.history = slices.Delete(l.history, 0, 1)
 	}
 	l.history = append(l.history, s)
 	l.res = res
+	if l.Log != nil {
+		for _, p := range train.CurveFrom(res.Counters) {
+			if p.Epoch <= l.logged {
+				continue
+			}
+			l.logged = p.Epoch
+			val := ""
+			if p.ValidationLoss != nil {
+				val = fmt.Sprintf(", validation loss %.4f", *p.ValidationLoss)
+			}
+			if p.ValidationMetric != nil {
+				val += fmt.Sprintf(" (metric %.4f)", *p.ValidationMetric)
+			}
+			fmt.Fprintf(l.Log, "muon: epoch %d: train loss %.4f on %d rows%s\n", p.Epoch, p.TrainLoss, p.Rows, val)
+		}
+	}
 }
 
 // LiveView is what a running job has done so far.

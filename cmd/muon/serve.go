@@ -7,17 +7,20 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/muonml/muon/internal/auth"
 	"github.com/muonml/muon/internal/printable"
+	"github.com/muonml/muon/jobs"
 	"github.com/muonml/muon/serve/control"
 	"github.com/muonml/muon/serve/predict"
 )
@@ -174,11 +177,14 @@ func jobsCmd() *command {
 					if err != nil {
 						return err
 					}
-					var run control.Run
+					var run control.RunStatus
 					if err := c.do("GET", "/api/v1/jobs/"+id, nil, &run); err != nil {
 						return err
 					}
-					printRun(out.stdout, &run)
+					printRun(out.stdout, run.Run)
+					if run.Live != nil {
+						printLive(out.stdout, run.Live)
+					}
 				case "cancel":
 					id, err := needID()
 					if err != nil {
@@ -213,6 +219,27 @@ func envOr(name, def string) string {
 		return v
 	}
 	return def
+}
+
+// printLive prints a running job's metrics so far.
+func printLive(w io.Writer, l *jobs.LiveView) {
+	var dead int64
+	for _, n := range l.DeadLetters {
+		dead += n
+	}
+	fmt.Fprintf(w, "so far     %d records read, %d written, %d dead letters\n", l.Read, l.Written, dead)
+	if n := len(l.History); n > 0 {
+		fmt.Fprintf(w, "rate       %.0f records/s\n", l.History[n-1].ReadPerSecond)
+	}
+	for _, t := range slices.Sorted(maps.Keys(l.KafkaLag)) {
+		fmt.Fprintf(w, "kafka lag  %s: %d records\n", printable.String(t, 200), l.KafkaLag[t])
+	}
+	for _, b := range l.Branches {
+		fmt.Fprintf(w, "branch     %s: %d predictions by version %d, p99 latency %.1f ms\n", printable.String(b.Name, 80), b.Predictions, b.ModelVersion, b.LatencyP99Ms)
+	}
+	if n := len(l.Curve); n > 0 {
+		fmt.Fprintf(w, "training   epoch %d: train loss %.4f\n", l.Curve[n-1].Epoch, l.Curve[n-1].TrainLoss)
+	}
 }
 
 func printRun(w io.Writer, r *control.Run) {

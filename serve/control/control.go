@@ -278,6 +278,7 @@ func (s *Server) execute(id string) {
 	}
 	kind, _ := runners.Parse(sp.Runner)
 	live := jobs.NewLive(sp)
+	live.Log = logf // the epochs, which the job's workers print elsewhere
 	s.mu.Lock()
 	s.live[id] = live
 	s.mu.Unlock()
@@ -347,6 +348,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/jobs/{id}", s.auth(auth.Read, s.status))
 	mux.HandleFunc("POST /api/v1/jobs/{id}/cancel", s.auth(auth.Write, s.cancel))
 	mux.HandleFunc("GET /api/v1/jobs/{id}/logs", s.auth(auth.Read, s.logs))
+	mux.HandleFunc("GET /api/v1/models", s.auth(auth.Read, s.models))
 	metrics := s.metricsHandler()
 	mux.HandleFunc("GET /metrics", s.auth(auth.Read, metrics.ServeHTTP))
 	mux.HandleFunc("POST /api/v1/schedules", s.auth(auth.Write, s.addSchedule))
@@ -356,6 +358,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /api/v1/schedules/{name}/pause", s.auth(auth.Write, s.pauseSchedule(true)))
 	mux.HandleFunc("POST /api/v1/schedules/{name}/resume", s.auth(auth.Write, s.pauseSchedule(false)))
 	mux.HandleFunc("POST /api/v1/schedules/{name}/backfill", s.auth(auth.Write, s.backfill))
+	ui := dashboard()
+	mux.Handle("GET /{$}", ui)
+	mux.Handle("GET /ui/{file}", ui)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if code, err := s.o.Tokens.Check(r, auth.Read); err != nil {
 			writeError(w, code, err.Error())

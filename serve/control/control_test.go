@@ -109,7 +109,8 @@ func TestAuthMatrix(t *testing.T) {
 		write        bool
 	}{
 		{"GET", "/api/v1/jobs", false}, {"GET", "/api/v1/jobs/" + id, false}, {"GET", "/api/v1/jobs/" + id + "/logs", false},
-		{"GET", "/api/v1/openapi.json", false}, {"GET", "/nowhere", false},
+		{"GET", "/api/v1/openapi.json", false}, {"GET", "/nowhere", false}, {"GET", "/api/v1/models", false},
+		{"GET", "/ui/../api/v1/jobs", false},
 		{"POST", "/api/v1/jobs", true}, {"POST", "/api/v1/jobs/" + id + "/cancel", true},
 		{"GET", "/api/v1/schedules", false}, {"GET", "/api/v1/schedules/nightly", false}, {"GET", "/metrics", false},
 		{"POST", "/api/v1/schedules", true}, {"DELETE", "/api/v1/schedules/nightly", true},
@@ -131,6 +132,16 @@ func TestAuthMatrix(t *testing.T) {
 	}
 	if code, _ := call(t, hs, "GET", "/healthz", "", nil); code != 200 {
 		t.Errorf("/healthz: %d", code)
+	}
+	// The dashboard's page and files hold no data and need no token; what
+	// they show comes from the API, which does.
+	for _, path := range []string{"/", "/ui/app.js", "/ui/app.css"} {
+		if code, body := call(t, hs, "GET", path, "", nil); code != 200 || len(body) == 0 {
+			t.Errorf("%s without a token: %d", path, code)
+		}
+	}
+	if code, _ := call(t, hs, "GET", "/ui/nowhere.js", "", nil); code != 404 {
+		t.Errorf("/ui/nowhere.js: %d, want 404", code)
 	}
 	if code, body := call(t, hs, "GET", "/api/v1/openapi.json", readToken, nil); code != 200 || !json.Valid(body) {
 		t.Errorf("openapi.json: %d", code)
