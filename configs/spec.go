@@ -130,10 +130,20 @@ type Source struct {
 	// date=/hour= partition in it, single files or glob patterns. The rows
 	// must have the features section's columns.
 	Archive []string `yaml:"archive"`
+	// ArchiveFrom and ArchiveTo keep the archive's partitions (hours or
+	// days, archive.partition) that overlap [ArchiveFrom, ArchiveTo), RFC
+	// 3339; either may be left out. A schedule's window sets both for each
+	// run.
+	ArchiveFrom time.Time `yaml:"archive_from"`
+	ArchiveTo   time.Time `yaml:"archive_to"`
 	// Format of the messages: sensor (JSON readings) or image.
 	Format string `yaml:"format" required:"true" enum:"sensor,image"`
-	// Start is earliest, latest, offsets or timestamp. Default earliest.
-	Start string `yaml:"start" enum:"earliest,latest,offsets,timestamp"`
+	// Start is earliest, latest, offsets, timestamp or previous. Default
+	// earliest. previous (a bounded train job on one topic): where the
+	// data of the model this job last published ends, from the lineage
+	// of the newest verified snapshot in snapshot.store (earliest if there
+	// is none): incremental retraining on what arrived since.
+	Start string `yaml:"start" enum:"earliest,latest,offsets,timestamp,previous"`
 	// Offsets maps partition → first offset, for start: offsets.
 	Offsets map[int]int64 `yaml:"offsets"`
 	// Time is the start time for start: timestamp (RFC 3339).
@@ -413,6 +423,12 @@ type Test struct {
 	// Archive: rows read from these Parquet feature archive paths form
 	// the test set.
 	Archive []string `yaml:"archive"`
+	// ArchiveFrom and ArchiveTo keep the archive's partitions (hours or
+	// days, archive.partition) that overlap [ArchiveFrom, ArchiveTo), RFC
+	// 3339; either may be left out. A schedule's window sets both for each
+	// run.
+	ArchiveFrom time.Time `yaml:"archive_from"`
+	ArchiveTo   time.Time `yaml:"archive_to"`
 	// Fraction holds out this fraction of the source's rows, chosen by a
 	// hash of the training seed and the row id: the same rows for the
 	// same seed.
@@ -685,6 +701,21 @@ func (s *Spec) check() (string, error) {
 		if src.Time.IsZero() {
 			return "source.time", fmt.Errorf("start: timestamp needs source.time (RFC 3339, e.g. 2024-01-01T00:00:00Z)")
 		}
+	case "previous":
+		switch {
+		case s.Job != "train" || !src.IsBounded():
+			return "source.start", fmt.Errorf("start: previous is for a bounded train job: it reads from where its previous model's data ended")
+		case len(src.Topics) != 1:
+			return "source.topics", fmt.Errorf("start: previous needs exactly one topic, have %d", len(src.Topics))
+		case s.Snapshot.Key == "":
+			return "snapshot.key", fmt.Errorf("start: previous reads the lineage of the snapshots this job publishes: set snapshot.key (and snapshot.store)")
+		}
+	}
+	if (!src.ArchiveFrom.IsZero() || !src.ArchiveTo.IsZero()) && len(src.Archive) == 0 {
+		return "source.archive_from", fmt.Errorf("archive_from and archive_to select partitions of source.archive, which is not set")
+	}
+	if !src.ArchiveFrom.IsZero() && !src.ArchiveTo.IsZero() && !src.ArchiveFrom.Before(src.ArchiveTo) {
+		return "source.archive_to", fmt.Errorf("archive_to %s is not after archive_from %s", src.ArchiveTo.Format(time.RFC3339), src.ArchiveFrom.Format(time.RFC3339))
 	}
 	for p, off := range src.Offsets {
 		if p < 0 || off < 0 {

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -69,6 +70,12 @@ func (features) Build(s beam.Scope, spec *configs.Spec, o Options) error {
 // (empty for images).
 func featureRows(s beam.Scope, spec *configs.Spec, o Options, topics []string) (rows, ranges, seen beam.PCollection) {
 	rp := o.sourceParams(spec)
+	if !slices.Equal(topics, spec.Source.Topics) {
+		// A train job's test topics are read whole: where the source
+		// starts (offsets, a time, the previous model's end) is about the
+		// training data.
+		rp.Start = kafkaio.Start{}
+	}
 	rp.Topics = topics
 	records, ranges := kafkaio.ReadBatchesRanges(s, rp)
 	wp := kafkaio.WriteParams{Brokers: o.Brokers, Security: spec.Kafka.Security(), ReconnectFor: spec.Kafka.ReconnectFor.D()}

@@ -155,6 +155,11 @@ func Run(ctx context.Context, spec *configs.Spec, o RunOptions) (*Summary, error
 	if sum.Replayed, err = replayAll(ctx, spec, brokers, progress); err != nil {
 		return nil, err
 	}
+	if spec.Source.Start == "previous" {
+		if spec, sum.Since, err = resolvePrevious(ctx, spec, spec.Kafka.Cluster(brokers), progress); err != nil {
+			return nil, err
+		}
+	}
 	if err := os.MkdirAll(spec.Output.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("output dir: %w", err)
 	}

@@ -24,8 +24,10 @@ type Summary struct {
 	Embedded bool     `json:"embedded_broker"`
 	// Security is how muon connected: PLAINTEXT, SSL, SASL_PLAINTEXT or
 	// SASL_SSL, with the SASL mechanism and user (never the password).
-	Security    string          `json:"kafka_security,omitempty"`
-	Topics      []string        `json:"topics"`
+	Security string   `json:"kafka_security,omitempty"`
+	Topics   []string `json:"topics"`
+	// Since is where a train job with source.start: previous started.
+	Since       *Previous       `json:"since_previous,omitempty"`
 	Replayed    int64           `json:"replayed_records,omitempty"`
 	Inference   []BranchSummary `json:"inference,omitempty"`
 	Read        int64           `json:"records_read"`

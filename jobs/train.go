@@ -168,6 +168,9 @@ func (trainJob) Check(_ context.Context, spec *configs.Spec) error {
 	if err := spec.Snapshot.CheckKey(); err != nil {
 		return err
 	}
+	if err := checkArchiveRange(spec); err != nil {
+		return err
+	}
 	return spec.Snapshot.CheckStore()
 }
 
@@ -192,7 +195,7 @@ func (trainJob) Build(s beam.Scope, spec *configs.Spec, o Options) error {
 		// An archive's batches need no row to be touched: they go to
 		// training as they are read, and the runner never holds a row on
 		// its own.
-		trainB = parquetio.ReadFeatures(s, parquetio.ReadParams{Paths: spec.Source.Archive, Dim: dim})
+		trainB = parquetio.ReadFeatures(s, parquetio.ReadParams{Paths: spec.Source.Archive, Dim: dim, From: spec.Source.ArchiveFrom, To: spec.Source.ArchiveTo})
 		sources = beam.CreateList(s, []snapshot.Source{})
 	} else {
 		var rows beam.PCollection
@@ -251,7 +254,7 @@ func (trainJob) Build(s beam.Scope, spec *configs.Spec, o Options) error {
 // publishParams maps a train job's spec onto publish.Params.
 func publishParams(spec *configs.Spec, o Options, tp train.Params) publish.Params {
 	return publish.Params{Spec: spec.Snapshot, Name: spec.Name, Train: tp, Names: FeatureNames(spec), Source: describeSource(spec),
-		Archive: spec.Source.Archive, TestArchive: spec.Training.Test.Archive, SpecHash: specHash(spec), Version: o.Version}
+		Archive: spec.Source.Archive, TestArchive: spec.Training.Test.Archive, ArchiveFrom: spec.Source.ArchiveFrom, ArchiveTo: spec.Source.ArchiveTo, SpecHash: specHash(spec), Version: o.Version}
 }
 
 // trainingRows reads a train job's rows from topics (featurized as the
@@ -262,7 +265,11 @@ func publishParams(spec *configs.Spec, o Options, tp train.Params) publish.Param
 // an archive).
 func trainingRows(s beam.Scope, spec *configs.Spec, o Options, topics, archive []string, use string) (rows, sources, seen beam.PCollection) {
 	if len(archive) > 0 {
-		batches := parquetio.ReadFeatures(s, parquetio.ReadParams{Paths: archive, Dim: RowWidth(spec)})
+		rp := parquetio.ReadParams{Paths: archive, Dim: RowWidth(spec)}
+		if use == "train" {
+			rp.From, rp.To = spec.Source.ArchiveFrom, spec.Source.ArchiveTo
+		}
+		batches := parquetio.ReadFeatures(s, rp)
 		rows = featurize.Relabel(s, spec.Features.Relabel, batch.Unbatch(s, batches))
 		sources = beam.CreateList(s, []snapshot.Source{})
 		seen = beam.CreateList(s, []featurize.SeenNames{})

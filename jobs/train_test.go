@@ -245,6 +245,24 @@ func TestTrainFromArchive(t *testing.T) {
 	if fromArchive.Test.Accuracy != fromKafka.Test.Accuracy {
 		t.Errorf("test accuracy %v from the archive, %v from Kafka", fromArchive.Test.Accuracy, fromKafka.Test.Accuracy)
 	}
+
+	// A date range: the readings' hour (2024-01-01 00:00) is read whole;
+	// a range without a partition fails before the job starts, naming it.
+	rangeSpec := func(from, to string) string {
+		return fmt.Sprintf("name: r\njob: train\nsource: {archive: [%s], archive_from: %s, archive_to: %s, format: sensor}\n%s"+training+"output: {dir: %s}\n",
+			filepath.Join(dir, "sensors", "features"), from, to, features, "test: {fraction: 0}", filepath.Join(dir, "range"))
+	}
+	inRange, _ := runJob(t, brokers, rangeSpec("2024-01-01T00:00:00Z", "2024-01-01T01:00:00Z"))
+	if m := readModel(t, inRange); m.Validation.N != fromKafka.Validation.N {
+		t.Errorf("the hour's archive gave %d validation rows, the whole %d", m.Validation.N, fromKafka.Validation.N)
+	}
+	empty, err := configs.Parse("r.yaml", []byte(rangeSpec("2024-01-02T00:00:00Z", "2024-01-03T00:00:00Z")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := jobs.Check(context.Background(), empty); err == nil || !strings.Contains(err.Error(), "no partition") || !strings.Contains(err.Error(), "2024-01-02T00:00:00Z") {
+		t.Errorf("an empty range: %v", err)
+	}
 }
 
 // The engines example: C-MAPSS FD001 replayed through Kafka, whole 30-cycle
@@ -842,5 +860,72 @@ output: {dir: %s}
 	}
 	if r := tm.Preprocess.Rocket; r == nil || r.Length != 25 || r.Channels != 6 {
 		t.Fatalf("MiniRocket %+v", r)
+	}
+}
+
+// source.start: previous retrains on what arrived since the model the job
+// last published: the first run (an empty store) reads everything, the
+// second only the records produced after the first, from the offsets in
+// the first snapshot's lineage, and a third with nothing new fails saying
+// so.
+func TestTrainSincePrevious(t *testing.T) {
+	path := filepath.Join("..", "..", "shared", "datasets", "basicmotions", "BasicMotions_TRAIN.ts")
+	if _, err := os.Stat(path); err != nil {
+		t.Skipf("dataset not available: %v", err)
+	}
+	brokers := testBroker(t, "sensors", "sensors-test")
+	ctx := context.Background()
+	produce := func(topic, file string, start time.Time) int64 {
+		s, err := replay.Replay(ctx, []string{file}, replay.Options{Brokers: brokers, Topic: topic,
+			Recording: recording.Options{Start: start, Period: 100 * time.Millisecond}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.Records
+	}
+	day := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	first := produce("sensors", path, day)
+	test := produce("sensors-test", strings.Replace(path, "_TRAIN", "_TEST", 1), day) // read by every run
+	dir := t.TempDir()
+	spec, err := configs.Parse("bm.yaml", []byte(fmt.Sprintf(`name: bm
+job: train
+kafka: {brokers: [%s]}
+source: {topics: [sensors], format: sensor, start: previous}
+features: {kind: cases, channels: [dim0, dim1, dim2, dim3, dim4, dim5], bands: 4}
+model: {kind: mlp, hidden: [16], activation: tanh, labels: [Badminton, Running, Standing, Walking]}
+training: {epochs: 20, batch_size: 4, shards: 1, validation: 0.25, learning_rate: 0.01, test: {topics: [sensors-test]}}
+snapshot: {key: %s, store: %s, gate: {min: 0.25}}
+output: {dir: %s}
+`, brokers[0], testKey(t), filepath.Join(dir, "store"), filepath.Join(dir, "out"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func() (*jobs.Summary, error) {
+		return jobs.Run(ctx, spec, jobs.RunOptions{Runner: runners.Options{Kind: runners.Edge, JobName: "bm"}})
+	}
+	sum, err := run()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Read != first+test || sum.Since == nil || sum.Since.Version != "" || !sum.Training.Snapshot.Published {
+		t.Fatalf("first run: read %d of %d, since %+v, snapshot %+v", sum.Read, first, sum.Since, sum.Training.Snapshot)
+	}
+	ends, err := kafkaio.EndOffsets(ctx, kafkaio.Plain(brokers...), "sensors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	more := produce("sensors", path, day.Add(24*time.Hour))
+	sum, err = run()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Read != more+test || sum.Since == nil || sum.Since.Version != "bm@1" || !reflect.DeepEqual(sum.Since.Offsets, ends) {
+		t.Fatalf("second run: read %d, want the %d new records; since %+v, want bm@1 from %v", sum.Read, more, sum.Since, ends)
+	}
+	if sum.Training.Snapshot.Version != "bm@2" {
+		t.Errorf("second run published %+v", sum.Training.Snapshot)
+	}
+	if _, err := run(); !errors.Is(err, jobs.ErrNothingNew) || !strings.Contains(err.Error(), "bm@2") {
+		t.Errorf("a run with nothing new: %v", err)
 	}
 }

@@ -368,6 +368,7 @@ func scheduleCmd() *command {
 
   schedule add NAME --cron EXPR --config F [--tz ZONE] [--set path=value ...]
                [--overlap skip|buffer-one|allow] [--retries N] [--backoff 1m] [--catch-up 1h]
+               [--window 24h]
   schedule list
   schedule pause NAME | resume NAME | remove NAME
   schedule backfill NAME --from TIME --to TIME [--dry-run]
@@ -381,7 +382,15 @@ running, a tick is skipped (--overlap skip), waits, one at most
 (buffer-one), or is queued anyway (allow). A failed run is tried again
 --retries times, after --backoff, doubled each time. After downtime, ticks
 within --catch-up run; older ones are skipped and counted. Times are RFC
-3339. --server and --token-file as for muon jobs.`,
+3339. --server and --token-file as for muon jobs.
+
+What a scheduled train run reads: with --window, a spec reading
+source.archive reads the partitions of [tick − window, tick) (its
+source.archive_from and archive_to are set from the tick); a spec with
+source.start: previous reads its topic from where the data of the model it
+last published ended (the offsets in that snapshot's lineage): incremental
+retraining, whose snapshot passes the quality gate as any other. A run that
+finds nothing new fails, saying so.`,
 		flags: func(fs *flag.FlagSet, out *streams) func([]string) error {
 			server := fs.String("server", envOr("MUON_SERVER", "http://127.0.0.1:8080"), "muon serve's `URL`")
 			tokenFile := fs.String("token-file", "", "`file` holding the bearer token (default: $MUON_TOKEN)")
@@ -395,6 +404,7 @@ within --catch-up run; older ones are skipped and counted. Times are RFC
 			retries := fs.Int("retries", 0, "times a failed run is tried again")
 			backoff := fs.Duration("backoff", time.Minute, "wait before the first retry, doubled for each next")
 			catchUp := fs.Duration("catch-up", time.Hour, "after downtime, how far back missed ticks still run")
+			window := fs.Duration("window", 0, "a train job on source.archive: each run reads the partitions of [tick − `duration`, tick), e.g. 24h")
 			from := fs.String("from", "", "backfill: the first `time` (RFC 3339)")
 			to := fs.String("to", "", "backfill: the end `time`, not included (RFC 3339)")
 			dryRun := fs.Bool("dry-run", false, "backfill: list the ticks, run nothing")
@@ -428,7 +438,7 @@ within --catch-up run; older ones are skipped and counted. Times are RFC
 					}
 					var sc control.Schedule
 					if err := c.do("POST", "/api/v1/schedules", control.Schedule{Name: name, Cron: *cronExpr, TZ: *tz, Spec: string(spec), Set: sets,
-						Overlap: *overlap, Retries: *retries, Backoff: control.Duration(*backoff), CatchUp: control.Duration(*catchUp)}, &sc); err != nil {
+						Overlap: *overlap, Retries: *retries, Backoff: control.Duration(*backoff), CatchUp: control.Duration(*catchUp), Window: control.Duration(*window)}, &sc); err != nil {
 						return err
 					}
 					show(&sc)

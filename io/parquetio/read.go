@@ -167,7 +167,13 @@ func (fn *expandFn) ProcessElement(ctx context.Context, _ []byte, emit func(read
 
 // inRange reports whether a file's partition overlaps [From, To).
 func (fn *expandFn) inRange(path string) (bool, error) {
-	from, to := fn.Params.From, fn.Params.To
+	return InRange(path, fn.Params.From, fn.Params.To)
+}
+
+// InRange reports whether the partition of the file at path (its
+// date=/hour= folders) overlaps [from, to); a zero bound is open. A file
+// outside partitions is an error unless both bounds are zero.
+func InRange(path string, from, to time.Time) (bool, error) {
 	if from.IsZero() && to.IsZero() {
 		return true, nil
 	}

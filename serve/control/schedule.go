@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"time"
 
+	"github.com/muonml/muon/configs"
 	"github.com/robfig/cron/v3"
 	bolt "go.etcd.io/bbolt"
 )
@@ -48,7 +50,11 @@ type Schedule struct {
 	// CatchUp is how far back, after downtime, missed ticks still run;
 	// older ones are skipped (counted). Default DefaultCatchUp.
 	CatchUp Duration `json:"catch_up,omitempty"`
-	Paused  bool     `json:"paused,omitempty"`
+	// Window, for a train job reading source.archive, has each run read
+	// the archive's partitions in [tick − Window, tick): its source's
+	// archive_from and archive_to are set from the tick.
+	Window Duration `json:"window,omitempty"`
+	Paused bool     `json:"paused,omitempty"`
 
 	Created time.Time `json:"created"`
 	// Last is the last tick handled (run, skipped or buffered).
@@ -114,6 +120,9 @@ func (sc *Schedule) check() (cron.Schedule, *time.Location, error) {
 	}
 	if sc.Retries < 0 || sc.Retries > 10 {
 		return nil, nil, fmt.Errorf("retries %d: want 0 to 10", sc.Retries)
+	}
+	if sc.Window < 0 {
+		return nil, nil, fmt.Errorf("window %s: want a positive duration, e.g. 24h", time.Duration(sc.Window))
 	}
 	if sc.Backoff == 0 {
 		sc.Backoff = Duration(DefaultBackoff)
@@ -213,6 +222,13 @@ func (s *Server) AddSchedule(sc Schedule) (*Schedule, error) {
 	if _, err := parse(sc.Name+".yaml", sc.Spec, sc.Set); err != nil {
 		return nil, err
 	}
+	if sc.Window > 0 {
+		// The window's partitions may not be written yet: the spec is
+		// checked with it, the archive's contents when a tick runs.
+		if _, err := configs.Parse(sc.Name+".yaml", []byte(sc.Spec), sc.runSet(s.now())...); err != nil {
+			return nil, fmt.Errorf("window: %w", err)
+		}
+	}
 	if old, err := s.store.getSchedule(sc.Name); err != nil {
 		return nil, err
 	} else if old != nil {
@@ -225,6 +241,18 @@ func (s *Server) AddSchedule(sc Schedule) (*Schedule, error) {
 		return nil, err
 	}
 	return s.withNext(&sc), nil
+}
+
+// runSet is the overrides of the run of tick t: the schedule's, and its
+// window's archive range.
+func (sc *Schedule) runSet(t time.Time) []string {
+	set := slices.Clone(sc.Set)
+	if sc.Window > 0 {
+		t = t.UTC()
+		set = append(set, "source.archive_from="+t.Add(-time.Duration(sc.Window)).Format(time.RFC3339),
+			"source.archive_to="+t.Format(time.RFC3339))
+	}
+	return set
 }
 
 // withNext sets sc.Next.
@@ -260,11 +288,19 @@ func (s *Server) queueTick(sc *Schedule, t time.Time, attempt int) (string, bool
 	} else if r != nil {
 		return id, false, nil
 	}
-	sp, err := parse(sc.Name+".yaml", sc.Spec, sc.Set)
+	set := sc.runSet(t)
+	r := &Run{ID: id, Name: sc.Name, Spec: sc.Spec, Set: set, State: Queued, Submitted: s.now().UTC(), Schedule: sc.Name, Tick: t.UTC()}
+	sp, err := parse(sc.Name+".yaml", sc.Spec, set)
 	if err != nil {
-		return id, false, err
+		// The tick's run fails where its history shows it, e.g. a window
+		// whose archive partitions are missing.
+		r.State, r.Error, r.Ended = Failed, err.Error(), s.now().UTC()
+		if perr := s.store.put(r); perr != nil {
+			return id, false, perr
+		}
+		return id, false, nil
 	}
-	r := &Run{ID: id, Name: sp.Name, Job: sp.Job, Spec: sc.Spec, Set: sc.Set, State: Queued, Submitted: s.now().UTC(), Schedule: sc.Name, Tick: t.UTC()}
+	r.Name, r.Job = sp.Name, sp.Job
 	if err := s.store.put(r); err != nil {
 		return id, false, err
 	}

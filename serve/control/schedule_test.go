@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -210,4 +211,44 @@ func mustGet(t *testing.T, s *Server, id string) *Run {
 		t.Fatalf("run %s: %v", id, err)
 	}
 	return r
+}
+
+// A schedule with a window has each tick's run read the archive's
+// partitions of [tick − window, tick); a tick whose run cannot start (here
+// the archive is missing) leaves a failed run saying why.
+func TestScheduleWindow(t *testing.T) {
+	c := &clock{t: at("10:00:00")}
+	s := openAt(t, t.TempDir(), c)
+	defer s.Close()
+	dir := t.TempDir()
+	spec := fmt.Sprintf(`name: retrain
+job: train
+source: {archive: [%s], format: sensor}
+features: {kind: cases, channels: [dim0], bands: 2}
+model: {kind: mlp, hidden: [4], labels: [a, b]}
+training: {epochs: 1}
+output: {dir: %s}
+`, filepath.Join(dir, "features"), filepath.Join(dir, "out"))
+	if _, err := s.AddSchedule(Schedule{Name: "daily", Cron: "0 9 * * *", Spec: spec, Window: Duration(24 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	onTopics := strings.Replace(spec, "archive: ["+filepath.Join(dir, "features")+"]", "topics: [t]", 1)
+	if _, err := s.AddSchedule(Schedule{Name: "bad", Cron: "0 9 * * *", Spec: onTopics, Window: Duration(time.Hour)}); err == nil || !strings.Contains(err.Error(), "source.archive") {
+		t.Errorf("a window on a spec without an archive: %v", err)
+	}
+	if _, made, err := s.Backfill("daily", at("09:00:00"), at("09:00:01"), false); err != nil || len(made) != 0 {
+		t.Fatalf("backfill: %v %v", made, err)
+	}
+	runs := runsOf(t, s, "daily")
+	if len(runs) != 1 {
+		t.Fatalf("%d runs", len(runs))
+	}
+	r := runs[0]
+	want := []string{"source.archive_from=2026-12-03T09:00:00Z", "source.archive_to=2026-12-04T09:00:00Z"}
+	if !slices.Equal(r.Set, want) {
+		t.Errorf("the tick's overrides %v, want %v", r.Set, want)
+	}
+	if r.State != Failed || !strings.Contains(r.Error, "source.archive") {
+		t.Errorf("a run on a missing archive: %s %q", r.State, r.Error)
+	}
 }

@@ -83,6 +83,8 @@ type Params struct {
 	// Archive and TestArchive are the feature archives read, if any: their
 	// files go into the lineage.
 	Archive, TestArchive []string
+	// ArchiveFrom and ArchiveTo are the partitions of Archive read.
+	ArchiveFrom, ArchiveTo time.Time
 	// SpecHash and Version (muon's) go into the lineage.
 	SpecHash, Version string
 }
@@ -244,15 +246,24 @@ func lineage(p Params, iter func(*snapshot.Source) bool) ([]snapshot.Source, err
 		out = append(out, src)
 	}
 	for _, a := range []struct {
-		use   string
-		paths []string
-	}{{"train", p.Archive}, {"test", p.TestArchive}} {
+		use      string
+		paths    []string
+		from, to time.Time
+	}{{"train", p.Archive, p.ArchiveFrom, p.ArchiveTo}, {"test", p.TestArchive, time.Time{}, time.Time{}}} {
 		if len(a.paths) == 0 {
 			continue
 		}
-		files, err := parquetio.Files(a.paths...)
+		all, err := parquetio.Files(a.paths...)
 		if err != nil {
 			return nil, fmt.Errorf("lineage: %w", err)
+		}
+		var files []string
+		for _, f := range all {
+			if ok, err := parquetio.InRange(f, a.from, a.to); err != nil {
+				return nil, fmt.Errorf("lineage: %w", err)
+			} else if ok {
+				files = append(files, f)
+			}
 		}
 		out = append(out, snapshot.Source{Kind: "parquet", Use: a.use, Files: files})
 	}
