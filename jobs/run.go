@@ -102,7 +102,8 @@ func checkBranches(ctx context.Context, spec *configs.Spec, published map[string
 // none, creates the topics, replays recordings into them, builds the
 // pipeline, runs it on o.Runner and summarizes the run. Cancelling ctx
 // stops an unbounded job's sources; the pipeline then drains and the job
-// is summarized as usual.
+// is summarized as usual. A bounded job is cancelled on its runner and
+// returns ctx's error.
 func Run(ctx context.Context, spec *configs.Spec, o RunOptions) (*Summary, error) {
 	progress := o.Progress
 	if progress == nil {
@@ -211,7 +212,14 @@ func Run(ctx context.Context, spec *configs.Spec, o RunOptions) (*Summary, error
 	if o.Live != nil {
 		o.Runner.Live = o.Live.Update
 	}
-	res, err := runners.Run(context.WithoutCancel(ctx), p, o.Runner)
+	// A bounded job is cancelled on its runner with ctx; an unbounded one's
+	// sources stop (above) and it drains, since cancelling a streaming job
+	// on prism panics inside prism's worker.
+	runCtx := context.WithoutCancel(ctx)
+	if spec.Source.IsBounded() {
+		runCtx = ctx
+	}
+	res, err := runners.Run(runCtx, p, o.Runner)
 	sum.CPUSeconds = cpuSeconds() - cpu0
 	close(done)
 	if o.Live != nil && err == nil {

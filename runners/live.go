@@ -85,21 +85,34 @@ func dialJobService(_ context.Context, endpoint string) (jobpb.JobServiceClient,
 	return jobpb.NewJobServiceClient(conn), nil
 }
 
+// cancelEdge cancels the running edge job named name.
+func cancelEdge(client jobpb.JobServiceClient, name string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if id, err := findEdge(ctx, client, name); err == nil && id != "" {
+		_, _ = client.Cancel(ctx, &jobpb.CancelJobRequest{JobId: id})
+	}
+}
+
+// findEdge returns the id of the edge job named name that has not ended,
+// "" if there is none.
+func findEdge(ctx context.Context, client jobpb.JobServiceClient, name string) (string, error) {
+	jobs, err := client.GetJobs(ctx, &jobpb.GetJobsRequest{})
+	if err != nil {
+		return "", err
+	}
+	for _, j := range jobs.GetJobInfo() {
+		if j.GetJobName() == name && !isTerminal(j.GetState()) {
+			return j.GetJobId(), nil
+		}
+	}
+	return "", nil
+}
+
 // watchEdge calls o.Live with the metrics of the edge job named name
 // while it runs: the newest of that name that has not ended.
 func watchEdge(client jobpb.JobServiceClient, name string, o Options) (stop func()) {
-	return watch(client, func(ctx context.Context) (string, error) {
-		jobs, err := client.GetJobs(ctx, &jobpb.GetJobsRequest{})
-		if err != nil {
-			return "", err
-		}
-		for _, j := range jobs.GetJobInfo() {
-			if j.GetJobName() == name && !isTerminal(j.GetState()) {
-				return j.GetJobId(), nil
-			}
-		}
-		return "", nil
-	}, o)
+	return watch(client, func(ctx context.Context) (string, error) { return findEdge(ctx, client, name) }, o)
 }
 
 // watch polls the job service for the metrics of the job find names

@@ -121,26 +121,36 @@ func Run(ctx context.Context, p *beam.Pipeline, o Options) (*Result, error) {
 	if o.Kind == "" {
 		o.Kind = Edge
 	}
-	if o.JobName != "" {
-		*jobopts.JobName = o.JobName
+	if o.JobName == "" {
+		// A name of its own, by which the job service finds it.
+		o.JobName = fmt.Sprintf("muon-%d", time.Now().UnixNano())
 	}
+	*jobopts.JobName = o.JobName
 	start := time.Now()
 	res := newResult()
 	switch o.Kind {
 	case Edge, "":
 		refused := localonly.Refused()
-		if o.Live != nil {
+		if o.Live != nil || ctx.Done() != nil {
 			client, err := edgeJobService()
 			if err != nil {
 				return res, fmt.Errorf("%s job: %w", o.Kind, err)
 			}
-			stop := watchEdge(client, *jobopts.JobName, o)
+			if o.Live != nil {
+				stop := watchEdge(client, o.JobName, o)
+				defer stop()
+			}
+			// Cancelling ctx cancels the job on the runner.
+			stop := context.AfterFunc(ctx, func() { cancelEdge(client, o.JobName) })
 			defer stop()
 		}
 		pr, err := prism.Execute(ctx, p)
 		res.Elapsed = time.Since(start)
 		res.Refused = localonly.Refused() - refused
 		if err != nil {
+			if ctx.Err() != nil {
+				return res, fmt.Errorf("%s job: cancelled: %w", o.Kind, context.Cause(ctx))
+			}
 			// The result of a failed job may carry no metrics.
 			return res, fmt.Errorf("%s job: %w", o.Kind, condense(err, o.Verbose))
 		}

@@ -152,3 +152,30 @@ func TestEdgeLiveMetrics(t *testing.T) {
 		t.Error("Live was never called")
 	}
 }
+
+// Cancelling the context of a bounded edge job cancels it on the runner:
+// Run returns while the job's DoFn still holds its bundle.
+func TestEdgeCancel(t *testing.T) {
+	blockStarted, blockRelease = make(chan struct{}, 1), make(chan struct{})
+	defer close(blockRelease)
+	p, s := beam.NewPipelineWithRoot()
+	beam.ParDo0(s, &blockFn{}, beam.Create(s, 1))
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-blockStarted
+		cancel()
+	}()
+	done := make(chan error, 1)
+	go func() {
+		_, err := Run(ctx, p, Options{Kind: Edge})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("a cancelled job succeeded")
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("a cancelled job still ran after a minute")
+	}
+}

@@ -301,3 +301,46 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 }
+
+// Cancel stops a running bounded job on its runner: a training of many
+// epochs ends cancelled long before it would have finished.
+func TestCancelBounded(t *testing.T) {
+	s, hs := newServer(t, t.TempDir())
+	out := t.TempDir()
+	spec := fmt.Sprintf(`name: long
+job: train
+source: {topics: [sensors], format: sensor}
+features: {kind: cases, channels: [dim0, dim1, dim2, dim3, dim4, dim5], bands: 4}
+model: {kind: mlp, hidden: [64], activation: tanh, labels: [Badminton, Running, Standing, Walking]}
+training: {epochs: 100000, batch_size: 1, shards: 1, validation: 0.25}
+output: {dir: %s}
+replay:
+  - {path: %s, period: 100ms}
+`, out, filepath.Join("..", "..", "..", "shared", "datasets", "basicmotions", "BasicMotions_TRAIN.ts"))
+	run := submit(t, hs, SubmitRequest{Spec: spec})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for {
+		code, body := call(t, hs, "GET", "/api/v1/jobs/"+run.ID, readToken, nil)
+		var st RunStatus
+		if code != 200 || json.Unmarshal(body, &st) != nil {
+			t.Fatalf("status: %d %s", code, body)
+		}
+		if st.State == Running && st.Live != nil && len(st.Live.Curve) > 0 {
+			break // training, epoch by epoch
+		}
+		if st.Done() || ctx.Err() != nil {
+			t.Fatalf("the job is not training: %s", body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	asked := time.Now()
+	if code, body := call(t, hs, "POST", "/api/v1/jobs/"+run.ID+"/cancel", writeToken, nil); code != 202 {
+		t.Fatalf("cancel: %d %s", code, body)
+	}
+	done, err := s.Wait(ctx, run.ID)
+	if err != nil || done.State != Cancelled {
+		t.Fatalf("after cancel: %+v (%v)", done, err)
+	}
+	t.Logf("cancelled in %s", time.Since(asked).Round(time.Millisecond))
+}

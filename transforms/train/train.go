@@ -39,8 +39,8 @@ func init() {
 	register.Iter1[models.Metrics]()
 	register.DoFn2x1[[]byte, func(State), error](&initFn{})
 	register.DoFn2x1[arrowio.Batch, func(int, arrowio.Batch), error](&shardFn{})
-	register.DoFn5x1[int, func(*arrowio.Batch) bool, State, func(*analyze.Spec) bool, func(shardResult), error](&roundFn{})
-	register.DoFn7x1[[]byte, State, func(*analyze.Spec) bool, func(*arrowio.Batch) bool, func(*arrowio.Batch) bool, func(State), func(State), error](&soloFn{})
+	register.DoFn6x1[context.Context, int, func(*arrowio.Batch) bool, State, func(*analyze.Spec) bool, func(shardResult), error](&roundFn{})
+	register.DoFn8x1[context.Context, []byte, State, func(*analyze.Spec) bool, func(*arrowio.Batch) bool, func(*arrowio.Batch) bool, func(State), func(State), error](&soloFn{})
 	register.DoFn5x1[[]byte, State, func(*shardResult) bool, func(*partialMetrics) bool, func(State), error](&nextFn{})
 	register.DoFn5x1[context.Context, arrowio.Batch, State, func(*analyze.Spec) bool, func(partialMetrics), error](&evalFn{})
 	register.Iter1[analyze.Spec]()
@@ -529,7 +529,7 @@ type soloFn struct {
 	From, To int
 }
 
-func (fn *soloFn) ProcessElement(_ []byte, st State, stats func(*analyze.Spec) bool, trainIter, valIter func(*arrowio.Batch) bool, emit, report func(State)) error {
+func (fn *soloFn) ProcessElement(ctx context.Context, _ []byte, st State, stats func(*analyze.Spec) bool, trainIter, valIter func(*arrowio.Batch) bool, emit, report func(State)) error {
 	p := &fn.Params
 	classes := classIndex(p)
 	var sp analyze.Spec
@@ -552,6 +552,9 @@ func (fn *soloFn) ProcessElement(_ []byte, st State, stats func(*analyze.Spec) b
 	data = nil
 	vx := val.matrix()
 	for e := fn.From; e <= fn.To; e++ {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("training stopped before epoch %d: %w", e, err) // the job was cancelled
+		}
 		next := st
 		next.Epoch = e
 		next.Rows, next.Seconds, next.Span = 0, 0, 1
@@ -596,7 +599,7 @@ type roundFn struct {
 
 func (fn *roundFn) Setup() { fn.sem = make(chan struct{}, runtime.GOMAXPROCS(0)) }
 
-func (fn *roundFn) ProcessElement(shard int, iter func(*arrowio.Batch) bool, st State, stats func(*analyze.Spec) bool, _ func(shardResult)) error {
+func (fn *roundFn) ProcessElement(ctx context.Context, shard int, iter func(*arrowio.Batch) bool, st State, stats func(*analyze.Spec) bool, _ func(shardResult)) error {
 	if st.Stopped {
 		return nil
 	}
@@ -611,7 +614,7 @@ func (fn *roundFn) ProcessElement(shard int, iter func(*arrowio.Batch) bool, st 
 	fn.sem <- struct{}{}
 	go func() {
 		defer func() { <-fn.sem; fn.wg.Done() }()
-		r, err := fn.train(&p, shard, data, st)
+		r, err := fn.train(ctx, &p, shard, data, st)
 		fn.mu.Lock()
 		defer fn.mu.Unlock()
 		if err != nil {
@@ -625,7 +628,7 @@ func (fn *roundFn) ProcessElement(shard int, iter func(*arrowio.Batch) bool, st 
 
 // train runs the round's epochs on a shard; the result has the last
 // epoch's loss and rows, and the seconds of every epoch.
-func (fn *roundFn) train(p *Params, shard int, data *rows, st State) (shardResult, error) {
+func (fn *roundFn) train(ctx context.Context, p *Params, shard int, data *rows, st State) (shardResult, error) {
 	tr, err := newTrainer(p, shard, data, st)
 	if err != nil {
 		return shardResult{}, err
@@ -633,6 +636,9 @@ func (fn *roundFn) train(p *Params, shard int, data *rows, st State) (shardResul
 	var loss, seconds float64
 	var n int
 	for e := fn.From; e <= fn.To; e++ {
+		if err := ctx.Err(); err != nil {
+			return shardResult{}, fmt.Errorf("shard %d stopped before epoch %d: %w", shard, e, err) // the job was cancelled
+		}
 		var sec float64
 		loss, n, sec = tr.epoch(e)
 		seconds += sec
