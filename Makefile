@@ -10,6 +10,10 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 KAFKA_PORT ?= 19092
 # Beam's Flink job server (integration/flink/), same Beam version as go.mod.
 FLINK_PORT ?= 18099
+# A Flink session cluster (a JobManager's REST API on FLINK_CLUSTER_PORT, RPC
+# on the next port, two TaskManagers) and a job server submitting to it.
+FLINK_CLUSTER_PORT ?= 18181
+FLINK_CLUSTER_JOB_PORT ?= 18199
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: all build run test unit integration chaos lint bench clean kafka-start kafka-stop keys beam
@@ -60,12 +64,14 @@ lint: $(BEAM)
 
 integration: $(BEAM)
 	set -euo pipefail; \
-	trap 'integration/kafka/stop.sh $(KAFKA_PORT); integration/flink/stop.sh $(FLINK_PORT)' EXIT; \
+	trap 'integration/kafka/stop.sh $(KAFKA_PORT); integration/flink/stop.sh $(FLINK_PORT); integration/flink/stop.sh $(FLINK_CLUSTER_JOB_PORT); integration/flink/cluster.sh stop $(FLINK_CLUSTER_PORT)' EXIT; \
 	export "$$(integration/python/venv.sh)"; \
 	export "$$(integration/browser/install.sh)"; \
 	export "$$(integration/kafka/start.sh $(KAFKA_PORT))"; \
 	export "$$(integration/flink/start.sh $(FLINK_PORT))"; \
-	MUON_REQUIRE_KAFKA=1 MUON_REQUIRE_FLINK=1 MUON_REQUIRE_PYTHON=1 MUON_REQUIRE_BROWSER=1 $(GO) test -count=1 -tags integration -timeout 20m -v ./integration/... 2>&1 | \
+	export "$$(integration/flink/cluster.sh start $(FLINK_CLUSTER_PORT))"; \
+	export "$$(MUON_FLINK_MASTER=$$FLINK_MASTER integration/flink/start.sh $(FLINK_CLUSTER_JOB_PORT) | sed 's/^FLINK_ENDPOINT=/FLINK_CLUSTER_ENDPOINT=/')"; \
+	MUON_REQUIRE_KAFKA=1 MUON_REQUIRE_FLINK=1 MUON_REQUIRE_FLINK_CLUSTER=1 MUON_REQUIRE_PYTHON=1 MUON_REQUIRE_BROWSER=1 $(GO) test -count=1 -tags integration -timeout 20m -v ./integration/... 2>&1 | \
 		grep -E --line-buffered '^(=== RUN|--- |PASS|FAIL|ok|panic|CHAOS)|_test.go:' ; exit $${PIPESTATUS[0]}
 
 # The fault suite: every fault scenario (integration/chaos_test.go) against

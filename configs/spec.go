@@ -24,6 +24,8 @@ type Spec struct {
 	Runner string `yaml:"runner" enum:"edge,direct,flink"`
 	// Endpoint is the Flink job server, host:port, for runner flink.
 	Endpoint string `yaml:"endpoint"`
+	// Flink says where a flink job's Go workers run and how it recovers.
+	Flink Flink `yaml:"flink"`
 	// Job is what the job does: ingest (decode, count per device),
 	// features (decode, featurize, batch, archive to Parquet) or train
 	// (decode, featurize, standardize, train data-parallel) or infer
@@ -119,6 +121,27 @@ func (k *Kafka) Security() kafkaio.Security {
 // an embedded broker's) and how to connect to them.
 func (k *Kafka) Cluster(brokers []string) kafkaio.Cluster {
 	return kafkaio.Cluster{Brokers: brokers, Security: k.Security()}
+}
+
+// Flink configures runner flink.
+type Flink struct {
+	// Environment is where the job's Go workers run: loopback (the
+	// default: in the submitting muon process, which must stay until the
+	// job ends; for a laptop) or process (each TaskManager starts muon
+	// workers itself, running WorkerCommand: the computation runs on the
+	// cluster, and the submitter may leave).
+	Environment string `yaml:"environment" enum:"loopback,process"`
+	// WorkerCommand is the path of the muon binary on the TaskManagers'
+	// machines, for environment process; it must be the submitter's
+	// version. Default: this muon's own path (a cluster on this machine).
+	WorkerCommand string `yaml:"worker_command"`
+	// Parallelism of the job's operators. Default: the job server's.
+	Parallelism int `yaml:"parallelism" min:"0"`
+	// CheckpointInterval turns Flink's checkpointing on (Beam's
+	// checkpointing_interval): an unbounded read's positions are in the
+	// checkpoints, and a job restarted after a lost TaskManager resumes
+	// from the last one. Default off.
+	CheckpointInterval Duration `yaml:"checkpoint_interval"`
 }
 
 // Source says what the job reads.

@@ -231,6 +231,11 @@ func Run(ctx context.Context, spec *configs.Spec, o RunOptions) (*Summary, error
 	if err != nil {
 		return nil, err
 	}
+	if o.Runner.Detach {
+		sum.JobID, sum.Detached = res.JobID, true
+		fmt.Fprintf(progress, "muon: job %s runs on the Flink cluster behind %s; follow it with muon jobs status %s --endpoint %s\n", res.JobID, o.Runner.Endpoint, res.JobID, o.Runner.Endpoint)
+		return sum, nil
+	}
 
 	sum.Read = res.Counter(kafkaio.ReadNamespace, kafkaio.MetricRecords)
 	sum.Decoded = res.Counter(decode.Namespace, decode.SensorsOK) + res.Counter(decode.Namespace, decode.ImagesOK)
@@ -335,4 +340,11 @@ func running(w io.Writer, done <-chan struct{}) {
 			fmt.Fprintf(w, "muon: job running, %s elapsed\n", time.Since(start).Round(time.Second))
 		}
 	}
+}
+
+// RunnerOptions are the runner options spec asks for, on runner kind.
+func RunnerOptions(spec *configs.Spec, kind runners.Kind) runners.Options {
+	return runners.Options{Kind: kind, Endpoint: spec.Endpoint, JobName: spec.Name,
+		Environment: runners.Environment(spec.Flink.Environment), WorkerCommand: spec.Flink.WorkerCommand,
+		Parallelism: spec.Flink.Parallelism, CheckpointInterval: spec.Flink.CheckpointInterval.D()}
 }

@@ -17,9 +17,13 @@ import (
 // Summary is what a finished job reports; muon run prints it and writes it
 // to <output.dir>/summary.json.
 type Summary struct {
-	Job      string   `json:"job"`
-	Kind     string   `json:"kind"`
-	Runner   string   `json:"runner"`
+	Job    string `json:"job"`
+	Kind   string `json:"kind"`
+	Runner string `json:"runner"`
+	// JobID is the runner's id of a detached job (Detached): it was
+	// submitted and runs on; the summary has nothing else.
+	JobID    string   `json:"job_id,omitempty"`
+	Detached bool     `json:"detached,omitempty"`
 	Brokers  []string `json:"brokers"`
 	Embedded bool     `json:"embedded_broker"`
 	// Security is how muon connected: PLAINTEXT, SSL, SASL_PLAINTEXT or

@@ -2,8 +2,10 @@ package runners
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -13,7 +15,9 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/runtime/graphx"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/runtime/xlangx"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/util/hooks"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/util/protox"
 	jobpb "github.com/apache/beam/sdks/v2/go/pkg/beam/model/jobmanagement_v1"
+	pipepb "github.com/apache/beam/sdks/v2/go/pkg/beam/model/pipeline_v1"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/options/jobopts"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners/universal/extworker"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners/universal/runnerlib"
@@ -38,15 +42,20 @@ func submitFlink(ctx context.Context, p *beam.Pipeline, endpoint string, o Optio
 	if err != nil {
 		return nil, err
 	}
-	loop, err := extworker.StartLoopback(ctx, 0)
-	if err != nil {
-		return nil, fmt.Errorf("starting the loopback worker: %w", err)
+	if o.Environment == "" {
+		o.Environment = Loopback
+	}
+	if o.Detach && o.Environment != Process {
+		return nil, errors.New("a detached job needs process workers (flink.environment: process): loopback workers live in the submitting process")
 	}
 	job := &flinkJob{}
 	var conn *grpc.ClientConn
 	var worker string
+	var loop *extworker.Loopback
 	job.stop = func() {
-		loop.Stop(context.Background())
+		if loop != nil {
+			loop.Stop(context.Background())
+		}
 		if conn != nil {
 			conn.Close()
 		}
@@ -59,17 +68,30 @@ func submitFlink(ctx context.Context, p *beam.Pipeline, endpoint string, o Optio
 		return nil, err
 	}
 	xlangx.ResolveArtifacts(ctx, edges, nil)
-	env, err := graphx.CreateEnvironment(ctx, "beam:env:external:v1", loop.EnvironmentConfig)
-	if err != nil {
-		return fail(err)
+	var env *pipepb.Environment
+	switch o.Environment {
+	case Loopback:
+		if loop, err = extworker.StartLoopback(ctx, 0); err != nil {
+			return fail(fmt.Errorf("starting the loopback worker: %w", err))
+		}
+		if env, err = graphx.CreateEnvironment(ctx, "beam:env:external:v1", loop.EnvironmentConfig); err != nil {
+			return fail(err)
+		}
+	case Process:
+		if env, err = processEnvironment(ctx, o.WorkerCommand); err != nil {
+			return fail(err)
+		}
+	default:
+		return fail(fmt.Errorf("unknown flink environment %q: loopback or process", o.Environment))
 	}
 	pipe, err := graphx.Marshal(edges, &graphx.Options{Environment: env, PipelineResourceHints: jobopts.GetPipelineResourceHints()})
 	if err != nil {
 		return fail(fmt.Errorf("building the pipeline: %w", err))
 	}
-	// In loopback the worker binary is never run; the environment still
-	// names one.
-	f, err := os.CreateTemp("", "muon-loopback-*")
+	// The worker binary is never fetched (loopback workers are this
+	// process; process workers run muon from WorkerCommand); the
+	// environment still names one.
+	f, err := os.CreateTemp("", "muon-worker-*")
 	if err != nil {
 		return fail(err)
 	}
@@ -92,6 +114,9 @@ func submitFlink(ctx context.Context, p *beam.Pipeline, endpoint string, o Optio
 	}
 	hooks.SerializeHooksToOptions()
 	beam.PipelineOptions.LoadOptionsFromFlags(nil)
+	if o.CheckpointInterval > 0 {
+		beam.PipelineOptions.Set("checkpointing_interval", fmt.Sprint(o.CheckpointInterval.Milliseconds()))
+	}
 	opts, err := tools.OptionsToProto(runtime.RawOptionsWrapper{
 		Options:     beam.PipelineOptions.Export(),
 		AppName:     jobopts.GetJobName(),
@@ -115,6 +140,53 @@ func submitFlink(ctx context.Context, p *beam.Pipeline, endpoint string, o Optio
 	}
 	job.id = run.GetJobId()
 	return job, nil
+}
+
+// processEnvironment is a PROCESS environment whose workers the
+// TaskManagers start by running command (muon's boot: see cmd/muon).
+func processEnvironment(ctx context.Context, command string) (*pipepb.Environment, error) {
+	if command == "" {
+		self, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("flink.worker_command: none given, and this binary's path is unknown: %w", err)
+		}
+		command = self
+	}
+	if !filepath.IsAbs(command) {
+		return nil, fmt.Errorf("flink.worker_command %q: an absolute path on the TaskManagers' machines", command)
+	}
+	// The external environment's capabilities and dependencies (the Go
+	// SDK's), with the process payload.
+	env, err := graphx.CreateEnvironment(ctx, "beam:env:external:v1", func(context.Context) string { return "" })
+	if err != nil {
+		return nil, err
+	}
+	env.Urn = "beam:env:process:v1"
+	env.Payload = protox.MustEncode(&pipepb.ProcessPayload{Command: command})
+	return env, nil
+}
+
+// awaitRunning waits until a submitted job runs (or has already ended
+// well), for a detached submission.
+func awaitRunning(ctx context.Context, client jobpb.JobServiceClient, job string) error {
+	for {
+		st, err := client.GetState(ctx, &jobpb.GetJobStateRequest{JobId: job})
+		if err != nil {
+			return fmt.Errorf("job %s state: %w", job, err)
+		}
+		switch st.GetState() {
+		case jobpb.JobState_RUNNING, jobpb.JobState_DONE:
+			return nil
+		case jobpb.JobState_FAILED, jobpb.JobState_CANCELLED, jobpb.JobState_DRAINED, jobpb.JobState_UPDATED:
+			msgs := jobErrors(client, job, 3)
+			return fmt.Errorf("job %s ended %s: %s", job, st.GetState(), strings.Join(msgs, "\n"))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // jobErrors returns the error messages the job server reported for job,

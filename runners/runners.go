@@ -34,6 +34,16 @@ const (
 	Flink Kind = "flink"
 )
 
+// Environment is where a Flink job's SDK workers run.
+type Environment string
+
+const (
+	// Loopback workers run in the submitting process.
+	Loopback Environment = "loopback"
+	// Process workers are started by each TaskManager.
+	Process Environment = "process"
+)
+
 // ErrUnknownRunner means a runner name is not one muon knows.
 var ErrUnknownRunner = errors.New("unknown runner")
 
@@ -58,6 +68,19 @@ type Options struct {
 	JobName string
 	// Parallelism is the Flink parallelism. Default: the job server's.
 	Parallelism int
+	// Environment is where a Flink job's Go workers run: Loopback (in
+	// this process; the default) or Process (the TaskManagers start
+	// WorkerCommand as each worker's boot program).
+	Environment Environment
+	// WorkerCommand is muon's path on the TaskManagers' machines, for
+	// Process. Default: this binary's own path.
+	WorkerCommand string
+	// CheckpointInterval turns Flink's checkpointing on. Default off.
+	CheckpointInterval time.Duration
+	// Detach submits a Flink job and returns once it runs, without
+	// waiting for it to end: Result.JobID names it. It needs Process
+	// workers (loopback workers live in this process).
+	Detach bool
 	// Verbose keeps Beam's and prism's own logging. Default: only errors
 	// returned by Run.
 	Verbose bool
@@ -167,6 +190,10 @@ func Run(ctx context.Context, p *beam.Pipeline, o Options) (*Result, error) {
 		}
 		defer job.stop()
 		res.JobID = job.id
+		if o.Detach {
+			res.Elapsed = time.Since(start)
+			return res, awaitRunning(ctx, job.client, job.id)
+		}
 		if o.Live != nil {
 			stop := watch(job.client, func(context.Context) (string, error) { return job.id, nil }, o)
 			defer stop()

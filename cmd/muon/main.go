@@ -34,6 +34,15 @@ func commands() []*command {
 var errUsage = errors.New("usage")
 
 func main() {
+	if isBoot(os.Args[1:]) {
+		// A runner's PROCESS environment started this binary as an SDK
+		// worker's boot program.
+		if err := boot(os.Args[1:]); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
 	if isWorker(os.Args[1:]) {
 		// A runner started this binary as a Beam SDK worker.
 		flag.Parse()

@@ -83,6 +83,7 @@ func runCmd() *command {
 			fs.Var(&sets, "set", "override a spec field, `path=value` (repeatable), e.g. --set kafka.brokers=[127.0.0.1:9092]")
 			verbose := fs.Bool("verbose", false, "show Beam's and the runner's own logs")
 			cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to `file` (read it with go tool pprof)")
+			detach := fs.Bool("detach", false, "flink: submit the job, print its id and exit while it runs (follow it with muon jobs status ID --endpoint host:port)")
 			metricsAddr := fs.String("metrics", "", "serve the running job's metrics in Prometheus' format at http://`address`/metrics (e.g. 127.0.0.1:9464; needs --metrics-tokens)")
 			metricsTokens := fs.String("metrics-tokens", "", "`file` of bearer tokens for --metrics, lines \"read TOKEN\" (as muon serve's --tokens)")
 			return func(args []string) error {
@@ -113,7 +114,12 @@ func runCmd() *command {
 						return fmt.Errorf("%s: training.stream.every: the edge runner has no processing-time triggers; its windows fire as the watermark passes their end: remove every, or run on flink", c)
 					}
 					specs = append(specs, spec)
-					opts = append(opts, runners.Options{Kind: kind, Endpoint: spec.Endpoint, JobName: spec.Name, Verbose: *verbose})
+					o := jobs.RunnerOptions(spec, kind)
+					o.Verbose, o.Detach = *verbose, *detach
+					if *detach && (kind != runners.Flink || spec.Flink.Environment != string(runners.Process) || len(spec.Kafka.Brokers) == 0) {
+						return fmt.Errorf("%w: %s: --detach submits to a Flink cluster and leaves: it needs runner flink, flink.environment: process (workers on the TaskManagers) and kafka.brokers (an embedded broker would go with this process)", errUsage, c)
+					}
+					opts = append(opts, o)
 				}
 				if *cpuprofile != "" {
 					stop, err := startCPUProfile(*cpuprofile)
@@ -257,6 +263,10 @@ func startCPUProfile(path string) (func(), error) {
 }
 
 func printSummary(w io.Writer, spec *configs.Spec, s *jobs.Summary) {
+	if s.Detached {
+		fmt.Fprintf(w, "%s\n", s.JobID)
+		return
+	}
 	broker := strings.Join(s.Brokers, ",")
 	if s.Embedded {
 		broker += " (embedded)"

@@ -18,9 +18,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/muonml/muon/configs"
 	"github.com/muonml/muon/internal/auth"
 	"github.com/muonml/muon/internal/printable"
 	"github.com/muonml/muon/jobs"
+	"github.com/muonml/muon/runners"
 	"github.com/muonml/muon/serve/control"
 	"github.com/muonml/muon/serve/predict"
 )
@@ -129,7 +131,12 @@ func jobsCmd() *command {
   jobs logs ID [--follow]                         its log; --follow streams until it ends
 
 --server is the server's URL (default http://127.0.0.1:8080, or $MUON_SERVER);
---token-file a file holding the bearer token (or $MUON_TOKEN holds it).`,
+--token-file a file holding the bearer token (or $MUON_TOKEN holds it).
+
+With --endpoint host:port, list, status and cancel speak to a Beam job
+server (Flink's) instead: the jobs muon run --detach submitted to a Flink
+cluster, by the job id it printed. status gives the job's state and what its
+metrics say so far (records read and written, dead letters, predictions).`,
 		flags: func(fs *flag.FlagSet, out *streams) func([]string) error {
 			server := fs.String("server", envOr("MUON_SERVER", "http://127.0.0.1:8080"), "muon serve's `URL`")
 			tokenFile := fs.String("token-file", "", "`file` holding the bearer token (default: $MUON_TOKEN)")
@@ -139,8 +146,20 @@ func jobsCmd() *command {
 			fs.Var(&sets, "set", "override a spec field, `path=value` (repeatable)")
 			limit := fs.Int("limit", 100, "most runs to list")
 			follow := fs.Bool("follow", false, "logs: keep streaming until the run ends")
+			endpoint := fs.String("endpoint", "", "a Beam job server's `host:port` (Flink's): list, status and cancel the jobs it runs (those muon run --detach submitted) instead of a muon serve's")
 			return func(args []string) error {
-				verb, rest, c, err := clientCall(fs, args, server, tokenFile, "jobs", "submit, list, status, cancel or logs")
+				if len(args) == 0 {
+					return fmt.Errorf("%w: jobs needs a verb: submit, list, status, cancel or logs", errUsage)
+				}
+				rest, err := parseInterleaved(fs, args[1:])
+				if err != nil {
+					return err
+				}
+				verb := args[0]
+				if *endpoint != "" {
+					return runnerJobs(verb, rest, *endpoint, out)
+				}
+				c, err := newJobsClient(*server, *tokenFile)
 				if err != nil {
 					return err
 				}
@@ -221,6 +240,70 @@ func envOr(name, def string) string {
 	return def
 }
 
+// runnerJobs lists, shows or cancels the jobs of the Beam job server at
+// endpoint.
+func runnerJobs(verb string, rest []string, endpoint string, out *streams) error {
+	js, err := runners.DialJobService(endpoint)
+	if err != nil {
+		return err
+	}
+	defer js.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	needID := func() (string, error) {
+		if len(rest) != 1 {
+			return "", fmt.Errorf("%w: jobs %s --endpoint takes one job id", errUsage, verb)
+		}
+		return rest[0], nil
+	}
+	switch verb {
+	case "list":
+		list, err := js.List(ctx)
+		if err != nil {
+			return fmt.Errorf("job server %s: %w", endpoint, err)
+		}
+		for _, j := range list {
+			fmt.Fprintf(out.stdout, "%s\t%-9s\t%s\n", j.ID, j.State, printable.String(j.Name, 80))
+		}
+	case "status":
+		id, err := needID()
+		if err != nil {
+			return err
+		}
+		state, res, msgs, err := js.Status(ctx, id)
+		if err != nil {
+			return fmt.Errorf("job server %s: job %s: %w", endpoint, id, err)
+		}
+		fmt.Fprintf(out.stdout, "job        %s\nstate      %s\n", id, state)
+		for _, m := range msgs {
+			fmt.Fprintf(out.stdout, "error      %s\n", printable.String(m, 2000))
+		}
+		l := jobs.NewLive(&configs.Spec{Name: id})
+		l.Update(res)
+		if v, ok := l.View(); ok {
+			printLive(out.stdout, &v)
+		}
+		for _, name := range res.CounterNames() {
+			if strings.HasPrefix(name, "infer.") && strings.HasSuffix(name, "/predictions") {
+				fmt.Fprintf(out.stdout, "predicted  %s: %d\n", printable.String(strings.TrimSuffix(strings.TrimPrefix(name, "infer."), "/predictions"), 80), res.Counters[name])
+			}
+		}
+	case "cancel":
+		id, err := needID()
+		if err != nil {
+			return err
+		}
+		state, err := js.Cancel(ctx, id)
+		if err != nil {
+			return fmt.Errorf("job server %s: cancelling %s: %w", endpoint, id, err)
+		}
+		fmt.Fprintf(out.stdout, "%s\t%s\n", id, state)
+	default:
+		return fmt.Errorf("%w: with --endpoint, jobs takes list, status or cancel, not %q", errUsage, verb)
+	}
+	return nil
+}
+
 // printLive prints a running job's metrics so far.
 func printLive(w io.Writer, l *jobs.LiveView) {
 	var dead int64
@@ -228,7 +311,7 @@ func printLive(w io.Writer, l *jobs.LiveView) {
 		dead += n
 	}
 	fmt.Fprintf(w, "so far     %d records read, %d written, %d dead letters\n", l.Read, l.Written, dead)
-	if n := len(l.History); n > 0 {
+	if n := len(l.History); n > 1 {
 		fmt.Fprintf(w, "rate       %.0f records/s\n", l.History[n-1].ReadPerSecond)
 	}
 	for _, t := range slices.Sorted(maps.Keys(l.KafkaLag)) {

@@ -288,7 +288,7 @@ func (s *Server) execute(id string) {
 		s.mu.Unlock()
 	}()
 	sum, err := jobs.Run(ctx, sp, jobs.RunOptions{
-		Runner:   runners.Options{Kind: kind, Endpoint: sp.Endpoint, JobName: sp.Name},
+		Runner:   jobs.RunnerOptions(sp, kind),
 		Version:  s.o.Version,
 		Progress: logf,
 		Live:     live,

@@ -1,0 +1,169 @@
+//go:build integration
+
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/muonml/muon/producer/recording"
+	"github.com/muonml/muon/producer/replay"
+)
+
+// flinkCluster is the job server in front of the Flink session cluster
+// (integration/flink/cluster.sh) and the cluster's REST address, or skips
+// (fails under MUON_REQUIRE_FLINK_CLUSTER=1).
+func flinkCluster(t *testing.T) (endpoint, rest string) {
+	t.Helper()
+	endpoint, rest = os.Getenv("FLINK_CLUSTER_ENDPOINT"), os.Getenv("FLINK_MASTER")
+	if endpoint == "" || rest == "" {
+		if os.Getenv("MUON_REQUIRE_FLINK_CLUSTER") == "1" {
+			t.Fatal("MUON_REQUIRE_FLINK_CLUSTER=1 but FLINK_CLUSTER_ENDPOINT or FLINK_MASTER is not set: see the Makefile's integration target")
+		}
+		t.Skip("no Flink cluster: export \"$(integration/flink/cluster.sh start)\" and a job server on it (integration/flink/README.md)")
+	}
+	return endpoint, rest
+}
+
+// The ingest job on the Flink session cluster with process workers: muon
+// run --detach submits it and exits; the TaskManagers start muon workers
+// themselves (in working directories and HOMEs of their own); muon jobs
+// status --endpoint follows it to the end from the job server's metrics,
+// which give the edge runner's counts; with parallelism 2 both
+// TaskManagers process records.
+func TestIngestOnFlinkCluster(t *testing.T) {
+	endpoint, rest := flinkCluster(t)
+	bs := brokers(t)
+	b := bs[len(bs)-1]
+	if b.name != "kafka" {
+		t.Skip("the cluster's workers need a broker outside the test process: set KAFKA_BROKERS")
+	}
+	topic := topicName(t, b, "cluster-ingest")
+	ensure(t, b, topic, topic+".dlq")
+	for _, f := range []string{
+		filepath.Join("..", "..", "shared", "datasets", "basicmotions", "BasicMotions_TRAIN.ts"),
+		filepath.Join("..", "configs", "testdata", "malformed.jsonl"),
+	} {
+		if _, err := replay.Replay(context.Background(), []string{f}, replay.Options{Brokers: b.addrs, Topic: topic,
+			Recording: recording.Options{Start: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), Period: 100 * time.Millisecond}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bin := muonBinary(t)
+	dir := t.TempDir()
+	name := fmt.Sprintf("cluster-ingest-%d", time.Now().UnixNano())
+	spec := filepath.Join(dir, "ingest.yaml")
+	must(t, os.WriteFile(spec, []byte(fmt.Sprintf(`name: %s
+runner: flink
+endpoint: %s
+flink: {environment: process, worker_command: %s, parallelism: 2}
+kafka: {brokers: [%s]}
+source: {topics: [%s], format: sensor}
+output: {dir: %s}
+`, name, endpoint, bin, strings.Join(b.addrs, ","), topic, filepath.Join(dir, "out"))), 0o600))
+
+	start := time.Now()
+	out, err := exec.Command(bin, "run", "--config", spec, "--detach").CombinedOutput()
+	if err != nil {
+		t.Fatalf("muon run --detach: %v\n%s", err, out)
+	}
+	id := strings.TrimSpace(string(out[strings.LastIndexByte(strings.TrimSpace(string(out)), '\n')+1:]))
+	t.Logf("submitted %s in %s:\n%s", id, time.Since(start).Round(time.Millisecond), out)
+	var status string
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		o, err := exec.Command(bin, "jobs", "status", id, "--endpoint", endpoint).CombinedOutput()
+		if err != nil {
+			t.Fatalf("muon jobs status: %v\n%s", err, o)
+		}
+		status = string(o)
+		if regexp.MustCompile(`state +(done|failed|cancelled)`).MatchString(status) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	t.Logf("muon jobs status:\n%s", status)
+	// The edge runner's figures (TestIngestSameOnEdgeAndFlink): 4007
+	// read, 4001 decoded, 6 dead letters.
+	for _, want := range []string{"state      done", "so far     4007 records read"} {
+		if !strings.Contains(status, want) {
+			t.Errorf("the job's status lacks %q", want)
+		}
+	}
+	if !strings.Contains(status, "6 dead letters") {
+		t.Errorf("the job's status does not count the 6 dead letters")
+	}
+
+	// Both TaskManagers did work: per vertex, Flink's REST API lists the
+	// TaskManagers that ran its subtasks and the records they read.
+	tms := map[string]int64{}
+	jobsOverview := restGet[struct {
+		Jobs []struct {
+			JID  string `json:"jid"`
+			Name string `json:"name"`
+		} `json:"jobs"`
+	}](t, rest, "/jobs/overview")
+	var jid string
+	for _, j := range jobsOverview.Jobs {
+		if strings.HasPrefix(id, j.Name) { // the Beam job id is the Flink job's name and a suffix
+			jid = j.JID
+		}
+	}
+	if jid == "" {
+		t.Fatalf("no Flink job for %s in %+v", id, jobsOverview.Jobs)
+	}
+	job := restGet[struct {
+		Vertices []struct {
+			ID string `json:"id"`
+		} `json:"vertices"`
+	}](t, rest, "/jobs/"+jid)
+	for _, v := range job.Vertices {
+		per := restGet[struct {
+			TaskManagers []struct {
+				ID      string `json:"taskmanager-id"`
+				Metrics struct {
+					ReadRecords int64 `json:"read-records"`
+				} `json:"metrics"`
+			} `json:"taskmanagers"`
+		}](t, rest, "/jobs/"+jid+"/vertices/"+v.ID+"/taskmanagers")
+		for _, tm := range per.TaskManagers {
+			tms[tm.ID] += tm.Metrics.ReadRecords
+		}
+	}
+	busy := 0
+	for _, n := range tms {
+		if n > 0 {
+			busy++
+		}
+	}
+	t.Logf("records read per TaskManager: %v", tms)
+	if busy < 2 {
+		t.Errorf("%d TaskManager(s) processed records, want both: %v", busy, tms)
+	}
+}
+
+func restGet[T any](t *testing.T, rest, path string) T {
+	t.Helper()
+	var out T
+	resp, err := http.Get("http://" + rest + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %s", path, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	return out
+}
