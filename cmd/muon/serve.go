@@ -120,7 +120,7 @@ muon schedule are its command-line clients.`,
 func jobsCmd() *command {
 	return &command{
 		name:  "jobs",
-		usage: "jobs submit|list|status|cancel|logs [ARGS] --server URL --token-file FILE",
+		usage: "jobs submit|list|status|cancel|logs [ARGS] --server URL --token-file FILE | jobs list|status|cancel [ID] --endpoint host:port",
 		short: "submit, list, follow and cancel the jobs of a muon serve",
 		long: `The command-line client of muon serve:
 
