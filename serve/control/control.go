@@ -100,14 +100,16 @@ func Open(o Options) (*Server, error) {
 		r := runs[i]
 		switch r.State {
 		case Running:
-			if _, err := st.update(r.ID, func(r *Run) error {
+			ir, err := st.update(r.ID, func(r *Run) error {
 				r.State, r.Ended, r.Error = Interrupted, time.Now().UTC(), "the server stopped while the job ran"
 				return nil
-			}); err != nil {
+			})
+			if err != nil {
 				st.close()
 				return nil, err
 			}
 			fmt.Fprintf(o.Log, "muon serve: run %s (%s) was running when the server stopped: interrupted\n", r.ID, r.Name)
+			s.runEnded(ir) // a schedule's retries apply
 		case Queued:
 			s.queue <- r.ID
 		}

@@ -385,9 +385,10 @@ func (s *Server) tick() (soonest time.Time, err error) {
 	return soonest, nil
 }
 
-// runEnded lets a schedule retry its failed run.
+// runEnded lets a schedule retry its run that failed or was interrupted
+// (the server stopped while it ran), as its retries say.
 func (s *Server) runEnded(r *Run) {
-	if r.Schedule == "" || r.State != Failed {
+	if r.Schedule == "" || r.State != Failed && r.State != Interrupted {
 		return
 	}
 	sc, err := s.store.getSchedule(r.Schedule)

@@ -252,3 +252,46 @@ output: {dir: %s}
 		t.Errorf("a run on a missing archive: %s %q", r.State, r.Error)
 	}
 }
+
+// A scheduled run that was running when the server stopped is marked
+// interrupted when it starts again, and its schedule's retries run it
+// again after the backoff.
+func TestInterruptedScheduledRunRetries(t *testing.T) {
+	state := t.TempDir()
+	c := &clock{t: at("10:00:30")}
+	s := openAt(t, state, c)
+	if _, err := s.AddSchedule(Schedule{Name: "nightly", Cron: "0 2 * * *", Spec: tinySpec(t.TempDir()), Retries: 1, Backoff: Duration(10 * time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	sc, _ := s.store.getSchedule("nightly")
+	id := tickID("nightly", at("10:00:00"))
+	sc.LastRun = id
+	must(t, s.store.putSchedule(sc))
+	must(t, s.store.put(&Run{ID: id, Name: "tiny", Job: "ingest", Spec: sc.Spec, State: Running, Submitted: at("10:00:00"), Schedule: "nightly", Tick: at("10:00:00")}))
+	s.Close()
+
+	s = openAt(t, state, c)
+	defer s.Close()
+	if r := mustGet(t, s, id); r.State != Interrupted {
+		t.Fatalf("after the restart: %s", r.State)
+	}
+	c.set(at("10:00:41"))
+	if _, err := s.tick(); err != nil {
+		t.Fatal(err)
+	}
+	runs := runsOf(t, s, "nightly")
+	if len(runs) != 2 || runs[1].ID != id+"-retry1" || runs[1].State != Succeeded {
+		var got []string
+		for _, r := range runs {
+			got = append(got, r.ID+" "+r.State)
+		}
+		t.Errorf("runs %v: want the interrupted run and its retry, succeeded", got)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
