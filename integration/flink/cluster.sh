@@ -47,21 +47,7 @@ jvm_opts=(
 	-XX:+UseG1GC -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true
 	-Dmuon.flink.cluster="$run"
 	-Dlog4j2.configurationFile="$flink_dir/log4j2.properties"
-	--add-exports=java.base/sun.net.util=ALL-UNNAMED
-	--add-exports=java.rmi/sun.rmi.registry=ALL-UNNAMED
-	--add-exports=java.security.jgss/sun.security.krb5=ALL-UNNAMED
-	--add-opens=java.base/java.lang=ALL-UNNAMED
-	--add-opens=java.base/java.lang.reflect=ALL-UNNAMED
-	--add-opens=java.base/java.net=ALL-UNNAMED
-	--add-opens=java.base/java.io=ALL-UNNAMED
-	--add-opens=java.base/java.nio=ALL-UNNAMED
-	--add-opens=java.base/sun.nio.ch=ALL-UNNAMED
-	--add-opens=java.base/java.text=ALL-UNNAMED
-	--add-opens=java.base/java.time=ALL-UNNAMED
-	--add-opens=java.base/java.util=ALL-UNNAMED
-	--add-opens=java.base/java.util.concurrent=ALL-UNNAMED
-	--add-opens=java.base/java.util.concurrent.atomic=ALL-UNNAMED
-	--add-opens=java.base/java.util.concurrent.locks=ALL-UNNAMED
+	"${flink_jvm_opens[@]}"
 )
 
 rest() { curl -sf --max-time 3 "http://127.0.0.1:$port$1"; }

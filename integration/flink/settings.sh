@@ -47,3 +47,25 @@ flink_run_dir() {
 flink_server_pids() {
 	jvm_pids "$flink_driver" "--artifacts-dir $1/artifacts"
 }
+
+# What Flink's own config.yaml (env.java.opts.all) opens on Java 11+, for
+# Kryo and Flink's reflection on JDK classes (less the jdk.compiler exports,
+# which only Flink SQL's code generation needs): the job server's and the
+# cluster's JVMs take them.
+flink_jvm_opens=(
+	--add-exports=java.base/sun.net.util=ALL-UNNAMED
+	--add-exports=java.rmi/sun.rmi.registry=ALL-UNNAMED
+	--add-exports=java.security.jgss/sun.security.krb5=ALL-UNNAMED
+	--add-opens=java.base/java.lang=ALL-UNNAMED
+	--add-opens=java.base/java.lang.reflect=ALL-UNNAMED
+	--add-opens=java.base/java.net=ALL-UNNAMED
+	--add-opens=java.base/java.io=ALL-UNNAMED
+	--add-opens=java.base/java.nio=ALL-UNNAMED
+	--add-opens=java.base/sun.nio.ch=ALL-UNNAMED
+	--add-opens=java.base/java.text=ALL-UNNAMED
+	--add-opens=java.base/java.time=ALL-UNNAMED
+	--add-opens=java.base/java.util=ALL-UNNAMED
+	--add-opens=java.base/java.util.concurrent=ALL-UNNAMED
+	--add-opens=java.base/java.util.concurrent.atomic=ALL-UNNAMED
+	--add-opens=java.base/java.util.concurrent.locks=ALL-UNNAMED
+)

@@ -64,24 +64,7 @@ jvm_opts=(
 	-XX:+UseG1GC -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true
 	-Djava.io.tmpdir="$run/tmp"
 	-Dmuon.flink.logs.dir="$run/logs" -Dlog4j2.configurationFile="$flink_dir/log4j2.properties"
-	# What Flink's own config.yaml (env.java.opts.all) opens on Java 11+, for
-	# Kryo and Flink's reflection on JDK classes (less the jdk.compiler
-	# exports, which only Flink SQL's code generation needs).
-	--add-exports=java.base/sun.net.util=ALL-UNNAMED
-	--add-exports=java.rmi/sun.rmi.registry=ALL-UNNAMED
-	--add-exports=java.security.jgss/sun.security.krb5=ALL-UNNAMED
-	--add-opens=java.base/java.lang=ALL-UNNAMED
-	--add-opens=java.base/java.lang.reflect=ALL-UNNAMED
-	--add-opens=java.base/java.net=ALL-UNNAMED
-	--add-opens=java.base/java.io=ALL-UNNAMED
-	--add-opens=java.base/java.nio=ALL-UNNAMED
-	--add-opens=java.base/sun.nio.ch=ALL-UNNAMED
-	--add-opens=java.base/java.text=ALL-UNNAMED
-	--add-opens=java.base/java.time=ALL-UNNAMED
-	--add-opens=java.base/java.util=ALL-UNNAMED
-	--add-opens=java.base/java.util.concurrent=ALL-UNNAMED
-	--add-opens=java.base/java.util.concurrent.atomic=ALL-UNNAMED
-	--add-opens=java.base/java.util.concurrent.locks=ALL-UNNAMED
+	"${flink_jvm_opens[@]}"
 )
 read -r -a heap_opts <<<"${MUON_FLINK_HEAP_OPTS:--Xms256m -Xmx2g}"
 read -r -a extra_opts <<<"${MUON_FLINK_JVM_OPTS:-}"

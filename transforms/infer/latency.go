@@ -89,18 +89,10 @@ func LatencyQuantiles(counters map[string]int64, qs ...float64) []float64 {
 	}
 	var bs []bucket
 	var total int64
-	for name, n := range counters {
-		s, ok := strings.CutPrefix(name, LatencyCounter)
-		if !ok || n <= 0 {
-			continue
-		}
-		i, err := strconv.Atoi(s)
-		if err != nil {
-			continue
-		}
+	eachBucket(counters, func(i int, n int64) {
 		bs = append(bs, bucket{i, n})
 		total += n
-	}
+	})
 	out := make([]float64, len(qs))
 	if total == 0 {
 		return out
@@ -128,15 +120,7 @@ func LatencyQuantiles(counters map[string]int64, qs ...float64) []float64 {
 // buckets are narrower than 2.2 %, so the fold misplaces little.
 func LatencyHistogram(counters map[string]int64, les []float64) (cum []uint64, count uint64, sum float64) {
 	cum = make([]uint64, len(les))
-	for name, n := range counters {
-		s, ok := strings.CutPrefix(name, LatencyCounter)
-		if !ok || n <= 0 {
-			continue
-		}
-		i, err := strconv.Atoi(s)
-		if err != nil {
-			continue
-		}
+	eachBucket(counters, func(i int, n int64) {
 		upper := float64(latencyBase) * math.Pow(2, float64(i)/latencyPerOct) / float64(time.Second)
 		for k, le := range les {
 			if upper <= le*(1+1e-9) {
@@ -145,6 +129,20 @@ func LatencyHistogram(counters map[string]int64, les []float64) (cum []uint64, c
 		}
 		count += uint64(n)
 		sum += float64(n) * bucketMs(i) / 1000
-	}
+	})
 	return cum, count, sum
+}
+
+// eachBucket calls f with each histogram bucket's index and count among
+// counters (named LatencyCounter + index), those with a count only.
+func eachBucket(counters map[string]int64, f func(i int, n int64)) {
+	for name, n := range counters {
+		s, ok := strings.CutPrefix(name, LatencyCounter)
+		if !ok || n <= 0 {
+			continue
+		}
+		if i, err := strconv.Atoi(s); err == nil {
+			f(i, n)
+		}
+	}
 }
