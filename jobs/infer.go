@@ -3,6 +3,8 @@ package jobs
 import (
 	"context"
 	"fmt"
+	"github.com/muonml/muon/io/modelstore"
+	"github.com/muonml/muon/models/snapshot"
 	"strconv"
 	"strings"
 
@@ -25,13 +27,15 @@ func init() { register("infer", inferJob{}) }
 // to the Parquet archive.
 type inferJob struct{}
 
-// InferParams maps a job's inference branches onto infer.Params.
-func InferParams(spec *configs.Spec) []infer.Params {
+// InferParams maps a job's inference branches onto infer.Params; brokers
+// (the job's, or the spec's before the job starts) are those of stores on
+// Kafka.
+func InferParams(spec *configs.Spec, brokers []string) []infer.Params {
 	ps := make([]infer.Params, 0, len(spec.Inference))
 	for _, b := range spec.Inference {
 		p := infer.Params{
 			Name: b.Name, Store: b.Store, Trust: b.Trust, Names: FeatureNames(spec), Topic: b.Topic, Reload: b.Reload.D(),
-			SourceTopic: spec.Source.Topics[0], DeadLetterSuffix: spec.Decode.DeadLetterSuffix,
+			SourceTopic: spec.Source.Topics[0], DeadLetterSuffix: spec.Decode.DeadLetterSuffix, Cluster: spec.Kafka.Cluster(brokers),
 		}
 		if a := b.Alert; a != nil {
 			p.Alert = &infer.Alert{Label: a.Label, Threshold: a.Threshold, Below: a.Below}
@@ -47,7 +51,16 @@ func InferParams(spec *configs.Spec) []infer.Params {
 // the models, by branch.
 func CheckInference(ctx context.Context, spec *configs.Spec) ([]*infer.Model, error) {
 	var ms []*infer.Model
-	for i, p := range InferParams(spec) {
+	for i, p := range InferParams(spec, spec.Kafka.Brokers) {
+		if modelstore.IsKafka(p.Store) && len(spec.Kafka.Brokers) == 0 {
+			// On the job's embedded broker: nothing there before it runs
+			// but what an earlier job of this process published.
+			if _, err := snapshot.LoadKeyring(p.Trust...); err != nil {
+				return nil, fmt.Errorf("inference[%d] (%s): %w", i, p.Name, err)
+			}
+			ms = append(ms, nil)
+			continue
+		}
 		m, err := infer.Check(ctx, p)
 		if err != nil {
 			return nil, fmt.Errorf("inference[%d] (%s): %w", i, p.Name, err)
@@ -97,7 +110,7 @@ func inferBranches(s beam.Scope, spec *configs.Spec, o Options, rows beam.PColle
 		Unbounded: true, MaxWait: spec.Batch.MaxWait.D(),
 	}, rows)
 	wp := kafkaio.WriteParams{Brokers: o.Brokers, Security: spec.Kafka.Security(), ReconnectFor: spec.Kafka.ReconnectFor.D()}
-	for _, p := range InferParams(spec) {
+	for _, p := range InferParams(spec, o.Brokers) {
 		preds, dead := infer.Batches(s, p, batches)
 		o.ack(kafkaio.Write(s.Scope(p.Name), wp, preds))
 		o.ack(kafkaio.Write(s.Scope(p.Name+".DeadLetters"), wp, dead))
@@ -111,7 +124,7 @@ func inferBranches(s beam.Scope, spec *configs.Spec, o Options, rows beam.PColle
 // Summarize reports every branch from the job's metrics and the models
 // its stores serve.
 func (inferJob) Summarize(ctx context.Context, spec *configs.Spec, res *runners.Result, sum *Summary) error {
-	served, err := servedModels(ctx, spec, res)
+	served, err := servedModels(ctx, spec, sum.Brokers, res)
 	if err != nil {
 		return err
 	}
@@ -126,9 +139,9 @@ func (inferJob) Summarize(ctx context.Context, spec *configs.Spec, res *runners.
 // version with predictions in the job's metrics, loaded from the branch's
 // store (the store only moves forward); a branch that predicted nothing
 // is described by the version its store serves now.
-func servedModels(ctx context.Context, spec *configs.Spec, res *runners.Result) ([]*infer.Model, error) {
+func servedModels(ctx context.Context, spec *configs.Spec, brokers []string, res *runners.Result) ([]*infer.Model, error) {
 	var ms []*infer.Model
-	for i, p := range InferParams(spec) {
+	for i, p := range InferParams(spec, brokers) {
 		var first uint64
 		for ver, v := range res.Under(infer.Namespace(p.Name), infer.VersionCounter) {
 			if seq := VersionSeq(ver); v > 0 && seq > 0 && (first == 0 || seq < first) {
@@ -154,7 +167,7 @@ func servedModels(ctx context.Context, spec *configs.Spec, res *runners.Result) 
 // and the models it served (by branch).
 func SummarizeInference(spec *configs.Spec, served []*infer.Model, res *runners.Result) []BranchSummary {
 	var out []BranchSummary
-	for i, p := range InferParams(spec) {
+	for i, p := range InferParams(spec, nil) {
 		ns := infer.Namespace(p.Name)
 		m := served[i]
 		b := BranchSummary{

@@ -41,7 +41,7 @@ func resolvePrevious(ctx context.Context, spec *configs.Spec, cluster kafkaio.Cl
 	}
 	ring := snapshot.NewKeyring(key.Public().(ed25519.PublicKey))
 	var man snapshot.Manifest
-	v, _, err := modelstore.LatestVerified(ctx, &modelstore.Dir{Root: spec.Snapshot.Store}, func(v modelstore.Version, r io.Reader) error {
+	v, _, err := modelstore.LatestVerified(ctx, modelstore.Locate(spec.Snapshot.Store, cluster), func(v modelstore.Version, r io.Reader) error {
 		if v.Name != spec.Name {
 			return fmt.Errorf("another job's model")
 		}

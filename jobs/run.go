@@ -84,9 +84,10 @@ func CheckAll(ctx context.Context, specs []*configs.Spec) (int, error) {
 // checkBranches checks an infer job's branches, those on a store in
 // published only as far as their trust files.
 func checkBranches(ctx context.Context, spec *configs.Spec, published map[string]bool) error {
-	for i, p := range InferParams(spec) {
+	for i, p := range InferParams(spec, spec.Kafka.Brokers) {
 		var err error
-		if published[filepath.Clean(p.Store)] {
+		// A store on the job's embedded broker exists once the job runs.
+		if published[filepath.Clean(p.Store)] || modelstore.IsKafka(p.Store) && len(spec.Kafka.Brokers) == 0 {
 			_, err = snapshot.LoadKeyring(p.Trust...)
 		} else {
 			_, err = infer.Check(ctx, p)

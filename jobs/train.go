@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"fmt"
+	"github.com/muonml/muon/io/modelstore"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -171,6 +172,9 @@ func (trainJob) Check(_ context.Context, spec *configs.Spec) error {
 	if err := checkArchiveRange(spec); err != nil {
 		return err
 	}
+	if !spec.Source.IsBounded() && modelstore.IsKafka(spec.Snapshot.Store) {
+		return fmt.Errorf("snapshot.store %s: a train job on a stream keeps its windows' models in a directory store (each window chains from the last); a store on Kafka takes bounded train jobs' snapshots", spec.Snapshot.Store)
+	}
 	return spec.Snapshot.CheckStore()
 }
 
@@ -254,7 +258,8 @@ func (trainJob) Build(s beam.Scope, spec *configs.Spec, o Options) error {
 // publishParams maps a train job's spec onto publish.Params.
 func publishParams(spec *configs.Spec, o Options, tp train.Params) publish.Params {
 	return publish.Params{Spec: spec.Snapshot, Name: spec.Name, Train: tp, Names: FeatureNames(spec), Source: describeSource(spec),
-		Archive: spec.Source.Archive, TestArchive: spec.Training.Test.Archive, ArchiveFrom: spec.Source.ArchiveFrom, ArchiveTo: spec.Source.ArchiveTo, SpecHash: specHash(spec), Version: o.Version}
+		Archive: spec.Source.Archive, TestArchive: spec.Training.Test.Archive, ArchiveFrom: spec.Source.ArchiveFrom, ArchiveTo: spec.Source.ArchiveTo, SpecHash: specHash(spec), Version: o.Version,
+		Cluster: spec.Kafka.Cluster(o.Brokers)}
 }
 
 // trainingRows reads a train job's rows from topics (featurized as the
@@ -378,7 +383,7 @@ func (trainJob) Summarize(ctx context.Context, spec *configs.Spec, res *runners.
 		if !published && res.Counter(publish.Namespace, publish.Rejected) == 0 {
 			return fmt.Errorf("the train job reported no snapshot, published or rejected")
 		}
-		if ts.Snapshot, err = publish.Outcome(ctx, spec.Snapshot, spec.Name, uint64(seq), published); err != nil {
+		if ts.Snapshot, err = publish.Outcome(ctx, spec.Snapshot, spec.Kafka.Cluster(sum.Brokers), spec.Name, uint64(seq), published); err != nil {
 			return err
 		}
 	}

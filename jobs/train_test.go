@@ -929,3 +929,60 @@ output: {dir: %s}
 		t.Errorf("a run with nothing new: %v", err)
 	}
 }
+
+// The quick start with its model store on Kafka: the train job publishes
+// its signed snapshot to a compacted topic of the broker it reads from,
+// and the infer job serves it from there, verified; nothing goes through
+// a store on disk.
+func TestModelStoreOnKafka(t *testing.T) {
+	b, err := embedded.Start(embedded.Options{Partitions: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx := context.Background()
+	dir := t.TempDir()
+	priv, pub, err := snapshot.GenerateKey(dir, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	trainSpec, err := configs.Load(filepath.Join("..", "configs", "train-digits.yaml"), "snapshot.key="+priv, "snapshot.store=kafka://models.digits",
+		"output.dir="+filepath.Join(dir, "train"), "training.epochs=8", "snapshot.gate.min=0.9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range trainSpec.Replay { // the example's paths are the repository's
+		trainSpec.Replay[i].Path = filepath.Join("..", trainSpec.Replay[i].Path)
+	}
+	sum, err := jobs.Run(ctx, trainSpec, jobs.RunOptions{Broker: b, Runner: runners.Options{Kind: runners.Edge}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := sum.Training.Snapshot; s == nil || !s.Published || s.Version != "train-digits@1" || !strings.HasPrefix(s.Path, "kafka://models.digits/") {
+		t.Fatalf("the snapshot: %+v", sum.Training.Snapshot)
+	}
+	y, err := os.ReadFile(filepath.Join("..", "configs", "infer-digits.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.ReplaceAll(string(y), "store: out/train-digits/store", "store: kafka://models.digits")
+	text = strings.ReplaceAll(text, "keys/muon.pub", pub)
+	inferSpec, err := configs.Parse("infer.yaml", []byte(text), "output.dir="+filepath.Join(dir, "infer"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range inferSpec.Replay {
+		inferSpec.Replay[i].Path = filepath.Join("..", inferSpec.Replay[i].Path)
+	}
+	if _, err := jobs.CheckAll(ctx, []*configs.Spec{trainSpec, inferSpec}); err != nil {
+		t.Fatalf("checking the two jobs before they run: %v", err)
+	}
+	isum, err := jobs.Run(ctx, inferSpec, jobs.RunOptions{Broker: b, Runner: runners.Options{Kind: runners.Edge}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := isum.Inference[0]
+	if br.Model != "train-digits@1" || br.Predictions != 1797 || br.Accuracy == nil || *br.Accuracy < 0.85 {
+		t.Errorf("the infer branch: model %s, %d predictions, accuracy %v", br.Model, br.Predictions, br.Accuracy)
+	}
+}

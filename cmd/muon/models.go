@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/muonml/muon/internal/printable"
+	"github.com/muonml/muon/io/kafkaio"
 	"github.com/muonml/muon/io/modelstore"
 	"github.com/muonml/muon/models"
 	"github.com/muonml/muon/models/snapshot"
@@ -56,7 +57,9 @@ func modelsCmd() *command {
 			fs.Var(&trust, "trust", "trusted public key `file or folder` (*.pub); repeat for more")
 			dir := fs.String("dir", "keys", "keygen: the `folder` to write the key pair to")
 			name := fs.String("name", "muon", "keygen: the key pair's file `name`")
-			store := fs.String("store", "", "list: the model store `folder`")
+			store := fs.String("store", "", "list: the model store: a `folder`, or kafka://TOPIC with --brokers")
+			var brokers brokerList
+			fs.Var(&brokers, "brokers", "list: the Kafka `host:port` list of a store on Kafka (plaintext)")
 			return func(args []string) error {
 				if len(args) == 0 {
 					return fmt.Errorf("%w: name a subcommand: keygen, list, inspect or verify", errUsage)
@@ -85,7 +88,7 @@ func modelsCmd() *command {
 							return err
 						}
 					}
-					return listStore(out.stdout, *store, ring)
+					return listStore(out.stdout, *store, kafkaio.Plain(brokers...), ring)
 				}
 				return fmt.Errorf("%w: unknown subcommand %q: keygen, list, inspect or verify", errUsage, sub)
 			}
@@ -163,10 +166,14 @@ func readSnapshot(path string, ring snapshot.Keyring) (*snapshot.Snapshot, error
 
 // listStore prints a store's versions; with a keyring, their verification
 // and the version that serves.
-func listStore(w io.Writer, root string, ring snapshot.Keyring) error {
+func listStore(w io.Writer, root string, cluster kafkaio.Cluster, ring snapshot.Keyring) error {
 	ctx := context.Background()
-	d := &modelstore.Dir{Root: root}
-	if _, err := os.Stat(root); err != nil {
+	d := modelstore.Locate(root, cluster)
+	if modelstore.IsKafka(root) {
+		if len(cluster.Brokers) == 0 {
+			return fmt.Errorf("%w: --store %s is on Kafka: give --brokers", errUsage, root)
+		}
+	} else if _, err := os.Stat(root); err != nil {
 		return err
 	}
 	vs, err := d.List(ctx)
@@ -199,7 +206,7 @@ func listStore(w io.Writer, root string, ring snapshot.Keyring) error {
 			marks = append(marks, "latest")
 		}
 		if ring != nil {
-			if _, err := readSnapshot(v.Path, ring); err != nil {
+			if err := verifyVersion(ctx, d, v, ring); err != nil {
 				marks = append(marks, "REFUSED: "+err.Error())
 			} else {
 				marks = append(marks, "verified")
@@ -219,6 +226,21 @@ func listStore(w io.Writer, root string, ring snapshot.Keyring) error {
 		fmt.Fprintf(w, "%-24s %8d bytes  %s  rejected: %s\n", v, v.Size, v.Created.UTC().Format("2006-01-02 15:04:05"), reason)
 	}
 	return nil
+}
+
+// verifyVersion reads version v of store d and checks its signature and
+// its place (name and version signed).
+func verifyVersion(ctx context.Context, d modelstore.Store, v modelstore.Version, ring snapshot.Keyring) error {
+	rc, err := d.Open(ctx, v)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	snap, err := snapshot.Read(rc, ring, snapshot.Limits{})
+	if err != nil {
+		return err
+	}
+	return snap.CheckPlace(v.Name, v.Seq)
 }
 
 // inspectSnapshot prints what a person needs to know about a snapshot.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/muonml/muon/internal/auth"
+	"github.com/muonml/muon/io/kafkaio"
 	"github.com/muonml/muon/io/modelstore"
 	"github.com/muonml/muon/models/snapshot"
 	"github.com/muonml/muon/serve/predict"
@@ -49,7 +50,9 @@ unknown one is refused with 401. It listens on 127.0.0.1 unless told
 otherwise; use --tls-cert and --tls-key to serve HTTPS beyond loopback.`,
 		flags: func(fs *flag.FlagSet, out *streams) func([]string) error {
 			listen := fs.String("listen", "127.0.0.1:8081", "`host:port` to serve on; port 0 picks a free port")
-			store := fs.String("store", "", "model store `directory` (a train job's snapshot.store) (required)")
+			store := fs.String("store", "", "model store: a `directory` (a train job's snapshot.store), or kafka://TOPIC with --brokers (required)")
+			var brokers brokerList
+			fs.Var(&brokers, "brokers", "the Kafka `host:port` list of a store on Kafka (plaintext)")
 			var trust stringList
 			fs.Var(&trust, "trust", "public key `file` whose signatures are trusted (repeatable; required)")
 			tokens := fs.String("tokens", "", "tokens `file`: lines \"read TOKEN\" or \"write TOKEN\" (required)")
@@ -79,10 +82,15 @@ otherwise; use --tls-cert and --tls-key to serve HTTPS beyond loopback.`,
 				if err != nil {
 					return err
 				}
-				if st, err := os.Stat(*store); err != nil || !st.IsDir() {
+				cluster := kafkaio.Plain(brokers...)
+				if modelstore.IsKafka(*store) {
+					if len(cluster.Brokers) == 0 {
+						return fmt.Errorf("%w: --store %s is on Kafka: give --brokers", errUsage, *store)
+					}
+				} else if st, err := os.Stat(*store); err != nil || !st.IsDir() {
 					return fmt.Errorf("--store %s: not a directory (%v)", *store, err)
 				}
-				server := infer.NewServer(&modelstore.Dir{Root: *store}, ring, nil, *reload)
+				server := infer.NewServer(modelstore.Locate(*store, cluster), ring, nil, *reload)
 				ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 				defer stop()
 				m, err := server.Current(ctx)

@@ -350,11 +350,13 @@ func Tail(ctx context.Context, c Cluster, topic string, max int) ([]Record, erro
 			for next := from; err == nil && next < last; {
 				_ = conn.SetDeadline(time.Now().Add(DefaultCallTimeout))
 				batch := conn.ReadBatch(1, DefaultFetchMaxBytes)
+				got := false
 				for {
 					m, rerr := batch.ReadMessage()
 					if rerr != nil {
 						break
 					}
+					got = true
 					r := Record{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: m.Key, Value: m.Value, Time: m.Time}
 					for _, h := range m.Headers {
 						r.Headers = append(r.Headers, Header{Key: h.Key, Value: h.Value})
@@ -364,6 +366,9 @@ func Tail(ctx context.Context, c Cluster, topic string, max int) ([]Record, erro
 				}
 				if cerr := batch.Close(); cerr != nil && !errors.Is(cerr, kafka.RequestTimedOut) {
 					err = cerr
+				}
+				if !got && err == nil {
+					break // nothing more to read below the end (compacted away)
 				}
 			}
 		}

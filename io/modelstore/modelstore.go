@@ -27,6 +27,9 @@ type Version struct {
 	SHA256  string
 	Created time.Time
 	Path    string
+	// Reason is why the gate rejected it, where the store keeps it with
+	// the version (a store on Kafka); RejectReason reads it.
+	Reason string
 }
 
 func (v Version) String() string { return fmt.Sprintf("%s@%d", v.Name, v.Seq) }
@@ -51,6 +54,8 @@ type Store interface {
 	Latest(ctx context.Context) (Version, error)
 	// List lists the published versions, oldest first.
 	List(ctx context.Context) ([]Version, error)
+	// Rejected lists the rejected versions, oldest first.
+	Rejected(ctx context.Context) ([]Version, error)
 	// Open reads a version's bytes.
 	Open(ctx context.Context, v Version) (io.ReadCloser, error)
 	// Prune keeps the newest keep versions (and always the latest).
@@ -278,6 +283,9 @@ func (d *Dir) Reject(ctx context.Context, name string, c Content, reason string)
 
 // RejectReason reads why a rejected version was rejected.
 func RejectReason(v Version) (string, error) {
+	if v.Reason != "" || IsKafka(v.Path) {
+		return v.Reason, nil
+	}
 	b, err := os.ReadFile(v.Path + ".reason")
 	return strings.TrimSpace(string(b)), err
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/muonml/muon/configs"
+	"github.com/muonml/muon/io/kafkaio"
 	"github.com/muonml/muon/io/modelstore"
 )
 
@@ -79,10 +80,10 @@ func (s *Server) Models(ctx context.Context) ([]ModelStore, error) {
 		weights string
 	}
 	var order []string
-	seen := map[string]bool{}
-	add := func(store string) {
-		if store != "" && !seen[store] {
-			seen[store] = true
+	clusters := map[string]kafkaio.Cluster{}
+	add := func(store string, sp *configs.Spec) {
+		if _, ok := clusters[store]; store != "" && !ok {
+			clusters[store] = sp.Kafka.Cluster(sp.Kafka.Brokers)
 			order = append(order, store)
 		}
 	}
@@ -99,14 +100,14 @@ func (s *Server) Models(ctx context.Context) ([]ModelStore, error) {
 			_ = json.Unmarshal(r.Summary, &f)
 		}
 		if sp.Job == "train" && sp.Snapshot.Store != "" {
-			add(sp.Snapshot.Store)
+			add(sp.Snapshot.Store, sp)
 			if f.Training != nil && f.Training.Snapshot != nil {
 				sn := f.Training.Snapshot
 				byVersion[sp.Snapshot.Store+" "+sn.Version] = made{run: r.ID, ratio: sn.Ratio, weights: sn.Weights}
 			}
 		}
 		for i, b := range sp.Inference {
-			add(b.Store)
+			add(b.Store, sp)
 			if _, ok := serving[b.Store]; ok {
 				continue
 			}
@@ -129,17 +130,17 @@ func (s *Server) Models(ctx context.Context) ([]ModelStore, error) {
 	for _, sc := range scs {
 		if sp, err := configs.Parse(sc.Name+".yaml", []byte(sc.Spec), sc.Set...); err == nil {
 			if sp.Job == "train" {
-				add(sp.Snapshot.Store)
+				add(sp.Snapshot.Store, sp)
 			}
 			for _, b := range sp.Inference {
-				add(b.Store)
+				add(b.Store, sp)
 			}
 		}
 	}
 	out := make([]ModelStore, 0, len(order))
 	for _, root := range order {
 		ms := ModelStore{Store: root, Versions: []ModelVersion{}}
-		if err := readStore(ctx, root, &ms); err != nil {
+		if err := readStore(ctx, root, clusters[root], &ms); err != nil {
 			ms.Error = err.Error()
 		}
 		for i := range ms.Versions {
@@ -155,16 +156,22 @@ func (s *Server) Models(ctx context.Context) ([]ModelStore, error) {
 	return out, nil
 }
 
-// readStore lists a directory store's published and rejected versions,
-// newest first.
-func readStore(ctx context.Context, root string, ms *ModelStore) error {
-	if _, err := os.Stat(root); err != nil {
+// readStore lists a store's published and rejected versions, newest
+// first.
+func readStore(ctx context.Context, root string, cluster kafkaio.Cluster, ms *ModelStore) error {
+	if modelstore.IsKafka(root) {
+		if len(cluster.Brokers) == 0 {
+			return errors.New("on the embedded broker of the runs that used it, gone with them")
+		}
+	} else if _, err := os.Stat(root); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil // nothing published yet
 		}
 		return err
+	} else {
+		root = filepath.Clean(root)
 	}
-	d := &modelstore.Dir{Root: filepath.Clean(root)}
+	d := modelstore.Locate(root, cluster)
 	pub, err := d.List(ctx)
 	if err != nil {
 		return err

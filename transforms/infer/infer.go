@@ -56,6 +56,9 @@ type Params struct {
 	// whose id does not name their source record.
 	SourceTopic      string
 	DeadLetterSuffix string
+	// Cluster is the Kafka cluster of a store on Kafka (Store
+	// kafka://<topic>).
+	Cluster kafkaio.Cluster
 }
 
 // Alert is an alert branch's rule: a classifier's score of Label, or a

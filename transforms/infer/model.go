@@ -223,7 +223,7 @@ type serverKey struct {
 // sharedServer returns the process's Server of a branch, making it on
 // first use.
 func sharedServer(p Params) (*Server, error) {
-	k := serverKey{p.Name, p.Store, fmt.Sprint(p.Trust), fmt.Sprint(p.Names)}
+	k := serverKey{p.Name, p.Store + " " + fmt.Sprint(p.Cluster.Brokers), fmt.Sprint(p.Trust), fmt.Sprint(p.Names)}
 	if s, ok := servers.Load(k); ok {
 		return s.(*Server), nil
 	}
@@ -231,7 +231,7 @@ func sharedServer(p Params) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := NewServer(&modelstore.Dir{Root: p.Store}, ring, p.Names, p.reload())
+	s := NewServer(modelstore.Locate(p.Store, p.Cluster), ring, p.Names, p.reload())
 	actual, _ := servers.LoadOrStore(k, s)
 	return actual.(*Server), nil
 }
@@ -244,7 +244,7 @@ func LoadVersion(ctx context.Context, p Params, seq uint64) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	store := &modelstore.Dir{Root: p.Store}
+	store := modelstore.Locate(p.Store, p.Cluster)
 	vs, err := store.List(ctx)
 	if err != nil {
 		return nil, err

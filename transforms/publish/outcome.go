@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
+	"github.com/muonml/muon/io/kafkaio"
 
 	"github.com/muonml/muon/io/modelstore"
 	"github.com/muonml/muon/models"
@@ -30,12 +31,12 @@ type Result struct {
 // (or, published false, rejected) to sp's store: the snapshot itself,
 // verified with the public half of sp's key, says its size, compression,
 // metrics and signer; the store says why it was rejected.
-func Outcome(ctx context.Context, sp Spec, name string, seq uint64, published bool) (*Result, error) {
+func Outcome(ctx context.Context, sp Spec, cluster kafkaio.Cluster, name string, seq uint64, published bool) (*Result, error) {
 	key, err := snapshot.LoadPrivateKey(sp.Key)
 	if err != nil {
 		return nil, err
 	}
-	store := &modelstore.Dir{Root: sp.Store}
+	store := modelstore.Locate(sp.Store, cluster)
 	list := store.List
 	if !published {
 		list = store.Rejected

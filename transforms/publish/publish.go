@@ -87,6 +87,9 @@ type Params struct {
 	ArchiveFrom, ArchiveTo time.Time
 	// SpecHash and Version (muon's) go into the lineage.
 	SpecHash, Version string
+	// Cluster is the Kafka cluster of a store on Kafka (Spec.Store
+	// kafka://<topic>).
+	Cluster kafkaio.Cluster
 }
 
 func (p Params) validate(name string) {
@@ -218,7 +221,7 @@ func (fn *trainedFn) ProcessElement(ctx context.Context, _ []byte, st train.Stat
 		return err
 	}
 	content := signed(man, tensors, key)
-	store := &modelstore.Dir{Root: p.Spec.Store}
+	store := modelstore.Locate(p.Spec.Store, p.Cluster)
 	var v modelstore.Version
 	if reason == "" {
 		v, err = store.Publish(ctx, p.Name, content)
@@ -365,7 +368,7 @@ func (fn *windowsFn) ProcessElement(ctx context.Context, pub train.Published) er
 		Lineage: snapshot.Lineage{SpecHash: p.SpecHash, MuonVersion: p.Version, Created: time.Now().UTC(),
 			Window: pub.Window, Base: pub.Base},
 	}
-	store := &modelstore.Dir{Root: p.Spec.Store}
+	store := modelstore.Locate(p.Spec.Store, p.Cluster)
 	v, err := store.Publish(ctx, p.Name, signed(man, tensors, fn.key))
 	if err != nil {
 		return fmt.Errorf("snapshot of the window ending %s: %w", pub.Window.Format(time.RFC3339), err)

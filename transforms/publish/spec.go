@@ -3,6 +3,8 @@ package publish
 import (
 	"errors"
 	"fmt"
+	"github.com/muonml/muon/io/kafkaio"
+	"github.com/muonml/muon/io/modelstore"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -20,7 +22,10 @@ import (
 type Spec struct {
 	// Key is the private signing key file (muon models keygen).
 	Key string `yaml:"key"`
-	// Store is the model store directory. Default <output.dir>/store.
+	// Store is the model store: a directory, or kafka://<topic> (a
+	// compacted topic on the job's Kafka cluster, which every worker and
+	// edge device that reads the job's topics reaches; see
+	// modelstore.Kafka). Default <output.dir>/store.
 	Store string `yaml:"store"`
 	// Weights is how weights are stored: int8 (per output channel),
 	// float16, float32, or shared (weight sharing: a k-means codebook of
@@ -110,6 +115,12 @@ func (sp *Spec) CheckKey() error {
 func (sp *Spec) CheckStore() error {
 	if sp.Key == "" {
 		return nil
+	}
+	if topic, ok := strings.CutPrefix(sp.Store, modelstore.KafkaScheme); ok {
+		if err := kafkaio.CheckTopic(topic); err != nil {
+			return fmt.Errorf("snapshot.store %s: %w", sp.Store, err)
+		}
+		return nil // the topic is made when the first version is published
 	}
 	if err := os.MkdirAll(sp.Store, 0o755); err != nil {
 		return fmt.Errorf("snapshot.store: %w", err)
