@@ -167,3 +167,69 @@ func restGet[T any](t *testing.T, rest, path string) T {
 	}
 	return out
 }
+
+// The quick start on the Flink session cluster with process workers and no
+// shared folder: the train job trains on the TaskManagers (two shards at
+// parallelism 2) and publishes its signed snapshot to a model store on
+// Kafka; the infer job, on the cluster too, serves it from there. The
+// specs' output folders are relative, so workers write in their own
+// working directories; the submitter learns everything from the job
+// server's metrics and the store on Kafka.
+func TestTrainAndInferOnFlinkCluster(t *testing.T) {
+	endpoint, _ := flinkCluster(t)
+	bs := brokers(t)
+	b := bs[len(bs)-1]
+	if b.name != "kafka" {
+		t.Skip("the cluster's workers need a broker outside the test process: set KAFKA_BROKERS")
+	}
+	bin := muonBinary(t)
+	root, _ := filepath.Abs("..")
+	dir := t.TempDir()
+	if out, err := exec.Command(bin, "models", "keygen", "--dir", dir, "--name", "cl").CombinedOutput(); err != nil {
+		t.Fatalf("keygen: %v\n%s", err, out)
+	}
+	suffix := fmt.Sprint(time.Now().UnixNano())
+	store := "kafka://models.cluster-" + suffix
+	rewrite := func(file string) string {
+		y, err := os.ReadFile(filepath.Join(root, "configs", file))
+		must(t, err)
+		text := strings.NewReplacer("[digits]", "[digits-"+suffix+"]", "topic: digits-test", "topic: digits-test-"+suffix, "[digits-test]", "[digits-test-"+suffix+"]",
+			"[digits-live]", "[digits-live-"+suffix+"]", "store: out/train-digits/store", "store: "+store, "keys/muon.pub", filepath.Join(dir, "cl.pub")).Replace(string(y))
+		f := filepath.Join(dir, file)
+		must(t, os.WriteFile(f, []byte(text), 0o600))
+		return f
+	}
+	run := func(spec string, sets ...string) map[string]any {
+		args := []string{"run", "--config", spec, "--runner", "flink", "--endpoint", endpoint,
+			"--set", "kafka.brokers=[" + strings.Join(b.addrs, ",") + "]", "--set", "flink.environment=process", "--set", "flink.worker_command=" + bin,
+			"--set", "flink.parallelism=2", "--set", "output.dir=out/" + filepath.Base(spec) + "-" + suffix}
+		for _, s := range sets {
+			args = append(args, "--set", s)
+		}
+		cmd := exec.Command(bin, args...)
+		cmd.Dir = root
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("muon run %s: %v\n%s", filepath.Base(spec), err, out)
+		}
+		t.Logf("muon run %s:\n%s", filepath.Base(spec), out[max(0, len(out)-1500):])
+		var sum map[string]any
+		b, err := os.ReadFile(filepath.Join(root, "out", filepath.Base(spec)+"-"+suffix, "summary.json"))
+		must(t, err)
+		must(t, json.Unmarshal(b, &sum))
+		return sum
+	}
+	defer os.RemoveAll(filepath.Join(root, "out", "train-digits.yaml-"+suffix))
+	defer os.RemoveAll(filepath.Join(root, "out", "infer-digits.yaml-"+suffix))
+	train := run(rewrite("train-digits.yaml"), "snapshot.key="+filepath.Join(dir, "cl.key"), "snapshot.store="+store,
+		"training.epochs=12", "snapshot.gate.min=0.9")
+	snap, _ := train["training"].(map[string]any)["snapshot"].(map[string]any)
+	if snap == nil || snap["published"] != true || snap["version"] != "train-digits@1" || !strings.HasPrefix(fmt.Sprint(snap["path"]), store) {
+		t.Fatalf("the train job's snapshot: %v", snap)
+	}
+	infer := run(rewrite("infer-digits.yaml"))
+	br := infer["inference"].([]any)[0].(map[string]any)
+	if br["model"] != "train-digits@1" || br["predictions"].(float64) != 1797 || br["accuracy"].(float64) < 0.9 {
+		t.Errorf("the infer job's branch: model %v, %v predictions, accuracy %v", br["model"], br["predictions"], br["accuracy"])
+	}
+}

@@ -69,11 +69,11 @@ taskmanager.numberOfTaskSlots: $slots
 taskmanager.cpu.cores: 1
 taskmanager.memory.framework.heap.size: 128m
 taskmanager.memory.task.heap.size: 384m
-taskmanager.memory.managed.size: 64m
+taskmanager.memory.managed.size: 320m
 taskmanager.memory.framework.off-heap.size: 128m
 taskmanager.memory.task.off-heap.size: 0m
-taskmanager.memory.network.min: 64m
-taskmanager.memory.network.max: 64m
+taskmanager.memory.network.min: 192m
+taskmanager.memory.network.max: 192m
 taskmanager.memory.jvm-metaspace.size: 256m
 taskmanager.memory.jvm-overhead.min: 192m
 taskmanager.memory.jvm-overhead.max: 192m
@@ -85,6 +85,9 @@ state.checkpoints.dir: file://$run/checkpoints
 restart-strategy.type: fixed-delay
 restart-strategy.fixed-delay.attempts: 20
 restart-strategy.fixed-delay.delay: 2 s
+# Batch jobs shuffle by sort: 512 buffers per result partition by
+# default, which a muon pipeline's many stages soon run out of.
+taskmanager.network.sort-shuffle.min-buffers: 64
 heartbeat.interval: 2000
 heartbeat.timeout: 8000
 taskmanager.registration.timeout: 60 s
@@ -117,7 +120,7 @@ start_tm() {
 	(
 		cd "$dir/work"
 		jvm_detach "$run/tm$n.pid" "$run/logs/tm$n.out" env "${env_args[@]}" \
-			"$java_bin" -Xms256m -Xmx512m -XX:MaxDirectMemorySize=192m "${jvm_opts[@]}" \
+			"$java_bin" -Xms256m -Xmx512m -XX:MaxDirectMemorySize=320m "${jvm_opts[@]}" \
 			-Dmuon.flink.logs.dir="$run/logs/tm$n" -Dmuon.flink.tm="$n" \
 			-cp "$flink_libs/*" "$tm_main" --configDir "$conf"
 	)
