@@ -95,9 +95,11 @@ bench: build
 	export "$$(integration/python/venv.sh)"; \
 	export "$$(integration/python/venv.sh beam)"; \
 	export "$$(integration/python/venv.sh aeon)"; \
-	trap 'integration/kafka/stop.sh $(KAFKA_PORT); integration/flink/stop.sh $(FLINK_PORT)' EXIT; \
+	trap 'integration/kafka/stop.sh $(KAFKA_PORT); integration/flink/stop.sh $(FLINK_PORT); integration/flink/stop.sh $(FLINK_CLUSTER_JOB_PORT); integration/flink/cluster.sh stop $(FLINK_CLUSTER_PORT)' EXIT; \
 	export "$$(integration/kafka/start.sh $(KAFKA_PORT))"; \
 	export "$$(integration/flink/start.sh $(FLINK_PORT))"; \
+	export "$$(integration/flink/cluster.sh start $(FLINK_CLUSTER_PORT))"; \
+	export "$$(MUON_FLINK_MASTER=$$FLINK_MASTER integration/flink/start.sh $(FLINK_CLUSTER_JOB_PORT) | sed 's/^FLINK_ENDPOINT=/FLINK_CLUSTER_ENDPOINT=/')"; \
 	$(GO) run ./integration/bench --muon $(BIN) --kafka "$$KAFKA_BROKERS"
 
 clean:

@@ -133,6 +133,33 @@ func benchE2E(muon, datasets, kafkaAddr string, soak time.Duration) {
 		fmt.Fprintln(os.Stderr, "bench: FLINK_ENDPOINT not set: e2e.flink.rps skipped (make bench starts the job server)")
 	}
 
+	// The same job on the Flink session cluster (two TaskManagers, each
+	// starting muon workers itself), at parallelism 1 and 2.
+	if ep := os.Getenv("FLINK_CLUSTER_ENDPOINT"); ep != "" {
+		self, err := filepath.Abs(muon)
+		must(err)
+		var p1 float64
+		for _, par := range []int{1, 2} {
+			topic := fmt.Sprintf("%s.cluster.p%d", e2eTopic, par)
+			cj, _ := run(e2eTopic, filepath.Join(work, fmt.Sprintf("cluster-p%d", par)), "runner=flink", "endpoint="+ep,
+				"flink.environment=process", "flink.worker_command="+self, fmt.Sprintf("flink.parallelism=%d", par),
+				"inference=[{name: digits, store: "+store+", trust: ["+pub+"], topic: "+topic+".predictions}]")
+			if len(cj.Inference) != 1 || cj.Inference[0].Predictions != sum.Records {
+				must(fmt.Errorf("e2e flink cluster p%d: %d records in, summary %+v", par, sum.Records, cj.Inference))
+			}
+			crps := float64(cj.Inference[0].Predictions) / cj.Seconds
+			fmt.Fprintf(os.Stderr, "bench: e2e flink cluster, parallelism %d: %d predictions in %.2fs (job submission and the workers' start included)\n", par, cj.Inference[0].Predictions, cj.Seconds)
+			bench(fmt.Sprintf("e2e.flink_cluster.rps.p%d", par), crps, "records/s")
+			if par == 1 {
+				p1 = crps
+			} else {
+				bench("e2e.flink_cluster.scaling", crps/p1, "x")
+			}
+		}
+	} else {
+		fmt.Fprintln(os.Stderr, "bench: FLINK_CLUSTER_ENDPOINT not set: e2e.flink_cluster figures skipped (make bench starts the cluster)")
+	}
+
 	// Beam Python beside it: the same records (the topic's message values,
 	// dumped to a file), the same task (an MLP of 100 relu units on
 	// standardized digits), RunInference with scikit-learn on the

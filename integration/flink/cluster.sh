@@ -67,11 +67,15 @@ taskmanager.bind-host: 127.0.0.1
 taskmanager.host: 127.0.0.1
 taskmanager.numberOfTaskSlots: $slots
 taskmanager.cpu.cores: 1
+# -Xmx below is framework + task heap: Beam's batch operators hold a
+# bundle's elements on the heap.
 taskmanager.memory.framework.heap.size: 128m
-taskmanager.memory.task.heap.size: 384m
+taskmanager.memory.task.heap.size: 1408m
 taskmanager.memory.managed.size: 320m
 taskmanager.memory.framework.off-heap.size: 128m
-taskmanager.memory.task.off-heap.size: 0m
+# The gRPC buffers to the SDK workers are direct memory: task off-heap.
+# -XX:MaxDirectMemorySize below is framework + task off-heap + network.
+taskmanager.memory.task.off-heap.size: 384m
 taskmanager.memory.network.min: 192m
 taskmanager.memory.network.max: 192m
 taskmanager.memory.jvm-metaspace.size: 256m
@@ -120,7 +124,7 @@ start_tm() {
 	(
 		cd "$dir/work"
 		jvm_detach "$run/tm$n.pid" "$run/logs/tm$n.out" env "${env_args[@]}" \
-			"$java_bin" -Xms256m -Xmx512m -XX:MaxDirectMemorySize=320m "${jvm_opts[@]}" \
+			"$java_bin" -Xms256m -Xmx1536m -XX:MaxDirectMemorySize=704m "${jvm_opts[@]}" \
 			-Dmuon.flink.logs.dir="$run/logs/tm$n" -Dmuon.flink.tm="$n" \
 			-cp "$flink_libs/*" "$tm_main" --configDir "$conf"
 	)
