@@ -233,3 +233,95 @@ func TestTrainAndInferOnFlinkCluster(t *testing.T) {
 		t.Errorf("the infer job's branch: model %v, %v predictions, accuracy %v", br["model"], br["predictions"], br["accuracy"])
 	}
 }
+
+// A bounded train job on the cluster whose TaskManager is killed with
+// SIGKILL mid-training completes once the cluster's restart strategy has
+// rerun what was lost on a replacement TaskManager, and publishes exactly
+// one snapshot version.
+func TestTrainSurvivesLostTaskManager(t *testing.T) {
+	endpoint, rest := flinkCluster(t)
+	bs := brokers(t)
+	b := bs[len(bs)-1]
+	if b.name != "kafka" {
+		t.Skip("the cluster's workers need a broker outside the test process: set KAFKA_BROKERS")
+	}
+	_, port, _ := strings.Cut(rest, ":")
+	bin := muonBinary(t)
+	root, _ := filepath.Abs("..")
+	dir := t.TempDir()
+	if out, err := exec.Command(bin, "models", "keygen", "--dir", dir, "--name", "kill").CombinedOutput(); err != nil {
+		t.Fatalf("keygen: %v\n%s", err, out)
+	}
+	suffix := fmt.Sprint(time.Now().UnixNano())
+	store := "kafka://models.kill-" + suffix
+	y, err := os.ReadFile(filepath.Join(root, "configs", "train-digits.yaml"))
+	must(t, err)
+	spec := filepath.Join(dir, "train.yaml")
+	must(t, os.WriteFile(spec, []byte(strings.NewReplacer("[digits]", "[kdigits-"+suffix+"]", "topic: digits-test", "topic: kdigits-test-"+suffix,
+		"[digits-test]", "[kdigits-test-"+suffix+"]").Replace(string(y))), 0o600))
+	cmd := exec.Command(bin, "run", "--config", spec, "--runner", "flink", "--endpoint", endpoint,
+		"--set", "kafka.brokers=["+strings.Join(b.addrs, ",")+"]", "--set", "flink.environment=process", "--set", "flink.worker_command="+bin,
+		"--set", "flink.parallelism=2", "--set", "output.dir=out/kill-"+suffix, "--set", "snapshot.key="+filepath.Join(dir, "kill.key"),
+		"--set", "snapshot.store="+store, "--set", "training.epochs=30", "--set", "snapshot.gate.min=0.9")
+	cmd.Dir = root
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	must(t, cmd.Start())
+	defer os.RemoveAll(filepath.Join(root, "out", "kill-"+suffix))
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+
+	// Kill a TaskManager once the job's tasks run on the cluster, and
+	// start a replacement as an operator (or Kubernetes) would.
+	script := filepath.Join(root, "integration", "flink", "cluster.sh")
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		ov := restGet[struct {
+			Running int `json:"jobs-running"`
+		}](t, rest, "/overview")
+		if ov.Running > 0 {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("the job ended before a TaskManager could be killed: %v\n%s", err, out.String())
+		case <-time.After(500 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no job ran on the cluster")
+		}
+	}
+	time.Sleep(8 * time.Second) // into the training
+	killed := time.Now()
+	// The first TaskManager still running (an earlier test may have
+	// replaced some).
+	for n := 1; ; n++ {
+		o, err := exec.Command(script, "kill-taskmanager", port, fmt.Sprint(n)).CombinedOutput()
+		if err == nil {
+			t.Logf("%s", o)
+			break
+		}
+		if n == 20 {
+			t.Fatalf("no TaskManager to kill: %s", o)
+		}
+	}
+	if o, err := exec.Command(script, "add-taskmanager", port).CombinedOutput(); err != nil {
+		t.Fatalf("add-taskmanager: %v\n%s", err, o)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("the train job failed after a TaskManager was killed: %v\n%s", err, out.String())
+		}
+	case <-time.After(8 * time.Minute):
+		t.Fatalf("the train job did not end within 8 minutes of the kill\n%s", out.String())
+	}
+	t.Logf("the job ended %s after the kill:\n%s", time.Since(killed).Round(time.Second), out.String()[max(0, out.Len()-800):])
+	list, err := exec.Command(bin, "models", "list", "--store", store, "--brokers", strings.Join(b.addrs, ",")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("muon models list: %v\n%s", err, list)
+	}
+	if n := strings.Count(string(list), "train-digits@"); n != 1 || !strings.Contains(string(list), "train-digits@1") {
+		t.Errorf("the store holds %d versions, want exactly train-digits@1:\n%s", n, list)
+	}
+}
