@@ -325,3 +325,39 @@ func TestTrainSurvivesLostTaskManager(t *testing.T) {
 		t.Errorf("the store holds %d versions, want exactly train-digits@1:\n%s", n, list)
 	}
 }
+
+// An unbounded infer job on the cluster (checkpoints every 5 s) whose
+// TaskManager is killed with SIGKILL mid-stream, a replacement started:
+// after the source ends every input record has a prediction (none lost;
+// those made again after the restart from the last checkpoint are counted,
+// and their ids let a consumer drop them). The scenario is the bench's
+// cluster group, which reports the figures.
+func TestInferSurvivesLostTaskManager(t *testing.T) {
+	flinkCluster(t)
+	bs := brokers(t)
+	b := bs[len(bs)-1]
+	if b.name != "kafka" {
+		t.Skip("the cluster's workers need a broker outside the test process: set KAFKA_BROKERS")
+	}
+	bin := muonBinary(t)
+	root, _ := filepath.Abs("..")
+	cmd := exec.Command("go", "run", "./integration/bench", "--muon", bin, "--groups", "cluster", "--kafka", b.addrs[0])
+	cmd.Dir = root
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the cluster scenario: %v\n%s", err, out)
+	}
+	figures := map[string]string{}
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) == 4 && f[0] == "BENCH" {
+			figures[f[1]] = f[2]
+		}
+	}
+	t.Logf("%s", regexp.MustCompile(`(?m)^(BENCH|bench: (killed|cluster)).*$`).FindAllString(string(out), -1))
+	if figures["flink_cluster.lost"] != "0" {
+		t.Errorf("%s input records without a prediction after the TaskManager was killed, want 0", figures["flink_cluster.lost"])
+	}
+	if figures["flink_cluster.duplicates"] == "" || figures["flink_cluster.recovery_s"] == "" {
+		t.Errorf("the scenario reported no duplicates or recovery time: %v", figures)
+	}
+}

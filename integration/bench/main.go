@@ -51,7 +51,7 @@ func main() {
 	flag.IntVar(&batchRows, "batch-rows", batch.DefaultMaxRows, "rows per Arrow batch in the Reshuffle figures")
 	only := flag.String("only", "", "run only the broker with this name (embedded or kafka)")
 	soak := flag.Duration("soak", 10*time.Minute, "how long the e2e group's soak of an unbounded edge job at half its maximum rate runs (0: none)")
-	groups := flag.String("groups", "kafka,featurize,batch,images,gobench,train,rocket,snapshot,serve,e2e", "comma-separated figure groups to measure (kafka, featurize, batch, images, gobench, train, rocket, snapshot, serve, e2e; trainjobs: train's job figures alone)")
+	groups := flag.String("groups", "kafka,featurize,batch,images,gobench,train,rocket,snapshot,serve,e2e,cluster", "comma-separated figure groups to measure (kafka, featurize, batch, images, gobench, train, rocket, snapshot, serve, e2e, cluster; trainjobs: train's job figures alone)")
 	million := flag.String("write-million", "", "write the train.scale archive (a million rows of 64 features from optdigits) under `dir` and exit, to train on by hand")
 	flag.Parse()
 	if *million != "" {
@@ -99,6 +99,9 @@ func main() {
 	}
 	if want["e2e"] {
 		benchE2E(*muon, *datasets, *kafkaAddr, *soak)
+	}
+	if want["cluster"] {
+		benchClusterRecovery(*muon, *datasets, *kafkaAddr)
 	}
 	if !want["kafka"] && !want["featurize"] {
 		return
