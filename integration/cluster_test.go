@@ -34,6 +34,25 @@ func flinkCluster(t *testing.T) (endpoint, rest string) {
 	return endpoint, rest
 }
 
+// clusterKafka is the Apache Kafka the cluster's workers reach (the
+// embedded broker lives in the test process), or skips.
+func clusterKafka(t *testing.T) broker {
+	t.Helper()
+	b := clusterKafka(t)
+	return b
+}
+
+// clusterKeys makes a signing key pair NAME.key and NAME.pub in a new
+// folder with bin, and returns the folder.
+func clusterKeys(t *testing.T, bin, name string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if out, err := exec.Command(bin, "models", "keygen", "--dir", dir, "--name", name).CombinedOutput(); err != nil {
+		t.Fatalf("keygen: %v\n%s", err, out)
+	}
+	return dir
+}
+
 // The ingest job on the Flink session cluster with process workers: muon
 // run --detach submits it and exits; the TaskManagers start muon workers
 // themselves (in working directories and HOMEs of their own); muon jobs
@@ -42,11 +61,7 @@ func flinkCluster(t *testing.T) (endpoint, rest string) {
 // TaskManagers process records.
 func TestIngestOnFlinkCluster(t *testing.T) {
 	endpoint, rest := flinkCluster(t)
-	bs := brokers(t)
-	b := bs[len(bs)-1]
-	if b.name != "kafka" {
-		t.Skip("the cluster's workers need a broker outside the test process: set KAFKA_BROKERS")
-	}
+	b := clusterKafka(t)
 	topic := topicName(t, b, "cluster-ingest")
 	ensure(t, b, topic, topic+".dlq")
 	for _, f := range []string{
@@ -177,17 +192,10 @@ func restGet[T any](t *testing.T, rest, path string) T {
 // server's metrics and the store on Kafka.
 func TestTrainAndInferOnFlinkCluster(t *testing.T) {
 	endpoint, _ := flinkCluster(t)
-	bs := brokers(t)
-	b := bs[len(bs)-1]
-	if b.name != "kafka" {
-		t.Skip("the cluster's workers need a broker outside the test process: set KAFKA_BROKERS")
-	}
+	b := clusterKafka(t)
 	bin := muonBinary(t)
 	root, _ := filepath.Abs("..")
-	dir := t.TempDir()
-	if out, err := exec.Command(bin, "models", "keygen", "--dir", dir, "--name", "cl").CombinedOutput(); err != nil {
-		t.Fatalf("keygen: %v\n%s", err, out)
-	}
+	dir := clusterKeys(t, bin, "cl")
 	suffix := fmt.Sprint(time.Now().UnixNano())
 	store := "kafka://models.cluster-" + suffix
 	rewrite := func(file string) string {
@@ -240,18 +248,11 @@ func TestTrainAndInferOnFlinkCluster(t *testing.T) {
 // one snapshot version.
 func TestTrainSurvivesLostTaskManager(t *testing.T) {
 	endpoint, rest := flinkCluster(t)
-	bs := brokers(t)
-	b := bs[len(bs)-1]
-	if b.name != "kafka" {
-		t.Skip("the cluster's workers need a broker outside the test process: set KAFKA_BROKERS")
-	}
+	b := clusterKafka(t)
 	_, port, _ := strings.Cut(rest, ":")
 	bin := muonBinary(t)
 	root, _ := filepath.Abs("..")
-	dir := t.TempDir()
-	if out, err := exec.Command(bin, "models", "keygen", "--dir", dir, "--name", "kill").CombinedOutput(); err != nil {
-		t.Fatalf("keygen: %v\n%s", err, out)
-	}
+	dir := clusterKeys(t, bin, "kill")
 	suffix := fmt.Sprint(time.Now().UnixNano())
 	store := "kafka://models.kill-" + suffix
 	y, err := os.ReadFile(filepath.Join(root, "configs", "train-digits.yaml"))
@@ -334,11 +335,7 @@ func TestTrainSurvivesLostTaskManager(t *testing.T) {
 // cluster group, which reports the figures.
 func TestInferSurvivesLostTaskManager(t *testing.T) {
 	flinkCluster(t)
-	bs := brokers(t)
-	b := bs[len(bs)-1]
-	if b.name != "kafka" {
-		t.Skip("the cluster's workers need a broker outside the test process: set KAFKA_BROKERS")
-	}
+	b := clusterKafka(t)
 	bin := muonBinary(t)
 	root, _ := filepath.Abs("..")
 	cmd := exec.Command("go", "run", "./integration/bench", "--muon", bin, "--groups", "cluster", "--kafka", b.addrs[0])
