@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -18,6 +19,8 @@ import (
 	"github.com/muonml/muon/transforms/publish"
 	"github.com/muonml/muon/transforms/train"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // Live holds a running job's metrics so far, as the runner reports them
@@ -190,6 +193,15 @@ func (l *Live) View() (v LiveView, ok bool) {
 	v.Rejected = res.Counter(publish.Namespace, publish.Rejected)
 	v.Curve = train.CurveFrom(res.Counters)
 	return v, true
+}
+
+// MetricsHandler serves cs and the Go runtime's and the process's
+// metrics in Prometheus' text format: muon serve's /metrics and muon run
+// --metrics.
+func MetricsHandler(cs ...prometheus.Collector) http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(append(cs, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))...)
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Timeout: 10 * time.Second})
 }
 
 // LiveCollector exposes the metrics of running jobs to Prometheus, with

@@ -21,8 +21,6 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/options/jobopts"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners/universal/extworker"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners/universal/runnerlib"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
 // flinkJob is a job submitted to a Flink job server, running in loopback:
@@ -49,15 +47,15 @@ func submitFlink(ctx context.Context, p *beam.Pipeline, endpoint string, o Optio
 		return nil, errors.New("a detached job needs process workers (flink.environment: process): loopback workers live in the submitting process")
 	}
 	job := &flinkJob{}
-	var conn *grpc.ClientConn
+	var js *JobService
 	var worker string
 	var loop *extworker.Loopback
 	job.stop = func() {
 		if loop != nil {
 			loop.Stop(context.Background())
 		}
-		if conn != nil {
-			conn.Close()
+		if js != nil {
+			js.Close()
 		}
 		if worker != "" {
 			os.Remove(worker)
@@ -101,12 +99,10 @@ func submitFlink(ctx context.Context, p *beam.Pipeline, endpoint string, o Optio
 		return fail(err)
 	}
 
-	conn, err = grpc.NewClient(endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)))
-	if err != nil {
-		return fail(fmt.Errorf("job server %s: %w", endpoint, err))
+	if js, err = DialJobService(endpoint); err != nil {
+		return fail(err)
 	}
-	job.client = jobpb.NewJobServiceClient(conn)
+	job.client = js.client
 
 	parallelism := o.Parallelism
 	if parallelism <= 0 {

@@ -25,10 +25,11 @@ type JobService struct {
 	client jobpb.JobServiceClient
 }
 
-// DialJobService connects to the job server at endpoint (host:port).
+// DialJobService connects to the job server at endpoint (host:port), with
+// room for a pipeline's protos both ways.
 func DialJobService(endpoint string) (*JobService, error) {
 	conn, err := grpc.NewClient(endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)))
 	if err != nil {
 		return nil, fmt.Errorf("job server %s: %w", endpoint, err)
 	}

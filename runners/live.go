@@ -11,8 +11,6 @@ import (
 	jobpb "github.com/apache/beam/sdks/v2/go/pkg/beam/model/jobmanagement_v1"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/options/jobopts"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners/prism"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
 // edge is the edge runner's job service in this process, started once:
@@ -32,7 +30,11 @@ func edgeJobService() (jobpb.JobServiceClient, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if *jobopts.Endpoint != "" {
-			edge.client, edge.err = dialJobService(ctx, *jobopts.Endpoint)
+			js, err := DialJobService(*jobopts.Endpoint)
+			if err == nil {
+				edge.client = js.client
+			}
+			edge.err = err
 			return
 		}
 		for try := 0; try < 5; try++ {
@@ -75,14 +77,6 @@ func startPrism(ctx context.Context, port int) (client jobpb.JobServiceClient, e
 		}
 	}()
 	return prism.CreateJobServer(ctx, prism.Options{Port: port})
-}
-
-func dialJobService(_ context.Context, endpoint string) (jobpb.JobServiceClient, error) {
-	conn, err := grpc.NewClient(endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return nil, fmt.Errorf("job service %s: %w", endpoint, err)
-	}
-	return jobpb.NewJobServiceClient(conn), nil
 }
 
 // cancelEdge cancels the running edge job named name.

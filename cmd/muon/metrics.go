@@ -10,9 +10,6 @@ import (
 
 	"github.com/muonml/muon/internal/auth"
 	"github.com/muonml/muon/jobs"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // liveMetrics serves muon run's job metrics (jobs.LiveCollector) at
@@ -38,9 +35,7 @@ func serveMetrics(addr, tokensPath string, out *streams) (*liveMetrics, error) {
 		fmt.Fprintf(out.stderr, "muon: warning: serving metrics on %s, beyond loopback, without TLS\n", l.Addr())
 	}
 	m := &liveMetrics{}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(jobs.LiveCollector{Jobs: m.jobs}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Timeout: 10 * time.Second})
+	metrics := jobs.MetricsHandler(jobs.LiveCollector{Jobs: m.jobs})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		if code, err := toks.Check(r, auth.Read); err != nil {

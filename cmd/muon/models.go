@@ -189,13 +189,7 @@ func listStore(w io.Writer, root string, cluster kafkaio.Cluster, ring snapshot.
 	}
 	var serving modelstore.Version
 	if ring != nil && len(vs) > 0 {
-		serving, _, _ = modelstore.LatestVerified(ctx, d, func(v modelstore.Version, r io.Reader) error {
-			snap, err := snapshot.Read(r, ring, snapshot.Limits{})
-			if err == nil {
-				err = snap.CheckPlace(v.Name, v.Seq)
-			}
-			return err
-		})
+		serving, _, _ = modelstore.LatestVerified(ctx, d, verifier(ring))
 	}
 	if len(vs) == 0 {
 		fmt.Fprintf(w, "%s: no published versions\n", root)
@@ -228,19 +222,26 @@ func listStore(w io.Writer, root string, cluster kafkaio.Cluster, ring snapshot.
 	return nil
 }
 
-// verifyVersion reads version v of store d and checks its signature and
-// its place (name and version signed).
+// verifier checks a version's bytes: its signature and its place (the
+// name and version signed).
+func verifier(ring snapshot.Keyring) func(modelstore.Version, io.Reader) error {
+	return func(v modelstore.Version, r io.Reader) error {
+		snap, err := snapshot.Read(r, ring, snapshot.Limits{})
+		if err != nil {
+			return err
+		}
+		return snap.CheckPlace(v.Name, v.Seq)
+	}
+}
+
+// verifyVersion reads version v of store d and checks it (verifier).
 func verifyVersion(ctx context.Context, d modelstore.Store, v modelstore.Version, ring snapshot.Keyring) error {
 	rc, err := d.Open(ctx, v)
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
-	snap, err := snapshot.Read(rc, ring, snapshot.Limits{})
-	if err != nil {
-		return err
-	}
-	return snap.CheckPlace(v.Name, v.Seq)
+	return verifier(ring)(v, rc)
 }
 
 // inspectSnapshot prints what a person needs to know about a snapshot.

@@ -3,12 +3,9 @@ package control
 import (
 	"encoding/json"
 	"net/http"
-	"time"
 
 	"github.com/muonml/muon/jobs"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // collector reads the runs and schedules when Prometheus scrapes: counts
@@ -127,7 +124,5 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 // own collector, the running job's (jobs.LiveCollector) and the Go
 // runtime's.
 func (s *Server) metricsHandler() http.Handler {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collector{s}, jobs.LiveCollector{Jobs: s.running}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Timeout: 10 * time.Second})
+	return jobs.MetricsHandler(collector{s}, jobs.LiveCollector{Jobs: s.running})
 }
