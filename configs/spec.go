@@ -434,6 +434,12 @@ type Stream struct {
 	// fires event-time windows over a Kafka read only when the read
 	// ends). Default: windows fire once, at their end.
 	Every Duration `yaml:"every"`
+	// Store is the model store each window's model is published to and
+	// the next window starts from: a directory, or kafka://<topic> so that
+	// workers that share no disk (a Flink cluster) chain through it.
+	// Default: kafka://<topic>.windows when snapshot.store is
+	// kafka://<topic>, else <output.dir>/models.
+	Store string `yaml:"store"`
 }
 
 // Test says which rows a train job holds out for its final test: rows

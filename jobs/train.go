@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"fmt"
+	"github.com/muonml/muon/io/kafkaio"
 	"github.com/muonml/muon/io/modelstore"
 	"os"
 	"path/filepath"
@@ -51,8 +52,18 @@ func ModelFile(spec *configs.Spec) string { return filepath.Join(spec.Output.Dir
 // EpochsFile is where a train job writes one JSON line per epoch.
 func EpochsFile(spec *configs.Spec) string { return filepath.Join(spec.Output.Dir, "epochs.jsonl") }
 
-// StoreDir is where a train job on a stream publishes its models.
-func StoreDir(spec *configs.Spec) string { return filepath.Join(spec.Output.Dir, "models") }
+// WindowStore is the model store a train job on a stream publishes its
+// windows' models to (training.stream.store; default on Kafka beside a
+// snapshot store on Kafka, else <output.dir>/models).
+func WindowStore(spec *configs.Spec) string {
+	if st := spec.Training.Stream.Store; st != "" {
+		return st
+	}
+	if modelstore.IsKafka(spec.Snapshot.Store) {
+		return spec.Snapshot.Store + ".windows"
+	}
+	return filepath.Join(spec.Output.Dir, "models")
+}
 
 // WindowsFile is where a train job on a stream writes one JSON line per
 // published model.
@@ -172,8 +183,13 @@ func (trainJob) Check(_ context.Context, spec *configs.Spec) error {
 	if err := checkArchiveRange(spec); err != nil {
 		return err
 	}
-	if !spec.Source.IsBounded() && modelstore.IsKafka(spec.Snapshot.Store) {
-		return fmt.Errorf("snapshot.store %s: a train job on a stream keeps its windows' models in a directory store (each window chains from the last); a store on Kafka takes bounded train jobs' snapshots", spec.Snapshot.Store)
+	if !spec.Source.IsBounded() && modelstore.IsKafka(WindowStore(spec)) {
+		if topic := strings.TrimPrefix(WindowStore(spec), modelstore.KafkaScheme); kafkaio.CheckTopic(topic) != nil {
+			return fmt.Errorf("training.stream.store %s: %v", WindowStore(spec), kafkaio.CheckTopic(topic))
+		}
+		if len(spec.Kafka.Brokers) == 0 {
+			return fmt.Errorf("training.stream.store %s: a store on Kafka needs kafka.brokers", WindowStore(spec))
+		}
 	}
 	return spec.Snapshot.CheckStore()
 }
@@ -289,7 +305,7 @@ func trainingRows(s beam.Scope, spec *configs.Spec, o Options, topics, archive [
 // trainStream builds the train job on an unbounded source: the rows,
 // standardized with the initial model's statistics, train the newest
 // published model one event-time window at a time (train.Stream); each
-// window's model goes to StoreDir, a progress line to stderr and a JSON
+// window's model goes to WindowStore, a progress line to stderr and a JSON
 // line to WindowsFile, and with a snapshot key, as a signed snapshot to
 // the snapshot store. With inference branches, the same rows are scored
 // beside, each branch with the newest verified snapshot of its store
@@ -313,7 +329,7 @@ func trainStream(s beam.Scope, spec *configs.Spec, o Options, tp train.Params) e
 			return err
 		}
 	}
-	published := train.Stream(s, train.StreamParams{Params: tp, Window: st.Window.D(), Store: StoreDir(spec), Name: spec.Name, Initial: init.Params, Every: st.Every.D()}, std)
+	published := train.Stream(s, train.StreamParams{Params: tp, Window: st.Window.D(), Store: WindowStore(spec), Cluster: spec.Kafka.Cluster(o.Brokers), Name: spec.Name, Initial: init.Params, Every: st.Every.D()}, std)
 	train.WindowProgress(s, WindowsFile(spec), published)
 	o.ack(published)
 	if spec.Snapshot.Key != "" {
@@ -357,7 +373,7 @@ func describe(d models.Desc) string {
 // stream from train.WindowProgress's metrics and its model store.
 func (trainJob) Summarize(ctx context.Context, spec *configs.Spec, res *runners.Result, sum *Summary) error {
 	if !spec.Source.IsBounded() {
-		st, err := summarizeStream(ctx, spec, res)
+		st, err := summarizeStream(ctx, spec, res, sum.Brokers)
 		sum.Stream = st
 		return err
 	}
@@ -394,9 +410,9 @@ func (trainJob) Summarize(ctx context.Context, spec *configs.Spec, res *runners.
 // summarizeStream reports a train job on a stream from its model store:
 // the versions this run published (their range is in the metric
 // train.WindowSeqs), and the store's newest model.
-func summarizeStream(ctx context.Context, spec *configs.Spec, res *runners.Result) (*StreamSummary, error) {
-	sum := &StreamSummary{Store: StoreDir(spec)}
-	store := train.NewStreamStore(sum.Store, spec.Name)
+func summarizeStream(ctx context.Context, spec *configs.Spec, res *runners.Result, brokers []string) (*StreamSummary, error) {
+	sum := &StreamSummary{Store: WindowStore(spec)}
+	store := train.NewStreamStore(modelstore.Locate(sum.Store, spec.Kafka.Cluster(brokers)), spec.Name)
 	if seqs := res.Dists[train.Namespace+"/"+train.WindowSeqs]; seqs.Count > 0 {
 		pubs, err := store.Range(ctx, uint64(seqs.Min), uint64(seqs.Max))
 		if err != nil {

@@ -363,91 +363,101 @@ func TestTrainStream(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	type window struct {
-		Window, Base time.Time
-		Rows         int64
-	}
-	runStream := func(topic string) []window {
-		spec, err := configs.Load(cfg, "output.dir="+filepath.Join(dir, "stream"), "source.topics=["+topic+"]",
-			"training.stream.initial="+jobs.ModelFile(bounded))
-		if err != nil {
-			t.Fatal(err)
+	// The windows chain through a directory store, and through a store
+	// on Kafka as workers that share no disk do.
+	for _, store := range []string{filepath.Join(dir, "stream", "models"), "kafka://engines.windows"} {
+		out := filepath.Join(dir, "stream")
+		if modelstore.IsKafka(store) {
+			out = filepath.Join(dir, "stream-kafka")
 		}
-		_ = os.Remove(jobs.WindowsFile(spec))
-		p, s := beam.NewPipelineWithRoot()
-		if err := build(s, spec, jobs.Options{Brokers: brokers, Until: time.Now().Add(10 * time.Second)}); err != nil {
-			t.Fatal(err)
+		type window struct {
+			Window, Base time.Time
+			Rows         int64
 		}
-		res, err := runners.Run(ctx, p, runners.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		job, _ := jobs.For(spec.Job)
-		var sum jobs.Summary
-		if err := job.Summarize(ctx, spec, res, &sum); err != nil || sum.Stream == nil {
-			t.Fatalf("summary %+v: %v", sum.Stream, err)
-		}
-		data, err := os.ReadFile(jobs.WindowsFile(spec))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var ws []window
-		var rows int64
-		for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
-			var w window
-			if err := json.Unmarshal([]byte(line), &w); err != nil {
+		runStream := func(out, store, topic string) []window {
+			spec, err := configs.Load(cfg, "output.dir="+out, "source.topics=["+topic+"]",
+				"training.stream.initial="+jobs.ModelFile(bounded), "training.stream.store="+store)
+			if err != nil {
 				t.Fatal(err)
 			}
-			if pub, err := train.NewStreamStore(jobs.StoreDir(spec), spec.Name).LatestBefore(ctx, w.Window); err != nil || pub == nil || !pub.Window.Equal(w.Window) {
-				t.Errorf("window %s: no published model: %+v, %v", w.Window, pub, err)
+			_ = os.Remove(jobs.WindowsFile(spec))
+			p, s := beam.NewPipelineWithRoot()
+			if err := build(s, spec, jobs.Options{Brokers: brokers, Until: time.Now().Add(10 * time.Second)}); err != nil {
+				t.Fatal(err)
 			}
-			if w.Base.After(w.Window) {
-				t.Errorf("window %s started from the model of a later window, %s", w.Window, w.Base)
+			res, err := runners.Run(ctx, p, runners.Options{})
+			if err != nil {
+				t.Fatal(err)
 			}
-			ws = append(ws, w)
-			rows += w.Rows
+			job, _ := jobs.For(spec.Job)
+			sum := jobs.Summary{Brokers: brokers}
+			if err := job.Summarize(ctx, spec, res, &sum); err != nil || sum.Stream == nil {
+				t.Fatalf("summary %+v: %v", sum.Stream, err)
+			}
+			data, err := os.ReadFile(jobs.WindowsFile(spec))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ws []window
+			var rows int64
+			for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+				var w window
+				if err := json.Unmarshal([]byte(line), &w); err != nil {
+					t.Fatal(err)
+				}
+				if pub, err := train.NewStreamStore(modelstore.Locate(jobs.WindowStore(spec), spec.Kafka.Cluster(brokers)), spec.Name).LatestBefore(ctx, w.Window); err != nil || pub == nil || !pub.Window.Equal(w.Window) {
+					t.Errorf("window %s: no published model: %+v, %v", w.Window, pub, err)
+				}
+				if w.Base.After(w.Window) {
+					t.Errorf("window %s started from the model of a later window, %s", w.Window, w.Base)
+				}
+				ws = append(ws, w)
+				rows += w.Rows
+			}
+			// Every whole 30-cycle window of every engine trains once.
+			if rows != 20631-100*29 {
+				t.Errorf("%s: %d rows trained in %d windows, want %d", topic, rows, len(ws), 20631-100*29)
+			}
+			// The summary, from the metrics and the store, says the same: a
+			// window is chained when it started from one of this run's.
+			ours := map[time.Time]bool{}
+			for _, w := range ws {
+				ours[w.Window] = true
+			}
+			var chained int64
+			for _, w := range ws {
+				if ours[w.Base] {
+					chained++
+				}
+			}
+			if st := sum.Stream; st.Windows != int64(len(ws)) || st.Rows != rows || st.Chained != chained || st.Newest == "" {
+				t.Errorf("%s: summary %+v, want %d windows, %d rows, %d chained", topic, st, len(ws), rows, chained)
+			}
+			return ws
 		}
-		// Every whole 30-cycle window of every engine trains once.
-		if rows != 20631-100*29 {
-			t.Errorf("%s: %d rows trained in %d windows, want %d", topic, rows, len(ws), 20631-100*29)
-		}
-		// The summary, from the metrics and the store, says the same: a
-		// window is chained when it started from one of this run's.
-		ours := map[time.Time]bool{}
-		for _, w := range ws {
-			ours[w.Window] = true
-		}
-		var chained int64
-		for _, w := range ws {
-			if ours[w.Base] {
-				chained++
+		first := runStream(out, store, "live1")
+		var newest time.Time
+		for _, w := range first {
+			if w.Base.Before(day) && !w.Base.IsZero() {
+				t.Errorf("first run: window %s started from %s, before any was published", w.Window, w.Base)
+			}
+			if w.Window.After(newest) {
+				newest = w.Window
 			}
 		}
-		if st := sum.Stream; st.Windows != int64(len(ws)) || st.Rows != rows || st.Chained != chained || st.Newest == "" {
-			t.Errorf("%s: summary %+v, want %d windows, %d rows, %d chained", topic, st, len(ws), rows, chained)
+		latest, err := train.NewStreamStore(modelstore.Locate(store, kafkaio.Plain(brokers...)), "train-engines-stream").Latest(ctx)
+		if err != nil || latest == nil || !latest.Window.Equal(newest) {
+			t.Fatalf("store's newest %+v (%v), want the window ending %s", latest, err, newest)
 		}
-		return ws
-	}
-	first := runStream("live1")
-	var newest time.Time
-	for _, w := range first {
-		if w.Base.Before(day) && !w.Base.IsZero() {
-			t.Errorf("first run: window %s started from %s, before any was published", w.Window, w.Base)
+		// A day later: every window's newest earlier model is the first run's
+		// newest, or one of this run's.
+		for _, w := range runStream(out, store, "live2") {
+			if !w.Base.Equal(newest) && !(w.Base.After(day.AddDate(0, 0, 1)) && w.Base.Before(w.Window.Add(time.Nanosecond))) {
+				t.Errorf("second run: window %s started from %s, want the first run's newest (%s) or a later one", w.Window, w.Base, newest)
+			}
 		}
-		if w.Window.After(newest) {
-			newest = w.Window
-		}
-	}
-	store := filepath.Join(dir, "stream", "models")
-	latest, err := train.NewStreamStore(store, "train-engines-stream").Latest(ctx)
-	if err != nil || latest == nil || !latest.Window.Equal(newest) {
-		t.Fatalf("store's newest %+v (%v), want the window ending %s", latest, err, newest)
-	}
-	// A day later: every window's newest earlier model is the first run's
-	// newest, or one of this run's.
-	for _, w := range runStream("live2") {
-		if !w.Base.Equal(newest) && !(w.Base.After(day.AddDate(0, 0, 1)) && w.Base.Before(w.Window.Add(time.Nanosecond))) {
-			t.Errorf("second run: window %s started from %s, want the first run's newest (%s) or a later one", w.Window, w.Base, newest)
+		if _, err := os.Stat(filepath.Join(out, "models")); modelstore.IsKafka(store) && err == nil {
+			t.Errorf("%s: the runs wrote a directory store too", store)
 		}
 	}
 }

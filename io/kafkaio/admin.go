@@ -325,33 +325,47 @@ func EnsureTopics(ctx context.Context, c Cluster, topics ...TopicSpec) error {
 // read with a plain fetch loop: for summaries and inspection, not for
 // pipelines.
 func Tail(ctx context.Context, c Cluster, topic string, max int) ([]Record, error) {
+	var out []Record
+	err := Scan(ctx, c, topic, max, func(r Record) error {
+		out = append(out, r)
+		return nil
+	})
+	return out, err
+}
+
+// Scan is Tail without keeping the records: it hands each of up to the last max records of each partition of
+// topic to fn, in offset order per partition, as the topic stands when it
+// is called; an error from fn ends the scan. Nothing is kept: fn sees a
+// record's key, value and headers only during its call unless it copies
+// them.
+func Scan(ctx context.Context, c Cluster, topic string, max int, fn func(Record) error) error {
 	l, err := c.link(DefaultDialTimeout)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	parts, err := lookupPartitions(ctx, l, topic)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	var out []Record
 	for _, p := range parts {
 		conn, err := dialLeader(ctx, l, topic, p.ID)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		_ = conn.SetDeadline(time.Now().Add(DefaultCallTimeout))
 		first, last, err := conn.ReadOffsets()
+		var ferr error
 		if err == nil {
 			from := last - int64(max)
 			if from < first {
 				from = first
 			}
 			_, err = conn.Seek(from, kafka.SeekAbsolute)
-			for next := from; err == nil && next < last; {
+			for next := from; err == nil && ferr == nil && next < last; {
 				_ = conn.SetDeadline(time.Now().Add(DefaultCallTimeout))
 				batch := conn.ReadBatch(1, DefaultFetchMaxBytes)
 				got := false
-				for {
+				for ferr == nil {
 					m, rerr := batch.ReadMessage()
 					if rerr != nil {
 						break
@@ -361,7 +375,7 @@ func Tail(ctx context.Context, c Cluster, topic string, max int) ([]Record, erro
 					for _, h := range m.Headers {
 						r.Headers = append(r.Headers, Header{Key: h.Key, Value: h.Value})
 					}
-					out = append(out, r)
+					ferr = fn(r)
 					next = m.Offset + 1
 				}
 				if cerr := batch.Close(); cerr != nil && !errors.Is(cerr, kafka.RequestTimedOut) {
@@ -373,11 +387,14 @@ func Tail(ctx context.Context, c Cluster, topic string, max int) ([]Record, erro
 			}
 		}
 		conn.Close()
+		if ferr != nil {
+			return ferr
+		}
 		if err != nil {
-			return nil, fmt.Errorf("kafkaio: reading %s/%d: %w", topic, p.ID, err)
+			return fmt.Errorf("kafkaio: reading %s/%d: %w", topic, p.ID, err)
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // MaxTopicLength is the longest topic name Kafka accepts.

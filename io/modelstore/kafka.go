@@ -92,63 +92,69 @@ type kversion struct {
 
 func (v *kversion) complete() bool { return v.chunks > 0 && len(v.parts) == v.chunks }
 
-// scan reads the whole topic: the versions by sequence number, with their
-// bytes if data.
-func (k *Kafka) scan(ctx context.Context, data bool) (map[uint64]*kversion, error) {
-	recs, err := kafkaio.Tail(ctx, k.Cluster, k.Topic, math.MaxInt32)
+// scan reads the whole topic: the versions by sequence number, with the
+// bytes of version data (none if data is 0). Only those bytes are kept, so
+// listing a store of many versions holds none of them.
+func (k *Kafka) scan(ctx context.Context, data uint64) (map[uint64]*kversion, error) {
+	out := map[uint64]*kversion{}
+	err := kafkaio.Scan(ctx, k.Cluster, k.Topic, math.MaxInt32, func(r kafkaio.Record) error {
+		k.add(out, r, data)
+		return nil
+	})
 	if errors.Is(err, kafkaio.ErrUnknownTopic) {
 		return map[uint64]*kversion{}, nil // nothing published yet
 	}
 	if err != nil {
 		return nil, fmt.Errorf("modelstore: reading %s%s: %w", KafkaScheme, k.Topic, err)
 	}
-	out := map[uint64]*kversion{}
-	for _, r := range recs {
-		seq, writer, chunk, ok := parseKey(string(r.Key))
-		if !ok {
-			continue // not a store record
-		}
-		if r.Value == nil {
-			// A tombstone: the chunk is withdrawn or pruned.
-			if v := out[seq]; v != nil && v.writer == writer {
-				delete(v.parts, chunk)
-				if len(v.parts) == 0 {
-					delete(out, seq)
-				}
-			}
-			continue
-		}
-		h := map[string]string{}
-		for _, x := range r.Headers {
-			h[x.Key] = string(x.Value)
-		}
-		chunks, err := strconv.Atoi(h[hChunks])
-		if err != nil || h[hSeq] != strconv.FormatUint(seq, 10) || h[hWriter] != writer {
-			continue
-		}
-		v := out[seq]
-		if v == nil || v.writer != writer {
-			if v != nil && v.offset < r.Offset {
-				continue // the same number by another writer, later: it lost
-			}
-			size, _ := strconv.ParseInt(h[hSize], 10, 64)
-			created, _ := time.Parse(time.RFC3339Nano, h[hCreated])
-			v = &kversion{Version: Version{Seq: seq, Name: h[hName], Size: size, SHA256: h[hSHA], Created: created,
-				Path: fmt.Sprintf("%s%s/%s", KafkaScheme, k.Topic, fileName(seq, h[hName]))},
-				state: h[hState], reason: h[hReason], writer: h[hWriter], chunks: chunks, parts: map[int][]byte{}, offset: r.Offset}
-			out[seq] = v
-		}
-		if data {
-			v.parts[chunk] = r.Value
-		} else {
-			v.parts[chunk] = nil
-		}
-	}
 	return out, nil
 }
 
+// add folds one record of the topic into the versions read so far.
+func (k *Kafka) add(out map[uint64]*kversion, r kafkaio.Record, data uint64) {
+	seq, writer, chunk, ok := parseKey(string(r.Key))
+	if !ok {
+		return // not a store record
+	}
+	if r.Value == nil {
+		// A tombstone: the chunk is withdrawn or pruned.
+		if v := out[seq]; v != nil && v.writer == writer {
+			delete(v.parts, chunk)
+			if len(v.parts) == 0 {
+				delete(out, seq)
+			}
+		}
+		return
+	}
+	h := map[string]string{}
+	for _, x := range r.Headers {
+		h[x.Key] = string(x.Value)
+	}
+	chunks, err := strconv.Atoi(h[hChunks])
+	if err != nil || h[hSeq] != strconv.FormatUint(seq, 10) || h[hWriter] != writer {
+		return
+	}
+	v := out[seq]
+	if v == nil || v.writer != writer {
+		if v != nil && v.offset < r.Offset {
+			return // the same number by another writer, later: it lost
+		}
+		size, _ := strconv.ParseInt(h[hSize], 10, 64)
+		created, _ := time.Parse(time.RFC3339Nano, h[hCreated])
+		v = &kversion{Version: Version{Seq: seq, Name: h[hName], Size: size, SHA256: h[hSHA], Created: created,
+			Path: fmt.Sprintf("%s%s/%s", KafkaScheme, k.Topic, fileName(seq, h[hName]))},
+			state: h[hState], reason: h[hReason], writer: h[hWriter], chunks: chunks, parts: map[int][]byte{}, offset: r.Offset}
+		out[seq] = v
+	}
+	if seq == data {
+		v.parts[chunk] = r.Value
+	} else {
+		v.parts[chunk] = nil
+	}
+}
+
 func (k *Kafka) list(ctx context.Context, state string) ([]Version, error) {
-	vs, err := k.scan(ctx, false)
+	vs, err := k.scan(ctx, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +190,7 @@ func (k *Kafka) Latest(ctx context.Context) (Version, error) {
 
 // Open reads a version's bytes, checked against its SHA-256.
 func (k *Kafka) Open(ctx context.Context, v Version) (io.ReadCloser, error) {
-	vs, err := k.scan(ctx, true)
+	vs, err := k.scan(ctx, v.Seq)
 	if err != nil {
 		return nil, err
 	}
@@ -236,7 +242,7 @@ func (k *Kafka) write(ctx context.Context, name string, c Content, state, reason
 			_, _ = rand.Read(j[:])
 			time.Sleep(time.Duration(j[0]%50+1) * time.Millisecond)
 		}
-		vs, err := k.scan(ctx, false)
+		vs, err := k.scan(ctx, 0)
 		if err != nil {
 			return Version{}, err
 		}
@@ -281,7 +287,7 @@ func (k *Kafka) write(ctx context.Context, name string, c Content, state, reason
 		}
 		// Another publisher may have taken the number meanwhile: the first
 		// writer of a number keeps it.
-		after, err := k.scan(ctx, false)
+		after, err := k.scan(ctx, 0)
 		if err != nil {
 			return Version{}, err
 		}
@@ -325,7 +331,7 @@ func parseKey(k string) (seq uint64, writer string, chunk int, ok bool) {
 // Prune keeps the newest keep published versions (and always the latest);
 // older ones are deleted with tombstones.
 func (k *Kafka) Prune(ctx context.Context, keep int) error {
-	vs, err := k.scan(ctx, false)
+	vs, err := k.scan(ctx, 0)
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/graph/window"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/graph/window/trigger"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+	"github.com/muonml/muon/io/kafkaio"
 	"github.com/muonml/muon/io/modelstore"
 	"github.com/muonml/muon/models"
 	"github.com/muonml/muon/transforms/featurize"
@@ -42,9 +43,11 @@ type StreamParams struct {
 	Params
 	// Window is the length of the event-time windows. Required.
 	Window time.Duration
-	// Store is the model store directory (io/modelstore) the models are
-	// published to. Required.
+	// Store is the model store (io/modelstore: a directory, or
+	// kafka://<topic> on Cluster) the models are published to. Required.
 	Store string
+	// Cluster is the Kafka cluster of a store on Kafka.
+	Cluster kafkaio.Cluster
 	// Name names the models in the store. Default DefaultStreamName.
 	Name string
 	// Initial is the model the first window starts from when the store has
@@ -118,7 +121,7 @@ func Stream(s beam.Scope, p StreamParams, rows beam.PCollection) beam.PCollectio
 	windowed := beam.WindowInto(s, window.NewFixedWindows(p.Window), rows, opts...)
 	shards := beam.GroupByKey(s, beam.ParDo(s, &streamShardFn{Shards: p.Shards}, windowed))
 	partial := beam.ParDo(s, &windowTrainFn{Params: p}, shards)
-	return beam.ParDo(s, &publishFn{Store: p.Store, Name: p.Name}, beam.Combine(s, &averageFn{}, partial))
+	return beam.ParDo(s, &publishFn{Store: p.Store, Cluster: p.Cluster, Name: p.Name}, beam.Combine(s, &averageFn{}, partial))
 }
 
 // streamShardFn keys rows by shard: a hash of their ids.
@@ -141,7 +144,7 @@ type windowTrainFn struct {
 
 func (fn *windowTrainFn) Setup() {
 	fn.classes = classIndex(&fn.Params.Params)
-	fn.store = NewStreamStore(fn.Params.Store, fn.Params.Name)
+	fn.store = NewStreamStore(modelstore.Locate(fn.Params.Store, fn.Params.Cluster), fn.Params.Name)
 }
 
 func (fn *windowTrainFn) ProcessElement(ctx context.Context, w beam.Window, shard int, iter func(*featurize.Row) bool, emit func(shardResult)) error {
@@ -259,6 +262,7 @@ var windowSeqs = beam.NewDistribution(Namespace, WindowSeqs)
 // publishFn publishes a window's averaged model to the store.
 type publishFn struct {
 	Store, Name string
+	Cluster     kafkaio.Cluster
 }
 
 func (fn *publishFn) ProcessElement(ctx context.Context, w beam.Window, r shardResult, emit func(Published)) error {
@@ -267,7 +271,7 @@ func (fn *publishFn) ProcessElement(ctx context.Context, w beam.Window, r shardR
 	}
 	pub := Published{Window: windowEnd(w), Base: r.Base, Rows: r.Rows, TrainLoss: r.LossSum / float64(r.Rows),
 		Seconds: r.Seconds, Params: r.Params, Opt: r.Opt}
-	v, err := NewStreamStore(fn.Store, fn.Name).Publish(ctx, pub)
+	v, err := NewStreamStore(modelstore.Locate(fn.Store, fn.Cluster), fn.Name).Publish(ctx, pub)
 	if err != nil {
 		return err
 	}
@@ -281,15 +285,14 @@ func (fn *publishFn) ProcessElement(ctx context.Context, w beam.Window, r shardR
 // (io/modelstore), one version per window's model, as JSON. Versions are
 // immutable, so the window of each is read once and remembered.
 type StreamStore struct {
-	store   *modelstore.Dir
+	store   modelstore.Store
 	name    string
 	windows map[uint64]time.Time
 }
 
-// NewStreamStore opens the stream models named name in the model store
-// directory dir.
-func NewStreamStore(dir, name string) *StreamStore {
-	return &StreamStore{store: &modelstore.Dir{Root: dir}, name: name, windows: map[uint64]time.Time{}}
+// NewStreamStore opens the stream models named name in store.
+func NewStreamStore(store modelstore.Store, name string) *StreamStore {
+	return &StreamStore{store: store, name: name, windows: map[uint64]time.Time{}}
 }
 
 // Publish adds pub as a new version.
