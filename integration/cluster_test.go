@@ -15,8 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/muonml/muon/configs"
+	"github.com/muonml/muon/jobs"
 	"github.com/muonml/muon/producer/recording"
 	"github.com/muonml/muon/producer/replay"
+	"github.com/muonml/muon/runners"
 )
 
 // flinkCluster is the job server in front of the Flink session cluster
@@ -168,6 +172,63 @@ output: {dir: %s}
 	if busy < 2 {
 		t.Errorf("%d TaskManager(s) processed records, want both: %v", busy, tms)
 	}
+}
+
+// The features job on the cluster's process workers archives the rows,
+// and computes the preprocessing spec, that the edge runner does. The
+// workers write both to absolute paths, as they would to the shared
+// filesystem every worker mounts (a cluster's archives need one; see the
+// README); their working directories hold nothing the test reads, and
+// the summary comes from the job server's metrics.
+func TestFeaturesOnFlinkCluster(t *testing.T) {
+	endpoint, _ := flinkCluster(t)
+	b := clusterKafka(t)
+	topic := topicName(t, b, "cluster-features")
+	ensure(t, b, topic, topic+".dlq")
+	if _, err := replay.Replay(context.Background(), []string{filepath.Join("..", "..", "shared", "datasets", "basicmotions", "BasicMotions_TRAIN.ts")}, replay.Options{
+		Brokers: b.addrs, Topic: topic, Recording: recording.Options{Start: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), Period: 100 * time.Millisecond},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	edgeSpec := featuresSpec(t, "it", topic, t.TempDir(), "")
+	p, s := beam.NewPipelineWithRoot()
+	build(s, edgeSpec, jobs.Options{Brokers: b.addrs})
+	if _, err := runners.Run(context.Background(), p, runners.Options{Kind: runners.Edge}); err != nil {
+		t.Fatal(err)
+	}
+	edgePre, err := os.ReadFile(jobs.PreprocessFile(edgeSpec))
+	must(t, err)
+
+	bin := muonBinary(t)
+	shared := t.TempDir()
+	name := fmt.Sprintf("cluster-features-%d", time.Now().UnixNano())
+	text := featuresYAML(name, topic, shared, fmt.Sprintf("runner: flink\nendpoint: %s\nflink: {environment: process, worker_command: %s, parallelism: 2}\nkafka: {brokers: [%s]}\n",
+		endpoint, bin, strings.Join(b.addrs, ",")))
+	file := filepath.Join(shared, "features.yaml")
+	must(t, os.WriteFile(file, []byte(text), 0o600))
+	out, err := exec.Command(bin, "run", "--config", file).CombinedOutput()
+	if err != nil {
+		t.Fatalf("muon run: %v\n%s", err, out)
+	}
+	t.Logf("muon run:\n%s", out[max(0, len(out)-1500):])
+	var sum struct {
+		Runner   string `json:"runner"`
+		Features struct {
+			Rows    int64 `json:"rows"`
+			Batches int64 `json:"batches"`
+		} `json:"features"`
+	}
+	sb, err := os.ReadFile(filepath.Join(shared, "summary.json"))
+	must(t, err)
+	must(t, json.Unmarshal(sb, &sum))
+	if sum.Runner != "flink" || sum.Features.Rows != 320 || sum.Features.Batches == 0 {
+		t.Errorf("summary: runner %s, %d rows in %d batches, want flink and 320 rows", sum.Runner, sum.Features.Rows, sum.Features.Batches)
+	}
+	spec, err := configs.Parse("features.yaml", []byte(text))
+	must(t, err)
+	pre, err := os.ReadFile(jobs.PreprocessFile(spec))
+	must(t, err)
+	sameFeatures(t, "the Flink cluster", readFeatureArchive(t, jobs.FeaturesArchive(edgeSpec)), string(edgePre), readFeatureArchive(t, jobs.FeaturesArchive(spec)), string(pre))
 }
 
 func restGet[T any](t *testing.T, rest, path string) T {

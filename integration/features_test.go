@@ -76,7 +76,16 @@ func readFeatureArchive(t *testing.T, root string) map[string]featureRow {
 
 func featuresSpec(t *testing.T, name, topic, out string, extra string) *configs.Spec {
 	t.Helper()
-	spec, err := configs.Parse(name+".yaml", []byte(fmt.Sprintf(`name: %s
+	spec, err := configs.Parse(name+".yaml", []byte(featuresYAML(name, topic, out, extra)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return spec
+}
+
+// featuresYAML is featuresSpec's text.
+func featuresYAML(name, topic, out string, extra string) string {
+	return fmt.Sprintf(`name: %s
 job: features
 source:
   topics: [%s]
@@ -90,11 +99,7 @@ archive:
   readings: true
 output:
   dir: %s
-%s`, name, topic, filepath.Join(out, "archive"), out, extra)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return spec
+%s`, name, topic, filepath.Join(out, "archive"), out, extra)
 }
 
 // The features job on BasicMotions makes the same rows from Apache Kafka

@@ -122,13 +122,20 @@ func TestFeaturesSameOnEdgeAndFlink(t *testing.T) {
 	}
 	edge, edgePre := run(runners.Edge)
 	flink, flinkPre := run(runners.Flink)
+	sameFeatures(t, "Flink", edge, edgePre, flink, flinkPre)
+}
+
+// sameFeatures fails t unless the archived rows and preprocessing spec of
+// a features job on other (a runner's name) are the edge runner's.
+func sameFeatures(t *testing.T, other string, edge map[string]featureRow, edgePre string, flink map[string]featureRow, flinkPre string) {
+	t.Helper()
 	if len(edge) != 320 || len(flink) != len(edge) {
-		t.Fatalf("%d rows on the edge runner, %d on Flink, want 320", len(edge), len(flink))
+		t.Fatalf("%d rows on the edge runner, %d on %s, want 320", len(edge), len(flink), other)
 	}
 	for id, e := range edge {
 		f := flink[id]
 		if f.key != e.key || f.label != e.label || fmt.Sprint(f.features) != fmt.Sprint(e.features) {
-			t.Fatalf("row %s differs between Flink and the edge runner", id)
+			t.Fatalf("row %s differs between %s and the edge runner", id, other)
 		}
 	}
 	// The statistics merge in whatever order each runner combines: equal
@@ -136,11 +143,11 @@ func TestFeaturesSameOnEdgeAndFlink(t *testing.T) {
 	fs, err1 := analyze.UnmarshalSpec([]byte(flinkPre))
 	es, err2 := analyze.UnmarshalSpec([]byte(edgePre))
 	if err1 != nil || err2 != nil || fs.Rows != es.Rows || fmt.Sprint(fs.Labels, fs.LabelCounts) != fmt.Sprint(es.Labels, es.LabelCounts) {
-		t.Fatalf("preprocessing specs differ:\nflink %s\nedge %s", flinkPre, edgePre)
+		t.Fatalf("preprocessing specs differ:\n%s %s\nedge %s", other, flinkPre, edgePre)
 	}
 	for i := range es.Mean {
 		if math.Abs(fs.Mean[i]-es.Mean[i]) > 1e-9*math.Max(1, math.Abs(es.Mean[i])) || math.Abs(fs.Std[i]-es.Std[i]) > 1e-9*math.Max(1, es.Std[i]) {
-			t.Fatalf("feature %d: mean %v std %v on Flink, %v %v on the edge runner", i, fs.Mean[i], fs.Std[i], es.Mean[i], es.Std[i])
+			t.Fatalf("feature %d: mean %v std %v on %s, %v %v on the edge runner", i, fs.Mean[i], fs.Std[i], other, es.Mean[i], es.Std[i])
 		}
 	}
 }
