@@ -44,7 +44,7 @@ cluster_pids() { jvm_pids "-Dmuon.flink.cluster=$run"; }
 tm_pids() { jvm_pids "-Dmuon.flink.cluster=$run" "$tm_main"; }
 
 jvm_opts=(
-	-XX:+UseG1GC -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true
+	-XX:+UseG1GC -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true -Djava.net.preferIPv4Stack=true
 	-Dmuon.flink.cluster="$run"
 	-Dlog4j2.configurationFile="$flink_dir/log4j2.properties"
 	"${flink_jvm_opens[@]}"
@@ -103,7 +103,7 @@ EOF
 }
 
 start_jm() {
-	jvm_detach "$run/jobmanager.pid" "$run/logs/jobmanager.out" \
+	jvm_detach "$run/jobmanager.pid" "$run/logs/jobmanager.out" env LD_PRELOAD="$loopback" \
 		"$java_bin" -Xms256m -Xmx512m "${jvm_opts[@]}" -Dmuon.flink.logs.dir="$run/logs/jobmanager" \
 		-cp "$flink_libs/*" "$jm_main" --configDir "$conf"
 }
@@ -115,7 +115,7 @@ start_tm() {
 	echo "$n" >"$run/taskmanagers"
 	dir=$run/tm$n
 	mkdir -p "$dir/home" "$dir/work" "$run/logs/tm$n"
-	local -a env_args=(HOME="$dir/home")
+	local -a env_args=(HOME="$dir/home" LD_PRELOAD="$loopback")
 	if [[ -n $env_file ]]; then
 		while IFS= read -r line; do
 			[[ -z $line || $line == \#* ]] || env_args+=("$line")
@@ -173,6 +173,7 @@ fail() {
 case $cmd in
 start)
 	"$flink_dir/fetch.sh" >&2
+	loopback=$(flink_loopback_lib)
 	if [[ -n $(cluster_pids) ]]; then
 		echo "flink cluster: stopping the cluster an earlier start left on port $port" >&2
 		"$0" stop "$port" >&2
@@ -197,6 +198,7 @@ start)
 	;;
 add-taskmanager)
 	[[ -f $conf/config.yaml ]] || { echo "flink cluster: no cluster on port $port (cluster.sh start $port)" >&2; exit 1; }
+	loopback=$(flink_loopback_lib)
 	n=$(start_tm)
 	echo "flink cluster: TaskManager $n started (pid $(cat "$run/tm$n.pid"))" >&2
 	cat "$run/tm$n.pid"

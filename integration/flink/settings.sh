@@ -69,3 +69,25 @@ flink_jvm_opens=(
 	--add-opens=java.base/java.util.concurrent.atomic=ALL-UNNAMED
 	--add-opens=java.base/java.util.concurrent.locks=ALL-UNNAMED
 )
+
+# flink_loopback_lib: prints the path of the LD_PRELOAD library built from
+# loopback.c (in the muon cache, rebuilt when the source
+# changes) that makes a JVM's binds to the wildcard address bind to
+# loopback. Needs a C compiler (cc, gcc from Debian's packages).
+flink_loopback_lib() {
+	local src cache sum lib cc
+	src=$flink_dir/loopback.c
+	cache=$muon_cache
+	sum=$(sha256sum "$src" | cut -c1-16)
+	lib=$cache/loopback-$sum.so
+	if [[ ! -f $lib ]]; then
+		cc=${CC:-cc}
+		if ! command -v "$cc" >/dev/null; then
+			echo "flink: no C compiler ($cc) to build $src, which keeps the job server on 127.0.0.1: install gcc (apt-get install gcc) or set CC" >&2
+			return 1
+		fi
+		mkdir -p "$cache"
+		"$cc" -O2 -Wall -Werror -shared -fPIC -o "$lib.tmp" "$src" -ldl >&2 && mv "$lib.tmp" "$lib"
+	fi
+	echo "$lib"
+}

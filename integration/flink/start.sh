@@ -61,7 +61,7 @@ log=$run/logs/jobserver.log
 # Flink unpacks at every start, and web uploads go there and are removed with
 # it, not left in /tmp.
 jvm_opts=(
-	-XX:+UseG1GC -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true
+	-XX:+UseG1GC -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true -Djava.net.preferIPv4Stack=true
 	-Djava.io.tmpdir="$run/tmp"
 	-Dmuon.flink.logs.dir="$run/logs" -Dlog4j2.configurationFile="$flink_dir/log4j2.properties"
 	"${flink_jvm_opens[@]}"
@@ -85,7 +85,10 @@ if [[ -n ${MUON_FLINK_CONF_DIR:-} ]]; then
 fi
 
 started=$SECONDS
-jvm_detach "$run/jobserver.pid" "$run/logs/jobserver.out" \
+# Beam 2.62 binds the job and artifact services on every interface whatever
+# --job-host says: loopback.c binds them to 127.0.0.1.
+loopback=$(flink_loopback_lib)
+jvm_detach "$run/jobserver.pid" "$run/logs/jobserver.out" env LD_PRELOAD="$loopback" \
 	"$java_bin" "${heap_opts[@]}" "${jvm_opts[@]}" "${extra_opts[@]}" \
 	-cp "$flink_libs/*" "$flink_driver" "${server_args[@]}"
 
