@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,6 +22,7 @@ import (
 	"github.com/muonml/muon/producer/recording"
 	"github.com/muonml/muon/producer/replay"
 	"github.com/muonml/muon/runners"
+	"github.com/muonml/muon/transforms/train"
 )
 
 // flinkCluster is the job server in front of the Flink session cluster
@@ -229,6 +231,84 @@ func TestFeaturesOnFlinkCluster(t *testing.T) {
 	pre, err := os.ReadFile(jobs.PreprocessFile(spec))
 	must(t, err)
 	sameFeatures(t, "the Flink cluster", readFeatureArchive(t, jobs.FeaturesArchive(edgeSpec)), string(edgePre), readFeatureArchive(t, jobs.FeaturesArchive(spec)), string(pre))
+}
+
+// The train job on the cluster's process workers, at parallelism 2, trains
+// the model the edge runner trains (TestTrainSameOnEdgeAndFlink's spec:
+// one shard, so serial minibatch SGD over rows in id order): the same
+// validation and test sets, the same test accuracy, and the same loss
+// every epoch to the rounding of the standardization statistics. The
+// submitter reads both from the job's summary: the job server's metrics.
+func TestTrainSameOnFlinkCluster(t *testing.T) {
+	endpoint, _ := flinkCluster(t)
+	b := clusterKafka(t)
+	topic, test := topicName(t, b, "cluster-train"), topicName(t, b, "cluster-train-test")
+	ensure(t, b, topic, topic+".dlq", test, test+".dlq")
+	data := filepath.Join("..", "..", "shared", "datasets", "basicmotions")
+	for tp, file := range map[string]string{topic: "BasicMotions_TRAIN.ts", test: "BasicMotions_TEST.ts"} {
+		if _, err := replay.Replay(context.Background(), []string{filepath.Join(data, file)}, replay.Options{Brokers: b.addrs, Topic: tp,
+			Recording: recording.Options{Start: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), Period: 100 * time.Millisecond}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bin := muonBinary(t)
+	dir := t.TempDir()
+	spec := filepath.Join(dir, "train.yaml")
+	must(t, os.WriteFile(spec, []byte(fmt.Sprintf(`name: cluster-train-%d
+job: train
+kafka: {brokers: [%s]}
+source: {topics: [%s], format: sensor}
+features: {kind: cases, channels: [dim0, dim1, dim2, dim3, dim4, dim5], bands: 4}
+model: {kind: mlp, hidden: [16], activation: tanh, labels: [Badminton, Running, Standing, Walking]}
+training: {epochs: 8, batch_size: 4, shards: 1, validation: 0.25, learning_rate: 0.01, test: {topics: [%s]}}
+output: {dir: out}
+`, time.Now().UnixNano(), strings.Join(b.addrs, ","), topic, test)), 0o600))
+	type summary struct {
+		Runner   string `json:"runner"`
+		Training struct {
+			train.Final
+			Curve []train.Point `json:"curve"`
+		} `json:"training"`
+	}
+	run := func(runner string, args ...string) summary {
+		sub := filepath.Join(dir, runner) // the submitter's working directory
+		must(t, os.MkdirAll(sub, 0o755))
+		cmd := exec.Command(bin, append([]string{"run", "--config", spec, "--runner", runner}, args...)...)
+		cmd.Dir = sub
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("muon run --runner %s: %v\n%s", runner, err, out)
+		}
+		var sum summary
+		b, err := os.ReadFile(filepath.Join(sub, "out", "summary.json"))
+		must(t, err)
+		must(t, json.Unmarshal(b, &sum))
+		if _, err := os.Stat(filepath.Join(sub, "out", "model.json")); (runner == "flink") == (err == nil) {
+			t.Errorf("%s: model.json in the submitter's folder: %v (the cluster's workers write theirs in their own)", runner, err)
+		}
+		f := sum.Training.Final
+		t.Logf("%s: %d epochs, train loss %.6f, validation %d rows, test accuracy %v", runner, f.Trained, f.TrainLoss, f.Validation.N, f.Test)
+		return sum
+	}
+	edge := run("edge")
+	cl := run("flink", "--endpoint", endpoint, "--set", "flink.environment=process", "--set", "flink.worker_command="+bin, "--set", "flink.parallelism=2")
+	e, c := edge.Training.Final, cl.Training.Final
+	if e.Test == nil || c.Test == nil || e.Test.N != 40 || c.Test.N != 40 || e.Validation.N != c.Validation.N || e.Trained != 8 || c.Trained != 8 {
+		t.Fatalf("edge: %d epochs, test %+v, validation %d rows; cluster: %d epochs, test %+v, validation %d rows", e.Trained, e.Test, e.Validation.N, c.Trained, c.Test, c.Validation.N)
+	}
+	if e.Test.Accuracy != c.Test.Accuracy {
+		t.Errorf("test accuracy %v on the cluster, %v on the edge runner", c.Test.Accuracy, e.Test.Accuracy)
+	}
+	near := func(a, b float64) bool { return math.Abs(a-b) <= 1e-6*math.Max(1, math.Abs(a)) }
+	nearP := func(a, b *float64) bool { return a != nil && b != nil && near(*a, *b) }
+	if !near(e.TrainLoss, c.TrainLoss) || len(edge.Training.Curve) != 8 || len(cl.Training.Curve) != 8 {
+		t.Fatalf("train loss %v on the cluster, %v on the edge runner; curves of %d and %d points", c.TrainLoss, e.TrainLoss, len(cl.Training.Curve), len(edge.Training.Curve))
+	}
+	for i, p := range edge.Training.Curve {
+		if q := cl.Training.Curve[i]; !near(p.TrainLoss, q.TrainLoss) || !nearP(p.ValidationLoss, q.ValidationLoss) {
+			t.Errorf("epoch %d: train loss %v on the cluster, %v on the edge runner (validation %v, %v)", i+1, q.TrainLoss, p.TrainLoss, q.ValidationLoss, p.ValidationLoss)
+		}
+	}
 }
 
 func restGet[T any](t *testing.T, rest, path string) T {
