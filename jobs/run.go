@@ -262,6 +262,7 @@ func Run(ctx context.Context, spec *configs.Spec, o RunOptions) (*Summary, error
 	sum.DLQReasons = deadLetterReasons(res)
 	sum.GaveUp = res.Names(kafkaio.ReadNamespace, kafkaio.MetricGaveUp+"/")
 	sum.Rereads = res.Counter(kafkaio.PositionNamespace, kafkaio.MetricRereads)
+	sum.Expired = res.Counter(kafkaio.ReadNamespace, kafkaio.MetricExpired)
 	sum.ConstantFeatures = res.Counter(analyze.Namespace, analyze.MetricConstantFeatures)
 	sum.Constant = res.Names(analyze.Namespace, analyze.MetricConstant+"/")
 	sum.ShortBands = res.Counter(featurize.Namespace, featurize.BandsShort)

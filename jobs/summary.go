@@ -58,6 +58,10 @@ type Summary struct {
 	// GaveUp says which partitions' sources stopped because their brokers
 	// failed for longer than the read reconnects, and why.
 	GaveUp []string `json:"sources_gave_up,omitempty"`
+	// Expired counts records a stream never read because the broker's
+	// retention deleted them before the read reached them (it went on
+	// from the oldest record left).
+	Expired int64 `json:"records_expired,omitempty"`
 	// Devices, CountsFile and DeviceLabels (devices by their first label)
 	// are a bounded ingest job's; CountsTopic an unbounded one's.
 	Devices      int64            `json:"devices,omitempty"`

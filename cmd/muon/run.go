@@ -327,6 +327,9 @@ func printSummary(w io.Writer, spec *configs.Spec, s *jobs.Summary) {
 	for _, why := range s.GaveUp {
 		fmt.Fprintf(w, "  gave up        %s\n", printable.String(why, 240))
 	}
+	if s.Expired > 0 {
+		fmt.Fprintf(w, "  expired        %d records deleted by the broker's retention before the read reached them (lost)\n", s.Expired)
+	}
 	switch {
 	case s.Inference != nil:
 		printInference(w, s.Inference)

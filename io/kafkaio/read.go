@@ -430,6 +430,21 @@ func (fn *readBase) connFor(ctx context.Context, p partitionRange, offset int64)
 	return pc, nil
 }
 
+// earliest is the oldest offset p's partition still holds.
+func (fn *readBase) earliest(ctx context.Context, p partitionRange) (int64, error) {
+	l, err := fn.Params.cluster().link(fn.Params.DialTimeout)
+	if err != nil {
+		return 0, err
+	}
+	conn, err := dialLeader(ctx, l, p.Topic, p.Partition)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(fn.Params.DialTimeout))
+	return conn.ReadFirstOffset()
+}
+
 func (fn *readBase) drop(key string) {
 	if pc := fn.conns[key]; pc != nil {
 		_ = pc.conn.Close()
@@ -825,6 +840,18 @@ func (fn *readBase) readUnbounded(ctx context.Context, we *watermarkEstimator, b
 			wait := min(fn.Params.FetchMaxWait, max(time.Millisecond, fn.Params.CheckpointInterval-time.Since(began)))
 			buf, hwm, err = fn.fetch(p, pc, wait, buf[:0])
 		}
+		if errors.Is(err, kafka.OffsetOutOfRange) {
+			if first, ferr := fn.earliest(ctx, p); ferr == nil && first > next {
+				// Retention deleted [next, first) before the read got
+				// there: those records are gone whatever it does, so it
+				// counts them and goes on from the oldest one left
+				// instead of failing the job.
+				log.Warnf(ctx, "kafkaio: %s: offsets %d to %d were deleted by the broker's retention before this read reached them; %d records lost, reading on from %d", p.key(), next, first-1, first-next, first)
+				beam.NewCounter(ReadNamespace, MetricExpired).Inc(ctx, first-next)
+				next = first
+				continue
+			}
+		}
 		if err != nil {
 			return fn.reconnectLater(ctx, we, rt, p, err)
 		}
@@ -980,4 +1007,8 @@ const (
 	// MetricLag + "/" + topic + "/" + partition is a gauge of the records
 	// an unbounded read's partition holds past what it fetched.
 	MetricLag = "lag"
+	// MetricExpired counts records an unbounded read never read because
+	// the broker deleted them (retention) before the read reached them:
+	// the read goes on from the partition's earliest offset.
+	MetricExpired = "expired"
 )

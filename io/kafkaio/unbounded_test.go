@@ -12,6 +12,8 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/rtrackers/offsetrange"
 	"github.com/muonml/muon/io/kafkaio/embedded"
 	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // collect is an emitter that keeps what it is given.
@@ -152,5 +154,67 @@ func TestUnboundedBatchesAreNotOverwritten(t *testing.T) {
 	}
 	if want := []string{"a", "b", "c", "d", "e", "f"}; !reflect.DeepEqual(values, want) {
 		t.Errorf("emitted batches hold %v, want %v", values, want)
+	}
+}
+
+// An unbounded read whose next offset the broker's retention has deleted
+// (it fell behind, or resumed from an old position) counts the records it
+// can no longer read and goes on from the oldest one left, instead of
+// failing the job on OffsetOutOfRange.
+func TestUnboundedReadSkipsExpiredRecords(t *testing.T) {
+	b, err := embedded.Start(embedded.Options{Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	brokers := []string{b.Addr()}
+	ctx := context.Background()
+	if err := EnsureTopics(ctx, Plain(brokers...), TopicSpec{Name: "expiring", Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	w, err := NewWriter(WriteParams{Brokers: brokers, Topic: "expiring"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msgs []kafka.Message
+	for i := 0; i < 30; i++ {
+		msgs = append(msgs, kafka.Message{Value: []byte{byte(i)}})
+	}
+	if err := w.WriteMessages(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	// What retention does: the log now starts at offset 20.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrDeleteRecordsRequest()
+	topic := kmsg.NewDeleteRecordsRequestTopic()
+	topic.Topic = "expiring"
+	part := kmsg.NewDeleteRecordsRequestTopicPartition()
+	part.Offset = 20
+	topic.Partitions = append(topic.Partitions, part)
+	req.Topics = append(req.Topics, topic)
+	req.TimeoutMillis = 5000
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil || resp.Topics[0].Partitions[0].ErrorCode != 0 || resp.Topics[0].Partitions[0].LowWatermark != 20 {
+		t.Fatalf("DeleteRecords: %+v, %v", resp, err)
+	}
+
+	raw := Params{Brokers: brokers, Topics: []string{"expiring"}, Unbounded: true, CheckpointRecords: 100,
+		CheckpointInterval: 300 * time.Millisecond, FetchMaxWait: 50 * time.Millisecond}
+	fn := &unboundedReadFn{unboundedBase{readBase{Params: raw.withDefaults()}}}
+	defer fn.Teardown()
+	p := partitionRange{Topic: "expiring", Partition: 0, Start: 5, End: math.MaxInt64}
+	we := fn.CreateWatermarkEstimator(fn.InitialWatermarkEstimatorState(0, offsetrange.Restriction{}, p))
+	rt := fn.CreateTracker(offsetrange.Restriction{Start: 5, End: math.MaxInt64})
+	var out collect
+	if _, err := fn.readUnbounded(ctx, we, nil, rt, p, &out); err != nil {
+		t.Fatalf("reading from a deleted offset: %v", err)
+	}
+	if len(out.got) != 10 || out.got[0].Offset != 20 || out.got[9].Offset != 29 {
+		t.Fatalf("read %d records (%v…), want offsets 20 to 29", len(out.got), out.got[:min(1, len(out.got))])
 	}
 }
