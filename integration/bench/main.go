@@ -51,7 +51,7 @@ func main() {
 	flag.IntVar(&batchRows, "batch-rows", batch.DefaultMaxRows, "rows per Arrow batch in the Reshuffle figures")
 	only := flag.String("only", "", "run only the broker with this name (embedded or kafka)")
 	soak := flag.Duration("soak", 10*time.Minute, "how long the e2e group's soak of an unbounded edge job at half its maximum rate runs (0: none)")
-	groups := flag.String("groups", "kafka,featurize,batch,images,gobench,train,rocket,snapshot,serve,e2e,cluster", "comma-separated figure groups to measure (kafka, featurize, batch, images, gobench, train, rocket, snapshot, serve, e2e, cluster; trainjobs: train's job figures alone)")
+	groups := flag.String("groups", "kafka,featurize,batch,images,gobench,train,rocket,snapshot,serve,e2e,cluster", "comma-separated figure groups to measure (kafka, featurize, batch, images, gobench, train, rocket, snapshot, serve, e2e, cluster; trainjobs: train's job figures alone; predict: the predict API's figures alone, also part of e2e)")
 	million := flag.String("write-million", "", "write the train.scale archive (a million rows of 64 features from optdigits) under `dir` and exit, to train on by hand")
 	flag.Parse()
 	if *million != "" {
@@ -99,6 +99,11 @@ func main() {
 	}
 	if want["e2e"] {
 		benchE2E(*muon, *datasets, *kafkaAddr, *soak)
+	} else if want["predict"] {
+		// The predict API alone (the e2e group measures it too).
+		res, dir := snapshotRun(*muon, "configs/train-digits.yaml", "training.shards=1")
+		benchPredict(*muon, filepath.Dir(res.Path), strings.TrimSuffix(signingKey(*muon), ".key")+".pub", *datasets)
+		os.RemoveAll(dir)
 	}
 	if want["cluster"] {
 		benchClusterRecovery(*muon, *datasets, *kafkaAddr)

@@ -415,7 +415,8 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 // Serve runs serve (srv's Serve or ServeTLS on a listener) until it fails
 // or ctx ends, then shuts srv down, letting requests in flight finish for
-// up to 5 s.
+// up to 5 s; then it closes what is still open (a client's connection that
+// never sent a request counts as busy for its first 5 s).
 func Serve(ctx context.Context, srv *http.Server, serve func() error) error {
 	errc := make(chan error, 1)
 	go func() { errc <- serve() }()
@@ -426,7 +427,9 @@ func Serve(ctx context.Context, srv *http.Server, serve func() error) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
+	if err := srv.Shutdown(sctx); errors.Is(err, context.DeadlineExceeded) {
+		_ = srv.Close()
+	} else if err != nil {
 		return err
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -264,5 +265,34 @@ func BenchmarkPredict(b *testing.B) {
 		if w.Code != 200 {
 			b.Fatalf("status %d: %s", w.Code, w.Body)
 		}
+	}
+}
+
+// Serve ends cleanly when its context ends even with a client connection
+// open that never sent a request (net/http counts it as busy for 5 s and
+// Shutdown would time out): it closes what is left.
+func TestServeEndsWithAnIdleClient(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.NotFoundHandler()}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- predict.Serve(ctx, srv, func() error { return srv.Serve(l) }) }()
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	time.Sleep(100 * time.Millisecond) // accepted: StateNew
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Serve: %v, want a clean end", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Serve did not end")
 	}
 }
