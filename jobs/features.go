@@ -45,7 +45,7 @@ func (features) Build(s beam.Scope, spec *configs.Spec, o Options) error {
 	s = s.Scope("jobs.Features")
 	_ = os.Remove(PreprocessFile(spec))
 	rp := o.sourceParams(spec)
-	rows, _, seen := featureRows(s, spec, o, spec.Source.Topics)
+	rows, _, seen := featureRows(s, spec, o, spec.Source.Topics, true)
 	dim := RowWidth(spec)
 	batches := batch.Rows(s, batch.Params{
 		Dim:       dim,
@@ -67,8 +67,10 @@ func (features) Build(s beam.Scope, spec *configs.Spec, o Options) error {
 // their labels mapped by features.relabel: PCollection<featurize.Row>.
 // ranges are the offset ranges read, PCollection<kafkaio.PartitionRange>;
 // seen the value names of the readings, PCollection<featurize.SeenNames>
-// (empty for images).
-func featureRows(s beam.Scope, spec *configs.Spec, o Options, topics []string) (rows, ranges, seen beam.PCollection) {
+// (empty for images, and unless names: collecting them costs a sorted
+// insert per value of every reading, for errors only a job that fits
+// statistics reports).
+func featureRows(s beam.Scope, spec *configs.Spec, o Options, topics []string, names bool) (rows, ranges, seen beam.PCollection) {
 	rp := o.sourceParams(spec)
 	if !slices.Equal(topics, spec.Source.Topics) {
 		// A train job's test topics are read whole: where the source
@@ -91,7 +93,7 @@ func featureRows(s beam.Scope, spec *configs.Spec, o Options, topics []string) (
 	default:
 		var readings beam.PCollection
 		readings, dead = decode.Sensors(s, DecodeParams(spec), records)
-		if !rp.Unbounded {
+		if names && !rp.Unbounded {
 			// A stream never ends: its names would never be counted.
 			seen = featurize.ValueNames(s, readings)
 		}

@@ -88,7 +88,7 @@ func (inferJob) Check(ctx context.Context, spec *configs.Spec) error {
 
 func (inferJob) Build(s beam.Scope, spec *configs.Spec, o Options) error {
 	s = s.Scope("jobs.Infer")
-	rows, _, _ := featureRows(s, spec, o, spec.Source.Topics)
+	rows, _, _ := featureRows(s, spec, o, spec.Source.Topics, false)
 	inferBranches(s, spec, o, rows)
 	return nil
 }

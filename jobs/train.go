@@ -296,7 +296,7 @@ func trainingRows(s beam.Scope, spec *configs.Spec, o Options, topics, archive [
 		seen = beam.CreateList(s, []featurize.SeenNames{})
 	} else {
 		var ranges beam.PCollection
-		rows, ranges, seen = featureRows(s, spec, o, topics)
+		rows, ranges, seen = featureRows(s, spec, o, topics, true)
 		sources = publish.Lineage(s, use, ranges)
 	}
 	return featurize.CapTargets(s, spec.Training.TargetCap, rows), sources, seen

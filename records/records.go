@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"time"
 
 	"github.com/muonml/muon/records/wire"
@@ -24,7 +25,15 @@ type Source struct {
 }
 
 // ID is the deterministic identity topic/partition/offset.
-func (s Source) ID() string { return fmt.Sprintf("%s/%d/%d", s.Topic, s.Partition, s.Offset) }
+func (s Source) ID() string {
+	b := make([]byte, 0, len(s.Topic)+24)
+	b = append(b, s.Topic...)
+	b = append(b, '/')
+	b = strconv.AppendInt(b, int64(s.Partition), 10)
+	b = append(b, '/')
+	b = strconv.AppendInt(b, s.Offset, 10)
+	return string(b)
+}
 
 // Reading is one sensor reading: the values one device measured at one
 // time, and where muon read it. A producer fills in all but Source; the

@@ -322,3 +322,19 @@ func FuzzDecodeImageCoder(f *testing.F) {
 		}
 	})
 }
+
+// A source's id is topic/partition/offset (DESIGN.md's row ids).
+func TestSourceID(t *testing.T) {
+	for _, c := range []struct {
+		s    Source
+		want string
+	}{
+		{Source{Topic: "digits-test", Partition: 3, Offset: 17}, "digits-test/3/17"},
+		{Source{Topic: "t", Partition: -1, Offset: -1}, "t/-1/-1"},
+		{Source{Topic: "big", Partition: 1<<31 - 1, Offset: 1<<63 - 1}, "big/2147483647/9223372036854775807"},
+	} {
+		if got := c.s.ID(); got != c.want {
+			t.Errorf("%+v.ID() = %q, want %q", c.s, got, c.want)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/log"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+	"github.com/muonml/muon/internal/jsonstr"
 	"github.com/muonml/muon/internal/printable"
 	"github.com/muonml/muon/io/arrowio"
 	"github.com/muonml/muon/io/kafkaio"
@@ -257,11 +258,14 @@ func (fn *inferFn) score(ctx context.Context, m *Model, b arrowio.Batch, emit fu
 		}
 	}
 	now := time.Now()
+	name := m.Name()
 	var labelled, correct, alerts int64
 	for i := 0; i < n; i++ {
 		out := fn.out.RawRowView(i)
+		// The prediction's id is the row's and the model's: Append joins
+		// them.
 		p := prediction{
-			ID: ids.ValueStr(i) + "/" + m.Name(), Key: keys.ValueStr(i), Time: times.Value(i).ToTime(unit).UTC(), Model: m.Name(),
+			ID: ids.ValueStr(i), Key: keys.ValueStr(i), Time: times.Value(i).ToTime(unit).UTC(), Model: name,
 		}
 		if !labels.IsNull(i) {
 			p.Truth = labels.ValueStr(i)
@@ -333,7 +337,8 @@ func (fn *inferFn) deadLetters(b arrowio.Batch, cause error, dead func(kafkaio.R
 		if src := arrowio.SourceAt(rec, i); src.Topic != "" {
 			r.Topic, r.Partition, r.Offset = src.Topic, src.Partition, src.Offset
 		}
-		v := []byte(`{"id":` + strconv.Quote(id) + `,"key":` + strconv.Quote(keys.ValueStr(i)) + `,"features":[`)
+		v := append(jsonstr.Append([]byte(`{"id":`), id), `,"key":`...)
+		v = append(jsonstr.Append(v, keys.ValueStr(i)), `,"features":[`...)
 		if ferr == nil {
 			for j, x := range vals[i*dim : (i+1)*dim] {
 				if j > 0 {

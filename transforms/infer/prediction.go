@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strconv"
 	"time"
+
+	"github.com/muonml/muon/internal/jsonstr"
 )
 
 // Prediction is what an inference branch writes to its topic, as JSON
@@ -35,7 +37,8 @@ type Prediction struct {
 }
 
 // prediction is a Prediction being written: the scores as a row of the
-// output matrix beside the labels, not a map.
+// output matrix beside the labels, not a map; ID is the row's id, which
+// Append joins with Model into the prediction's.
 type prediction struct {
 	ID, Key, Model, Label, Truth, Alert string
 	Time                                time.Time
@@ -48,16 +51,16 @@ type prediction struct {
 // map: this runs once per row.
 func (p *prediction) Append(b []byte) []byte {
 	b = append(b, `{"id":`...)
-	b = strconv.AppendQuote(b, p.ID)
+	b = jsonstr.AppendJoin(b, p.ID, "/", p.Model)
 	b = append(b, `,"key":`...)
-	b = strconv.AppendQuote(b, p.Key)
+	b = jsonstr.Append(b, p.Key)
 	b = append(b, `,"time":"`...)
 	b = p.Time.AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","model":`...)
-	b = strconv.AppendQuote(b, p.Model)
+	b = jsonstr.Append(b, p.Model)
 	if p.Label != "" {
 		b = append(b, `,"label":`...)
-		b = strconv.AppendQuote(b, p.Label)
+		b = jsonstr.Append(b, p.Label)
 	}
 	if p.Scores != nil {
 		b = append(b, `,"scores":{`...)
@@ -65,7 +68,7 @@ func (p *prediction) Append(b []byte) []byte {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = strconv.AppendQuote(b, p.Labels[i])
+			b = jsonstr.Append(b, p.Labels[i])
 			b = append(b, ':')
 			b = appendFloat(b, v)
 		}
@@ -83,11 +86,11 @@ func (p *prediction) Append(b []byte) []byte {
 	}
 	if p.Truth != "" {
 		b = append(b, `,"truth":`...)
-		b = strconv.AppendQuote(b, p.Truth)
+		b = jsonstr.Append(b, p.Truth)
 	}
 	if p.Alert != "" {
 		b = append(b, `,"alert":`...)
-		b = strconv.AppendQuote(b, p.Alert)
+		b = jsonstr.Append(b, p.Alert)
 	}
 	b = append(b, `,"latency_ms":`...)
 	b = strconv.AppendFloat(b, float64(p.Latency.Microseconds())/1000, 'f', 3, 64)
