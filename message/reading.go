@@ -7,6 +7,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/muonml/muon/internal/jsonstr"
 	"github.com/muonml/muon/records"
 )
 
@@ -75,7 +76,7 @@ func EncodeReading(r records.Reading) ([]byte, error) {
 // may be invalid.
 func AppendReading(dst []byte, r records.Reading) []byte {
 	dst = append(dst, `{"device":`...)
-	dst = appendString(dst, r.Device)
+	dst = jsonstr.Append(dst, r.Device)
 	if !r.Time.IsZero() {
 		dst = append(dst, `,"ts":"`...)
 		dst = appendTime(dst, r.Time)
@@ -86,14 +87,14 @@ func AppendReading(dst []byte, r records.Reading) []byte {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendString(dst, v.Name)
+		dst = jsonstr.Append(dst, v.Name)
 		dst = append(dst, ':')
 		dst = appendFloat(dst, v.Value)
 	}
 	dst = append(dst, '}')
 	if r.Label != "" {
 		dst = append(dst, `,"label":`...)
-		dst = appendString(dst, r.Label)
+		dst = jsonstr.Append(dst, r.Label)
 	}
 	return append(dst, '}')
 }
@@ -136,58 +137,6 @@ func appendFloat(dst []byte, f float64) []byte {
 		}
 	}
 	return dst
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendString writes s as a JSON string. Control characters are escaped,
-// and so are U+2028 and U+2029 so that the output is also valid JavaScript.
-func appendString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }
 
 // findDuplicate returns the positions of two values with the same name.

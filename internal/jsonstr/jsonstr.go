@@ -9,15 +9,16 @@ const hex = "0123456789abcdef"
 // safe[c] is true for the ASCII bytes a JSON string holds as they are.
 var safe = func() (t [utf8.RuneSelf]bool) {
 	for c := 0x20; c < utf8.RuneSelf; c++ {
-		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+		t[c] = c != '"' && c != '\\'
 	}
 	return t
 }()
 
 // Append appends s to dst as a quoted JSON string, escaped as
-// encoding/json escapes it: quotes, backslashes and control characters,
-// <, > and & (so the text is safe inside HTML), U+2028 and U+2029, and
-// each byte of invalid UTF-8 as U+FFFD.
+// encoding/json escapes it without its HTML escaping (an Encoder with
+// SetEscapeHTML(false)): quotes, backslashes and control characters,
+// U+2028 and U+2029 (so that the text is valid JavaScript too), and each
+// byte of invalid UTF-8 as U+FFFD.
 func Append(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	dst = appendBody(dst, s)
