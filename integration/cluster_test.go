@@ -242,15 +242,7 @@ func TestFeaturesOnFlinkCluster(t *testing.T) {
 func TestTrainSameOnFlinkCluster(t *testing.T) {
 	endpoint, _ := flinkCluster(t)
 	b := clusterKafka(t)
-	topic, test := topicName(t, b, "cluster-train"), topicName(t, b, "cluster-train-test")
-	ensure(t, b, topic, topic+".dlq", test, test+".dlq")
-	data := filepath.Join("..", "..", "shared", "datasets", "basicmotions")
-	for tp, file := range map[string]string{topic: "BasicMotions_TRAIN.ts", test: "BasicMotions_TEST.ts"} {
-		if _, err := replay.Replay(context.Background(), []string{filepath.Join(data, file)}, replay.Options{Brokers: b.addrs, Topic: tp,
-			Recording: recording.Options{Start: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), Period: 100 * time.Millisecond}}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	topic, test := basicMotionsTopics(t, b, "cluster-train")
 	bin := muonBinary(t)
 	dir := t.TempDir()
 	spec := filepath.Join(dir, "train.yaml")

@@ -152,6 +152,23 @@ func sameFeatures(t *testing.T, other string, edge map[string]featureRow, edgePr
 	}
 }
 
+// basicMotionsTopics makes topics NAME and NAME-test (unique to the test)
+// on b, with their dead-letter topics, and replays BasicMotions' train and
+// test sets into them.
+func basicMotionsTopics(t *testing.T, b broker, name string) (train, test string) {
+	t.Helper()
+	train, test = topicName(t, b, name), topicName(t, b, name+"-test")
+	ensure(t, b, train, train+".dlq", test, test+".dlq")
+	dir := filepath.Join("..", "..", "shared", "datasets", "basicmotions")
+	for tp, file := range map[string]string{train: "BasicMotions_TRAIN.ts", test: "BasicMotions_TEST.ts"} {
+		if _, err := replay.Replay(context.Background(), []string{filepath.Join(dir, file)}, replay.Options{Brokers: b.addrs, Topic: tp,
+			Recording: recording.Options{Start: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), Period: 100 * time.Millisecond}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return train, test
+}
+
 // The train job on Flink trains the model the edge runner trains: on one
 // shard it is serial minibatch SGD over rows in id order, so the
 // parameters agree to the rounding of the standardization statistics, and
@@ -160,15 +177,7 @@ func TestTrainSameOnEdgeAndFlink(t *testing.T) {
 	ep := flinkEndpoint(t)
 	bs := brokers(t)
 	b := bs[len(bs)-1]
-	topic, test := topicName(t, b, "train"), topicName(t, b, "train-test")
-	ensure(t, b, topic, topic+".dlq", test, test+".dlq")
-	dir := filepath.Join("..", "..", "shared", "datasets", "basicmotions")
-	for tp, file := range map[string]string{topic: "BasicMotions_TRAIN.ts", test: "BasicMotions_TEST.ts"} {
-		if _, err := replay.Replay(context.Background(), []string{filepath.Join(dir, file)}, replay.Options{Brokers: b.addrs, Topic: tp,
-			Recording: recording.Options{Start: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), Period: 100 * time.Millisecond}}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	topic, test := basicMotionsTopics(t, b, "train")
 	run := func(kind runners.Kind) train.TrainedModel {
 		out := t.TempDir()
 		spec, err := configs.Parse("train.yaml", []byte(fmt.Sprintf(`name: it
