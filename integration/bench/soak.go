@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -20,10 +21,12 @@ import (
 const soakWarmup = 2 * time.Minute
 
 // benchSoak runs an unbounded edge infer job for d while a producer feeds
-// it at rate (half the bounded job's maximum), samples the job's resident
+// it at rate (half the live job's maximum), samples the job's resident
 // memory every second, and reports the slope after the warm-up
 // (edge.soak.rss_slope_mb_per_min, goal < 1) with the first and last
-// samples. The topic keeps at most 256 MiB a partition, so a long soak does
+// samples, and how many produced records the job had not scored when it
+// ended (edge.soak.unscored: the figure is steady-state memory only if
+// the job kept up). The topic keeps at most 256 MiB a partition, so a long soak does
 // not fill the disk.
 func benchSoak(muon string, brokers []string, store, pub, datasets string, rate float64, d time.Duration) {
 	ctx := context.Background()
@@ -50,6 +53,7 @@ func benchSoak(muon string, brokers []string, store, pub, datasets string, rate 
 
 	stop := time.Now().Add(d)
 	produced := make(chan error, 1)
+	var sent int64
 	go func() {
 		time.Sleep(3 * time.Second)
 		tes := filepath.Join(datasets, "optdigits", "optdigits.tes")
@@ -60,8 +64,9 @@ func benchSoak(muon string, brokers []string, store, pub, datasets string, rate 
 			for i := range paths {
 				paths[i] = tes
 			}
-			_, err := replay.Replay(ctx, paths, replay.Options{Brokers: brokers, Topic: topic, Rate: rate,
+			sum, err := replay.Replay(ctx, paths, replay.Options{Brokers: brokers, Topic: topic, Rate: rate,
 				Recording: recording.Options{Format: "csv", Device: "optdigits", Start: time.Now(), Period: time.Duration(float64(time.Second) / rate)}})
+			sent += sum.Records
 			if err != nil {
 				produced <- err
 				return
@@ -91,6 +96,18 @@ func benchSoak(muon string, brokers []string, store, pub, datasets string, rate 
 		}
 		must(fmt.Errorf("the soaked job: %v\n%s", err, tail))
 	}
+	// A job that fell behind its producer holds more than a steady one:
+	// the figure is only steady-state memory if it kept up.
+	raw, err := os.ReadFile(filepath.Join(out, "summary.json"))
+	must(err)
+	var js jobSummary
+	must(json.Unmarshal(raw, &js))
+	if len(js.Inference) != 1 {
+		must(fmt.Errorf("soak: summary %s", raw))
+	}
+	unscored := sent - js.Inference[0].Predictions
+	fmt.Fprintf(os.Stderr, "bench: soak: %d records produced, %d scored by the end\n", sent, js.Inference[0].Predictions)
+	bench("edge.soak.unscored", float64(unscored), "records")
 	var xs, ys []float64
 	for _, s := range samples {
 		if s.t >= soakWarmup.Minutes() {
