@@ -326,7 +326,8 @@ func restGet[T any](t *testing.T, rest, path string) T {
 // Kafka; the infer job, on the cluster too, serves it from there. The
 // specs' output folders are relative, so workers write in their own
 // working directories; the submitter learns everything from the job
-// server's metrics and the store on Kafka.
+// server's metrics and the store on Kafka. The edge runner, serving the
+// same snapshot, makes the same predictions.
 func TestTrainAndInferOnFlinkCluster(t *testing.T) {
 	endpoint, _ := flinkCluster(t)
 	b := clusterKafka(t)
@@ -344,38 +345,47 @@ func TestTrainAndInferOnFlinkCluster(t *testing.T) {
 		must(t, os.WriteFile(f, []byte(text), 0o600))
 		return f
 	}
-	run := func(spec string, sets ...string) map[string]any {
-		args := []string{"run", "--config", spec, "--runner", "flink", "--endpoint", endpoint,
-			"--set", "kafka.brokers=[" + strings.Join(b.addrs, ",") + "]", "--set", "flink.environment=process", "--set", "flink.worker_command=" + bin,
-			"--set", "flink.parallelism=2", "--set", "output.dir=out/" + filepath.Base(spec) + "-" + suffix}
+	run := func(spec, runner string, sets ...string) map[string]any {
+		out := filepath.Join("out", filepath.Base(spec)+"-"+runner+"-"+suffix)
+		defer os.RemoveAll(filepath.Join(root, out))
+		args := []string{"run", "--config", spec, "--runner", runner,
+			"--set", "kafka.brokers=[" + strings.Join(b.addrs, ",") + "]", "--set", "output.dir=" + out}
+		if runner == "flink" {
+			args = append(args, "--endpoint", endpoint, "--set", "flink.environment=process", "--set", "flink.worker_command="+bin, "--set", "flink.parallelism=2")
+		}
 		for _, s := range sets {
 			args = append(args, "--set", s)
 		}
 		cmd := exec.Command(bin, args...)
 		cmd.Dir = root
-		out, err := cmd.CombinedOutput()
+		log, err := cmd.CombinedOutput()
 		if err != nil {
-			t.Fatalf("muon run %s: %v\n%s", filepath.Base(spec), err, out)
+			t.Fatalf("muon run %s --runner %s: %v\n%s", filepath.Base(spec), runner, err, log)
 		}
-		t.Logf("muon run %s:\n%s", filepath.Base(spec), out[max(0, len(out)-1500):])
+		t.Logf("muon run %s --runner %s:\n%s", filepath.Base(spec), runner, log[max(0, len(log)-1500):])
 		var sum map[string]any
-		b, err := os.ReadFile(filepath.Join(root, "out", filepath.Base(spec)+"-"+suffix, "summary.json"))
+		b, err := os.ReadFile(filepath.Join(root, out, "summary.json"))
 		must(t, err)
 		must(t, json.Unmarshal(b, &sum))
 		return sum
 	}
-	defer os.RemoveAll(filepath.Join(root, "out", "train-digits.yaml-"+suffix))
-	defer os.RemoveAll(filepath.Join(root, "out", "infer-digits.yaml-"+suffix))
-	train := run(rewrite("train-digits.yaml"), "snapshot.key="+filepath.Join(dir, "cl.key"), "snapshot.store="+store,
+	train := run(rewrite("train-digits.yaml"), "flink", "snapshot.key="+filepath.Join(dir, "cl.key"), "snapshot.store="+store,
 		"training.epochs=12", "snapshot.gate.min=0.9")
 	snap, _ := train["training"].(map[string]any)["snapshot"].(map[string]any)
 	if snap == nil || snap["published"] != true || snap["version"] != "train-digits@1" || !strings.HasPrefix(fmt.Sprint(snap["path"]), store) {
 		t.Fatalf("the train job's snapshot: %v", snap)
 	}
-	infer := run(rewrite("infer-digits.yaml"))
-	br := infer["inference"].([]any)[0].(map[string]any)
+	br := run(rewrite("infer-digits.yaml"), "flink")["inference"].([]any)[0].(map[string]any)
 	if br["model"] != "train-digits@1" || br["predictions"].(float64) != 1797 || br["accuracy"].(float64) < 0.9 {
 		t.Errorf("the infer job's branch: model %v, %v predictions, accuracy %v", br["model"], br["predictions"], br["accuracy"])
+	}
+	// The edge runner, serving the same snapshot from the same store to
+	// the same records (the cluster's run replayed them already), scores
+	// them as the cluster did.
+	eb := run(rewrite("infer-digits.yaml"), "edge", "replay=[]")["inference"].([]any)[0].(map[string]any)
+	if eb["model"] != br["model"] || eb["predictions"] != br["predictions"] || eb["accuracy"] != br["accuracy"] {
+		t.Errorf("edge runner: model %v, %v predictions, accuracy %v; the cluster: %v, %v, %v",
+			eb["model"], eb["predictions"], eb["accuracy"], br["model"], br["predictions"], br["accuracy"])
 	}
 }
 
