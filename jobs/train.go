@@ -3,8 +3,6 @@ package jobs
 import (
 	"context"
 	"fmt"
-	"github.com/muonml/muon/io/kafkaio"
-	"github.com/muonml/muon/io/modelstore"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -15,6 +13,8 @@ import (
 	"github.com/muonml/muon/configs"
 	"github.com/muonml/muon/internal/printable"
 	"github.com/muonml/muon/io/arrowio"
+	"github.com/muonml/muon/io/kafkaio"
+	"github.com/muonml/muon/io/modelstore"
 	"github.com/muonml/muon/io/parquetio"
 	"github.com/muonml/muon/models"
 	"github.com/muonml/muon/models/snapshot"
@@ -183,12 +183,12 @@ func (trainJob) Check(_ context.Context, spec *configs.Spec) error {
 	if err := checkArchiveRange(spec); err != nil {
 		return err
 	}
-	if !spec.Source.IsBounded() && modelstore.IsKafka(WindowStore(spec)) {
-		if topic := strings.TrimPrefix(WindowStore(spec), modelstore.KafkaScheme); kafkaio.CheckTopic(topic) != nil {
-			return fmt.Errorf("training.stream.store %s: %v", WindowStore(spec), kafkaio.CheckTopic(topic))
+	if ws := WindowStore(spec); !spec.Source.IsBounded() && modelstore.IsKafka(ws) {
+		if err := kafkaio.CheckTopic(strings.TrimPrefix(ws, modelstore.KafkaScheme)); err != nil {
+			return fmt.Errorf("training.stream.store %s: %v", ws, err)
 		}
 		if len(spec.Kafka.Brokers) == 0 {
-			return fmt.Errorf("training.stream.store %s: a store on Kafka needs kafka.brokers", WindowStore(spec))
+			return fmt.Errorf("training.stream.store %s: a store on Kafka needs kafka.brokers", ws)
 		}
 	}
 	return spec.Snapshot.CheckStore()

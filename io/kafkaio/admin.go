@@ -333,11 +333,10 @@ func Tail(ctx context.Context, c Cluster, topic string, max int) ([]Record, erro
 	return out, err
 }
 
-// Scan is Tail without keeping the records: it hands each of up to the last max records of each partition of
-// topic to fn, in offset order per partition, as the topic stands when it
-// is called; an error from fn ends the scan. Nothing is kept: fn sees a
-// record's key, value and headers only during its call unless it copies
-// them.
+// Scan is Tail without keeping the records: it hands each of up to the
+// last max records of each partition of topic to fn, in offset order per
+// partition, as the topic stands when it is called; an error from fn ends
+// the scan. What fn does not keep is garbage once it returns.
 func Scan(ctx context.Context, c Cluster, topic string, max int, fn func(Record) error) error {
 	l, err := c.link(DefaultDialTimeout)
 	if err != nil {
