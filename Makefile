@@ -6,6 +6,12 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 # -s -w: no symbol table or DWARF (stack traces and pprof still work): the
 # binary an edge device takes is about 42 MB instead of 60 MB.
 LDFLAGS := -s -w -X main.version=$(VERSION)
+# No cgo: muon links no C, and Go's own DNS resolver and user lookup replace
+# libc's. The binary is static (it runs on any Linux of its architecture,
+# musl-based ones included) and a process no longer maps libc and the
+# dynamic loader (about 1.7 MB resident). Exported, so that tests, lint and
+# the bench share the build's cache.
+export CGO_ENABLED := 0
 # Apache Kafka for integration tests and benchmarks (integration/kafka/).
 KAFKA_PORT ?= 19092
 # Beam's Flink job server (integration/flink/), same Beam version as go.mod.

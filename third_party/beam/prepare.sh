@@ -31,6 +31,11 @@
 # Profiler and the GCS filesystem (for heap dumps to Cloud Storage), and with
 # them cloud.google.com/go/storage and gRPC's xDS: a smaller binary and a
 # smaller resident floor for every muon process.
+#
+# no-docker.patch: prism no longer starts DOCKER environments (muon's edge
+# jobs run LOOPBACK workers; Flink runs DOCKER ones), so the Docker client,
+# OpenTelemetry and some 60 packages are no longer linked into every muon
+# binary, nor initialised when any muon command starts.
 set -euo pipefail
 cd "$(dirname "$0")"
 version=$(sed -n 's#^\s*github.com/apache/beam/sdks/v2 \(v[^ ]*\).*#\1#p' ../../go.mod | head -1)

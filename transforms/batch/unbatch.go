@@ -9,7 +9,6 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/graph/window"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
-	"github.com/apache/beam/sdks/v2/go/pkg/beam/transforms/stats"
 	"github.com/muonml/muon/io/arrowio"
 	"github.com/muonml/muon/transforms/featurize"
 )
@@ -18,6 +17,7 @@ func init() {
 	register.DoFn2x1[arrowio.Batch, func(featurize.Row), error](&unbatchFn{})
 	register.Function1x1(batchRows)
 	register.Function1x0(discardCount)
+	register.Function2x1(sumRows)
 }
 
 // Unbatch turns feature batches back into rows:
@@ -65,9 +65,14 @@ func (unbatchFn) ProcessElement(b arrowio.Batch, emit func(featurize.Row)) error
 func StageOutput(s beam.Scope, batches beam.PCollection) {
 	s = s.Scope("batch.StageOutput")
 	rows := beam.WindowInto(s, window.NewFixedWindows(10*time.Second), beam.ParDo(s, batchRows, batches))
-	beam.ParDo0(s, discardCount, stats.Sum(s, rows))
+	beam.ParDo0(s, discardCount, beam.Combine(s, sumRows, rows))
 }
 
 func batchRows(b arrowio.Batch) int64 { return int64(b.Rows()) }
 
 func discardCount(int64) {}
+
+// sumRows is the combine of StageOutput's counts. (Beam's stats.Sum would
+// do, but its package registers functions for every numeric type, work
+// every muon process did at start.)
+func sumRows(a, b int64) int64 { return a + b }
