@@ -21,4 +21,13 @@
 // Limits) and decodes the body with explicit bounds on every length. The
 // manifest is JSON, decoded only once the signature has proven it comes
 // from a trusted signer.
+//
+// The body is the manifest (uint32 length, JSON), then the tensors (uint32
+// count; each its name, value type, shape and layout). Version 1 stores a
+// tensor's values plainly, after a bitmap of its kept positions if it is
+// sparse. Version 2 (FormatVersion) adds the coded layout: an int8 or
+// shared tensor's mask and values range-coded as one stream under
+// adaptive models (coded.go, coder.go), which the writer takes when it is
+// shorter. Read accepts both; muon before version 2 refuses version 2
+// files as an unknown version.
 package snapshot

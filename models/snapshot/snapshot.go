@@ -18,9 +18,14 @@ import (
 	"github.com/muonml/muon/models"
 )
 
-// FormatVersion is the version this package writes and the only one it
-// reads.
-const FormatVersion = 1
+// FormatVersion is the version this package writes. Version 2 added the
+// coded tensor layout (int8 and shared values range-coded with their
+// mask, coded.go); muon before it refuses version 2 files as an unknown
+// version. This package reads versions 1 and 2.
+const FormatVersion = 2
+
+// oldestVersion is the oldest format version Read accepts.
+const oldestVersion = 1
 
 const (
 	magic      = "MUONSNAP"
@@ -305,80 +310,25 @@ func Write(w io.Writer, m Manifest, tensors []Tensor, key ed25519.PrivateKey) er
 	if len(key) != ed25519.PrivateKeySize {
 		return fmt.Errorf("snapshot: signing key of %d bytes, want an ed25519 private key", len(key))
 	}
-	man, err := json.Marshal(m)
+	raw, err := encodeBody(m, tensors)
 	if err != nil {
-		return fmt.Errorf("snapshot: manifest: %w", err)
-	}
-	var raw bytes.Buffer
-	le := binary.LittleEndian
-	raw.Write(le.AppendUint32(nil, uint32(len(man))))
-	raw.Write(man)
-	raw.Write(le.AppendUint32(nil, uint32(len(tensors))))
-	var buf []byte
-	for i := range tensors {
-		t := &tensors[i]
-		if err := t.check(); err != nil {
-			return fmt.Errorf("snapshot: %w", err)
-		}
-		buf = buf[:0]
-		buf = le.AppendUint16(buf, uint16(len(t.Name)))
-		buf = append(buf, t.Name...)
-		buf = append(buf, byte(t.DType), byte(len(t.Shape)))
-		for _, d := range t.Shape {
-			buf = le.AppendUint32(buf, uint32(d))
-		}
-		if t.Sparse() {
-			// A bitmap of the stored positions: one bit a position, so a
-			// pruned int8 tensor costs 1/8 byte per weight plus its values.
-			buf = append(buf, 1)
-			bitmap := make([]byte, (t.Len()+7)/8)
-			for _, at := range t.Index {
-				bitmap[at/8] |= 1 << (at % 8)
-			}
-			buf = append(buf, bitmap...)
-		} else {
-			buf = append(buf, 0)
-		}
-		for _, s := range t.Scales {
-			buf = le.AppendUint32(buf, math.Float32bits(s))
-		}
-		switch t.DType {
-		case Float32:
-			for _, v := range t.F32 {
-				buf = le.AppendUint32(buf, math.Float32bits(v))
-			}
-		case Float16:
-			for _, v := range t.F16 {
-				buf = le.AppendUint16(buf, v)
-			}
-		case Int8:
-			for _, v := range t.I8 {
-				buf = append(buf, byte(v))
-			}
-		case Shared:
-			buf = append(buf, t.Bits)
-			buf = le.AppendUint16(buf, uint16(len(t.Codebook)))
-			for _, v := range t.Codebook {
-				buf = le.AppendUint32(buf, math.Float32bits(v))
-			}
-			buf = appendCodes(buf, t.Codes, t.Bits)
-		}
-		raw.Write(buf)
+		return err
 	}
 	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBetterCompression))
 	if err != nil {
 		return err
 	}
-	body := enc.EncodeAll(raw.Bytes(), nil)
+	body := enc.EncodeAll(raw, nil)
 	enc.Close()
 
+	le := binary.LittleEndian
 	head := make([]byte, headerSize)
 	copy(head, magic)
 	le.PutUint16(head[8:], FormatVersion)
 	id := KeyIDOf(key.Public().(ed25519.PublicKey))
 	copy(head[12:20], id[:])
 	le.PutUint64(head[20:], uint64(len(body)))
-	le.PutUint64(head[28:], uint64(raw.Len()))
+	le.PutUint64(head[28:], uint64(len(raw)))
 	digest := digestOf(head[:digestAt], body)
 	copy(head[digestAt:], digest[:])
 	copy(head[digestAt+sha256.Size:], ed25519.Sign(key, digest[:]))
@@ -387,6 +337,119 @@ func Write(w io.Writer, m Manifest, tensors []Tensor, key ed25519.PrivateKey) er
 	}
 	_, err = w.Write(body)
 	return err
+}
+
+// Tensor layouts in a body.
+const (
+	layoutDense  = 0 // every position's value
+	layoutBitmap = 1 // a bitmap of the stored positions, then their values
+	layoutCoded  = 2 // version 2: mask and values range-coded (coded.go)
+)
+
+// encodeBody is a snapshot's body before zstd, in the format version
+// FormatVersion.
+func encodeBody(m Manifest, tensors []Tensor) ([]byte, error) {
+	man, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: manifest: %w", err)
+	}
+	le := binary.LittleEndian
+	raw := le.AppendUint32(nil, uint32(len(man)))
+	raw = append(raw, man...)
+	raw = le.AppendUint32(raw, uint32(len(tensors)))
+	for i := range tensors {
+		t := &tensors[i]
+		if err := t.check(); err != nil {
+			return nil, fmt.Errorf("snapshot: %w", err)
+		}
+		raw = le.AppendUint16(raw, uint16(len(t.Name)))
+		raw = append(raw, t.Name...)
+		raw = append(raw, byte(t.DType), byte(len(t.Shape)))
+		for _, d := range t.Shape {
+			raw = le.AppendUint32(raw, uint32(d))
+		}
+		raw = appendTensor(raw, t)
+	}
+	return raw, nil
+}
+
+// appendTensor appends t's layout and values: coded if t is int8 or
+// shared and that is shorter, else as version 1 wrote them.
+func appendTensor(dst []byte, t *Tensor) []byte {
+	le := binary.LittleEndian
+	var plain []byte
+	if t.Sparse() {
+		// A bitmap of the stored positions: one bit a position.
+		plain = append(plain, layoutBitmap)
+		bitmap := make([]byte, (t.Len()+7)/8)
+		for _, at := range t.Index {
+			bitmap[at/8] |= 1 << (at % 8)
+		}
+		plain = append(plain, bitmap...)
+	} else {
+		plain = append(plain, layoutDense)
+	}
+	for _, s := range t.Scales {
+		plain = le.AppendUint32(plain, math.Float32bits(s))
+	}
+	switch t.DType {
+	case Float32:
+		for _, v := range t.F32 {
+			plain = le.AppendUint32(plain, math.Float32bits(v))
+		}
+		return append(dst, plain...)
+	case Float16:
+		for _, v := range t.F16 {
+			plain = le.AppendUint16(plain, v)
+		}
+		return append(dst, plain...)
+	}
+	switch t.DType {
+	case Int8:
+		for _, v := range t.I8 {
+			plain = append(plain, byte(v))
+		}
+	case Shared:
+		plain = appendCodebook(plain, t)
+		plain = appendCodes(plain, t.Codes, t.Bits)
+	}
+	var best []byte
+	mode := uint8(maskGlobal)
+	for m := range uint8(maskModes) {
+		if !t.Sparse() && m > maskGlobal {
+			break
+		}
+		if c := encodeValues(t, m); best == nil || len(c) < len(best) {
+			best, mode = c, m
+		}
+	}
+	flags := mode << 1
+	if t.Sparse() {
+		flags |= 1
+	}
+	coded := []byte{layoutCoded, flags}
+	for _, s := range t.Scales {
+		coded = le.AppendUint32(coded, math.Float32bits(s))
+	}
+	if t.DType == Shared {
+		coded = appendCodebook(coded, t)
+	}
+	coded = le.AppendUint32(coded, uint32(len(best)))
+	coded = append(coded, best...)
+	if len(coded) < len(plain) {
+		return append(dst, coded...)
+	}
+	return append(dst, plain...)
+}
+
+// appendCodebook appends a shared tensor's code width and codebook.
+func appendCodebook(dst []byte, t *Tensor) []byte {
+	dst = append(dst, t.Bits)
+	dst = binary.LittleEndian.AppendUint16(dst, uint16(len(t.Codebook)))
+	for _, v := range t.Codebook {
+		dst = binary.LittleEndian.AppendUint32(dst, math.Float32bits(v))
+	}
+	return dst
 }
 
 func digestOf(head, body []byte) [sha256.Size]byte {
@@ -484,7 +547,7 @@ func Read(r io.Reader, trusted Keyring, l Limits) (*Snapshot, error) {
 	if uint64(len(raw)) != h.RawLen {
 		return nil, fmt.Errorf("%w: body is %d bytes decompressed, the header says %d", ErrFormat, len(raw), h.RawLen)
 	}
-	snap, err := decodeBody(raw, l)
+	snap, err := decodeBody(raw, h.Version, l)
 	if err != nil {
 		return nil, err
 	}
@@ -509,8 +572,8 @@ func parseHeader(head []byte) (Header, error) {
 	}
 	le := binary.LittleEndian
 	h := Header{Version: le.Uint16(head[8:]), BodySize: le.Uint64(head[20:]), RawLen: le.Uint64(head[28:])}
-	if h.Version != FormatVersion {
-		return h, fmt.Errorf("%w %d (this muon reads version %d)", ErrVersion, h.Version, FormatVersion)
+	if h.Version < oldestVersion || h.Version > FormatVersion {
+		return h, fmt.Errorf("%w %d (this muon reads versions %d to %d; a newer muon wrote it?)", ErrVersion, h.Version, oldestVersion, FormatVersion)
 	}
 	copy(h.Signer[:], head[12:20])
 	for _, b := range head[digestAt+sha256.Size:] {
@@ -566,7 +629,7 @@ func (c *body) u32() uint32 {
 	return binary.LittleEndian.Uint32(b)
 }
 
-func decodeBody(raw []byte, l Limits) (*Snapshot, error) {
+func decodeBody(raw []byte, version uint16, l Limits) (*Snapshot, error) {
 	c := &body{b: raw}
 	mlen := int(c.u32())
 	if c.err == nil && mlen > l.MaxManifest {
@@ -601,10 +664,24 @@ func decodeBody(raw []byte, l Limits) (*Snapshot, error) {
 			t.Shape = append(t.Shape, d)
 			n *= d
 		}
+		if c.err != nil {
+			break
+		}
+		if !t.DType.known() {
+			return nil, fmt.Errorf("%w: tensor %s: unknown value type %d", ErrFormat, t.Name, uint8(t.DType))
+		}
+		layout := c.u8()
+		if c.err == nil && layout == layoutCoded && version >= 2 {
+			if err := decodeCoded(c, &t); err != nil {
+				return nil, fmt.Errorf("%w: tensor %s: %v", ErrFormat, t.Name, err)
+			}
+			snap.Tensors = append(snap.Tensors, t)
+			continue
+		}
 		stored := n
-		switch c.u8() {
-		case 0:
-		case 1:
+		switch layout {
+		case layoutDense:
+		case layoutBitmap:
 			bitmap := c.take((n + 7) / 8)
 			if c.err != nil {
 				break
@@ -622,29 +699,17 @@ func decodeBody(raw []byte, l Limits) (*Snapshot, error) {
 			}
 			stored = len(t.Index)
 		default:
-			return nil, fmt.Errorf("%w: tensor %s: unknown layout", ErrFormat, t.Name)
+			return nil, fmt.Errorf("%w: tensor %s: unknown layout %d in a version %d body", ErrFormat, t.Name, layout, version)
 		}
 		if c.err != nil {
 			break
 		}
 		if t.DType == Int8 {
-			sc := c.take(4 * t.Channels())
-			for k := 0; k < len(sc); k += 4 {
-				t.Scales = append(t.Scales, math.Float32frombits(binary.LittleEndian.Uint32(sc[k:])))
-			}
-		}
-		if !t.DType.known() {
-			return nil, fmt.Errorf("%w: tensor %s: unknown value type %d", ErrFormat, t.Name, uint8(t.DType))
+			t.Scales = c.f32s(t.Channels())
 		}
 		if t.DType == Shared {
-			t.Bits = c.u8()
-			k := int(c.u16())
-			if c.err == nil && (t.Bits < 1 || t.Bits > MaxSharedBits || k < 1 || k > 1<<t.Bits) {
-				return nil, fmt.Errorf("%w: tensor %s: a codebook of %d values for %d-bit codes", ErrFormat, t.Name, k, t.Bits)
-			}
-			book := c.take(4 * k)
-			for j := 0; j+4 <= len(book); j += 4 {
-				t.Codebook = append(t.Codebook, math.Float32frombits(binary.LittleEndian.Uint32(book[j:])))
+			if err := c.codebook(&t); err != nil {
+				return nil, fmt.Errorf("%w: tensor %s: %v", ErrFormat, t.Name, err)
 			}
 			packed := c.take((stored*int(t.Bits) + 7) / 8)
 			if c.err != nil {
@@ -652,8 +717,8 @@ func decodeBody(raw []byte, l Limits) (*Snapshot, error) {
 			}
 			t.Codes = readCodes(packed, stored, t.Bits)
 			for _, code := range t.Codes {
-				if int(code) >= k {
-					return nil, fmt.Errorf("%w: tensor %s: code %d of a codebook of %d", ErrFormat, t.Name, code, k)
+				if int(code) >= len(t.Codebook) {
+					return nil, fmt.Errorf("%w: tensor %s: code %d of a codebook of %d", ErrFormat, t.Name, code, len(t.Codebook))
 				}
 			}
 			snap.Tensors = append(snap.Tensors, t)
@@ -689,6 +754,52 @@ func decodeBody(raw []byte, l Limits) (*Snapshot, error) {
 		return nil, fmt.Errorf("%w: %d bytes after the last tensor", ErrFormat, len(c.b))
 	}
 	return snap, nil
+}
+
+// decodeCoded reads a tensor of the coded layout, after its layout byte.
+func decodeCoded(c *body, t *Tensor) error {
+	if t.DType != Int8 && t.DType != Shared {
+		return fmt.Errorf("%s values in the coded layout", t.DType)
+	}
+	flags := c.u8()
+	sparse, mode := flags&1 == 1, flags>>1
+	if c.err == nil && mode >= maskModes {
+		return fmt.Errorf("unknown mask context %d", mode)
+	}
+	if t.DType == Int8 {
+		t.Scales = c.f32s(t.Channels())
+	} else if err := c.codebook(t); err != nil {
+		return err
+	}
+	coded := c.take(int(c.u32()))
+	if c.err != nil {
+		return c.err
+	}
+	return decodeValues(t, coded, sparse, mode)
+}
+
+// f32s reads n float32 values.
+func (c *body) f32s(n int) []float32 {
+	b := c.take(4 * n)
+	if b == nil {
+		return nil
+	}
+	out := make([]float32, n)
+	for k := range out {
+		out[k] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*k:]))
+	}
+	return out
+}
+
+// codebook reads a shared tensor's code width and codebook.
+func (c *body) codebook(t *Tensor) error {
+	t.Bits = c.u8()
+	k := int(c.u16())
+	if c.err == nil && (t.Bits < 1 || t.Bits > MaxSharedBits || k < 1 || k > 1<<t.Bits) {
+		return fmt.Errorf("a codebook of %d values for %d-bit codes", k, t.Bits)
+	}
+	t.Codebook = c.f32s(k)
+	return c.err
 }
 
 // appendCodes packs codes of bits bits each, least significant bit first.

@@ -89,6 +89,70 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
+// Snapshots published before the coded layout still load:
+// testdata/v1.snap is testSnapshot with a shared tensor and version 1,
+// written by the version 1 writer.
+func TestReadVersion1(t *testing.T) {
+	file, err := os.ReadFile("testdata/v1.snap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := testKey(t, 1)
+	if h, err := ReadHeader(bytes.NewReader(file)); err != nil || h.Version != 1 {
+		t.Fatalf("header %+v, %v", h, err)
+	}
+	snap, err := Read(bytes.NewReader(file), NewKeyring(key.Public().(ed25519.PublicKey)), Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, ts := testSnapshot()
+	m.Version = 1
+	ts = append(ts, Tensor{Name: "shared", Shape: []int{5, 7}, DType: Shared, Codes: []uint8{3, 0, 2}, Codebook: []float32{-1, 0.5, 2, 4}, Bits: 2, Index: []uint32{1, 20, 34}})
+	if !reflect.DeepEqual(snap.Manifest, m) || !reflect.DeepEqual(snap.Tensors, ts) {
+		t.Fatal("version 1 snapshot read back differently")
+	}
+	// Written again, it is version 2, and reads back the same.
+	var buf bytes.Buffer
+	if err := Write(&buf, snap.Manifest, snap.Tensors, key); err != nil {
+		t.Fatal(err)
+	}
+	again, err := Read(bytes.NewReader(buf.Bytes()), NewKeyring(key.Public().(ed25519.PublicKey)), Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, _ := ReadHeader(bytes.NewReader(buf.Bytes())); h.Version != FormatVersion || !reflect.DeepEqual(again.Tensors, ts) {
+		t.Fatalf("version %d, tensors equal: %v", h.Version, reflect.DeepEqual(again.Tensors, ts))
+	}
+}
+
+// Pruned int8 and shared tensors with skewed values take the coded
+// layout and round-trip; values the coder cannot shorten (uniform int8)
+// keep the plain one, so the coded layout never costs bytes.
+func TestCodedLayout(t *testing.T) {
+	for _, tt := range codedTensors(rand.New(rand.NewPCG(7, 7))) {
+		raw := appendTensor(nil, &tt)
+		if tt.Len() >= 64*100 && raw[0] != layoutCoded {
+			t.Errorf("%s %v sparse %v: layout %d", tt.Name, tt.Shape, tt.Sparse(), raw[0])
+		}
+		var buf bytes.Buffer
+		key := testKey(t, 1)
+		if err := Write(&buf, Manifest{}, []Tensor{tt}, key); err != nil {
+			t.Fatal(err)
+		}
+		s, err := Read(bytes.NewReader(buf.Bytes()), NewKeyring(key.Public().(ed25519.PublicKey)), Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(s.Tensors[0], tt) {
+			t.Fatalf("%s %v sparse %v read back differently", tt.Name, tt.Shape, tt.Sparse())
+		}
+	}
+	_, ts := testSnapshot()
+	if raw := appendTensor(nil, &ts[3]); raw[0] != layoutDense { // uniform int8
+		t.Errorf("uniform int8 values: layout %d", raw[0])
+	}
+}
+
 // Every way a file can be wrong is refused with its own error, before
 // anything is decompressed.
 func TestRefusals(t *testing.T) {
@@ -111,7 +175,8 @@ func TestRefusals(t *testing.T) {
 	}{
 		{"empty", nil, Limits{}, ErrTruncated},
 		{"not a snapshot", mutate(func(b []byte) []byte { copy(b, "PK\x03\x04"); return b }), Limits{}, ErrNotSnapshot},
-		{"unknown version", mutate(func(b []byte) []byte { b[8] = 2; return b }), Limits{}, ErrVersion},
+		{"unknown version", mutate(func(b []byte) []byte { b[8] = FormatVersion + 1; return b }), Limits{}, ErrVersion},
+		{"version 0", mutate(func(b []byte) []byte { b[8] = 0; return b }), Limits{}, ErrVersion},
 		{"truncated header", good[:headerSize-1], Limits{}, ErrTruncated},
 		{"truncated body", good[:len(good)-1], Limits{}, ErrTruncated},
 		{"trailing bytes", append(append([]byte(nil), good...), 0), Limits{}, ErrDigest},
@@ -168,9 +233,29 @@ func TestSignedMalformedBodies(t *testing.T) {
 		"bitmap values missing": tensor("w", 1, 1, []uint32{4}, 1, append([]byte{0x0f}, make([]byte, 12)...)),
 		"bitmap cut short":      tensor("w", 1, 1, []uint32{20}, 1, []byte{0xff}),
 		"trailing bytes":        tensor("w", 1, 1, []uint32{1}, 0, make([]byte, 5)),
+		// The coded layout is version 2's.
+		"coded in version 1": tensor("w", 3, 1, []uint32{1}, layoutCoded, codedInt8(0, 1, []int8{5})),
 	} {
 		t.Run(name, func(t *testing.T) {
-			if _, err := decodeBody(raw, Limits{}.withDefaults()); !errors.Is(err, ErrFormat) {
+			if _, err := decodeBody(raw, 1, Limits{}.withDefaults()); !errors.Is(err, ErrFormat) {
+				t.Fatalf("error %v, want ErrFormat", err)
+			}
+		})
+	}
+	good := codedInt8(0, 4, []int8{5, -3, 0, 127})
+	longer := append([]byte{}, good...)
+	le.PutUint32(longer[1+4*4:], le.Uint32(longer[1+4*4:])+1)
+	for name, raw := range map[string][]byte{
+		"coded float32":         tensor("w", 1, 1, []uint32{4}, layoutCoded, good),
+		"unknown mask context":  tensor("w", 3, 1, []uint32{4}, layoutCoded, append([]byte{maskModes << 1}, good[1:]...)),
+		"scales cut short":      tensor("w", 3, 1, []uint32{4}, layoutCoded, good[:3]),
+		"stream cut short":      tensor("w", 3, 1, []uint32{4}, layoutCoded, good[:len(good)-1]),
+		"stream length too big": tensor("w", 3, 1, []uint32{4}, layoutCoded, longer),
+		"a byte after it":       tensor("w", 3, 1, []uint32{4}, layoutCoded, append(good[:len(good):len(good)], 0)),
+		"codebook too long":     tensor("w", 4, 1, []uint32{4}, layoutCoded, append([]byte{0, 1, 3, 0}, make([]byte, 12)...)),
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := decodeBody(raw, 2, Limits{}.withDefaults()); !errors.Is(err, ErrFormat) {
 				t.Fatalf("error %v, want ErrFormat", err)
 			}
 		})
@@ -183,6 +268,20 @@ func TestSignedMalformedBodies(t *testing.T) {
 	if _, err := Read(bytes.NewReader(buf.Bytes()), trusted, Limits{}); err != nil {
 		t.Fatalf("an empty snapshot: %v", err)
 	}
+}
+
+// codedInt8 is what follows a coded int8 tensor's layout byte: flags,
+// unit scales for channels, the stream of vals (dense).
+func codedInt8(flags byte, channels int, vals []int8) []byte {
+	le := binary.LittleEndian
+	b := []byte{flags}
+	for range channels {
+		b = le.AppendUint32(b, math.Float32bits(1))
+	}
+	tt := Tensor{Name: "w", Shape: []int{len(vals)}, DType: Int8, I8: vals}
+	stream := encodeValues(&tt, maskGlobal)
+	b = le.AppendUint32(b, uint32(len(stream)))
+	return append(b, stream...)
 }
 
 func TestWriteRefusesBadTensors(t *testing.T) {
@@ -231,9 +330,16 @@ func FuzzDecodeBody(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(raw)
+	coded, err := encodeBody(Manifest{}, codedTensors(rand.New(rand.NewPCG(8, 8)))[:6])
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(coded)
 	f.Add([]byte{2, 0, 0, 0, '{', '}', 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		_, _ = decodeBody(raw, Limits{MaxManifest: 1 << 16, MaxTensors: 64}.withDefaults())
+		for v := uint16(oldestVersion); v <= FormatVersion; v++ {
+			_, _ = decodeBody(raw, v, Limits{MaxManifest: 1 << 16, MaxTensors: 64}.withDefaults())
+		}
 	})
 }
 

@@ -1,0 +1,249 @@
+package snapshot
+
+import (
+	"errors"
+	"math/bits"
+)
+
+// The entropy coder of the coded tensor layout: a binary range coder (the
+// carry-less-cache form LZMA uses) driven by adaptive models that count
+// what they have seen. Counting (Krichevsky–Trofimov: P(0) = (n₀+½)/(n+1))
+// learns from the first symbol on, which matters for tensors of a few
+// thousand weights, where a shift-update model would still be near ½.
+// Nothing is transmitted about the statistics: the decoder counts as the
+// encoder did.
+
+const (
+	probBits = 12
+	probOne  = 1 << probBits
+	// countLimit halves a model's counts once they reach it, so that a
+	// model follows a tensor whose statistics drift along its positions.
+	countLimit = 1024
+	// maxDecisionsPerByte bounds how many binary decisions one coded byte
+	// can carry: each decision narrows the range by at least a factor
+	// (probOne−1)/probOne, so 8 bits of range last at most
+	// 8·ln 2 / −ln(1 − 1/probOne) ≈ 22,712 decisions. Decoders use it to
+	// refuse a size that the coded bytes cannot hold before allocating.
+	maxDecisionsPerByte = 22_800
+)
+
+// errCoded: the coded bytes end early, run on, or decode to a value out
+// of range.
+var errCoded = errors.New("entropy-coded values are damaged")
+
+// bitModel is an adaptive estimate of P(bit = 0).
+type bitModel struct{ n0, n1 uint16 }
+
+// p0 is P(0) in probOne units, within [1, probOne−1].
+func (m *bitModel) p0() uint32 {
+	p := (uint32(2*m.n0+1) << probBits) / uint32(2*(m.n0+m.n1)+2)
+	return min(max(p, 1), probOne-1)
+}
+
+func (m *bitModel) update(bit uint32) {
+	if bit == 0 {
+		m.n0++
+	} else {
+		m.n1++
+	}
+	if m.n0+m.n1 >= countLimit {
+		m.n0, m.n1 = (m.n0+1)/2, (m.n1+1)/2
+	}
+}
+
+// rangeEncoder writes binary decisions into out.
+type rangeEncoder struct {
+	low       uint64
+	rng       uint32
+	cache     byte
+	cacheSize int
+	out       []byte
+	started   bool
+}
+
+func newRangeEncoder(dst []byte) *rangeEncoder {
+	return &rangeEncoder{rng: 0xFFFFFFFF, cacheSize: 1, out: dst}
+}
+
+func (e *rangeEncoder) encode(m *bitModel, bit uint32) {
+	bound := (e.rng >> probBits) * m.p0()
+	if bit == 0 {
+		e.rng = bound
+	} else {
+		e.low += uint64(bound)
+		e.rng -= bound
+	}
+	m.update(bit)
+	for e.rng < 1<<24 {
+		e.rng <<= 8
+		e.shiftLow()
+	}
+}
+
+func (e *rangeEncoder) shiftLow() {
+	if uint32(e.low) < 0xFF000000 || e.low >= 1<<32 {
+		carry := byte(e.low >> 32)
+		for b := e.cache; ; b = 0xFF {
+			// The first byte the scheme writes is always 0 (low starts
+			// at 0 and cannot carry into it): it is left out, and the
+			// decoder starts as if it had read it.
+			if e.started {
+				e.out = append(e.out, b+carry)
+			}
+			e.started = true
+			e.cacheSize--
+			if e.cacheSize == 0 {
+				break
+			}
+		}
+		e.cache = byte(e.low >> 24)
+	}
+	e.cacheSize++
+	e.low = (e.low & 0x00FFFFFF) << 8
+}
+
+// finish flushes what is pending and returns the coded bytes.
+func (e *rangeEncoder) finish() []byte {
+	for range 5 {
+		e.shiftLow()
+	}
+	return e.out
+}
+
+// rangeDecoder reads binary decisions back. Reading past the end yields
+// zeros and marks the decoder overrun: callers check err when done.
+type rangeDecoder struct {
+	in      []byte
+	pos     int
+	code    uint32
+	rng     uint32
+	overrun bool
+}
+
+func newRangeDecoder(in []byte) *rangeDecoder {
+	d := &rangeDecoder{in: in, rng: 0xFFFFFFFF}
+	for range 4 {
+		d.code = d.code<<8 | uint32(d.next())
+	}
+	return d
+}
+
+func (d *rangeDecoder) next() byte {
+	if d.pos >= len(d.in) {
+		d.overrun = true
+		return 0
+	}
+	b := d.in[d.pos]
+	d.pos++
+	return b
+}
+
+func (d *rangeDecoder) decode(m *bitModel) uint32 {
+	bound := (d.rng >> probBits) * m.p0()
+	var bit uint32
+	if d.code < bound {
+		d.rng = bound
+	} else {
+		d.code -= bound
+		d.rng -= bound
+		bit = 1
+	}
+	m.update(bit)
+	for d.rng < 1<<24 {
+		d.rng <<= 8
+		d.code = d.code<<8 | uint32(d.next())
+	}
+	return bit
+}
+
+// err reports a stream that ran past its end or did not end where its
+// decoding did: both mean the bytes are not what an encoder wrote.
+func (d *rangeDecoder) err() error {
+	if d.overrun || d.pos != len(d.in) {
+		return errCoded
+	}
+	return nil
+}
+
+// treeModel codes symbols of a fixed number of bits as a binary tree of
+// bit models, most significant bit first: an adaptive model of up to
+// 2^bits symbols.
+type treeModel struct {
+	bits  uint8
+	nodes []bitModel
+}
+
+func newTreeModel(bits uint8) treeModel {
+	return treeModel{bits: bits, nodes: make([]bitModel, 1<<bits)}
+}
+
+func (t *treeModel) encode(e *rangeEncoder, sym uint32) {
+	node := uint32(1)
+	for i := int(t.bits) - 1; i >= 0; i-- {
+		b := sym >> i & 1
+		e.encode(&t.nodes[node], b)
+		node = node<<1 | b
+	}
+}
+
+func (t *treeModel) decode(d *rangeDecoder) uint32 {
+	node := uint32(1)
+	for range t.bits {
+		node = node<<1 | d.decode(&t.nodes[node])
+	}
+	return node - 1<<t.bits
+}
+
+// int8Model codes int8 values by magnitude class, then sign, then the
+// bits below the magnitude's leading one: small magnitudes, which
+// quantized weights mostly are, take few decisions, and each class
+// learns its own distribution.
+type int8Model struct {
+	length   treeModel      // bits.Len of |v|: 0 to 8
+	sign     bitModel       //
+	mantissa [9][8]bitModel // [length][bit below the leading one]
+}
+
+func newInt8Model() *int8Model { return &int8Model{length: newTreeModel(4)} }
+
+func (m *int8Model) encode(e *rangeEncoder, v int8) {
+	mag := uint32(v)
+	if v < 0 {
+		mag = uint32(-int32(v))
+	}
+	l := bits.Len32(mag)
+	m.length.encode(e, uint32(l))
+	if l == 0 {
+		return
+	}
+	if v < 0 {
+		e.encode(&m.sign, 1)
+	} else {
+		e.encode(&m.sign, 0)
+	}
+	for i := l - 2; i >= 0; i-- {
+		e.encode(&m.mantissa[l][i], mag>>i&1)
+	}
+}
+
+func (m *int8Model) decode(d *rangeDecoder) (int8, bool) {
+	l := int(m.length.decode(d))
+	if l == 0 {
+		return 0, true
+	}
+	if l > 8 {
+		return 0, false
+	}
+	neg := d.decode(&m.sign) == 1
+	mag := int32(1)
+	for i := l - 2; i >= 0; i-- {
+		mag = mag<<1 | int32(d.decode(&m.mantissa[l][i]))
+	}
+	if neg {
+		mag = -mag
+	}
+	if mag > 127 || mag < -128 {
+		return 0, false
+	}
+	return int8(mag), true
+}
