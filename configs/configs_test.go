@@ -56,6 +56,9 @@ func TestErrors(t *testing.T) {
 		{"missing section", "name: t\n", nil, configs.ErrRequired, 1, "source"},
 		{"bad enum", "name: t\nsource:\n  topics: [a]\n  format: video\n", nil, configs.ErrValue, 4, "source.format"},
 		{"below min", base + "kafka:\n  partitions: 0\n", nil, configs.ErrValue, 6, "kafka.partitions"},
+		{"wrong type size", base + "edge:\n  memory_limit: 64 apples\n", nil, configs.ErrType, 6, "edge.memory_limit"},
+		{"size as a mapping", base + "edge:\n  memory_limit: {MiB: 64}\n", nil, configs.ErrType, 6, "edge.memory_limit"},
+		{"negative size", base, []string{"edge.memory_limit=-1MiB"}, configs.ErrType, 0, "edge.memory_limit"},
 		{"offsets without map", base + "  start: offsets\n", nil, configs.ErrValue, 0, "source.offsets"},
 		{"for on bounded", base + "  for: 10s\n", nil, configs.ErrValue, 5, "source.for"},
 		{"bad override syntax", base, []string{"kafka.brokers"}, configs.ErrOverride, 0, ""},
@@ -175,6 +178,7 @@ func TestDefaultsAndOverrides(t *testing.T) {
 		"source.bounded=false",
 		"source.for=30s",
 		"decode.max_bytes=2048",
+		"edge.memory_limit=64MiB",
 	)
 	if err != nil {
 		t.Fatal(err)
@@ -187,6 +191,9 @@ func TestDefaultsAndOverrides(t *testing.T) {
 	}
 	if s.Source.IsBounded() || s.Source.For.D() != 30*time.Second || s.Decode.MaxBytes != 2048 {
 		t.Errorf("source %+v decode %+v", s.Source, s.Decode)
+	}
+	if s.Edge.MemoryLimit != 64<<20 {
+		t.Errorf("edge.memory_limit %d, want 64 MiB", s.Edge.MemoryLimit)
 	}
 	if s.Runner != "edge" || s.Kafka.Partitions != kafkaio.DefaultPartitions || s.Source.Start != "earliest" || s.Output.Dir != "out/t" {
 		t.Errorf("defaults not applied: %+v", s)
@@ -247,6 +254,22 @@ func TestValidationZeroIsHonoured(t *testing.T) {
 		}
 		if s.Training.Validation != tc.want {
 			t.Errorf("%q %v: validation %v, want %v", tc.spec, tc.overrides, s.Training.Validation, tc.want)
+		}
+	}
+}
+
+func TestParseBytes(t *testing.T) {
+	for in, want := range map[string]configs.Bytes{
+		"1048576": 1 << 20, "64MiB": 64 << 20, "64 MiB": 64 << 20, "1.5GiB": 3 << 29,
+		"100MB": 100e6, "512KiB": 512 << 10, "2kB": 2000, "10B": 10, "1_000": 1000, "0": 0,
+	} {
+		if got, err := configs.ParseBytes(in); err != nil || got != want {
+			t.Errorf("ParseBytes(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "MiB", "64 apples", "-1", "NaN", "1e30GiB", "64Mi"} {
+		if got, err := configs.ParseBytes(in); err == nil {
+			t.Errorf("ParseBytes(%q) = %d, want an error", in, got)
 		}
 	}
 }

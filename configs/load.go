@@ -158,6 +158,7 @@ func kindName(n *yaml.Node) string {
 
 var (
 	durationType = reflect.TypeOf(Duration(0))
+	bytesType    = reflect.TypeOf(Bytes(0))
 	timeType     = reflect.TypeOf(time.Time{})
 )
 
@@ -214,6 +215,18 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 			return
 		}
 		v.SetInt(int64(dur))
+		return
+	case v.Type() == bytesType:
+		if n.Kind != yaml.ScalarNode {
+			d.fail(n, path, fmt.Errorf("%w: want a size like 64MiB, 1GiB or a number of bytes, got %s", ErrType, kindName(n)))
+			return
+		}
+		b, err := ParseBytes(n.Value)
+		if err != nil {
+			d.fail(n, path, fmt.Errorf("%w: %v", ErrType, err))
+			return
+		}
+		v.SetInt(int64(b))
 		return
 	case v.Type() == timeType:
 		t, err := parseTime(n)

@@ -2,8 +2,10 @@ package configs
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,6 +28,8 @@ type Spec struct {
 	Endpoint string `yaml:"endpoint"`
 	// Flink says where a flink job's Go workers run and how it recovers.
 	Flink Flink `yaml:"flink"`
+	// Edge sets what an edge job's process may use.
+	Edge Edge `yaml:"edge"`
 	// Job is what the job does: ingest (decode, count per device),
 	// features (decode, featurize, batch, archive to Parquet) or train
 	// (decode, featurize, standardize, train data-parallel) or infer
@@ -543,6 +547,43 @@ type Alert struct {
 	Threshold float64 `yaml:"threshold"`
 	// Below alerts at or below the threshold instead.
 	Below bool `yaml:"below"`
+}
+
+// Edge is what a job on the edge runner's process may use.
+type Edge struct {
+	// MemoryLimit is the Go runtime's soft memory limit for the process
+	// running the job ("64MiB", "1GiB", or bytes): the collector works
+	// harder as the heap nears it and returns freed pages sooner, instead
+	// of letting the heap grow to twice what is live. It counts the Go
+	// runtime's memory, not the binary's pages (about 30 MiB resident). A
+	// GOMEMLIMIT in the environment wins; without either, muon takes its
+	// cgroup's memory.max less a tenth, when there is one. Default: none.
+	MemoryLimit Bytes `yaml:"memory_limit" min:"0"`
+}
+
+// Bytes is a size written as bytes or with a unit: "64MiB", "1.5GiB",
+// "100MB", "512KiB", "1048576".
+type Bytes int64
+
+// ParseBytes reads a size written as Bytes documents.
+func ParseBytes(v string) (Bytes, error) {
+	units := []struct {
+		suffix string
+		mult   float64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+		{"kB", 1e3}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1}}
+	num, mult := strings.TrimSpace(v), 1.0
+	for _, u := range units {
+		if n, ok := strings.CutSuffix(num, u.suffix); ok {
+			num, mult = strings.TrimSpace(n), u.mult
+			break
+		}
+	}
+	f, err := strconv.ParseFloat(strings.ReplaceAll(num, "_", ""), 64)
+	if err != nil || f < 0 || math.IsNaN(f) || f*mult >= math.MaxInt64 {
+		return 0, fmt.Errorf("want a size like 64MiB, 1GiB or a number of bytes, got %q", v)
+	}
+	return Bytes(f * mult), nil
 }
 
 // Duration is a time.Duration written as "1.5s", "250ms", "2m".

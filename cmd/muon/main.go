@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/muonml/muon/internal/memlimit"
 )
 
 // command is one muon subcommand.
@@ -34,6 +35,10 @@ func commands() []*command {
 var errUsage = errors.New("usage")
 
 func main() {
+	// A GOMEMLIMIT, else the cgroup's memory.max less a tenth (a
+	// container's or a systemd unit's budget); a job's edge.memory_limit
+	// may set it again.
+	memlimit.Set(0)
 	if isBoot(os.Args[1:]) {
 		// A runner's PROCESS environment started this binary as an SDK
 		// worker's boot program.

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -180,13 +181,19 @@ func TestRunIngestJob(t *testing.T) {
 		t.Fatal(err)
 	}
 	spec := filepath.Join(dir, "job.yaml")
-	body := fmt.Sprintf("name: tiny\nsource:\n  topics: [tiny]\n  format: sensor\noutput:\n  dir: %s\nreplay:\n  - path: %s\n", filepath.Join(dir, "out"), ts)
+	body := fmt.Sprintf("name: tiny\nsource:\n  topics: [tiny]\n  format: sensor\noutput:\n  dir: %s\nreplay:\n  - path: %s\nedge:\n  memory_limit: 1.5GiB\n", filepath.Join(dir, "out"), ts)
 	if err := os.WriteFile(spec, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	t.Setenv("GOMEMLIMIT", "")
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
 	code, out, errs := runMuon(t, "run", "--config", spec)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
+	}
+	// The spec's budget is this process's soft memory limit.
+	if lim := debug.SetMemoryLimit(-1); lim != 3<<29 || !strings.Contains(errs, "muon: Go memory limit 1536 MiB (spec)") {
+		t.Errorf("memory limit %d after a job with edge.memory_limit 1.5GiB; stderr:\n%s", lim, errs)
 	}
 	for _, want := range []string{"job tiny: done on the edge runner", "read           6 records", "decoded        6 readings", "dead letters   0", "devices        2", "devices/label  down 1, up 1"} {
 		if !strings.Contains(out, want) {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/muonml/muon/configs"
+	"github.com/muonml/muon/internal/memlimit"
 	"github.com/muonml/muon/internal/printable"
 	"github.com/muonml/muon/io/kafkaio/embedded"
 	"github.com/muonml/muon/jobs"
@@ -172,6 +173,12 @@ func runJobs(config []string, specs []*configs.Spec, opts []runners.Options, liv
 			unlisten = exitOnSignal(spec.Name, out.stderr)
 		} else {
 			unlisten = stopOnSignal(stop, out.stderr)
+		}
+		if opts[i].Kind == runners.Edge && spec.Edge.MemoryLimit > 0 {
+			// This process runs the job: the spec's budget is its own.
+			if l := memlimit.Set(int64(spec.Edge.MemoryLimit)); l.Bytes > 0 {
+				fmt.Fprintf(out.stderr, "muon: Go memory limit %s\n", l)
+			}
 		}
 		ro := jobs.RunOptions{Runner: opts[i], Broker: shared, Version: muonVersion(), Progress: out.stderr}
 		if live != nil {
