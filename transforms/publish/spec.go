@@ -29,8 +29,9 @@ type Spec struct {
 	Store string `yaml:"store"`
 	// Weights is how weights are stored: int8 (per output channel),
 	// float16, float32, or shared (weight sharing: a k-means codebook of
-	// 2^bits float32 values per tensor, a code of bits bits per weight).
-	// Default int8.
+	// 2^bits float32 values per tensor, a code per weight; the file
+	// range-codes the codes, so a code costs about its entropy, less than
+	// bits). Default int8.
 	Weights string `yaml:"weights" enum:"int8,float16,float32,shared"`
 	// Bits is the width of shared weights' codes, 1 to 8. Default
 	// compress.DefaultSharedBits.
