@@ -481,7 +481,7 @@ func TestSnapshotOfPrunedMLP(t *testing.T) {
 		bits     int
 		maxBytes int
 	}{
-		// Measured: int8 5,715 bytes, 3-bit 2,916, 2-bit 2,455 (the
+		// Measured: int8 5,678 bytes, 3-bit 2,907, 2-bit 2,447 (the
 		// tensors and a manifest of the descriptor alone; version 1
 		// wrote 6,246, 3,083 and 2,537).
 		{"int8", snapshot.Int8, 0, 5800},

@@ -28,6 +28,9 @@
 // sparse. Version 2 (FormatVersion) adds the coded layout: an int8 or
 // shared tensor's mask and values range-coded as one stream under
 // adaptive models (coded.go, coder.go), which the writer takes when it is
-// shorter. Read accepts both; muon before version 2 refuses version 2
-// files as an unknown version.
+// shorter. It also moves the preprocessing's base64 strings out of the
+// manifest into blobs of bytes between the manifest and the tensors
+// (blobs.go), and compresses the manifest and the rest as two zstd
+// frames, which decompress as one body. Read accepts both versions; muon
+// before version 2 refuses version 2 files as an unknown version.
 package snapshot

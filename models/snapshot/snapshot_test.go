@@ -3,7 +3,9 @@ package snapshot
 import (
 	"bytes"
 	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"math"
 	"math/rand/v2"
@@ -245,6 +247,39 @@ func TestSignedMalformedBodies(t *testing.T) {
 	good := codedInt8(0, 4, []int8{5, -3, 0, 127})
 	longer := append([]byte{}, good...)
 	le.PutUint32(longer[1+4*4:], le.Uint32(longer[1+4*4:])+1)
+	// v2 makes a version 2 body of a version 1 one: no blobs after the
+	// manifest "{}".
+	v2 := func(b []byte) []byte { return append(append(append([]byte{}, b[:6]...), 0), b[6:]...) }
+	if s, err := decodeBody(v2(tensor("w", 3, 1, []uint32{4}, layoutCoded, good)), 2, Limits{}.withDefaults()); err != nil || !reflect.DeepEqual(s.Tensors[0].I8, []int8{5, -3, 0, 127}) {
+		t.Fatalf("a good coded tensor: %v", err)
+	}
+	withBlobs := func(man string, blobs ...[]byte) []byte {
+		b := le.AppendUint32(nil, uint32(len(man)))
+		b = append(b, man...)
+		b = append(b, byte(len(blobs)))
+		for _, bl := range blobs {
+			b = append(b, bl...)
+		}
+		return le.AppendUint32(b, 0)
+	}
+	blob := func(key string, data []byte, n uint32) []byte {
+		b := append([]byte{byte(len(key))}, key...)
+		return append(le.AppendUint32(b, n), data...)
+	}
+	if s, err := decodeBody(withBlobs(`{"preprocess":{"a":1}}`, blob("m", []byte{1, 2, 3}, 3)), 2, Limits{}.withDefaults()); err != nil || string(s.Manifest.Preprocess) != `{"a":1,"m":"AQID"}` {
+		t.Fatalf("a good blob: %v", err)
+	}
+	for name, raw := range map[string][]byte{
+		"blob without preprocessing": withBlobs(`{}`, blob("m", []byte{1, 2, 3}, 3)),
+		"blob repeats a field":       withBlobs(`{"preprocess":{"m":1}}`, blob("m", []byte{1, 2, 3}, 3)),
+		"blob past the end":          withBlobs(`{"preprocess":{}}`, blob("m", []byte{1, 2, 3}, 3000)),
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := decodeBody(raw, 2, Limits{}.withDefaults()); !errors.Is(err, ErrFormat) {
+				t.Fatalf("error %v, want ErrFormat", err)
+			}
+		})
+	}
 	for name, raw := range map[string][]byte{
 		"coded float32":         tensor("w", 1, 1, []uint32{4}, layoutCoded, good),
 		"unknown mask context":  tensor("w", 3, 1, []uint32{4}, layoutCoded, append([]byte{maskModes << 1}, good[1:]...)),
@@ -255,7 +290,7 @@ func TestSignedMalformedBodies(t *testing.T) {
 		"codebook too long":     tensor("w", 4, 1, []uint32{4}, layoutCoded, append([]byte{0, 1, 3, 0}, make([]byte, 12)...)),
 	} {
 		t.Run(name, func(t *testing.T) {
-			if _, err := decodeBody(raw, 2, Limits{}.withDefaults()); !errors.Is(err, ErrFormat) {
+			if _, err := decodeBody(v2(raw), 2, Limits{}.withDefaults()); !errors.Is(err, ErrFormat) {
 				t.Fatalf("error %v, want ErrFormat", err)
 			}
 		})
@@ -330,7 +365,7 @@ func FuzzDecodeBody(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(raw)
-	coded, err := encodeBody(Manifest{}, codedTensors(rand.New(rand.NewPCG(8, 8)))[:6])
+	coded, _, err := encodeBody(Manifest{}, codedTensors(rand.New(rand.NewPCG(8, 8)))[:6])
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -494,5 +529,52 @@ func TestPackedCodes(t *testing.T) {
 		if got := readCodes(packed, len(codes), bits); !reflect.DeepEqual(got, codes) {
 			t.Errorf("%d bits: codes read back as %v", bits, got[:10])
 		}
+	}
+}
+
+// Base64 strings of the preprocessing spec travel as bytes and come back
+// as the same JSON values; the rest of the spec, and specs that are not
+// objects, are untouched.
+func TestPreprocessBlobs(t *testing.T) {
+	key := testKey(t, 1)
+	ring := NewKeyring(key.Public().(ed25519.PublicKey))
+	stats := make([]byte, 256)
+	for i := range stats {
+		stats[i] = byte(i * 7)
+	}
+	b64 := base64.StdEncoding.EncodeToString(stats)
+	for _, pre := range []string{
+		`{"features":64,"mean32":"` + b64 + `","std32":"` + b64[:40] + `","names":["a<b","AAAAAAAAAAAAAAAAAAAA"],"clip":5,"short":"AAAA"}`,
+		`{"features":3}`,
+		`[1,2,3]`,
+		`"` + b64 + `"`,
+		``,
+	} {
+		m := Manifest{Name: "x", Version: 1, Preprocess: json.RawMessage(pre)}
+		var buf bytes.Buffer
+		if err := Write(&buf, m, nil, key); err != nil {
+			t.Fatal(err)
+		}
+		s, err := Read(bytes.NewReader(buf.Bytes()), ring, Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want, got any
+		if pre != "" {
+			if err := json.Unmarshal([]byte(pre), &want); err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal(s.Manifest.Preprocess, &got); err != nil {
+				t.Fatalf("%.40s: preprocessing read back as %s: %v", pre, s.Manifest.Preprocess, err)
+			}
+		} else if len(s.Manifest.Preprocess) != 0 {
+			t.Fatalf("no preprocessing read back as %s", s.Manifest.Preprocess)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%.40s: preprocessing read back as %s", pre, s.Manifest.Preprocess)
+		}
+	}
+	if _, blobs, _ := liftBlobs(json.RawMessage(`{"m":"` + b64 + `","n":"AAAAAAAAAAAAAAAAAAAA","s":"AAAA","x":1}`)); len(blobs) != 2 || blobs[0].key != "m" || blobs[1].key != "n" {
+		t.Errorf("blobs %v, want m and n", blobs)
 	}
 }
