@@ -3,6 +3,7 @@ package snapshot
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -88,4 +89,50 @@ func restoreBlobs(pre json.RawMessage, blobs []blob, maxLen int) (json.RawMessag
 		return nil, err
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// Blob encodings.
+const (
+	blobRaw   = 0 // uint32 length, the bytes
+	blobCoded = 1 // uint32 length, uint32 coded length, the bytes range-coded as 4-byte values
+)
+
+// appendBlob appends data raw or range-coded as 4-byte values (float32
+// statistics), whichever is shorter.
+func appendBlob(dst, data []byte) []byte {
+	le := binary.LittleEndian
+	if len(data)%4 == 0 {
+		if coded := encodeBytes(data, 4); len(coded)+4 < len(data) {
+			dst = append(dst, blobCoded)
+			dst = le.AppendUint32(dst, uint32(len(data)))
+			dst = le.AppendUint32(dst, uint32(len(coded)))
+			return append(dst, coded...)
+		}
+	}
+	dst = append(dst, blobRaw)
+	dst = le.AppendUint32(dst, uint32(len(data)))
+	return append(dst, data...)
+}
+
+// blob reads what appendBlob wrote, refusing more than maxLen bytes.
+func (c *body) blob(maxLen int) ([]byte, error) {
+	enc := c.u8()
+	n := int(c.u32())
+	if c.err != nil {
+		return nil, c.err
+	}
+	if n > maxLen {
+		return nil, fmt.Errorf("%d bytes (limit %d)", n, maxLen)
+	}
+	switch enc {
+	case blobRaw:
+		return c.take(n), c.err
+	case blobCoded:
+		coded := c.take(int(c.u32()))
+		if c.err != nil {
+			return nil, c.err
+		}
+		return decodeBytes(coded, n, 4)
+	}
+	return nil, fmt.Errorf("unknown encoding %d", enc)
 }

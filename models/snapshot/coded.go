@@ -1,14 +1,17 @@
 package snapshot
 
 import (
+	"encoding/binary"
 	"fmt"
+	"math"
 )
 
-// The coded layout (format version 2) stores an int8 or shared tensor's
-// positions — pruned or not, and each kept value — as one range-coded
-// stream: a pruned position is a decision of the mask model, a kept one
-// that decision and then its value (a code through a tree model, an int8
-// by magnitude class, sign and bits). Codes and int8 values of trained
+// The coded layout (format version 2) stores a tensor's positions —
+// pruned or not, and each kept value — as one range-coded stream: a
+// pruned position is a decision of the mask model, a kept one that
+// decision and then its value (a code through a tree model, an int8 by
+// magnitude class, sign and bits, a float byte by byte). An int8
+// tensor's scales and a shared one's codebook come first in the stream. Codes and int8 values of trained
 // weights are far from uniform, and a pruned tensor's rows differ in how
 // much they keep, which the packed codes and the bitmap of version 1
 // could not use.
@@ -45,22 +48,38 @@ func maskContexts(mode uint8, n, channels int) int {
 	return 1
 }
 
-// encodeValues range-codes t's positions (its mask, if sparse, under
-// mask mode) and values. t is Int8 or Shared and checked.
+// encodeValues range-codes t's side values (an int8 tensor's scales, a
+// shared one's codebook), then its positions (its mask, if sparse, under
+// mask mode) and values. t is checked.
 func encodeValues(t *Tensor, mode uint8) []byte {
 	n, ch := t.Len(), t.Channels()
 	e := newRangeEncoder(nil)
+	le := binary.LittleEndian
+	var buf [4]byte
+	side := newBytesModel(4)
+	for _, v := range t.Scales {
+		side.encode(e, le.AppendUint32(buf[:0], math.Float32bits(v)))
+	}
+	for _, v := range t.Codebook {
+		side.encode(e, le.AppendUint32(buf[:0], math.Float32bits(v)))
+	}
 	var masks []bitModel
 	if t.Sparse() {
 		masks = make([]bitModel, maskContexts(mode, n, ch))
 	}
 	codes := newTreeModel(t.Bits)
 	i8 := newInt8Model()
+	floats := newBytesModel(max(t.DType.size(), 1))
 	value := func(k int) {
-		if t.DType == Shared {
+		switch t.DType {
+		case Shared:
 			codes.encode(e, uint32(t.Codes[k]))
-		} else {
+		case Int8:
 			i8.encode(e, t.I8[k])
+		case Float32:
+			floats.encode(e, le.AppendUint32(buf[:0], math.Float32bits(t.F32[k])))
+		case Float16:
+			floats.encode(e, le.AppendUint16(buf[:0], t.F16[k]))
 		}
 	}
 	if !t.Sparse() {
@@ -83,9 +102,9 @@ func encodeValues(t *Tensor, mode uint8) []byte {
 	return e.finish()
 }
 
-// decodeValues reads back what encodeValues wrote into t, whose shape,
-// type and (Shared) codebook and bits are set; sparse says whether the
-// stream has a mask.
+// decodeValues reads back what encodeValues wrote into t, whose shape and
+// type are set, and for a shared tensor its bits and a codebook of the
+// length written; sparse says whether the stream has a mask.
 func decodeValues(t *Tensor, coded []byte, sparse bool, mode uint8) error {
 	n, ch := t.Len(), t.Channels()
 	// Every position takes at least one decision: refuse a shape the
@@ -94,6 +113,18 @@ func decodeValues(t *Tensor, coded []byte, sparse bool, mode uint8) error {
 		return fmt.Errorf("%d positions in %d coded bytes: %w", n, len(coded), errCoded)
 	}
 	d := newRangeDecoder(coded)
+	le := binary.LittleEndian
+	var buf [4]byte
+	side := newBytesModel(4)
+	if t.DType == Int8 {
+		t.Scales = make([]float32, ch)
+	}
+	for _, vs := range [][]float32{t.Scales, t.Codebook} {
+		for i := range vs {
+			side.decode(d, buf[:])
+			vs[i] = math.Float32frombits(le.Uint32(buf[:]))
+		}
+	}
 	var masks []bitModel
 	if sparse {
 		masks = make([]bitModel, maskContexts(mode, n, ch))
@@ -101,6 +132,8 @@ func decodeValues(t *Tensor, coded []byte, sparse bool, mode uint8) error {
 	}
 	codes := newTreeModel(t.Bits)
 	i8 := newInt8Model()
+	width := max(t.DType.size(), 1)
+	floats := newBytesModel(width)
 	for at := range n {
 		if sparse {
 			if d.decode(&masks[maskContext(mode, at, ch)]) == 0 {
@@ -108,28 +141,64 @@ func decodeValues(t *Tensor, coded []byte, sparse bool, mode uint8) error {
 			}
 			t.Index = append(t.Index, uint32(at))
 		}
-		if t.DType == Shared {
+		switch t.DType {
+		case Shared:
 			c := codes.decode(d)
 			if int(c) >= len(t.Codebook) {
 				return fmt.Errorf("code %d of a codebook of %d: %w", c, len(t.Codebook), errCoded)
 			}
 			t.Codes = append(t.Codes, uint8(c))
-		} else {
+		case Int8:
 			v, ok := i8.decode(d)
 			if !ok {
 				return fmt.Errorf("int8 value out of range: %w", errCoded)
 			}
 			t.I8 = append(t.I8, v)
+		case Float32:
+			floats.decode(d, buf[:4])
+			t.F32 = append(t.F32, math.Float32frombits(le.Uint32(buf[:])))
+		case Float16:
+			floats.decode(d, buf[:2])
+			t.F16 = append(t.F16, le.Uint16(buf[:]))
 		}
 		if d.overrun {
 			return errCoded
 		}
 	}
-	if t.DType == Shared && t.Codes == nil {
+	switch {
+	case t.DType == Shared && t.Codes == nil:
 		t.Codes = []uint8{}
-	}
-	if t.DType == Int8 && t.I8 == nil {
+	case t.DType == Int8 && t.I8 == nil:
 		t.I8 = []int8{}
+	case t.DType == Float32 && t.F32 == nil:
+		t.F32 = []float32{}
+	case t.DType == Float16 && t.F16 == nil:
+		t.F16 = []uint16{}
 	}
 	return d.err()
+}
+
+// encodeBytes range-codes data as values of width bytes (a blob of
+// float32 statistics: width 4); len(data) is a multiple of width.
+func encodeBytes(data []byte, width int) []byte {
+	e := newRangeEncoder(nil)
+	m := newBytesModel(width)
+	for i := 0; i < len(data); i += width {
+		m.encode(e, data[i:i+width])
+	}
+	return e.finish()
+}
+
+// decodeBytes reads back n bytes that encodeBytes wrote.
+func decodeBytes(coded []byte, n, width int) ([]byte, error) {
+	if n%width != 0 || n/maxDecisionsPerByte > len(coded)+4 {
+		return nil, fmt.Errorf("%d bytes of width %d in %d coded bytes: %w", n, width, len(coded), errCoded)
+	}
+	d := newRangeDecoder(coded)
+	m := newBytesModel(width)
+	out := make([]byte, n)
+	for i := 0; i < n && !d.overrun; i += width {
+		m.decode(d, out[i:i+width])
+	}
+	return out, d.err()
 }

@@ -247,3 +247,29 @@ func (m *int8Model) decode(d *rangeDecoder) (int8, bool) {
 	}
 	return int8(mag), true
 }
+
+// bytesModel codes fixed-width values (float32, float16) byte by byte,
+// each byte position under its own adaptive model: the sign and exponent
+// bytes of trained weights, scales and statistics take few values, the
+// low mantissa bytes are near uniform and cost about their 8 bits.
+type bytesModel struct{ pos []treeModel }
+
+func newBytesModel(width int) *bytesModel {
+	m := &bytesModel{pos: make([]treeModel, width)}
+	for i := range m.pos {
+		m.pos[i] = newTreeModel(8)
+	}
+	return m
+}
+
+func (m *bytesModel) encode(e *rangeEncoder, v []byte) {
+	for i, b := range v {
+		m.pos[i].encode(e, uint32(b))
+	}
+}
+
+func (m *bytesModel) decode(d *rangeDecoder, dst []byte) {
+	for i := range dst {
+		dst[i] = byte(m.pos[i].decode(d))
+	}
+}

@@ -160,13 +160,19 @@ func codedTensors(rng *rand.Rand) []Tensor {
 			}
 			i8 := make([]int8, stored)
 			codes := make([]uint8, stored)
+			f32 := make([]float32, stored)
+			f16 := make([]uint16, stored)
 			for k := range stored {
 				i8[k] = int8(max(-127, min(127, rng.NormFloat64()*20)))
 				codes[k] = uint8(min(4, int(rng.ExpFloat64())))
+				f32[k] = float32(rng.NormFloat64() / 10)
+				f16[k] = uint16(rng.Uint32())
 			}
 			out = append(out,
 				Tensor{Name: "q", Shape: shape, DType: Int8, I8: i8, Scales: scales, Index: idx},
-				Tensor{Name: "s", Shape: shape, DType: Shared, Codes: codes, Codebook: book, Bits: 3, Index: idx})
+				Tensor{Name: "s", Shape: shape, DType: Shared, Codes: codes, Codebook: book, Bits: 3, Index: idx},
+				Tensor{Name: "f", Shape: shape, DType: Float32, F32: f32, Index: idx},
+				Tensor{Name: "h", Shape: shape, DType: Float16, F16: f16, Index: idx})
 		}
 	}
 	// Everything pruned, and a single code in its book.
@@ -176,9 +182,14 @@ func codedTensors(rng *rand.Rand) []Tensor {
 	return out
 }
 
-// fresh is t with only what the coded layout stores outside its stream.
+// fresh is t with only what the coded layout stores outside its stream:
+// the shape, the type, a shared tensor's bits and codebook length.
 func fresh(t *Tensor) Tensor {
-	return Tensor{Name: t.Name, Shape: t.Shape, DType: t.DType, Scales: t.Scales, Codebook: t.Codebook, Bits: t.Bits}
+	out := Tensor{Name: t.Name, Shape: t.Shape, DType: t.DType, Bits: t.Bits}
+	if t.Codebook != nil {
+		out.Codebook = make([]float32, len(t.Codebook))
+	}
+	return out
 }
 
 func TestCodedValuesRoundTrip(t *testing.T) {
@@ -245,11 +256,14 @@ func TestCodedValuesDamaged(t *testing.T) {
 // FuzzDecodeValues: arbitrary coded bytes under every shape of a few
 // hundred positions, type and mask mode decode or fail, never panic.
 func FuzzDecodeValues(f *testing.F) {
-	for _, tt := range codedTensors(rand.New(rand.NewPCG(5, 5)))[:6] {
+	for _, tt := range codedTensors(rand.New(rand.NewPCG(5, 5)))[:8] {
 		f.Add(encodeValues(&tt, maskRow), uint16(tt.Len()), tt.DType == Shared, tt.Sparse(), uint8(maskRow))
 	}
 	f.Fuzz(func(t *testing.T, coded []byte, n uint16, shared, sparse bool, mode uint8) {
-		tt := Tensor{Name: "w", Shape: []int{int(n%1000) + 1, 1}, DType: Int8, Scales: []float32{1}}
+		tt := Tensor{Name: "w", Shape: []int{int(n%1000) + 1, 1}, DType: Int8}
+		if n%2 == 1 {
+			tt.DType = Float16
+		}
 		if shared {
 			tt = Tensor{Name: "w", Shape: []int{int(n%1000) + 1, 1}, DType: Shared, Codebook: []float32{1, 2, 3}, Bits: 2}
 		}

@@ -25,12 +25,13 @@
 // The body is the manifest (uint32 length, JSON), then the tensors (uint32
 // count; each its name, value type, shape and layout). Version 1 stores a
 // tensor's values plainly, after a bitmap of its kept positions if it is
-// sparse. Version 2 (FormatVersion) adds the coded layout: an int8 or
-// shared tensor's mask and values range-coded as one stream under
-// adaptive models (coded.go, coder.go), which the writer takes when it is
-// shorter. It also moves the preprocessing's base64 strings out of the
-// manifest into blobs of bytes between the manifest and the tensors
-// (blobs.go), and compresses the manifest and the rest as two zstd
+// sparse. Version 2 (FormatVersion) adds the coded layout: a tensor's
+// mask and values (and an int8 tensor's scales, a shared one's codebook)
+// range-coded as one stream under adaptive models (coded.go, coder.go),
+// which the writer takes when it is shorter. It also moves the
+// preprocessing's base64 strings out of the manifest into blobs of bytes
+// between the manifest and the tensors, range-coded as 4-byte values when
+// that is shorter (blobs.go), and compresses the manifest and the rest as two zstd
 // frames, which decompress as one body. Read accepts both versions; muon
 // before version 2 refuses version 2 files as an unknown version.
 package snapshot

@@ -371,8 +371,7 @@ func encodeBody(m Manifest, tensors []Tensor) (raw []byte, manifestEnd int, err 
 	for _, b := range blobs {
 		raw = append(raw, byte(len(b.key)))
 		raw = append(raw, b.key...)
-		raw = le.AppendUint32(raw, uint32(len(b.data)))
-		raw = append(raw, b.data...)
+		raw = appendBlob(raw, b.data)
 	}
 	raw = le.AppendUint32(raw, uint32(len(tensors)))
 	for i := range tensors {
@@ -391,8 +390,8 @@ func encodeBody(m Manifest, tensors []Tensor) (raw []byte, manifestEnd int, err 
 	return raw, manifestEnd, nil
 }
 
-// appendTensor appends t's layout and values: coded if t is int8 or
-// shared and that is shorter, else as version 1 wrote them.
+// appendTensor appends t's layout and values: coded if that is shorter,
+// else as version 1 wrote them.
 func appendTensor(dst []byte, t *Tensor) []byte {
 	le := binary.LittleEndian
 	var plain []byte
@@ -415,14 +414,10 @@ func appendTensor(dst []byte, t *Tensor) []byte {
 		for _, v := range t.F32 {
 			plain = le.AppendUint32(plain, math.Float32bits(v))
 		}
-		return append(dst, plain...)
 	case Float16:
 		for _, v := range t.F16 {
 			plain = le.AppendUint16(plain, v)
 		}
-		return append(dst, plain...)
-	}
-	switch t.DType {
 	case Int8:
 		for _, v := range t.I8 {
 			plain = append(plain, byte(v))
@@ -446,11 +441,10 @@ func appendTensor(dst []byte, t *Tensor) []byte {
 		flags |= 1
 	}
 	coded := []byte{layoutCoded, flags}
-	for _, s := range t.Scales {
-		coded = le.AppendUint32(coded, math.Float32bits(s))
-	}
 	if t.DType == Shared {
-		coded = appendCodebook(coded, t)
+		// The codebook's values are in the stream.
+		coded = append(coded, t.Bits)
+		coded = le.AppendUint16(coded, uint16(len(t.Codebook)))
 	}
 	coded = le.AppendUint32(coded, uint32(len(best)))
 	coded = append(coded, best...)
@@ -665,7 +659,10 @@ func decodeBody(raw []byte, version uint16, l Limits) (*Snapshot, error) {
 		blobs := make([]blob, c.u8())
 		for i := range blobs {
 			blobs[i].key = string(c.take(int(c.u8())))
-			blobs[i].data = c.take(int(c.u32()))
+			var err error
+			if blobs[i].data, err = c.blob(l.MaxManifest); err != nil {
+				return nil, fmt.Errorf("%w: manifest blob %q: %v", ErrFormat, printable.String(blobs[i].key, 64), err)
+			}
 		}
 		if c.err != nil {
 			return nil, c.err
@@ -791,18 +788,18 @@ func decodeBody(raw []byte, version uint16, l Limits) (*Snapshot, error) {
 
 // decodeCoded reads a tensor of the coded layout, after its layout byte.
 func decodeCoded(c *body, t *Tensor) error {
-	if t.DType != Int8 && t.DType != Shared {
-		return fmt.Errorf("%s values in the coded layout", t.DType)
-	}
 	flags := c.u8()
 	sparse, mode := flags&1 == 1, flags>>1
 	if c.err == nil && mode >= maskModes {
 		return fmt.Errorf("unknown mask context %d", mode)
 	}
-	if t.DType == Int8 {
-		t.Scales = c.f32s(t.Channels())
-	} else if err := c.codebook(t); err != nil {
-		return err
+	if t.DType == Shared {
+		t.Bits = c.u8()
+		k := int(c.u16())
+		if c.err == nil && (t.Bits < 1 || t.Bits > MaxSharedBits || k < 1 || k > 1<<t.Bits) {
+			return fmt.Errorf("a codebook of %d values for %d-bit codes", k, t.Bits)
+		}
+		t.Codebook = make([]float32, k)
 	}
 	coded := c.take(int(c.u32()))
 	if c.err != nil {

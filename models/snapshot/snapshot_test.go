@@ -127,13 +127,13 @@ func TestReadVersion1(t *testing.T) {
 	}
 }
 
-// Pruned int8 and shared tensors with skewed values take the coded
-// layout and round-trip; values the coder cannot shorten (uniform int8)
+// Pruned tensors, and values far from uniform, take the coded layout and
+// round-trip; values the coder cannot shorten (uniform int8 or float16)
 // keep the plain one, so the coded layout never costs bytes.
 func TestCodedLayout(t *testing.T) {
 	for _, tt := range codedTensors(rand.New(rand.NewPCG(7, 7))) {
 		raw := appendTensor(nil, &tt)
-		if tt.Len() >= 64*100 && raw[0] != layoutCoded {
+		if tt.Len() >= 64*100 && tt.DType != Float16 && raw[0] != layoutCoded { // the float16 values are uniform
 			t.Errorf("%s %v sparse %v: layout %d", tt.Name, tt.Shape, tt.Sparse(), raw[0])
 		}
 		var buf bytes.Buffer
@@ -246,7 +246,7 @@ func TestSignedMalformedBodies(t *testing.T) {
 	}
 	good := codedInt8(0, 4, []int8{5, -3, 0, 127})
 	longer := append([]byte{}, good...)
-	le.PutUint32(longer[1+4*4:], le.Uint32(longer[1+4*4:])+1)
+	le.PutUint32(longer[1:], le.Uint32(longer[1:])+1)
 	// v2 makes a version 2 body of a version 1 one: no blobs after the
 	// manifest "{}".
 	v2 := func(b []byte) []byte { return append(append(append([]byte{}, b[:6]...), 0), b[6:]...) }
@@ -264,6 +264,7 @@ func TestSignedMalformedBodies(t *testing.T) {
 	}
 	blob := func(key string, data []byte, n uint32) []byte {
 		b := append([]byte{byte(len(key))}, key...)
+		b = append(b, blobRaw)
 		return append(le.AppendUint32(b, n), data...)
 	}
 	if s, err := decodeBody(withBlobs(`{"preprocess":{"a":1}}`, blob("m", []byte{1, 2, 3}, 3)), 2, Limits{}.withDefaults()); err != nil || string(s.Manifest.Preprocess) != `{"a":1,"m":"AQID"}` {
@@ -273,6 +274,9 @@ func TestSignedMalformedBodies(t *testing.T) {
 		"blob without preprocessing": withBlobs(`{}`, blob("m", []byte{1, 2, 3}, 3)),
 		"blob repeats a field":       withBlobs(`{"preprocess":{"m":1}}`, blob("m", []byte{1, 2, 3}, 3)),
 		"blob past the end":          withBlobs(`{"preprocess":{}}`, blob("m", []byte{1, 2, 3}, 3000)),
+		"blob over the limit":        withBlobs(`{"preprocess":{}}`, blob("m", []byte{1, 2, 3}, 1<<30)),
+		"blob of unknown encoding":   withBlobs(`{"preprocess":{}}`, append(blob("m", []byte{1, 2, 3}, 3)[:2], append([]byte{7}, blob("m", []byte{1, 2, 3}, 3)[3:]...)...)),
+		"coded blob damaged":         withBlobs(`{"preprocess":{}}`, append(append([]byte{1, 'm', blobCoded}, le.AppendUint32(le.AppendUint32(nil, 8), 3)...), 1, 2, 3)),
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := decodeBody(raw, 2, Limits{}.withDefaults()); !errors.Is(err, ErrFormat) {
@@ -281,13 +285,13 @@ func TestSignedMalformedBodies(t *testing.T) {
 		})
 	}
 	for name, raw := range map[string][]byte{
-		"coded float32":         tensor("w", 1, 1, []uint32{4}, layoutCoded, good),
-		"unknown mask context":  tensor("w", 3, 1, []uint32{4}, layoutCoded, append([]byte{maskModes << 1}, good[1:]...)),
-		"scales cut short":      tensor("w", 3, 1, []uint32{4}, layoutCoded, good[:3]),
-		"stream cut short":      tensor("w", 3, 1, []uint32{4}, layoutCoded, good[:len(good)-1]),
-		"stream length too big": tensor("w", 3, 1, []uint32{4}, layoutCoded, longer),
-		"a byte after it":       tensor("w", 3, 1, []uint32{4}, layoutCoded, append(good[:len(good):len(good)], 0)),
-		"codebook too long":     tensor("w", 4, 1, []uint32{4}, layoutCoded, append([]byte{0, 1, 3, 0}, make([]byte, 12)...)),
+		"int8 stream as float32": tensor("w", 1, 1, []uint32{4}, layoutCoded, good),
+		"unknown mask context":   tensor("w", 3, 1, []uint32{4}, layoutCoded, append([]byte{maskModes << 1}, good[1:]...)),
+		"length cut short":       tensor("w", 3, 1, []uint32{4}, layoutCoded, good[:3]),
+		"stream cut short":       tensor("w", 3, 1, []uint32{4}, layoutCoded, good[:len(good)-1]),
+		"stream length too big":  tensor("w", 3, 1, []uint32{4}, layoutCoded, longer),
+		"a byte after it":        tensor("w", 3, 1, []uint32{4}, layoutCoded, append(good[:len(good):len(good)], 0)),
+		"codebook too long":      tensor("w", 4, 1, []uint32{4}, layoutCoded, append([]byte{0, 1, 3, 0}, make([]byte, 12)...)),
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := decodeBody(v2(raw), 2, Limits{}.withDefaults()); !errors.Is(err, ErrFormat) {
@@ -306,16 +310,16 @@ func TestSignedMalformedBodies(t *testing.T) {
 }
 
 // codedInt8 is what follows a coded int8 tensor's layout byte: flags,
-// unit scales for channels, the stream of vals (dense).
+// the stream of unit scales for channels and vals (dense).
 func codedInt8(flags byte, channels int, vals []int8) []byte {
 	le := binary.LittleEndian
-	b := []byte{flags}
-	for range channels {
-		b = le.AppendUint32(b, math.Float32bits(1))
+	scales := make([]float32, channels)
+	for i := range scales {
+		scales[i] = 1
 	}
-	tt := Tensor{Name: "w", Shape: []int{len(vals)}, DType: Int8, I8: vals}
+	tt := Tensor{Name: "w", Shape: []int{len(vals) / channels, channels}, DType: Int8, I8: vals, Scales: scales}
 	stream := encodeValues(&tt, maskGlobal)
-	b = le.AppendUint32(b, uint32(len(stream)))
+	b := le.AppendUint32([]byte{flags}, uint32(len(stream)))
 	return append(b, stream...)
 }
 
