@@ -16,8 +16,14 @@ import (
 const (
 	probBits = 12
 	probOne  = 1 << probBits
-	// countLimit halves a model's counts once they reach it, so that a
-	// model follows a tensor whose statistics drift along its positions.
+	// A model's state is P(0) in 16 bits, of which the coder uses the top
+	// probBits.
+	stateBits = 16
+	// countLimit is where a model stops slowing its learning: after n
+	// bits it moves 1/(n+2) of the way to each new bit, which keeps it at
+	// the Krichevsky–Trofimov estimate (n₀+½)/(n+1), until n reaches
+	// countLimit, from where it moves 1/countLimit a bit and so follows a
+	// tensor whose statistics drift along its positions.
 	countLimit = 1024
 	// maxDecisionsPerByte bounds how many binary decisions one coded byte
 	// can carry: each decision narrows the range by at least a factor
@@ -31,23 +37,40 @@ const (
 // of range.
 var errCoded = errors.New("entropy-coded values are damaged")
 
-// bitModel is an adaptive estimate of P(bit = 0).
-type bitModel struct{ n0, n1 uint16 }
+// rates[n] is 2^15/(n+2): the step of a model that has seen n bits.
+var rates = func() (r [countLimit]int32) {
+	for n := range r {
+		r[n] = int32((1 << 15) / (n + 2))
+	}
+	return r
+}()
+
+// half offsets a model's state so that its zero value is P(0) = ½.
+const half = 1 << (stateBits - 1)
+
+// bitModel is an adaptive estimate of P(bit = 0). The zero value is
+// P(0) = ½, having seen nothing.
+type bitModel struct {
+	p uint16 // P(0) in 2^-16 units, offset by −½ so that zero is ½
+	n uint16 // bits seen, up to countLimit−1
+}
 
 // p0 is P(0) in probOne units, within [1, probOne−1].
 func (m *bitModel) p0() uint32 {
-	p := (uint32(2*m.n0+1) << probBits) / uint32(2*(m.n0+m.n1)+2)
+	p := uint32(m.p+half) >> (stateBits - probBits)
 	return min(max(p, 1), probOne-1)
 }
 
+// update moves P(0) rates[n]/2^15 of the way to 1 (bit 0) or 0 (bit 1).
+// With steps of at most ½ it stays within [0, 2^16−1], and the product
+// within int32.
 func (m *bitModel) update(bit uint32) {
-	if bit == 0 {
-		m.n0++
-	} else {
-		m.n1++
-	}
-	if m.n0+m.n1 >= countLimit {
-		m.n0, m.n1 = (m.n0+1)/2, (m.n1+1)/2
+	p := int32(m.p + half)
+	target := int32(1-bit) << stateBits
+	p += (target - p) * rates[m.n] >> 15
+	m.p = uint16(p) - half
+	if m.n < countLimit-1 {
+		m.n++
 	}
 }
 

@@ -314,7 +314,8 @@ func Write(w io.Writer, m Manifest, tensors []Tensor, key ed25519.PrivateKey) er
 	if err != nil {
 		return err
 	}
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBetterCompression))
+	// No frame checksums: the SHA-256 digest covers every byte.
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBetterCompression), zstd.WithEncoderCRC(false))
 	if err != nil {
 		return err
 	}
