@@ -19,10 +19,12 @@ import (
 )
 
 // benchSnapshot measures what the snapshot issue asks: the size of the
-// digits MLP's snapshot, int8 and 50%-pruned int8 (zstd always), against
-// its float64 weights, its test accuracy before and after, the time to
-// verify and load the largest example model's snapshot (the defects CNN),
-// and batch prediction with int8 integer kernels against float64.
+// digits MLP's snapshot, int8, 50%-pruned int8 and 50%-pruned shared
+// weights of 4, 3 and 2 bits (format version 2: int8 and shared values
+// range-coded, zstd always), against its float64 weights, its test
+// accuracy before and after, the time to verify and load the largest
+// example model's snapshot (the defects CNN), and batch prediction with
+// int8 integer kernels against float64.
 func benchSnapshot(muon string) {
 	keys := filepath.Dir(signingKey(muon))
 
@@ -30,6 +32,7 @@ func benchSnapshot(muon string) {
 	for _, v := range []struct{ name, prune, weights string }{
 		{"int8", "0", "int8"}, {"pruned50_int8", "0.5", "int8"},
 		{"pruned50_shared4", "0.5", "shared --set snapshot.bits=4"}, {"pruned50_shared3", "0.5", "shared --set snapshot.bits=3"},
+		{"pruned50_shared2", "0.5", "shared --set snapshot.bits=2"},
 	} {
 		set := []string{"training.shards=1", "snapshot.prune=" + v.prune}
 		w, bits, _ := strings.Cut(v.weights, " --set ")
