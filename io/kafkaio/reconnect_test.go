@@ -18,6 +18,8 @@ import (
 	"github.com/muonml/muon/io/kafkaio/embedded"
 	"github.com/muonml/muon/io/kafkaio/kafkatest"
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/protocol"
+	kproduce "github.com/segmentio/kafka-go/protocol/produce"
 )
 
 func TestRetryable(t *testing.T) {
@@ -31,6 +33,8 @@ func TestRetryable(t *testing.T) {
 		{syscall.ECONNRESET, true},
 		{kafka.NotLeaderForPartition, true},
 		{kafka.LeaderNotAvailable, true},
+		{kproduce.NewError(protocol.ErrNoLeader), true}, // kafka.(*Client).Produce to a topic just created
+		{kproduce.NewError(protocol.ErrNoRecord), false},
 		{fmt.Errorf("x: %w", kafkaio.ErrNoAnswer), true},
 		{kafka.OffsetOutOfRange, false},
 		{kafka.TopicAuthorizationFailed, false},

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/protocol"
 )
 
 // DefaultReconnectFor is how long a read or a write keeps reconnecting to
@@ -35,6 +36,11 @@ func Retryable(err error) bool {
 	var ke kafka.Error
 	if errors.As(err, &ke) {
 		return ke.Temporary()
+	}
+	if errors.Is(err, protocol.ErrNoLeader) {
+		// The client's metadata names no leader for the partition: a topic
+		// just created, or a leader being elected.
+		return true
 	}
 	var ne net.Error
 	return errors.As(err, &ne) || errors.Is(err, ErrNoAnswer) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
