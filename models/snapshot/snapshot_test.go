@@ -62,6 +62,24 @@ func testSnapshot() (Manifest, []Tensor) {
 	return m, ts
 }
 
+// v2Snapshot is what testdata/v2.snap holds: testSnapshot with the labels
+// in the model's descriptor too, metrics with the fields a classifier does
+// not measure at zero, a lineage with an empty partition, base64
+// statistics in the preprocessing, and a shared tensor.
+func v2Snapshot() (Manifest, []Tensor) {
+	m, ts := testSnapshot()
+	m.Version = 3
+	m.Model.Labels = m.Labels
+	m.Preprocess = []byte(`{"clip":10,"features":4,"mean32":"AACAPwAAAEAAAEBAAACAQA==","names":["a","b","c","d"],"rows":7,"std32":"AACAPwAAgD8AAIA/AACAPw=="}`)
+	m.Metrics = map[string]models.Metrics{
+		"float.test":      {N: 1797, Loss: 0.1, Accuracy: 0.968, BalancedAccuracy: 0.967},
+		"compressed.test": {N: 1797, Loss: 0.12, Accuracy: 0.96, BalancedAccuracy: 0.959},
+	}
+	m.Lineage.Sources = append(m.Lineage.Sources, Source{Kind: "kafka", Use: "train", Topic: "digits", Partition: 3})
+	ts = append(ts, Tensor{Name: "shared", Shape: []int{5, 7}, DType: Shared, Codes: []uint8{3, 0, 2}, Codebook: []float32{-1, 0.5, 2, 4}, Bits: 2, Index: []uint32{1, 20, 34}})
+	return m, ts
+}
+
 func encode(t testing.TB, key ed25519.PrivateKey) []byte {
 	t.Helper()
 	m, ts := testSnapshot()
@@ -124,6 +142,39 @@ func TestReadVersion1(t *testing.T) {
 	}
 	if h, _ := ReadHeader(bytes.NewReader(buf.Bytes())); h.Version != FormatVersion || !reflect.DeepEqual(again.Tensors, ts) {
 		t.Fatalf("version %d, tensors equal: %v", h.Version, reflect.DeepEqual(again.Tensors, ts))
+	}
+}
+
+// Snapshots of format version 2 still load: testdata/v2.snap is
+// v2Snapshot, written by the version 2 writer (labels twice, a
+// classifier's metrics with RMSE and MAE at zero, empty partitions in the
+// lineage).
+func TestReadVersion2(t *testing.T) {
+	file, err := os.ReadFile("testdata/v2.snap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := testKey(t, 1)
+	if h, err := ReadHeader(bytes.NewReader(file)); err != nil || h.Version != 2 {
+		t.Fatalf("header %+v, %v", h, err)
+	}
+	snap, err := Read(bytes.NewReader(file), NewKeyring(key.Public().(ed25519.PublicKey)), Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, ts := v2Snapshot()
+	if !reflect.DeepEqual(snap.Tensors, ts) {
+		t.Error("version 2 tensors read back differently")
+	}
+	var got, want map[string]any
+	json.Unmarshal(snap.Manifest.Preprocess, &got)
+	json.Unmarshal(m.Preprocess, &want)
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("preprocessing %s, want %s", snap.Manifest.Preprocess, m.Preprocess)
+	}
+	snap.Manifest.Preprocess = m.Preprocess
+	if !reflect.DeepEqual(snap.Manifest, m) {
+		t.Errorf("manifest\n%+v\nwant\n%+v", snap.Manifest, m)
 	}
 }
 
