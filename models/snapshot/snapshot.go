@@ -20,9 +20,11 @@ import (
 
 // FormatVersion is the version this package writes. Version 2 added the
 // coded tensor layout (int8 and shared values range-coded with their
-// mask, coded.go); muon before it refuses version 2 files as an unknown
-// version. This package reads versions 1 and 2.
-const FormatVersion = 2
+// mask, coded.go); version 3 a leaner manifest (labels once, no zero
+// metrics; manifest.go) compressed with a dictionary of its field names
+// (dict.go). muon before a version refuses its files as an unknown
+// version. This package reads versions 1 to 3.
+const FormatVersion = 3
 
 // oldestVersion is the oldest format version Read accepts.
 const oldestVersion = 1
@@ -319,13 +321,19 @@ func Write(w io.Writer, m Manifest, tensors []Tensor, key ed25519.PrivateKey) er
 	if err != nil {
 		return err
 	}
-	// Two frames, which decompress as one: the manifest's text, then the
-	// binary rest. In one frame the text and the binary share zstd's
-	// literal tables, and the digits MLP's 3-bit snapshot took 400 bytes
-	// more.
-	body := enc.EncodeAll(raw[:manifestEnd], nil)
+	defer enc.Close()
+	dictEnc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBetterCompression), zstd.WithEncoderCRC(false),
+		zstd.WithEncoderDictRaw(manifestDictID, []byte(manifestDict)))
+	if err != nil {
+		return err
+	}
+	defer dictEnc.Close()
+	// Two frames, which decompress as one: the manifest's text, with the
+	// dictionary of its field names, then the binary rest. In one frame
+	// the text and the binary share zstd's literal tables, and the digits
+	// MLP's 3-bit snapshot took 400 bytes more.
+	body := dictEnc.EncodeAll(raw[:manifestEnd], nil)
 	body = enc.EncodeAll(raw[manifestEnd:], body)
-	enc.Close()
 
 	le := binary.LittleEndian
 	head := make([]byte, headerSize)
@@ -360,7 +368,7 @@ func encodeBody(m Manifest, tensors []Tensor) (raw []byte, manifestEnd int, err 
 		return nil, 0, fmt.Errorf("snapshot: manifest: %w", err)
 	}
 	m.Preprocess = pre
-	man, err := json.Marshal(m)
+	man, err := marshalManifest(m)
 	if err != nil {
 		return nil, 0, fmt.Errorf("snapshot: manifest: %w", err)
 	}
@@ -548,7 +556,11 @@ func Read(r io.Reader, trusted Keyring, l Limits) (*Snapshot, error) {
 		return nil, fmt.Errorf("%w: key %s", ErrSignature, h.Signer)
 	}
 
-	dec, err := zstd.NewReader(nil, zstd.WithDecoderMaxMemory(uint64(l.MaxRaw)), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(uint64(min(l.MaxRaw, 1<<29))))
+	opts := []zstd.DOption{zstd.WithDecoderMaxMemory(uint64(l.MaxRaw)), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(uint64(min(l.MaxRaw, 1<<29)))}
+	if h.Version >= 3 {
+		opts = append(opts, zstd.WithDecoderDictRaw(manifestDictID, []byte(manifestDict)))
+	}
+	dec, err := zstd.NewReader(nil, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -653,7 +665,7 @@ func decodeBody(raw []byte, version uint16, l Limits) (*Snapshot, error) {
 		return nil, c.err
 	}
 	snap := &Snapshot{}
-	if err := json.Unmarshal(man, &snap.Manifest); err != nil {
+	if err := unmarshalManifest(man, version, &snap.Manifest); err != nil {
 		return nil, fmt.Errorf("%w: manifest: %v", ErrFormat, err)
 	}
 	if version >= 2 {

@@ -410,7 +410,7 @@ func FuzzRead(f *testing.F) {
 func FuzzDecodeBody(f *testing.F) {
 	// The seed is a real body: the signed file's, decompressed.
 	file := encode(f, testKey(f, 1))
-	dec, err := zstd.NewReader(nil)
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderDictRaw(manifestDictID, []byte(manifestDict)))
 	if err != nil {
 		f.Fatal(err)
 	}
