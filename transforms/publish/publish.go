@@ -248,6 +248,7 @@ func lineage(p Params, iter func(*snapshot.Source) bool) ([]snapshot.Source, err
 	for iter(&src) {
 		out = append(out, src)
 	}
+	out = withoutEmptyPartitions(out)
 	for _, a := range []struct {
 		use      string
 		paths    []string
@@ -284,6 +285,30 @@ func lineage(p Params, iter func(*snapshot.Source) bool) ([]snapshot.Source, err
 		return a.Partition < b.Partition
 	})
 	return out, nil
+}
+
+// withoutEmptyPartitions drops the Kafka ranges of partitions that held no
+// record from offset 0 (from and to 0) when the same topic has others for
+// the same use: a partition missing from the lineage reads from its start,
+// as one listed at 0 does (jobs' source.start: previous), and a topic
+// keeps at least one entry. A range that ends past 0, even an empty one,
+// says where the next read starts, and stays.
+func withoutEmptyPartitions(ss []snapshot.Source) []snapshot.Source {
+	type topicUse struct{ topic, use string }
+	kept := map[topicUse]bool{}
+	for _, s := range ss {
+		if s.Kind == "kafka" && (s.From != 0 || s.To != 0) {
+			kept[topicUse{s.Topic, s.Use}] = true
+		}
+	}
+	out := ss[:0:0]
+	for _, s := range ss {
+		if s.Kind == "kafka" && s.From == 0 && s.To == 0 && kept[topicUse{s.Topic, s.Use}] {
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
 }
 
 // GateReason says why metrics (keyed "float.validation",

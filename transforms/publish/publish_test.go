@@ -1,10 +1,13 @@
 package publish
 
 import (
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/muonml/muon/models"
+	"github.com/muonml/muon/models/snapshot"
 )
 
 func TestGateReason(t *testing.T) {
@@ -51,5 +54,40 @@ func TestDefaults(t *testing.T) {
 	none.Defaults("out/x")
 	if none != (Spec{}) {
 		t.Errorf("a section without a key took defaults: %+v", none)
+	}
+}
+
+// The lineage leaves out partitions that held nothing from offset 0 when
+// their topic has others; empty ranges that end past 0 (where the next
+// read starts) and a topic's only entry stay.
+func TestWithoutEmptyPartitions(t *testing.T) {
+	k := func(use, topic string, part int, from, to int64) snapshot.Source {
+		return snapshot.Source{Kind: "kafka", Use: use, Topic: topic, Partition: part, From: from, To: to}
+	}
+	files := snapshot.Source{Kind: "parquet", Use: "train", Files: []string{"a.parquet"}}
+	tests := []struct {
+		name     string
+		in, want []snapshot.Source
+	}{
+		{"empty partitions of a topic", []snapshot.Source{k("train", "d", 0, 0, 3823), k("train", "d", 1, 0, 0), k("train", "d", 2, 0, 0), files},
+			[]snapshot.Source{k("train", "d", 0, 0, 3823), files}},
+		{"per use", []snapshot.Source{k("train", "d", 0, 0, 9), k("test", "d", 0, 0, 0), k("test", "d", 1, 0, 0)},
+			[]snapshot.Source{k("train", "d", 0, 0, 9), k("test", "d", 0, 0, 0), k("test", "d", 1, 0, 0)}},
+		{"empty past 0", []snapshot.Source{k("train", "d", 0, 50, 80), k("train", "d", 1, 40, 40)},
+			[]snapshot.Source{k("train", "d", 0, 50, 80), k("train", "d", 1, 40, 40)}},
+		{"another topic", []snapshot.Source{k("train", "d", 0, 0, 9), k("train", "e", 0, 0, 0)},
+			[]snapshot.Source{k("train", "d", 0, 0, 9), k("train", "e", 0, 0, 0)}},
+		{"nothing", nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := withoutEmptyPartitions(slices.Clone(tt.in))
+			if len(got) == 0 && len(tt.want) == 0 {
+				return
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %+v, want %+v", got, tt.want)
+			}
+		})
 	}
 }
