@@ -20,8 +20,9 @@ import (
 
 // benchSnapshot measures what the snapshot issue asks: the size of the
 // digits MLP's snapshot, int8, 50%-pruned int8 and 50%-pruned shared
-// weights of 4, 3 and 2 bits (format version 2: int8 and shared values
-// range-coded, zstd always), against its float64 weights, its test
+// weights of 4, 3 and 2 bits (format version 3: int8 and shared values
+// range-coded, the manifest compressed with a dictionary of its field
+// names, zstd always), against its float64 weights, its test
 // accuracy before and after, the time to verify and load the largest
 // example model's snapshot (the defects CNN), and batch prediction with
 // int8 integer kernels against float64.
