@@ -368,6 +368,32 @@ func (p *parser) scanNumber() (start, end int, integer bool, err error) {
 	return start, i, integer, nil
 }
 
+// smallInt converts a JSON integer of at most 15 digits (below 2^53, so
+// exactly a float64) without strconv.ParseFloat, which costs more than the
+// rest of a value's parse. Counts and pixel values often are such
+// integers. ok is false for anything else.
+func smallInt(num []byte, integer bool) (f float64, ok bool) {
+	if !integer {
+		return 0, false
+	}
+	neg := num[0] == '-'
+	if neg {
+		num = num[1:]
+	}
+	if len(num) > 15 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range num {
+		n = n*10 + int64(c-'0')
+	}
+	f = float64(n)
+	if neg {
+		f = -f // -0 stays negative zero, as ParseFloat gives it
+	}
+	return f, true
+}
+
 // literal moves past the literal lit (true, false, null) at p.pos.
 func (p *parser) literal(lit string) error {
 	if len(p.data)-p.pos < len(lit) || string(p.data[p.pos:p.pos+len(lit)]) != lit {
@@ -561,11 +587,14 @@ func (p *parser) parseValues(vals []records.Value) ([]records.Value, error) {
 		if c != '-' && (c < '0' || c > '9') {
 			return nil, fmt.Errorf("%w: value %s at byte %d is %s, want a number", ErrNonNumeric, quoteForError(name), valuePos, p.kind())
 		}
-		start, end, _, err := p.scanNumber()
+		start, end, integer, err := p.scanNumber()
 		if err != nil {
 			return nil, err
 		}
-		f, err := strconv.ParseFloat(string(p.data[start:end]), 64)
+		f, ok := smallInt(p.data[start:end], integer)
+		if !ok {
+			f, err = strconv.ParseFloat(string(p.data[start:end]), 64)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%w: value %s at byte %d: %s is out of the float64 range", ErrNonNumeric, quoteForError(name), valuePos, quoteForError(string(p.data[start:end])))
 		}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -218,4 +219,24 @@ func readingsEqual(a, b records.Reading) bool {
 		}
 	}
 	return true
+}
+
+// smallInt gives exactly what strconv.ParseFloat gives for the integers it
+// takes, and declines the rest.
+func TestSmallIntMatchesParseFloat(t *testing.T) {
+	for _, num := range []string{"0", "-0", "7", "16", "-16", "123456789012345", "-999999999999999", "1000000"} {
+		f, ok := smallInt([]byte(num), true)
+		want, err := strconv.ParseFloat(num, 64)
+		if !ok || err != nil || f != want || math.Signbit(f) != math.Signbit(want) {
+			t.Errorf("smallInt(%s) = %v, %v; ParseFloat %v", num, f, ok, want)
+		}
+	}
+	for _, num := range []string{"1234567890123456", "-1234567890123456", "99999999999999999999"} {
+		if f, ok := smallInt([]byte(num), true); ok {
+			t.Errorf("smallInt(%s) = %v, want it declined (16 digits or more)", num, f)
+		}
+	}
+	if _, ok := smallInt([]byte("1.5"), false); ok {
+		t.Error("smallInt took a number that is not an integer")
+	}
 }
