@@ -53,7 +53,12 @@ func main() {
 	soak := flag.Duration("soak", 10*time.Minute, "how long the e2e group's soak of an unbounded edge job at half its maximum rate runs (0: none)")
 	groups := flag.String("groups", "kafka,featurize,batch,images,gobench,train,rocket,snapshot,serve,e2e,cluster", "comma-separated figure groups to measure (kafka, featurize, batch, images, gobench, train, rocket, snapshot, serve, e2e, cluster; trainjobs: train's job figures alone; predict: the predict API's figures alone, also part of e2e)")
 	million := flag.String("write-million", "", "write the train.scale archive (a million rows of 64 features from optdigits) under `dir` and exit, to train on by hand")
+	predictLoadCfg := flag.String("predict-load", "", "internal: run the predict API's load generator with the settings in `file` (the predict group starts it pinned to its own core)")
 	flag.Parse()
+	if *predictLoadCfg != "" {
+		runPredictLoad(*predictLoadCfg)
+		return
+	}
 	if *million != "" {
 		must(writeMillionRows(*datasets, *million, 1_000_000))
 		return
