@@ -484,10 +484,12 @@ func TestSnapshotOfPrunedMLP(t *testing.T) {
 		// Measured: int8 5,472 bytes, 3-bit 2,805, 2-bit 2,348 (the
 		// tensors and a manifest of the descriptor alone; format
 		// version 2 wrote 5,552, 2,885 and 2,428, version 1 6,246,
-		// 3,083 and 2,537).
-		{"int8", snapshot.Int8, 0, 5600},
-		{"shared3", snapshot.Shared, 3, 2900},
-		{"shared2", snapshot.Shared, 2, 2450},
+		// 3,083 and 2,537). The limits are 1% over the measurements,
+		// below what version 2 wrote, so that losing version 3's
+		// leaner manifest fails here.
+		{"int8", snapshot.Int8, 0, 5527},
+		{"shared3", snapshot.Shared, 3, 2833},
+		{"shared2", snapshot.Shared, 2, 2372},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			ts, err := compress.Tensors(m, tt.dtype, tt.bits)
