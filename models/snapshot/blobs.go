@@ -114,15 +114,16 @@ func appendBlob(dst, data []byte) []byte {
 	return append(dst, data...)
 }
 
-// blob reads what appendBlob wrote, refusing more than maxLen bytes.
+// blob reads what appendBlob wrote, refusing more than maxLen bytes:
+// what is left of the manifest's limit.
 func (c *body) blob(maxLen int) ([]byte, error) {
 	enc := c.u8()
-	n := int(c.u32())
+	n := int(c.u32()) // negative above 2^31 where int has 32 bits
 	if c.err != nil {
 		return nil, c.err
 	}
-	if n > maxLen {
-		return nil, fmt.Errorf("%d bytes (limit %d)", n, maxLen)
+	if n < 0 || n > maxLen {
+		return nil, fmt.Errorf("%d bytes, more than the %d left of the manifest's limit (Limits.MaxManifest)", uint32(n), maxLen)
 	}
 	switch enc {
 	case blobRaw:

@@ -670,12 +670,16 @@ func decodeBody(raw []byte, version uint16, l Limits) (*Snapshot, error) {
 	}
 	if version >= 2 {
 		blobs := make([]blob, c.u8())
+		// Their total within the manifest's limit as they are read, not
+		// once all are: 255 blobs of the limit each are 1 GiB.
+		left := l.MaxManifest
 		for i := range blobs {
 			blobs[i].key = string(c.take(int(c.u8())))
 			var err error
-			if blobs[i].data, err = c.blob(l.MaxManifest); err != nil {
+			if blobs[i].data, err = c.blob(left); err != nil {
 				return nil, fmt.Errorf("%w: manifest blob %q: %v", ErrFormat, printable.String(blobs[i].key, 64), err)
 			}
+			left -= len(blobs[i].data)
 		}
 		if c.err != nil {
 			return nil, c.err

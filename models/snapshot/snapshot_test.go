@@ -328,6 +328,8 @@ func TestSignedMalformedBodies(t *testing.T) {
 		"blob over the limit":        withBlobs(`{"preprocess":{}}`, blob("m", []byte{1, 2, 3}, 1<<30)),
 		"blob of unknown encoding":   withBlobs(`{"preprocess":{}}`, append(blob("m", []byte{1, 2, 3}, 3)[:2], append([]byte{7}, blob("m", []byte{1, 2, 3}, 3)[3:]...)...)),
 		"coded blob damaged":         withBlobs(`{"preprocess":{}}`, append(append([]byte{1, 'm', blobCoded}, le.AppendUint32(le.AppendUint32(nil, 8), 3)...), 1, 2, 3)),
+		// A negative length where int has 32 bits (GOARCH=386).
+		"coded blob of 2^32-4 bytes": withBlobs(`{"preprocess":{}}`, append(append([]byte{1, 'm', blobCoded}, le.AppendUint32(le.AppendUint32(nil, 0xFFFFFFFC), 3)...), 1, 2, 3)),
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := decodeBody(raw, 2, Limits{}.withDefaults()); !errors.Is(err, ErrFormat) {
