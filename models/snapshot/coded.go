@@ -107,26 +107,39 @@ func encodeValues(t *Tensor, mode uint8) []byte {
 // length written; sparse says whether the stream has a mask.
 func decodeValues(t *Tensor, coded []byte, sparse bool, mode uint8) error {
 	n, ch := t.Len(), t.Channels()
-	// Every position takes at least one decision: refuse a shape the
-	// bytes cannot hold before allocating for it.
-	if n/maxDecisionsPerByte > len(coded)+4 {
-		return fmt.Errorf("%d positions in %d coded bytes: %w", n, len(coded), errCoded)
+	// A side value takes 32 decisions (4 bytes of 8) and a position at
+	// least one: refuse a shape the bytes cannot hold before allocating
+	// for it or decoding. (The caller bounds n itself: a skewed stream
+	// packs thousands of positions in a byte.)
+	side := len(t.Codebook)
+	if t.DType == Int8 {
+		side += ch
+	}
+	if !canHold(coded, 32*int64(side)+int64(n)) {
+		return fmt.Errorf("%d side values and %d positions in %d coded bytes: %w", side, n, len(coded), errCoded)
 	}
 	d := newRangeDecoder(coded)
 	le := binary.LittleEndian
 	var buf [4]byte
-	side := newBytesModel(4)
-	if t.DType == Int8 {
-		t.Scales = make([]float32, ch)
-	}
-	for _, vs := range [][]float32{t.Scales, t.Codebook} {
-		for i := range vs {
-			side.decode(d, buf[:])
-			vs[i] = math.Float32frombits(le.Uint32(buf[:]))
+	sideModel := newBytesModel(4)
+	// Appended as they decode, and stopped where the stream ends: a
+	// stream cut short allocates and decodes no more than it holds.
+	var vals []float32
+	for range side {
+		sideModel.decode(d, buf[:])
+		if d.overrun {
+			return errCoded
 		}
+		vals = append(vals, math.Float32frombits(le.Uint32(buf[:])))
+	}
+	if t.DType == Int8 {
+		t.Scales = vals
+	} else {
+		copy(t.Codebook, vals)
 	}
 	var masks []bitModel
 	if sparse {
+		// At most one model a position: bounded with the positions.
 		masks = make([]bitModel, maskContexts(mode, n, ch))
 		t.Index = []uint32{}
 	}
@@ -191,7 +204,8 @@ func encodeBytes(data []byte, width int) []byte {
 
 // decodeBytes reads back n bytes that encodeBytes wrote.
 func decodeBytes(coded []byte, n, width int) ([]byte, error) {
-	if n%width != 0 || n/maxDecisionsPerByte > len(coded)+4 {
+	// Each byte takes 8 decisions.
+	if n < 0 || n%width != 0 || !canHold(coded, 8*int64(n)) {
 		return nil, fmt.Errorf("%d bytes of width %d in %d coded bytes: %w", n, width, len(coded), errCoded)
 	}
 	d := newRangeDecoder(coded)
@@ -201,4 +215,11 @@ func decodeBytes(coded []byte, n, width int) ([]byte, error) {
 		m.decode(d, out[i:i+width])
 	}
 	return out, d.err()
+}
+
+// canHold reports whether coded bytes can carry decisions binary
+// decisions (maxDecisionsPerByte each, and the 4 bytes the decoder
+// starts with).
+func canHold(coded []byte, decisions int64) bool {
+	return decisions/maxDecisionsPerByte <= int64(len(coded))+4
 }
