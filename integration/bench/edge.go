@@ -29,9 +29,9 @@ func benchEdgeBinary(muon string) {
 	// kernel maps around each one touched depends on how the file's pages
 	// came into the page cache: the linker writes its output through a
 	// shared mapping, and on this machine's kernel (6.18, ext4) that file
-	// costs about 3 MiB more in every process than a copy of it, even
-	// after the page cache was dropped. A device gets a copy (install,
-	// scp, a package), so the figure is a copy's.
+	// has cost up to 3 MiB more in every process than a copy of it, even
+	// after the page cache was dropped (other times, nothing). A device
+	// gets a copy (install, scp, a package), so the figure is a copy's.
 	dir, err := os.MkdirTemp("", "muon-bench-installed-")
 	must(err)
 	defer os.RemoveAll(dir)

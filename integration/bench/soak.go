@@ -21,7 +21,7 @@ import (
 const soakWarmup = 2 * time.Minute
 
 // benchSoak runs an unbounded edge infer job for d while a producer feeds
-// it at rate (half the live job's maximum), samples the job's resident
+// it at rate (about half the live job's maximum), samples the job's resident
 // memory every second, and reports the slope after the warm-up
 // (edge.soak.rss_slope_mb_per_min, goal < 1) with the first and last
 // samples, and how many produced records the job had not scored when it
