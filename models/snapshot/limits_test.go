@@ -18,6 +18,79 @@ func allocated(f func()) uint64 {
 	return after.TotalAlloc - before.TotalAlloc
 }
 
+// skewedInt8 is the coded stream of a dense all-zero int8 tensor of
+// rows×channels positions with zero scales, written as encodeValues
+// writes it without the tensor's values in memory: a skewed stream that
+// packs thousands of positions in a byte.
+func skewedInt8(rows, channels int) []byte {
+	e := newRangeEncoder(nil)
+	side := newBytesModel(4)
+	var zero [4]byte
+	for range channels {
+		side.encode(e, zero[:])
+	}
+	i8 := newInt8Model()
+	for range rows * channels {
+		i8.encode(e, 0)
+	}
+	return e.finish()
+}
+
+// A body's tensors hold at most Limits.MaxParams positions in all,
+// however few bytes code them: a coded all-zero int8 tensor of 2^27
+// positions (310,206 bytes, which decode to 128 MiB) after another
+// tensor is refused before it is decoded, naming the limit.
+func TestTensorPositionsLimit(t *testing.T) {
+	le := binary.LittleEndian
+	stream := skewedInt8(1<<13, 1<<14)
+	t.Logf("2^27 positions in %d coded bytes", len(stream))
+	raw := le.AppendUint32(nil, 2)
+	raw = append(raw, "{}"...)
+	raw = append(raw, 0) // no blobs
+	raw = le.AppendUint32(raw, 2)
+	// b: one float32, dense.
+	raw = le.AppendUint16(raw, 1)
+	raw = append(raw, 'b', byte(Float32), 1)
+	raw = le.AppendUint32(raw, 1)
+	raw = append(raw, layoutDense, 0, 0, 0x80, 0x3f)
+	// w: 2^13 × 2^14 int8, coded.
+	raw = le.AppendUint16(raw, 1)
+	raw = append(raw, 'w', byte(Int8), 2)
+	raw = le.AppendUint32(le.AppendUint32(raw, 1<<13), 1<<14)
+	raw = append(raw, layoutCoded, 0)
+	raw = le.AppendUint32(raw, uint32(len(stream)))
+	raw = append(raw, stream...)
+
+	var err error
+	n := allocated(func() { _, err = decodeBody(raw, 2, Limits{}.withDefaults()) })
+	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "Limits.MaxParams") {
+		t.Fatalf("error %v, want ErrTooLarge naming Limits.MaxParams", err)
+	}
+	if n > 1<<20 {
+		t.Errorf("refusing it allocated %d bytes", n)
+	}
+	t.Log(err)
+	// Within the limit, the same tensor alone decodes: it is the largest
+	// model muon builds. A lower limit refuses it too, and counts plain
+	// layouts (version 1) as well.
+	if _, err := decodeBody(raw, 2, Limits{MaxParams: 1<<27 - 1}.withDefaults()); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("limit 2^27 - 1: %v", err)
+	}
+	plain := le.AppendUint32(nil, 2)
+	plain = append(plain, "{}"...)
+	plain = le.AppendUint32(plain, 1)
+	plain = le.AppendUint16(plain, 1)
+	plain = append(plain, 'b', byte(Float32), 1)
+	plain = le.AppendUint32(plain, 2)
+	plain = append(plain, layoutDense, 0, 0, 0x80, 0x3f, 0, 0, 0, 0x40)
+	if s, err := decodeBody(plain, 1, Limits{MaxParams: 2}.withDefaults()); err != nil || len(s.Tensors[0].F32) != 2 {
+		t.Errorf("2 positions, limit 2: %v", err)
+	}
+	if _, err := decodeBody(plain, 1, Limits{MaxParams: 1}.withDefaults()); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("2 positions, limit 1: %v", err)
+	}
+}
+
 // A stream cut short is refused where it ends, among the side values
 // too: random bytes, long enough for a 2^27-channel int8 tensor's
 // scales by their count, decode no further than they reach.

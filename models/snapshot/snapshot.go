@@ -62,6 +62,15 @@ type Limits struct {
 	MaxManifest int
 	// MaxTensors is the most tensors. Default 4096.
 	MaxTensors int
+	// MaxParams is the most positions (stored or pruned) over all
+	// tensors. Default models.MaxParams (2^27), the most parameters a
+	// model may have, so that every model muon builds loads. A coded
+	// tensor can pack thousands of positions in a byte, so this, not
+	// MaxRaw, bounds what decoding allocates and how long it runs: at
+	// the default, a sparse float32 tensor of every position decodes to
+	// 1.5 GiB (index, values and mask models) in at most 33 decisions a
+	// position, as large a model as muon builds.
+	MaxParams int
 }
 
 func (l Limits) withDefaults() Limits {
@@ -76,6 +85,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxTensors == 0 {
 		l.MaxTensors = 4096
+	}
+	if l.MaxParams == 0 {
+		l.MaxParams = models.MaxParams
 	}
 	return l
 }
@@ -691,9 +703,10 @@ func decodeBody(raw []byte, version uint16, l Limits) (*Snapshot, error) {
 		snap.Manifest.Preprocess = pre
 	}
 	count := int(c.u32())
-	if c.err == nil && count > l.MaxTensors {
-		return nil, fmt.Errorf("%w: %d tensors (limit %d)", ErrTooLarge, count, l.MaxTensors)
+	if c.err == nil && (count < 0 || count > l.MaxTensors) {
+		return nil, fmt.Errorf("%w: %d tensors (limit %d)", ErrTooLarge, uint32(count), l.MaxTensors)
 	}
+	params := 0 // positions of the tensors so far
 	for i := 0; i < count && c.err == nil; i++ {
 		var t Tensor
 		t.Name = string(c.take(int(c.u16())))
@@ -714,6 +727,11 @@ func decodeBody(raw []byte, version uint16, l Limits) (*Snapshot, error) {
 		if c.err != nil {
 			break
 		}
+		if n > l.MaxParams-params {
+			return nil, fmt.Errorf("%w: tensor %s: %d positions, %d with the tensors before it (limit %d over all tensors, Limits.MaxParams)",
+				ErrTooLarge, printable.String(t.Name, 64), n, int64(params)+int64(n), l.MaxParams)
+		}
+		params += n
 		if !t.DType.known() {
 			return nil, fmt.Errorf("%w: tensor %s: unknown value type %d", ErrFormat, t.Name, uint8(t.DType))
 		}
