@@ -253,19 +253,19 @@ func TestCodedValuesDamaged(t *testing.T) {
 	}
 }
 
-// FuzzDecodeValues: arbitrary coded bytes under every shape of a few
-// hundred positions, type and mask mode decode or fail, never panic.
+// FuzzDecodeValues: arbitrary coded bytes under every shape of up to
+// 1000 rows and 256 channels, value type and mask mode decode or fail,
+// never panic.
 func FuzzDecodeValues(f *testing.F) {
-	for _, tt := range codedTensors(rand.New(rand.NewPCG(5, 5)))[:8] {
-		f.Add(encodeValues(&tt, maskRow), uint16(tt.Len()), tt.DType == Shared, tt.Sparse(), uint8(maskRow))
+	for _, tt := range codedTensors(rand.New(rand.NewPCG(5, 5)))[:24] {
+		ch := tt.Channels()
+		f.Add(encodeValues(&tt, maskRow), uint16(tt.Len()/ch-1), uint8(ch-1), uint8(tt.DType-1), tt.Sparse(), uint8(maskRow))
 	}
-	f.Fuzz(func(t *testing.T, coded []byte, n uint16, shared, sparse bool, mode uint8) {
-		tt := Tensor{Name: "w", Shape: []int{int(n%1000) + 1, 1}, DType: Int8}
-		if n%2 == 1 {
-			tt.DType = Float16
-		}
-		if shared {
-			tt = Tensor{Name: "w", Shape: []int{int(n%1000) + 1, 1}, DType: Shared, Codebook: []float32{1, 2, 3}, Bits: 2}
+	f.Fuzz(func(t *testing.T, coded []byte, rows uint16, channels, dtype uint8, sparse bool, mode uint8) {
+		tt := Tensor{Name: "w", Shape: []int{int(rows%1000) + 1, int(channels) + 1}, DType: DType(dtype%4 + 1)}
+		if tt.DType == Shared {
+			// As codedTensors' shared tensors: 5 values, 3-bit codes.
+			tt.Codebook, tt.Bits = make([]float32, 5), 3
 		}
 		if err := decodeValues(&tt, coded, sparse, mode%maskModes); err == nil {
 			if err := tt.check(); err != nil {

@@ -131,7 +131,7 @@ func TestReadVersion1(t *testing.T) {
 	if !reflect.DeepEqual(snap.Manifest, m) || !reflect.DeepEqual(snap.Tensors, ts) {
 		t.Fatal("version 1 snapshot read back differently")
 	}
-	// Written again, it is version 2, and reads back the same.
+	// Written again, it is version FormatVersion, and reads back the same.
 	var buf bytes.Buffer
 	if err := Write(&buf, snap.Manifest, snap.Tensors, key); err != nil {
 		t.Fatal(err)
