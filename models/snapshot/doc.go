@@ -38,5 +38,7 @@
 // dictionary of the manifest's field names (dict.go): 242 bytes fewer for
 // the digits MLP's 3-bit snapshot, whose manifest took 666. Read accepts
 // versions 1 to 3; muon before a version refuses its files as an unknown
-// version.
+// version. Version 2 changed several times on 2026-12-04 before it
+// shipped, and only files of its final writer (testdata/v2.snap) read as
+// version 2.
 package snapshot
