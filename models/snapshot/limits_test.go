@@ -70,9 +70,8 @@ func TestTensorPositionsLimit(t *testing.T) {
 		t.Errorf("refusing it allocated %d bytes", n)
 	}
 	t.Log(err)
-	// Within the limit, the same tensor alone decodes: it is the largest
-	// model muon builds. A lower limit refuses it too, and counts plain
-	// layouts (version 1) as well.
+	// A limit one lower refuses the tensor alone, and the limit counts
+	// plain layouts (version 1) too.
 	if _, err := decodeBody(raw, 2, Limits{MaxParams: 1<<27 - 1}.withDefaults()); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("limit 2^27 - 1: %v", err)
 	}
