@@ -23,23 +23,31 @@ func (c *collect) emit(rs []Record) { c.got = append(c.got, rs...) }
 func (c *collect) flush()           {}
 func (c *collect) keeps() bool      { return true }
 
-// The unbounded read's watermark follows record timestamps, advances with
-// the wall clock once a caught-up partition has been idle, checkpoints
-// after CheckpointRecords, and stops the source when told to.
-func TestUnboundedWatermarkAndCheckpoints(t *testing.T) {
+// oneTopic starts an embedded broker holding topic on one partition, and
+// a writer to it; the broker stops when the test ends.
+func oneTopic(t *testing.T, topic string) ([]string, *kafka.Writer) {
+	t.Helper()
 	b, err := embedded.Start(embedded.Options{Partitions: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
+	t.Cleanup(b.Close)
 	brokers := []string{b.Addr()}
-	if err := EnsureTopics(context.Background(), Plain(brokers...), TopicSpec{Name: "wm", Partitions: 1}); err != nil {
+	if err := EnsureTopics(context.Background(), Plain(brokers...), TopicSpec{Name: topic, Partitions: 1}); err != nil {
 		t.Fatal(err)
 	}
-	w, err := NewWriter(WriteParams{Brokers: brokers, Topic: "wm"})
+	w, err := NewWriter(WriteParams{Brokers: brokers, Topic: topic})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return brokers, w
+}
+
+// The unbounded read's watermark follows record timestamps, advances with
+// the wall clock once a caught-up partition has been idle, checkpoints
+// after CheckpointRecords, and stops the source when told to.
+func TestUnboundedWatermarkAndCheckpoints(t *testing.T) {
+	brokers, w := oneTopic(t, "wm")
 	base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 	var msgs []kafka.Message
 	for i := 0; i < 30; i++ {
@@ -115,19 +123,7 @@ func TestUnboundedWatermarkAndCheckpoints(t *testing.T) {
 // Batches an unbounded read emits alias its fetch buffer; the next fetch
 // must not write over them.
 func TestUnboundedBatchesAreNotOverwritten(t *testing.T) {
-	b, err := embedded.Start(embedded.Options{Partitions: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	brokers := []string{b.Addr()}
-	if err := EnsureTopics(context.Background(), Plain(brokers...), TopicSpec{Name: "alias", Partitions: 1}); err != nil {
-		t.Fatal(err)
-	}
-	w, err := NewWriter(WriteParams{Brokers: brokers, Topic: "alias"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	brokers, w := oneTopic(t, "alias")
 	for i := 0; i < 6; i++ { // one record batch each, so one record per small fetch
 		if err := w.WriteMessages(context.Background(), kafka.Message{Value: []byte{byte('a' + i)}}); err != nil {
 			t.Fatal(err)
@@ -162,20 +158,8 @@ func TestUnboundedBatchesAreNotOverwritten(t *testing.T) {
 // can no longer read and goes on from the oldest one left, instead of
 // failing the job on OffsetOutOfRange.
 func TestUnboundedReadSkipsExpiredRecords(t *testing.T) {
-	b, err := embedded.Start(embedded.Options{Partitions: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	brokers := []string{b.Addr()}
+	brokers, w := oneTopic(t, "expiring")
 	ctx := context.Background()
-	if err := EnsureTopics(ctx, Plain(brokers...), TopicSpec{Name: "expiring", Partitions: 1}); err != nil {
-		t.Fatal(err)
-	}
-	w, err := NewWriter(WriteParams{Brokers: brokers, Topic: "expiring"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var msgs []kafka.Message
 	for i := 0; i < 30; i++ {
 		msgs = append(msgs, kafka.Message{Value: []byte{byte(i)}})

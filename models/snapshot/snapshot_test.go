@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -109,22 +110,31 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
-// Snapshots published before the coded layout still load:
-// testdata/v1.snap is testSnapshot with a shared tensor and version 1,
-// written by the version 1 writer.
-func TestReadVersion1(t *testing.T) {
-	file, err := os.ReadFile("testdata/v1.snap")
+// readTestdata reads testdata/v<version>.snap, a snapshot written by that
+// format version's writer and signed with testKey(t, 1), checks that its
+// header says that version, and returns it and the key.
+func readTestdata(t *testing.T, version uint16) (*Snapshot, ed25519.PrivateKey) {
+	t.Helper()
+	file, err := os.ReadFile(fmt.Sprintf("testdata/v%d.snap", version))
 	if err != nil {
 		t.Fatal(err)
 	}
 	key := testKey(t, 1)
-	if h, err := ReadHeader(bytes.NewReader(file)); err != nil || h.Version != 1 {
+	if h, err := ReadHeader(bytes.NewReader(file)); err != nil || h.Version != version {
 		t.Fatalf("header %+v, %v", h, err)
 	}
 	snap, err := Read(bytes.NewReader(file), NewKeyring(key.Public().(ed25519.PublicKey)), Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return snap, key
+}
+
+// Snapshots published before the coded layout still load:
+// testdata/v1.snap is testSnapshot with a shared tensor and version 1,
+// written by the version 1 writer.
+func TestReadVersion1(t *testing.T) {
+	snap, key := readTestdata(t, 1)
 	m, ts := testSnapshot()
 	m.Version = 1
 	ts = append(ts, Tensor{Name: "shared", Shape: []int{5, 7}, DType: Shared, Codes: []uint8{3, 0, 2}, Codebook: []float32{-1, 0.5, 2, 4}, Bits: 2, Index: []uint32{1, 20, 34}})
@@ -150,18 +160,7 @@ func TestReadVersion1(t *testing.T) {
 // classifier's metrics with RMSE and MAE at zero, empty partitions in the
 // lineage).
 func TestReadVersion2(t *testing.T) {
-	file, err := os.ReadFile("testdata/v2.snap")
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := testKey(t, 1)
-	if h, err := ReadHeader(bytes.NewReader(file)); err != nil || h.Version != 2 {
-		t.Fatalf("header %+v, %v", h, err)
-	}
-	snap, err := Read(bytes.NewReader(file), NewKeyring(key.Public().(ed25519.PublicKey)), Limits{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	snap, _ := readTestdata(t, 2)
 	m, ts := v2Snapshot()
 	if !reflect.DeepEqual(snap.Tensors, ts) {
 		t.Error("version 2 tensors read back differently")
