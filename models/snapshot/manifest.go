@@ -3,22 +3,16 @@ package snapshot
 import (
 	"encoding/json"
 	"slices"
-
-	"github.com/muonml/muon/models"
 )
 
 // wireManifest is a Manifest as version 3 writes its JSON: the labels
-// once and the metrics without their zero fields. Read decodes it into a
-// Manifest, where what is left out comes back as it was (manifestOf).
+// once and the metrics without their zero fields (its own Labels and
+// Metrics shadow the Manifest's). Read decodes it into a Manifest, where
+// what is left out comes back as it was (unmarshalManifest).
 type wireManifest struct {
-	Name        string                 `json:"name"`
-	Version     uint64                 `json:"version"`
-	Model       models.Desc            `json:"model"`
-	Labels      []string               `json:"labels,omitempty"`
-	Preprocess  json.RawMessage        `json:"preprocess,omitempty"`
-	Metrics     map[string]wireMetrics `json:"metrics,omitempty"`
-	Compression Compression            `json:"compression"`
-	Lineage     Lineage                `json:"lineage"`
+	Manifest
+	Labels  []string               `json:"labels,omitempty"`
+	Metrics map[string]wireMetrics `json:"metrics,omitempty"`
 }
 
 // wireMetrics is models.Metrics without its zero fields: a classifier's
@@ -40,8 +34,7 @@ type wireMetrics struct {
 // once, in the model's descriptor, when the manifest's labels are the
 // descriptor's (as train jobs write them); else as they are.
 func marshalManifest(m Manifest) ([]byte, error) {
-	w := wireManifest{Name: m.Name, Version: m.Version, Model: m.Model, Labels: m.Labels,
-		Preprocess: m.Preprocess, Compression: m.Compression, Lineage: m.Lineage}
+	w := wireManifest{Manifest: m, Labels: m.Labels}
 	if len(m.Labels) > 0 && slices.Equal(m.Labels, m.Model.Labels) {
 		w.Labels = nil
 	}
