@@ -53,6 +53,9 @@ type Server struct {
 	o     Options
 	store *store
 	queue chan string
+	// sched serializes what reads, changes and stores a schedule: its
+	// ticks, a run's end (its retries), pause, resume and removal.
+	sched sync.Mutex
 
 	mu      sync.Mutex
 	cancels map[string]context.CancelFunc
@@ -100,16 +103,15 @@ func Open(o Options) (*Server, error) {
 		r := runs[i]
 		switch r.State {
 		case Running:
-			ir, err := st.update(r.ID, func(r *Run) error {
+			_, err := st.updateThen(r.ID, func(r *Run) error {
 				r.State, r.Ended, r.Error = Interrupted, time.Now().UTC(), "the server stopped while the job ran"
 				return nil
-			})
+			}, s.retryIn) // a schedule's retries apply
 			if err != nil {
 				st.close()
 				return nil, err
 			}
 			fmt.Fprintf(o.Log, "muon serve: run %s (%s) was running when the server stopped: interrupted\n", r.ID, r.Name)
-			s.runEnded(ir) // a schedule's retries apply
 		case Queued:
 			s.queue <- r.ID
 		}
@@ -306,7 +308,11 @@ func (s *Server) execute(id string) {
 }
 
 func (s *Server) finish(id string, sum *jobs.Summary, err error, cancelled bool) {
-	r, uerr := s.store.update(id, func(r *Run) error {
+	// The run's end and its schedule's retry are stored together, and
+	// no tick changes the schedule in between.
+	s.sched.Lock()
+	defer s.sched.Unlock()
+	r, uerr := s.store.updateThen(id, func(r *Run) error {
 		r.Ended = time.Now().UTC()
 		if sum != nil {
 			b, merr := json.Marshal(sum)
@@ -328,10 +334,9 @@ func (s *Server) finish(id string, sum *jobs.Summary, err error, cancelled bool)
 			r.State = Succeeded
 		}
 		return nil
-	})
+	}, s.retryIn)
 	if uerr == nil {
 		fmt.Fprintf(s.o.Log, "muon serve: run %s (%s) %s\n", id, r.Name, r.State)
-		s.runEnded(r)
 	}
 }
 
@@ -675,6 +680,8 @@ func (s *Server) getSchedule(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) removeSchedule(w http.ResponseWriter, r *http.Request) {
+	s.sched.Lock()
+	defer s.sched.Unlock()
 	if sc := s.schedule(w, r); sc != nil {
 		if err := s.store.deleteSchedule(sc.Name); err != nil {
 			writeError(w, http.StatusInternalServerError, err.Error())
@@ -686,6 +693,8 @@ func (s *Server) removeSchedule(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) pauseSchedule(paused bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		s.sched.Lock()
+		defer s.sched.Unlock()
 		sc := s.schedule(w, r)
 		if sc == nil {
 			return

@@ -151,34 +151,43 @@ func tickID(name string, t time.Time) string {
 var schedulesBucket = []byte("schedules")
 
 func (s *store) putSchedule(sc *Schedule) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return putScheduleTx(tx, sc) })
+}
+
+func putScheduleTx(tx *bolt.Tx, sc *Schedule) error {
 	b, err := json.Marshal(sc)
 	if err != nil {
 		return err
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
-		bk, err := tx.CreateBucketIfNotExists(schedulesBucket)
-		if err != nil {
-			return err
-		}
-		return bk.Put([]byte(sc.Name), b)
-	})
+	bk, err := tx.CreateBucketIfNotExists(schedulesBucket)
+	if err != nil {
+		return err
+	}
+	return bk.Put([]byte(sc.Name), b)
 }
 
 func (s *store) getSchedule(name string) (*Schedule, error) {
 	var sc *Schedule
 	err := s.db.View(func(tx *bolt.Tx) error {
-		bk := tx.Bucket(schedulesBucket)
-		if bk == nil {
-			return nil
-		}
-		b := bk.Get([]byte(name))
-		if b == nil {
-			return nil
-		}
-		sc = &Schedule{}
-		return json.Unmarshal(b, sc)
+		var err error
+		sc, err = getScheduleTx(tx, name)
+		return err
 	})
 	return sc, err
+}
+
+// getScheduleTx returns schedule name as tx sees it (nil: none).
+func getScheduleTx(tx *bolt.Tx, name string) (*Schedule, error) {
+	bk := tx.Bucket(schedulesBucket)
+	if bk == nil {
+		return nil, nil
+	}
+	b := bk.Get([]byte(name))
+	if b == nil {
+		return nil, nil
+	}
+	sc := &Schedule{}
+	return sc, json.Unmarshal(b, sc)
 }
 
 func (s *store) schedules() ([]*Schedule, error) {
@@ -229,6 +238,8 @@ func (s *Server) AddSchedule(sc Schedule) (*Schedule, error) {
 			return nil, fmt.Errorf("window: %w", err)
 		}
 	}
+	s.sched.Lock()
+	defer s.sched.Unlock()
 	if old, err := s.store.getSchedule(sc.Name); err != nil {
 		return nil, err
 	} else if old != nil {
@@ -276,8 +287,10 @@ func (s *Server) active(id string) bool {
 	return err == nil && r != nil && !r.Done()
 }
 
-// queueTick queues the run of a tick unless its id exists: true if a
-// new run was queued.
+// queueTick stores the queued run of a tick unless its id exists: true if
+// a new run was stored, which the caller then sends to s.queue (after it
+// stored the schedule's LastRun and let go of s.sched, so that the run's
+// end, which takes s.sched, finds it).
 func (s *Server) queueTick(sc *Schedule, t time.Time, attempt int) (string, bool, error) {
 	id := tickID(sc.Name, t)
 	if attempt > 0 {
@@ -304,7 +317,6 @@ func (s *Server) queueTick(sc *Schedule, t time.Time, attempt int) (string, bool
 	if err := s.store.put(r); err != nil {
 		return id, false, err
 	}
-	s.queue <- id
 	return id, true, nil
 }
 
@@ -313,6 +325,14 @@ func (s *Server) queueTick(sc *Schedule, t time.Time, attempt int) (string, bool
 // ended, and retries whose time came. It returns the soonest next tick
 // of the schedules not paused (zero: none).
 func (s *Server) tick() (soonest time.Time, err error) {
+	var queued []string
+	defer func() {
+		for _, id := range queued {
+			s.queue <- id
+		}
+	}()
+	s.sched.Lock()
+	defer s.sched.Unlock()
 	scs, err := s.store.schedules()
 	if err != nil {
 		return soonest, err
@@ -337,17 +357,23 @@ func (s *Server) tick() (soonest time.Time, err error) {
 		// A failed run tried again.
 		if !sc.Retry.IsZero() && !now.Before(sc.Retry) && !s.active(sc.LastRun) {
 			if r, _ := s.store.get(sc.LastRun); r != nil {
-				id, _, err := s.queueTick(sc, r.Tick, sc.Attempt)
+				id, ok, err := s.queueTick(sc, r.Tick, sc.Attempt)
 				if err == nil {
 					sc.LastRun, sc.Retry, changed = id, time.Time{}, true
+				}
+				if ok {
+					queued = append(queued, id)
 				}
 			}
 		}
 		// The buffered tick, once the run before it ended.
 		if !sc.Buffered.IsZero() && !s.active(sc.LastRun) {
-			id, _, err := s.queueTick(sc, sc.Buffered, 0)
+			id, ok, err := s.queueTick(sc, sc.Buffered, 0)
 			if err == nil {
 				sc.LastRun, sc.Buffered, sc.Attempt, changed = id, time.Time{}, 0, true
+			}
+			if ok {
+				queued = append(queued, id)
 			}
 		}
 		floor := now.Add(-time.Duration(sc.CatchUp))
@@ -370,9 +396,12 @@ func (s *Server) tick() (soonest time.Time, err error) {
 					continue
 				}
 			}
-			id, _, err := s.queueTick(sc, t, 0)
+			id, ok, err := s.queueTick(sc, t, 0)
 			if err != nil {
 				return soonest, err
+			}
+			if ok {
+				queued = append(queued, id)
 			}
 			sc.LastRun, sc.Attempt = id, 0
 		}
@@ -385,19 +414,22 @@ func (s *Server) tick() (soonest time.Time, err error) {
 	return soonest, nil
 }
 
-// runEnded lets a schedule retry its run that failed or was interrupted
-// (the server stopped while it ran), as its retries say.
-func (s *Server) runEnded(r *Run) {
+// retryIn is what a run's end means for its schedule, stored in tx with
+// the run's end: a run that failed or was interrupted (the server stopped
+// while it ran) is tried again as its schedule's retries say, after a
+// backoff that doubles. The caller holds s.sched (or, in Open, nothing
+// else runs yet).
+func (s *Server) retryIn(tx *bolt.Tx, r *Run) error {
 	if r.Schedule == "" || r.State != Failed && r.State != Interrupted {
-		return
+		return nil
 	}
-	sc, err := s.store.getSchedule(r.Schedule)
+	sc, err := getScheduleTx(tx, r.Schedule)
 	if err != nil || sc == nil || sc.LastRun != r.ID || sc.Attempt >= sc.Retries {
-		return
+		return err
 	}
 	sc.Attempt++
 	sc.Retry = s.now().UTC().Add(time.Duration(sc.Backoff) << (sc.Attempt - 1))
-	_ = s.store.putSchedule(sc)
+	return putScheduleTx(tx, sc)
 }
 
 // Backfill makes the runs of a schedule's ticks in [from, to): with dryRun
@@ -425,6 +457,13 @@ func (s *Server) Backfill(name string, from, to time.Time, dryRun bool) (ticksOu
 	if dryRun {
 		return all, nil, nil
 	}
+	defer func() {
+		for _, id := range made {
+			s.queue <- id
+		}
+	}()
+	s.sched.Lock()
+	defer s.sched.Unlock()
 	for _, t := range all {
 		id, queued, err := s.queueTick(sc, t, 0)
 		if err != nil {

@@ -107,6 +107,13 @@ func (s *store) get(id string) (*Run, error) {
 // update applies change to the stored run id and stores it, in one
 // transaction; it returns the run as stored.
 func (s *store) update(id string, change func(*Run) error) (*Run, error) {
+	return s.updateThen(id, change, nil)
+}
+
+// updateThen is update with then (unless nil) run on the changed run in
+// the same transaction, e.g. to store what a run's end means for its
+// schedule: both are stored, or neither.
+func (s *store) updateThen(id string, change func(*Run) error, then func(*bolt.Tx, *Run) error) (*Run, error) {
 	var out *Run
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		bk := tx.Bucket(runsBucket)
@@ -125,8 +132,16 @@ func (s *store) update(id string, change func(*Run) error) (*Run, error) {
 		if err != nil {
 			return err
 		}
+		if err := bk.Put([]byte(id), nb); err != nil {
+			return err
+		}
+		if then != nil {
+			if err := then(tx, r); err != nil {
+				return err
+			}
+		}
 		out = r
-		return bk.Put([]byte(id), nb)
+		return nil
 	})
 	return out, err
 }
