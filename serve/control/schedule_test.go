@@ -186,6 +186,11 @@ func TestScheduleRetries(t *testing.T) {
 	c.set(at("10:01:00"))
 	s.tick()
 	runsOf(t, s, "flaky")
+	// The run's end and its retry are stored together: once the run
+	// reads as failed, its retry is due 10 s after the clock it ended at.
+	if sc, _ := s.store.getSchedule("flaky"); sc.Attempt != 1 || !sc.Retry.Equal(at("10:01:10")) {
+		t.Errorf("after the failed tick: attempt %d, retry at %v; want 1 at 10:01:10", sc.Attempt, sc.Retry)
+	}
 	for _, step := range []string{"10:01:05", "10:01:11", "10:01:25", "10:01:32", "10:01:59"} {
 		c.set(at(step))
 		s.tick()
@@ -200,7 +205,7 @@ func TestScheduleRetries(t *testing.T) {
 		}
 	}
 	if strings.Join(ids, ",") != ",-retry1,-retry2" {
-		t.Errorf("runs %v: want the tick and two retries (the second 20 s after the first)", ids)
+		t.Errorf("runs %q: want the tick and two retries (the second 20 s after the first)", ids)
 	}
 }
 
