@@ -809,7 +809,9 @@ func (fn *readBase) readUnbounded(ctx context.Context, we *watermarkEstimator, b
 	// has completed (finalization comes after every DoFn of the stage
 	// finished, so after the fused writes were acknowledged): the runner
 	// may advance the stage's watermark on another partition's bundle
-	// while this one's outputs are still buffered.
+	// while this one's outputs are still buffered. Prism finalizes a
+	// bundle before its outputs go downstream (finalize-first.patch), so
+	// CommitPositions finds the note when the acknowledgements come.
 	var noteOff int64
 	var noteTime time.Time
 	if fn.journal != nil && bf != nil {

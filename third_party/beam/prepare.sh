@@ -36,6 +36,19 @@
 # jobs run LOOPBACK workers; Flink runs DOCKER ones), so the Docker client,
 # OpenTelemetry and some 60 packages are no longer linked into every muon
 # binary, nor initialised when any muon command starts.
+#
+# timer-only-stage.patch: prism waits for a bundle's timers before it ends
+# the bundle when its stage has timers but no data outputs. Upstream ended
+# such a bundle on its response alone and dropped timers that arrived
+# after it, so a DoFn with no outputs could lose the timer it had just set:
+# kafkaio.CommitPositions then committed nothing more for the whole run.
+#
+# finalize-first.patch: prism finalizes a bundle before it hands the
+# bundle's outputs downstream, so that a stage that sees them also sees
+# what the finalization did: an unbounded Kafka read notes there how far it
+# has read, and kafkaio.CommitPositions arms its commit from those notes.
+# Prism keeps its data in memory, so persisting first made nothing more
+# durable.
 set -euo pipefail
 cd "$(dirname "$0")"
 version=$(sed -n 's#^\s*github.com/apache/beam/sdks/v2 \(v[^ ]*\).*#\1#p' ../../go.mod | head -1)
