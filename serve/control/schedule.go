@@ -287,19 +287,19 @@ func (s *Server) active(id string) bool {
 	return err == nil && r != nil && !r.Done()
 }
 
-// queueTick stores the queued run of a tick unless its id exists: true if
-// a new run was stored, which the caller then sends to s.queue (after it
-// stored the schedule's LastRun and let go of s.sched, so that the run's
-// end, which takes s.sched, finds it).
-func (s *Server) queueTick(sc *Schedule, t time.Time, attempt int) (string, bool, error) {
+// queueTick stores the queued run of a tick unless its id exists, and
+// appends a new run's id to stored: the caller sends those to s.queue
+// (sendAll) after it stored the schedule's LastRun and let go of s.sched,
+// so that the run's end, which takes s.sched, finds it.
+func (s *Server) queueTick(sc *Schedule, t time.Time, attempt int, stored *[]string) (string, error) {
 	id := tickID(sc.Name, t)
 	if attempt > 0 {
 		id += fmt.Sprintf("-retry%d", attempt)
 	}
 	if r, err := s.store.get(id); err != nil {
-		return id, false, err
+		return id, err
 	} else if r != nil {
-		return id, false, nil
+		return id, nil
 	}
 	set := sc.runSet(t)
 	r := &Run{ID: id, Name: sc.Name, Spec: sc.Spec, Set: set, State: Queued, Submitted: s.now().UTC(), Schedule: sc.Name, Tick: t.UTC()}
@@ -309,15 +309,23 @@ func (s *Server) queueTick(sc *Schedule, t time.Time, attempt int) (string, bool
 		// whose archive partitions are missing.
 		r.State, r.Error, r.Ended = Failed, err.Error(), s.now().UTC()
 		if perr := s.store.put(r); perr != nil {
-			return id, false, perr
+			return id, perr
 		}
-		return id, false, nil
+		return id, nil
 	}
 	r.Name, r.Job = sp.Name, sp.Job
 	if err := s.store.put(r); err != nil {
-		return id, false, err
+		return id, err
 	}
-	return id, true, nil
+	*stored = append(*stored, id)
+	return id, nil
+}
+
+// sendAll hands the runs *ids to the runner.
+func (s *Server) sendAll(ids *[]string) {
+	for _, id := range *ids {
+		s.queue <- id
+	}
 }
 
 // tick fires what is due of every schedule at s.now(): missed ticks
@@ -326,11 +334,7 @@ func (s *Server) queueTick(sc *Schedule, t time.Time, attempt int) (string, bool
 // of the schedules not paused (zero: none).
 func (s *Server) tick() (soonest time.Time, err error) {
 	var queued []string
-	defer func() {
-		for _, id := range queued {
-			s.queue <- id
-		}
-	}()
+	defer s.sendAll(&queued)
 	s.sched.Lock()
 	defer s.sched.Unlock()
 	scs, err := s.store.schedules()
@@ -357,23 +361,17 @@ func (s *Server) tick() (soonest time.Time, err error) {
 		// A failed run tried again.
 		if !sc.Retry.IsZero() && !now.Before(sc.Retry) && !s.active(sc.LastRun) {
 			if r, _ := s.store.get(sc.LastRun); r != nil {
-				id, ok, err := s.queueTick(sc, r.Tick, sc.Attempt)
+				id, err := s.queueTick(sc, r.Tick, sc.Attempt, &queued)
 				if err == nil {
 					sc.LastRun, sc.Retry, changed = id, time.Time{}, true
-				}
-				if ok {
-					queued = append(queued, id)
 				}
 			}
 		}
 		// The buffered tick, once the run before it ended.
 		if !sc.Buffered.IsZero() && !s.active(sc.LastRun) {
-			id, ok, err := s.queueTick(sc, sc.Buffered, 0)
+			id, err := s.queueTick(sc, sc.Buffered, 0, &queued)
 			if err == nil {
 				sc.LastRun, sc.Buffered, sc.Attempt, changed = id, time.Time{}, 0, true
-			}
-			if ok {
-				queued = append(queued, id)
 			}
 		}
 		floor := now.Add(-time.Duration(sc.CatchUp))
@@ -396,12 +394,9 @@ func (s *Server) tick() (soonest time.Time, err error) {
 					continue
 				}
 			}
-			id, ok, err := s.queueTick(sc, t, 0)
+			id, err := s.queueTick(sc, t, 0, &queued)
 			if err != nil {
 				return soonest, err
-			}
-			if ok {
-				queued = append(queued, id)
 			}
 			sc.LastRun, sc.Attempt = id, 0
 		}
@@ -457,20 +452,12 @@ func (s *Server) Backfill(name string, from, to time.Time, dryRun bool) (ticksOu
 	if dryRun {
 		return all, nil, nil
 	}
-	defer func() {
-		for _, id := range made {
-			s.queue <- id
-		}
-	}()
+	defer s.sendAll(&made)
 	s.sched.Lock()
 	defer s.sched.Unlock()
 	for _, t := range all {
-		id, queued, err := s.queueTick(sc, t, 0)
-		if err != nil {
+		if _, err := s.queueTick(sc, t, 0, &made); err != nil {
 			return all, made, err
-		}
-		if queued {
-			made = append(made, id)
 		}
 	}
 	return all, made, nil
