@@ -2,7 +2,6 @@ package snapshot
 
 import (
 	"bytes"
-	"crypto/ed25519"
 	"crypto/sha256"
 	"fmt"
 	"os"
@@ -44,7 +43,6 @@ func bodyManifest(t *testing.T, file []byte) string {
 // the manifest written, for a classifier and a regression model.
 func TestManifestLean(t *testing.T) {
 	key := testKey(t, 1)
-	ring := NewKeyring(key.Public().(ed25519.PublicKey))
 	classifier, _ := v2Snapshot()
 	regression := Manifest{
 		Name:        "engines",
@@ -74,11 +72,8 @@ func TestManifestLean(t *testing.T) {
 		{"descriptor's labels only", modelLabelsOnly, classifier, nil, nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			var buf bytes.Buffer
-			if err := Write(&buf, tt.m, nil, key); err != nil {
-				t.Fatal(err)
-			}
-			js := bodyManifest(t, buf.Bytes())
+			snap, file := writeRead(t, key, tt.m, nil)
+			js := bodyManifest(t, file)
 			for _, s := range tt.has {
 				if !strings.Contains(js, s) {
 					t.Errorf("manifest %s lacks %s", js, s)
@@ -91,10 +86,6 @@ func TestManifestLean(t *testing.T) {
 			}
 			if n := strings.Count(js, `"labels"`); len(tt.m.Labels) > 0 && n != strings.Count(tt.name, "differ")+1 {
 				t.Errorf("labels %d times in %s", n, js)
-			}
-			snap, err := Read(bytes.NewReader(buf.Bytes()), ring, Limits{})
-			if err != nil {
-				t.Fatal(err)
 			}
 			want := tt.want
 			if want.Name == "" {
@@ -111,26 +102,18 @@ func TestManifestLean(t *testing.T) {
 // is smaller by what its manifest no longer repeats.
 func TestVersion2Rewritten(t *testing.T) {
 	key := testKey(t, 1)
-	ring := NewKeyring(key.Public().(ed25519.PublicKey))
 	v2, err := os.ReadFile("testdata/v2.snap")
 	if err != nil {
 		t.Fatal(err)
 	}
 	m, ts := v2Snapshot()
-	var buf bytes.Buffer
-	if err := Write(&buf, m, ts, key); err != nil {
-		t.Fatal(err)
-	}
-	snap, err := Read(bytes.NewReader(buf.Bytes()), ring, Limits{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if h, _ := ReadHeader(bytes.NewReader(buf.Bytes())); h.Version != FormatVersion || !reflect.DeepEqual(snap.Tensors, ts) {
+	snap, file := writeRead(t, key, m, ts)
+	if h, _ := ReadHeader(bytes.NewReader(file)); h.Version != FormatVersion || !reflect.DeepEqual(snap.Tensors, ts) {
 		t.Fatalf("version %d, tensors equal: %v", h.Version, reflect.DeepEqual(snap.Tensors, ts))
 	}
-	t.Logf("%d bytes, version 2 wrote %d", buf.Len(), len(v2))
-	if buf.Len() > len(v2)-150 { // measured: 194 bytes fewer
-		t.Errorf("%d bytes, version 2 wrote %d", buf.Len(), len(v2))
+	t.Logf("%d bytes, version 2 wrote %d", len(file), len(v2))
+	if len(file) > len(v2)-150 { // measured: 194 bytes fewer
+		t.Errorf("%d bytes, version 2 wrote %d", len(file), len(v2))
 	}
 	if !reflect.DeepEqual(snap.Manifest.Metrics, m.Metrics) || !reflect.DeepEqual(snap.Manifest.Labels, m.Labels) || !reflect.DeepEqual(snap.Manifest.Model, m.Model) {
 		t.Errorf("manifest\n%+v\nwant\n%+v", snap.Manifest, m)

@@ -91,6 +91,21 @@ func encode(t testing.TB, key ed25519.PrivateKey) []byte {
 	return buf.Bytes()
 }
 
+// writeRead writes m and ts signed by key and reads the file back,
+// trusting key: the snapshot read, and the file.
+func writeRead(t testing.TB, key ed25519.PrivateKey, m Manifest, ts []Tensor) (*Snapshot, []byte) {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := Write(&buf, m, ts, key); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Read(bytes.NewReader(buf.Bytes()), NewKeyring(key.Public().(ed25519.PublicKey)), Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, buf.Bytes()
+}
+
 func TestRoundTrip(t *testing.T) {
 	key := testKey(t, 1)
 	file := encode(t, key)
@@ -142,15 +157,8 @@ func TestReadVersion1(t *testing.T) {
 		t.Fatal("version 1 snapshot read back differently")
 	}
 	// Written again, it is version FormatVersion, and reads back the same.
-	var buf bytes.Buffer
-	if err := Write(&buf, snap.Manifest, snap.Tensors, key); err != nil {
-		t.Fatal(err)
-	}
-	again, err := Read(bytes.NewReader(buf.Bytes()), NewKeyring(key.Public().(ed25519.PublicKey)), Limits{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if h, _ := ReadHeader(bytes.NewReader(buf.Bytes())); h.Version != FormatVersion || !reflect.DeepEqual(again.Tensors, ts) {
+	again, file := writeRead(t, key, snap.Manifest, snap.Tensors)
+	if h, _ := ReadHeader(bytes.NewReader(file)); h.Version != FormatVersion || !reflect.DeepEqual(again.Tensors, ts) {
 		t.Fatalf("version %d, tensors equal: %v", h.Version, reflect.DeepEqual(again.Tensors, ts))
 	}
 }
@@ -186,15 +194,7 @@ func TestCodedLayout(t *testing.T) {
 		if tt.Len() >= 64*100 && tt.DType != Float16 && raw[0] != layoutCoded { // the float16 values are uniform
 			t.Errorf("%s %v sparse %v: layout %d", tt.Name, tt.Shape, tt.Sparse(), raw[0])
 		}
-		var buf bytes.Buffer
-		key := testKey(t, 1)
-		if err := Write(&buf, Manifest{}, []Tensor{tt}, key); err != nil {
-			t.Fatal(err)
-		}
-		s, err := Read(bytes.NewReader(buf.Bytes()), NewKeyring(key.Public().(ed25519.PublicKey)), Limits{})
-		if err != nil {
-			t.Fatal(err)
-		}
+		s, _ := writeRead(t, testKey(t, 1), Manifest{}, []Tensor{tt})
 		if !reflect.DeepEqual(s.Tensors[0], tt) {
 			t.Fatalf("%s %v sparse %v read back differently", tt.Name, tt.Shape, tt.Sparse())
 		}
@@ -593,7 +593,6 @@ func TestPackedCodes(t *testing.T) {
 // objects, are untouched.
 func TestPreprocessBlobs(t *testing.T) {
 	key := testKey(t, 1)
-	ring := NewKeyring(key.Public().(ed25519.PublicKey))
 	stats := make([]byte, 256)
 	for i := range stats {
 		stats[i] = byte(i * 7)
@@ -606,15 +605,7 @@ func TestPreprocessBlobs(t *testing.T) {
 		`"` + b64 + `"`,
 		``,
 	} {
-		m := Manifest{Name: "x", Version: 1, Preprocess: json.RawMessage(pre)}
-		var buf bytes.Buffer
-		if err := Write(&buf, m, nil, key); err != nil {
-			t.Fatal(err)
-		}
-		s, err := Read(bytes.NewReader(buf.Bytes()), ring, Limits{})
-		if err != nil {
-			t.Fatal(err)
-		}
+		s, _ := writeRead(t, key, Manifest{Name: "x", Version: 1, Preprocess: json.RawMessage(pre)}, nil)
 		var want, got any
 		if pre != "" {
 			if err := json.Unmarshal([]byte(pre), &want); err != nil {
